@@ -1,0 +1,40 @@
+//! The HTTP surface: the signaling WebSocket, health, counts and metrics.
+
+use std::sync::Arc;
+
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::ServerContext;
+use crate::signal::session::{self, MAX_FRAME_BYTES};
+
+/// Builds the router.
+pub fn router(context: Arc<ServerContext>) -> Router {
+    Router::new()
+        .route("/ws", get(websocket))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/counts", get(counts))
+        .route("/metrics", get(metrics))
+        .with_state(context)
+}
+
+async fn websocket(upgrade: WebSocketUpgrade, State(context): State<Arc<ServerContext>>) -> Response {
+    upgrade
+        .max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| session::run(socket, context))
+}
+
+async fn counts(State(context): State<Arc<ServerContext>>) -> impl IntoResponse {
+    Json(context.counts())
+}
+
+async fn metrics(State(context): State<Arc<ServerContext>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        context.metrics.render_prometheus(context.registry.len()),
+    )
+}

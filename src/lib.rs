@@ -1,0 +1,156 @@
+//! Switchyard: a selective forwarding unit for multi-party WebRTC video rooms.
+//!
+//! Every participant holds one peer connection to the server. It publishes its tracks on it
+//! and receives every other participant's tracks on it; the server renegotiates that same
+//! connection as people come and go. [`Server`] runs the whole thing, in `main` and in tests.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod metrics;
+pub mod room;
+pub mod rtc;
+pub mod signal;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+pub use metrics::{Counts, Metrics};
+
+use crate::room::Registry;
+use crate::rtc::MediaSettings;
+use crate::signal::protocol::IceServer;
+
+/// What every session shares.
+#[derive(Debug)]
+pub struct ServerContext {
+    /// The rooms.
+    pub registry: Registry,
+    /// Counts and counters.
+    pub metrics: Arc<Metrics>,
+    /// How peer connections gather candidates.
+    pub media: MediaSettings,
+    /// The ICE servers handed to clients.
+    pub ice_servers: Vec<IceServer>,
+}
+
+impl ServerContext {
+    /// The live counts.
+    pub fn counts(&self) -> Counts {
+        self.metrics.counts(self.registry.len())
+    }
+}
+
+/// Failure to start the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The server, before it runs.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+}
+
+impl Server {
+    /// A server with `config`.
+    pub fn new(config: Config) -> Self {
+        Self { config }
+    }
+
+    /// Binds the HTTP listener and starts serving in the background.
+    pub async fn start(self) -> Result<RunningServer, StartError> {
+        let config = self.config;
+        let listener = TcpListener::bind(config.http)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: config.http,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            address: config.http,
+            source,
+        })?;
+        let context = Arc::new(ServerContext {
+            registry: Registry::default(),
+            metrics: Arc::new(Metrics::default()),
+            media: MediaSettings {
+                ips: config.media_ips.clone(),
+            },
+            ice_servers: config.ice_servers(),
+        });
+        let (stop, mut stopped) = watch::channel(false);
+        let app = http::router(Arc::clone(&context));
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        });
+        Ok(RunningServer {
+            local_addr,
+            context,
+            stop,
+            task,
+        })
+    }
+}
+
+/// A server serving in the background.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    context: Arc<ServerContext>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// The address the HTTP listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The signaling WebSocket's URL.
+    pub fn websocket_url(&self) -> String {
+        format!("ws://{}/ws", self.local_addr)
+    }
+
+    /// The live counts.
+    pub fn counts(&self) -> Counts {
+        self.context.counts()
+    }
+
+    /// The shared state, for inspection.
+    pub fn context(&self) -> &Arc<ServerContext> {
+        &self.context
+    }
+
+    /// Serves until the task ends (it ends only on error or [`shutdown`](Self::shutdown)).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.unwrap_or(Ok(()))
+    }
+
+    /// Stops taking connections and waits for the listener to close.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.unwrap_or(Ok(()))
+    }
+}

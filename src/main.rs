@@ -1,0 +1,89 @@
+//! The `switchyard` command: runs the server until Ctrl-C or SIGTERM.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchyard::{Config, Server};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+/// A selective forwarding unit for multi-party WebRTC video rooms.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Address the HTTP server (client page, WebSocket at /ws, /metrics) listens on.
+    #[arg(long, env = "SWITCHYARD_HTTP", default_value = "0.0.0.0:8080")]
+    http: SocketAddr,
+    /// Local IP to gather media candidates on; repeat for several. Default: every IPv4
+    /// interface, loopback included.
+    #[arg(long = "media-ip", env = "SWITCHYARD_MEDIA_IPS", value_delimiter = ',')]
+    media_ips: Vec<IpAddr>,
+    /// STUN or TURN URL handed to clients; repeat for several.
+    #[arg(long = "ice-url", env = "SWITCHYARD_ICE_URLS", value_delimiter = ',')]
+    ice_urls: Vec<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "SWITCHYARD_JSON_LOGS")]
+    json_logs: bool,
+}
+
+/// Default log filter: the server's own information, and only warnings from the WebRTC stack,
+/// which logs per packet at lower levels.
+const DEFAULT_LOG_FILTER: &str = "info,webrtc=warn,rtc=error,rtc_ice=warn,rtc_dtls=warn";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    if cli.json_logs {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+
+    let mut config = Config {
+        http: cli.http,
+        ice_urls: cli.ice_urls,
+        ..Config::default()
+    };
+    if !cli.media_ips.is_empty() {
+        config.media_ips = cli.media_ips;
+    }
+    let media_ips = config.media_ips.clone();
+    let server = match Server::new(config).start().await {
+        Ok(server) => server,
+        Err(error) => {
+            error!(%error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        http = %server.local_addr(),
+        media = ?media_ips,
+        "switchyard is serving: open http://localhost:{}/ in a browser",
+        server.local_addr().port()
+    );
+    tokio::select! {
+        result = wait_for_signal() => {
+            if let Err(error) = result {
+                error!(%error, "cannot listen for signals");
+            }
+            info!("shutting down");
+            if let Err(error) = server.shutdown().await {
+                error!(%error, "shutdown failed");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}

@@ -1,0 +1,188 @@
+//! REMB aggregation: what the subscribers can take becomes the cap the publisher is told.
+//!
+//! A subscriber's REMB estimates the bandwidth of its whole downlink. The router splits it evenly
+//! among the video tracks the REMB names and records each share against the publication feeding
+//! that track. Per publication the cap is the minimum of its subscribers' fresh shares: forwarding
+//! one stream to everybody, the publisher must not send more than the weakest can receive.
+//!
+//! Browsers treat a REMB they receive as a cap on the *whole* connection, whatever SSRCs it
+//! lists, so one publisher gets one REMB: the sum of its publications' caps, listing their
+//! SSRCs. It goes out about once a second, and at once when the cap falls by more than a fifth.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// How long a subscriber's estimate counts; browsers send REMB about once a second.
+pub const ESTIMATE_LIFETIME: Duration = Duration::from_secs(5);
+/// How often an unchanged cap is repeated to the publisher.
+pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// A cap below this fraction of the last one sent is sent at once.
+pub const SHARP_DROP: f64 = 0.8;
+
+/// Identifies one subscriber's down-track in the aggregation.
+pub type SubscriberKey = u64;
+
+/// A REMB to send to the publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitrateCap {
+    /// Bits per second.
+    pub bitrate: u64,
+    /// The publisher's media SSRCs the cap covers.
+    pub ssrcs: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Estimate {
+    bitrate: u64,
+    at: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Report {
+    bitrate: u64,
+    at: Instant,
+}
+
+/// One publisher's subscriber estimates, per publication.
+#[derive(Debug, Default)]
+pub struct BitrateAggregator {
+    publications: HashMap<u32, HashMap<SubscriberKey, Estimate>>,
+    last_report: Option<Report>,
+}
+
+impl BitrateAggregator {
+    /// Records a subscriber's latest share for the publication whose media SSRC is `ssrc`.
+    pub fn record(&mut self, ssrc: u32, subscriber: SubscriberKey, bitrate: u64, now: Instant) {
+        self.publications
+            .entry(ssrc)
+            .or_default()
+            .insert(subscriber, Estimate { bitrate, at: now });
+    }
+
+    /// Forgets a subscriber that no longer receives the publication.
+    pub fn forget_subscriber(&mut self, ssrc: u32, subscriber: SubscriberKey) {
+        if let Some(estimates) = self.publications.get_mut(&ssrc) {
+            estimates.remove(&subscriber);
+        }
+    }
+
+    /// Forgets a publication that ended.
+    pub fn forget_publication(&mut self, ssrc: u32) {
+        self.publications.remove(&ssrc);
+    }
+
+    /// The REMB to send now, if one is due.
+    pub fn poll(&mut self, now: Instant) -> Option<BitrateCap> {
+        let cap = self.current_cap(now)?;
+        let due = match self.last_report {
+            None => true,
+            Some(last) => {
+                (cap.bitrate as f64) < (last.bitrate as f64) * SHARP_DROP
+                    || now.saturating_duration_since(last.at) >= REPORT_INTERVAL
+            }
+        };
+        if !due {
+            return None;
+        }
+        self.last_report = Some(Report {
+            bitrate: cap.bitrate,
+            at: now,
+        });
+        Some(cap)
+    }
+
+    /// The sum of the publications' caps, from fresh estimates only.
+    fn current_cap(&mut self, now: Instant) -> Option<BitrateCap> {
+        let mut total = 0u64;
+        let mut ssrcs = Vec::new();
+        for (ssrc, estimates) in &mut self.publications {
+            estimates.retain(|_, estimate| {
+                now.saturating_duration_since(estimate.at) < ESTIMATE_LIFETIME
+            });
+            if let Some(min) = estimates.values().map(|estimate| estimate.bitrate).min() {
+                total = total.saturating_add(min);
+                ssrcs.push(*ssrc);
+            }
+        }
+        self.publications
+            .retain(|_, estimates| !estimates.is_empty());
+        if ssrcs.is_empty() {
+            return None;
+        }
+        ssrcs.sort_unstable();
+        Some(BitrateCap {
+            bitrate: total,
+            ssrcs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_weakest_subscriber_sets_the_cap() {
+        let now = Instant::now();
+        let mut aggregator = BitrateAggregator::default();
+        aggregator.record(11, 1, 1_000_000, now);
+        aggregator.record(11, 2, 300_000, now);
+        assert_eq!(
+            aggregator.poll(now),
+            Some(BitrateCap { bitrate: 300_000, ssrcs: vec![11] })
+        );
+    }
+
+    #[test]
+    fn repeats_once_a_second_and_at_once_on_a_sharp_drop() {
+        let start = Instant::now();
+        let mut aggregator = BitrateAggregator::default();
+        aggregator.record(11, 1, 1_000_000, start);
+        assert!(aggregator.poll(start).is_some());
+        aggregator.record(11, 1, 900_000, start + 100 * MS);
+        assert_eq!(aggregator.poll(start + 100 * MS), None, "a 10% dip waits");
+        aggregator.record(11, 1, 700_000, start + 200 * MS);
+        assert_eq!(
+            aggregator.poll(start + 200 * MS).map(|cap| cap.bitrate),
+            Some(700_000),
+            "a 30% drop goes at once"
+        );
+        assert_eq!(aggregator.poll(start + 900 * MS), None);
+        assert_eq!(
+            aggregator.poll(start + 1200 * MS).map(|cap| cap.bitrate),
+            Some(700_000)
+        );
+    }
+
+    #[test]
+    fn stale_and_departed_subscribers_stop_counting() {
+        let start = Instant::now();
+        let mut aggregator = BitrateAggregator::default();
+        aggregator.record(11, 1, 200_000, start);
+        aggregator.record(11, 2, 800_000, start + ESTIMATE_LIFETIME / 2);
+        let later = start + ESTIMATE_LIFETIME + 10 * MS;
+        assert_eq!(aggregator.poll(later).map(|cap| cap.bitrate), Some(800_000));
+        aggregator.forget_subscriber(11, 2);
+        assert_eq!(aggregator.poll(later + REPORT_INTERVAL), None);
+    }
+
+    #[test]
+    fn one_remb_covers_every_publication_of_the_publisher() {
+        let now = Instant::now();
+        let mut aggregator = BitrateAggregator::default();
+        aggregator.record(22, 1, 500_000, now);
+        aggregator.record(11, 1, 1_500_000, now);
+        aggregator.record(11, 2, 1_000_000, now);
+        assert_eq!(
+            aggregator.poll(now),
+            Some(BitrateCap { bitrate: 1_500_000, ssrcs: vec![11, 22] })
+        );
+        aggregator.forget_publication(22);
+        assert_eq!(
+            aggregator.poll(now + REPORT_INTERVAL).map(|cap| cap.bitrate),
+            Some(1_000_000)
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! The track router: publications read once, down-tracks written per subscriber, and the RTCP
+//! logic between them (keyframe throttling, bitrate aggregation).
+
+pub mod bitrate;
+pub mod downtrack;
+pub mod keyframe;
+pub mod publication;
+pub mod rewriter;
+pub mod vp8;

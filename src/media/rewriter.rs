@@ -1,0 +1,217 @@
+//! Per-subscriber RTP numbering.
+//!
+//! Every subscriber sees each forwarded track on its own SSRC, with its own sequence numbers and
+//! timestamps. A [`Rewriter`] maps the numbers of whichever publication currently feeds a
+//! down-track into that down-track's space by a constant offset, so loss and reordering upstream
+//! stay visible downstream (the subscriber can still NACK a gap), and a change of source
+//! continues the numbering instead of restarting it: the subscriber's jitter buffer and the
+//! server's own retransmission history never see a sequence number twice.
+
+use std::time::Instant;
+
+/// Identifies the publication feeding a down-track, so a packet from a stale source is refused.
+pub type SourceKey = u64;
+
+/// Rewrites sequence numbers and timestamps from the current source into one continuous space.
+#[derive(Debug)]
+pub struct Rewriter {
+    clock_rate: u32,
+    source: Option<Source>,
+    last: Option<Emitted>,
+    initial_sequence: u16,
+    initial_timestamp: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    key: SourceKey,
+    offsets: Option<Offsets>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Offsets {
+    sequence: u16,
+    timestamp: u32,
+    first_sequence: u16,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Emitted {
+    sequence: u16,
+    timestamp: u32,
+    at: Instant,
+}
+
+/// The numbers a packet goes out with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewritten {
+    /// The outgoing sequence number.
+    pub sequence: u16,
+    /// The outgoing RTP timestamp.
+    pub timestamp: u32,
+}
+
+impl Rewriter {
+    /// A rewriter for a track with `clock_rate`, whose first packet ever goes out with the given
+    /// (normally random) sequence number and timestamp.
+    pub fn new(clock_rate: u32, initial_sequence: u16, initial_timestamp: u32) -> Self {
+        Self {
+            clock_rate,
+            source: None,
+            last: None,
+            initial_sequence,
+            initial_timestamp,
+        }
+    }
+
+    /// Makes `key` the source. Its numbering starts at the first packet passed to
+    /// [`rewrite`](Self::rewrite) with `can_start` set.
+    pub fn switch_to(&mut self, key: SourceKey) {
+        self.source = Some(Source { key, offsets: None });
+    }
+
+    /// Stops forwarding: every packet is refused until the next [`switch_to`](Self::switch_to).
+    pub fn detach(&mut self) {
+        self.source = None;
+    }
+
+    /// The source currently feeding this rewriter.
+    pub fn source(&self) -> Option<SourceKey> {
+        self.source.map(|source| source.key)
+    }
+
+    /// Maps one packet of source `key`, or refuses it: a packet of another source, a packet
+    /// before the source has started (`can_start` is how the caller says "a decoder can begin
+    /// here", e.g. at a keyframe), or one older than the packet the source started with.
+    pub fn rewrite(
+        &mut self,
+        key: SourceKey,
+        sequence: u16,
+        timestamp: u32,
+        can_start: bool,
+        now: Instant,
+    ) -> Option<Rewritten> {
+        let source = self.source.as_mut().filter(|source| source.key == key)?;
+        let offsets = match source.offsets {
+            Some(offsets) => {
+                if is_older(sequence, offsets.first_sequence) {
+                    return None;
+                }
+                offsets
+            }
+            None => {
+                if !can_start {
+                    return None;
+                }
+                let (out_sequence, out_timestamp) = match self.last {
+                    Some(last) => {
+                        let elapsed = now.saturating_duration_since(last.at);
+                        let ticks = (elapsed.as_secs_f64() * f64::from(self.clock_rate)) as u64;
+                        let ticks = ticks.clamp(1, u64::from(u32::MAX / 2)) as u32;
+                        (
+                            last.sequence.wrapping_add(1),
+                            last.timestamp.wrapping_add(ticks),
+                        )
+                    }
+                    None => (self.initial_sequence, self.initial_timestamp),
+                };
+                let offsets = Offsets {
+                    sequence: out_sequence.wrapping_sub(sequence),
+                    timestamp: out_timestamp.wrapping_sub(timestamp),
+                    first_sequence: sequence,
+                };
+                source.offsets = Some(offsets);
+                offsets
+            }
+        };
+        let rewritten = Rewritten {
+            sequence: sequence.wrapping_add(offsets.sequence),
+            timestamp: timestamp.wrapping_add(offsets.timestamp),
+        };
+        let is_newest = self
+            .last
+            .is_none_or(|last| !is_older(rewritten.sequence, last.sequence));
+        if is_newest {
+            self.last = Some(Emitted {
+                sequence: rewritten.sequence,
+                timestamp: rewritten.timestamp,
+                at: now,
+            });
+        }
+        Some(rewritten)
+    }
+}
+
+/// Whether `a` comes before `b` in RTP's wrapping sequence space.
+fn is_older(a: u16, b: u16) -> bool {
+    a != b && b.wrapping_sub(a) < 0x8000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn rewriter() -> Rewriter {
+        Rewriter::new(90_000, 1000, 50_000)
+    }
+
+    #[test]
+    fn refuses_everything_without_a_source() {
+        let mut rewriter = rewriter();
+        assert_eq!(rewriter.rewrite(1, 5, 5, true, Instant::now()), None);
+    }
+
+    #[test]
+    fn starts_at_the_initial_numbers_and_keeps_gaps() {
+        let now = Instant::now();
+        let mut rewriter = rewriter();
+        rewriter.switch_to(7);
+        assert_eq!(rewriter.rewrite(7, 300, 9000, false, now), None, "waits for a start");
+        let first = rewriter.rewrite(7, 301, 9000, true, now).unwrap();
+        assert_eq!(first, Rewritten { sequence: 1000, timestamp: 50_000 });
+        let gap = rewriter.rewrite(7, 304, 12_000, false, now).unwrap();
+        assert_eq!(gap, Rewritten { sequence: 1003, timestamp: 53_000 });
+        // A late retransmission fills the gap with the number the subscriber is missing.
+        let late = rewriter.rewrite(7, 302, 9000, false, now).unwrap();
+        assert_eq!(late.sequence, 1001);
+        // Anything before the start would collide with numbers the subscriber never saw.
+        assert_eq!(rewriter.rewrite(7, 300, 9000, false, now), None);
+    }
+
+    #[test]
+    fn refuses_a_stale_source() {
+        let now = Instant::now();
+        let mut rewriter = rewriter();
+        rewriter.switch_to(1);
+        rewriter.rewrite(1, 10, 10, true, now).unwrap();
+        rewriter.switch_to(2);
+        assert_eq!(rewriter.rewrite(1, 11, 10, true, now), None);
+        rewriter.detach();
+        assert_eq!(rewriter.rewrite(2, 11, 10, true, now), None);
+    }
+
+    #[test]
+    fn a_new_source_continues_the_numbering() {
+        let start = Instant::now();
+        let mut rewriter = rewriter();
+        rewriter.switch_to(1);
+        rewriter.rewrite(1, 65_534, 4_000_000_000, true, start).unwrap();
+        let wrapped = rewriter.rewrite(1, 1, 4_000_003_000, false, start).unwrap();
+        assert_eq!(wrapped.sequence, 1003, "wraps with the source");
+
+        rewriter.switch_to(2);
+        let later = start + Duration::from_millis(100);
+        let next = rewriter.rewrite(2, 40_000, 123, true, later).unwrap();
+        assert_eq!(next.sequence, 1004);
+        assert_eq!(next.timestamp, wrapped.timestamp.wrapping_add(9000));
+    }
+
+    #[test]
+    fn wrapping_order() {
+        assert!(is_older(1, 2));
+        assert!(is_older(65_535, 0));
+        assert!(!is_older(0, 65_535));
+        assert!(!is_older(5, 5));
+    }
+}

@@ -1,0 +1,212 @@
+//! Process-wide counts and counters.
+//!
+//! Gauges (rooms aside, which the registry counts itself) are held by RAII guards, so a count
+//! goes down exactly when the thing it counts is dropped: a leak shows up as a count that never
+//! returns to zero, which is what the lifecycle tests check.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use serde::Serialize;
+
+/// Everything the server counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Participants currently joined to a room.
+    pub participants: AtomicI64,
+    /// Peer connections currently open.
+    pub peers: AtomicI64,
+    /// Tracks currently published.
+    pub publications: AtomicI64,
+    /// Publication-to-subscriber forwards currently active.
+    pub subscriptions: AtomicI64,
+    /// RTP packets read from publishers.
+    pub packets_in: AtomicU64,
+    /// RTP payload bytes read from publishers.
+    pub bytes_in: AtomicU64,
+    /// RTP packets handed to subscribers' connections.
+    pub packets_out: AtomicU64,
+    /// RTP payload bytes handed to subscribers' connections.
+    pub bytes_out: AtomicU64,
+    /// RTP packets dropped because a subscriber's connection was not keeping up.
+    pub packets_dropped: AtomicU64,
+    /// PLI and FIR received from subscribers.
+    pub keyframe_requests_received: AtomicU64,
+    /// PLI sent to publishers.
+    pub plis_sent: AtomicU64,
+    /// REMB received from subscribers.
+    pub rembs_received: AtomicU64,
+    /// REMB sent to publishers.
+    pub rembs_sent: AtomicU64,
+    /// NACK received from subscribers (answered from the server's own history).
+    pub nacks_received: AtomicU64,
+    /// Completed joins.
+    pub joins: AtomicU64,
+    /// WebSocket messages refused with an `error`.
+    pub signaling_errors: AtomicU64,
+}
+
+/// The live counts a test or an operator checks return to zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Rooms with at least one participant.
+    pub rooms: i64,
+    /// Participants joined to a room.
+    pub participants: i64,
+    /// Open peer connections.
+    pub peers: i64,
+    /// Published tracks.
+    pub publications: i64,
+    /// Active forwards from a publication to a subscriber.
+    pub subscriptions: i64,
+}
+
+impl Counts {
+    /// Whether nothing at all is live.
+    pub fn is_zero(&self) -> bool {
+        *self == Counts::default()
+    }
+}
+
+impl Metrics {
+    /// A snapshot of the live counts, given the number of rooms.
+    pub fn counts(&self, rooms: usize) -> Counts {
+        Counts {
+            rooms: rooms as i64,
+            participants: self.participants.load(Ordering::Relaxed),
+            peers: self.peers.load(Ordering::Relaxed),
+            publications: self.publications.load(Ordering::Relaxed),
+            subscriptions: self.subscriptions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Renders every gauge and counter in the Prometheus text format.
+    pub fn render_prometheus(&self, rooms: usize) -> String {
+        let counts = self.counts(rooms);
+        let mut out = String::with_capacity(2048);
+        let gauges = [
+            ("rooms", "Rooms with at least one participant.", counts.rooms),
+            ("participants", "Participants joined to a room.", counts.participants),
+            ("peers", "Open peer connections.", counts.peers),
+            ("publications", "Published tracks.", counts.publications),
+            (
+                "subscriptions",
+                "Active forwards from a publication to a subscriber.",
+                counts.subscriptions,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP switchyard_{name} {help}\n# TYPE switchyard_{name} gauge\nswitchyard_{name} {value}"
+            );
+        }
+        let counters = [
+            ("rtp_packets_in_total", "RTP packets read from publishers.", &self.packets_in),
+            ("rtp_bytes_in_total", "RTP payload bytes read from publishers.", &self.bytes_in),
+            ("rtp_packets_out_total", "RTP packets forwarded to subscribers.", &self.packets_out),
+            ("rtp_bytes_out_total", "RTP payload bytes forwarded to subscribers.", &self.bytes_out),
+            (
+                "rtp_packets_dropped_total",
+                "RTP packets dropped because a subscriber was not keeping up.",
+                &self.packets_dropped,
+            ),
+            (
+                "keyframe_requests_received_total",
+                "PLI and FIR received from subscribers.",
+                &self.keyframe_requests_received,
+            ),
+            ("plis_sent_total", "PLI sent to publishers.", &self.plis_sent),
+            ("rembs_received_total", "REMB received from subscribers.", &self.rembs_received),
+            ("rembs_sent_total", "REMB sent to publishers.", &self.rembs_sent),
+            ("nacks_received_total", "NACK received from subscribers.", &self.nacks_received),
+            ("joins_total", "Completed joins.", &self.joins),
+            (
+                "signaling_errors_total",
+                "Signaling messages refused with an error.",
+                &self.signaling_errors,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP switchyard_{name} {help}\n# TYPE switchyard_{name} counter\nswitchyard_{name} {}",
+                value.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}
+
+/// Which gauge a [`GaugeGuard`] holds.
+#[derive(Debug, Clone, Copy)]
+pub enum Gauge {
+    /// [`Metrics::participants`].
+    Participants,
+    /// [`Metrics::peers`].
+    Peers,
+    /// [`Metrics::publications`].
+    Publications,
+    /// [`Metrics::subscriptions`].
+    Subscriptions,
+}
+
+/// Adds one to a gauge while it lives.
+#[derive(Debug)]
+pub struct GaugeGuard {
+    metrics: Arc<Metrics>,
+    gauge: Gauge,
+}
+
+impl GaugeGuard {
+    /// Increments `gauge` until the guard is dropped.
+    pub fn new(metrics: &Arc<Metrics>, gauge: Gauge) -> Self {
+        Self::counter(metrics, gauge).fetch_add(1, Ordering::Relaxed);
+        Self {
+            metrics: Arc::clone(metrics),
+            gauge,
+        }
+    }
+
+    fn counter(metrics: &Metrics, gauge: Gauge) -> &AtomicI64 {
+        match gauge {
+            Gauge::Participants => &metrics.participants,
+            Gauge::Peers => &metrics.peers,
+            Gauge::Publications => &metrics.publications,
+            Gauge::Subscriptions => &metrics.subscriptions,
+        }
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        Self::counter(&self.metrics, self.gauge).fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_return_gauges_to_zero() {
+        let metrics = Arc::new(Metrics::default());
+        let a = GaugeGuard::new(&metrics, Gauge::Peers);
+        let b = GaugeGuard::new(&metrics, Gauge::Peers);
+        assert_eq!(metrics.counts(0).peers, 2);
+        drop(a);
+        drop(b);
+        assert!(metrics.counts(0).is_zero());
+    }
+
+    #[test]
+    fn prometheus_text_names_every_series() {
+        let metrics = Metrics::default();
+        metrics.packets_out.fetch_add(3, Ordering::Relaxed);
+        let text = metrics.render_prometheus(1);
+        assert!(text.contains("switchyard_rooms 1"));
+        assert!(text.contains("switchyard_rtp_packets_out_total 3"));
+        assert!(text.contains("# TYPE switchyard_rembs_received_total counter"));
+    }
+}

@@ -1,0 +1,201 @@
+//! Rooms: who is in one, what they publish, and the events that tell everybody else.
+//!
+//! A [`Room`] is shared by the sessions of its participants. Its state sits behind a plain
+//! mutex that is never held across an `await`; events go out to each member over its own
+//! channel while the lock is held, so every member sees the room's changes in the same order.
+//! Nothing on the packet path touches a room.
+
+pub mod registry;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::mpsc;
+
+use crate::media::publication::Publication;
+use crate::signal::protocol::ParticipantInfo;
+
+pub use registry::Registry;
+
+/// A change in a room, delivered to every member but the one who caused it.
+#[derive(Debug, Clone)]
+pub enum RoomEvent {
+    /// Somebody joined.
+    ParticipantJoined(ParticipantInfo),
+    /// Somebody left; their publications were announced as unpublished first.
+    ParticipantLeft(String),
+    /// A track is now published.
+    Published(Arc<Publication>),
+    /// A track is no longer published.
+    Unpublished(Arc<Publication>),
+    /// A published track was muted or unmuted.
+    Muted {
+        /// The publisher.
+        participant: String,
+        /// The publisher's track id.
+        track: String,
+        /// The new state.
+        muted: bool,
+    },
+}
+
+/// What a new member finds in the room.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Everybody already there, in the order they joined.
+    pub participants: Vec<ParticipantInfo>,
+    /// Everything already published.
+    pub publications: Vec<Arc<Publication>>,
+}
+
+struct Member {
+    info: ParticipantInfo,
+    events: mpsc::UnboundedSender<RoomEvent>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    /// Set when the last member leaves; a closed room accepts nobody and is about to be
+    /// removed from the registry.
+    closed: bool,
+    members: Vec<Member>,
+    publications: Vec<Arc<Publication>>,
+}
+
+/// One room; see the module documentation.
+pub struct Room {
+    name: String,
+    state: Mutex<RoomState>,
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Room").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Room {
+    fn new(name: String) -> Self {
+        Self {
+            name,
+            state: Mutex::new(RoomState::default()),
+        }
+    }
+
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many participants are in the room.
+    pub fn len(&self) -> usize {
+        self.state().members.len()
+    }
+
+    /// Whether the room has nobody in it.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a member, or returns `None` when the room has just closed.
+    fn try_join(
+        &self,
+        info: ParticipantInfo,
+        events: mpsc::UnboundedSender<RoomEvent>,
+    ) -> Option<Snapshot> {
+        let mut state = self.state();
+        if state.closed {
+            return None;
+        }
+        let snapshot = Snapshot {
+            participants: state.members.iter().map(|member| member.info.clone()).collect(),
+            publications: state.publications.clone(),
+        };
+        broadcast(&state, &info.id, RoomEvent::ParticipantJoined(info.clone()));
+        state.members.push(Member { info, events });
+        Some(snapshot)
+    }
+
+    /// Removes a member and everything it published. Returns whether the room is now closed.
+    fn leave(&self, participant: &str) -> bool {
+        let mut state = self.state();
+        let Some(index) = state.members.iter().position(|member| member.info.id == participant)
+        else {
+            return state.closed;
+        };
+        state.members.remove(index);
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.publications)
+            .into_iter()
+            .partition(|publication| publication.info().participant == participant);
+        state.publications = kept;
+        for publication in gone {
+            publication.stop();
+            broadcast(&state, participant, RoomEvent::Unpublished(publication));
+        }
+        broadcast(
+            &state,
+            participant,
+            RoomEvent::ParticipantLeft(participant.to_owned()),
+        );
+        if state.members.is_empty() {
+            state.closed = true;
+        }
+        state.closed
+    }
+
+    /// Announces a new publication to everybody but its publisher.
+    pub fn publish(&self, publication: Arc<Publication>) {
+        let mut state = self.state();
+        let publisher = publication.info().participant.clone();
+        if !state.members.iter().any(|member| member.info.id == publisher) {
+            // The publisher left while its track was starting.
+            publication.stop();
+            return;
+        }
+        state.publications.push(Arc::clone(&publication));
+        broadcast(&state, &publisher, RoomEvent::Published(publication));
+    }
+
+    /// Ends a publication and tells everybody but its publisher.
+    pub fn unpublish(&self, publication: &Arc<Publication>) {
+        let mut state = self.state();
+        let before = state.publications.len();
+        state
+            .publications
+            .retain(|existing| !Arc::ptr_eq(existing, publication));
+        publication.stop();
+        if state.publications.len() != before {
+            let publisher = publication.info().participant.clone();
+            broadcast(&state, &publisher, RoomEvent::Unpublished(Arc::clone(publication)));
+        }
+    }
+
+    /// Records a mute change on a publication and tells everybody but its publisher.
+    pub fn set_muted(&self, publication: &Arc<Publication>, muted: bool) {
+        let state = self.state();
+        publication.set_muted(muted);
+        let info = publication.info();
+        broadcast(
+            &state,
+            &info.participant,
+            RoomEvent::Muted {
+                participant: info.participant.clone(),
+                track: info.track.clone(),
+                muted,
+            },
+        );
+    }
+
+    fn state(&self) -> MutexGuard<'_, RoomState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Sends `event` to every member but `origin`. A member whose session has ended is skipped;
+/// it is about to leave.
+fn broadcast(state: &RoomState, origin: &str, event: RoomEvent) {
+    for member in state.members.iter().filter(|member| member.info.id != origin) {
+        let _ = member.events.send(event.clone());
+    }
+}

@@ -1,0 +1,682 @@
+//! A participant's media: its one peer connection, what it publishes on it, what it receives on
+//! it, and the negotiation that keeps the two in step with the room.
+//!
+//! # Negotiation
+//!
+//! The client's first offer carries what it publishes. From then on the server offers whenever
+//! the set of tracks the participant should receive changes, one negotiation at a time: changes
+//! that arrive while an offer is outstanding mark the connection dirty and go into the next one.
+//! The client is the polite peer. An offer from the client that crosses one of the server's is
+//! ignored; the client rolls its own back when the server's arrives and offers again later.
+//!
+//! # Slots
+//!
+//! Each received track travels in a [`DownTrack`] slot, a send-only transceiver with its own
+//! SSRC. When a track ends its slot goes inactive, and once the subscriber has answered that,
+//! the slot is free for the next track of the same kind. The SDP therefore grows only to the
+//! largest number of tracks the participant ever received at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tracing::{debug, warn};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
+
+use crate::media::bitrate::BitrateAggregator;
+use crate::media::downtrack::DownTrack;
+use crate::media::keyframe::KeyframeReason;
+use crate::media::publication::{Publication, SharedBitrate, TrackInfo};
+use crate::media::rewriter::SourceKey;
+use crate::metrics::{Gauge, GaugeGuard, Metrics};
+use crate::room::Room;
+use crate::rtc::engine::{self, MediaSettings};
+use crate::rtc::feedback::Feedback;
+use crate::rtc::peer::{Peer, PeerChannels};
+use crate::rtc::sdp::{MediaSection, media_sections};
+use crate::signal::outbox::{Outbox, Unreachable};
+use crate::signal::protocol::{IceCandidate, ServerMessage, TrackKind};
+
+/// How long the client has to answer a server offer before the session is given up.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long one call into the connection may take before it counts as failed.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a client's message could not be applied to its connection.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The SDP did not parse or could not be applied.
+    #[error("invalid SDP: {0}")]
+    InvalidSdp(String),
+    /// An answer arrived with no server offer outstanding.
+    #[error("no offer from the server is waiting for an answer")]
+    UnexpectedAnswer,
+    /// The candidate did not parse or belongs to nothing.
+    #[error("invalid candidate: {0}")]
+    InvalidCandidate(String),
+    /// `mute` named a track this participant does not publish.
+    #[error("no published track `{0}`")]
+    UnknownTrack(String),
+    /// The connection failed in a way the client cannot fix.
+    #[error("media connection failure: {0}")]
+    Internal(String),
+    /// The client stopped reading its messages.
+    #[error(transparent)]
+    Unreachable(#[from] Unreachable),
+}
+
+/// Runs one call into the connection with a time limit, labelling failures.
+async fn call<T>(
+    what: &str,
+    future: impl Future<Output = webrtc::error::Result<T>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(OPERATION_TIMEOUT, future).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(format!("{what}: {error}")),
+        Err(_) => Err(format!("{what}: timed out")),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No connection yet: waiting for the client's first offer.
+    Idle,
+    /// Nothing outstanding.
+    Stable,
+    /// The server's offer awaits the client's answer.
+    AwaitingAnswer { since: Instant },
+}
+
+/// A track the participant publishes.
+struct Published {
+    publication: Arc<Publication>,
+    mid: Option<String>,
+}
+
+/// A track the participant receives.
+struct Subscription {
+    publication: Arc<Publication>,
+    down: Arc<DownTrack>,
+    mid: String,
+    /// Set once the client has answered the offer that added it and packets flow.
+    active: Option<GaugeGuard>,
+}
+
+/// One participant's media; see the module documentation.
+pub struct MediaConnection {
+    participant: String,
+    settings: MediaSettings,
+    metrics: Arc<Metrics>,
+    peer: Option<Peer>,
+    phase: Phase,
+    dirty: bool,
+    remote_sections: Vec<MediaSection>,
+    published: HashMap<String, Published>,
+    mutes: HashMap<String, bool>,
+    bitrate: SharedBitrate,
+    wanted: BTreeMap<SourceKey, Arc<Publication>>,
+    subscriptions: BTreeMap<SourceKey, Subscription>,
+    free: Vec<Arc<DownTrack>>,
+    retiring: Vec<Arc<DownTrack>>,
+    by_ssrc: HashMap<u32, Arc<DownTrack>>,
+}
+
+impl MediaConnection {
+    /// Media for `participant`, with no connection until its first offer.
+    pub fn new(participant: String, settings: MediaSettings, metrics: Arc<Metrics>) -> Self {
+        Self {
+            participant,
+            settings,
+            metrics,
+            peer: None,
+            phase: Phase::Idle,
+            dirty: false,
+            remote_sections: Vec::new(),
+            published: HashMap::new(),
+            mutes: HashMap::new(),
+            bitrate: Arc::new(Mutex::new(BitrateAggregator::default())),
+            wanted: BTreeMap::new(),
+            subscriptions: BTreeMap::new(),
+            free: Vec::new(),
+            retiring: Vec::new(),
+            by_ssrc: HashMap::new(),
+        }
+    }
+
+    /// When an outstanding offer is overdue, if one is outstanding.
+    pub fn answer_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::AwaitingAnswer { since } => Some(since + ANSWER_TIMEOUT),
+            _ => None,
+        }
+    }
+
+    /// Applies an offer from the client and answers it. Returns the new connection's event
+    /// channels when this offer created it.
+    pub async fn on_offer(
+        &mut self,
+        sdp: String,
+        room: &Room,
+        outbox: &Outbox,
+    ) -> Result<Option<PeerChannels>, MediaError> {
+        let sections = media_sections(&sdp);
+        let offer = RTCSessionDescription::offer(sdp)
+            .map_err(|error| MediaError::InvalidSdp(error.to_string()))?;
+        if let Phase::AwaitingAnswer { .. } = self.phase {
+            // Glare: the server never rolls back. The client, being polite, rolls its offer
+            // back when ours reaches it, and offers again once it has answered.
+            debug!("ignoring a client offer that crossed the server's");
+            return Ok(None);
+        }
+        let mut channels = None;
+        if self.peer.is_none() {
+            let (peer, new_channels) = Peer::new(&self.settings, &self.metrics)
+                .await
+                .map_err(|error| MediaError::Internal(error.to_string()))?;
+            self.peer = Some(peer);
+            channels = Some(new_channels);
+        }
+        let connection = Arc::clone(self.connection()?);
+        if let Err(error) = call(
+            "applying the offer",
+            connection.set_remote_description(offer),
+        )
+        .await
+        {
+            if channels.is_some() {
+                // A connection that never got a valid offer is of no use: start over next time.
+                if let Some(peer) = self.peer.take() {
+                    peer.close().await;
+                }
+            }
+            return Err(MediaError::InvalidSdp(error));
+        }
+        let answer = call("creating the answer", connection.create_answer(None))
+            .await
+            .map_err(MediaError::Internal)?;
+        call(
+            "applying the answer",
+            connection.set_local_description(answer.clone()),
+        )
+        .await
+        .map_err(MediaError::Internal)?;
+        let sdp = connection
+            .local_description()
+            .await
+            .map_or(answer.sdp, |description| description.sdp);
+        outbox.send(&ServerMessage::Answer { sdp })?;
+        self.phase = Phase::Stable;
+        self.remote_sections = sections;
+        self.end_stopped_publications(room);
+        self.negotiate(outbox).await?;
+        Ok(channels)
+    }
+
+    /// Applies the client's answer to the server's offer, and starts forwarding the tracks it
+    /// accepted.
+    pub async fn on_answer(&mut self, sdp: String, outbox: &Outbox) -> Result<(), MediaError> {
+        let Phase::AwaitingAnswer { .. } = self.phase else {
+            return Err(MediaError::UnexpectedAnswer);
+        };
+        let answer = RTCSessionDescription::answer(sdp)
+            .map_err(|error| MediaError::InvalidSdp(error.to_string()))?;
+        let connection = Arc::clone(self.connection()?);
+        call(
+            "applying the answer",
+            connection.set_remote_description(answer),
+        )
+        .await
+        .map_err(MediaError::InvalidSdp)?;
+        self.phase = Phase::Stable;
+        self.free.append(&mut self.retiring);
+        for subscription in self.subscriptions.values_mut() {
+            if subscription.active.is_some() {
+                continue;
+            }
+            let publication = &subscription.publication;
+            let payload_type = negotiated_payload_type(&subscription.down, publication).await;
+            let Some(payload_type) = payload_type else {
+                warn!(mid = %subscription.mid, "the answer negotiated no codec for a track");
+                continue;
+            };
+            subscription.down.set_payload_type(payload_type);
+            subscription.down.switch_to(publication.key());
+            publication.attach(Arc::clone(&subscription.down));
+            subscription.active = Some(GaugeGuard::new(&self.metrics, Gauge::Subscriptions));
+        }
+        self.negotiate(outbox).await
+    }
+
+    /// Adds a trickled candidate from the client.
+    pub async fn on_candidate(&mut self, candidate: IceCandidate) -> Result<(), MediaError> {
+        let Some(peer) = &self.peer else {
+            return Err(MediaError::InvalidCandidate(
+                "there is no connection yet: send an offer first".to_owned(),
+            ));
+        };
+        if candidate.candidate.is_empty() {
+            // End of candidates: nothing to add.
+            return Ok(());
+        }
+        if let Some(mid) = candidate.sdp_mid.as_deref().filter(|mid| !mid.is_empty())
+            && !self.remote_sections.iter().any(|section| section.mid == mid)
+        {
+            return Err(MediaError::InvalidCandidate(format!(
+                "no media section with mid `{mid}`"
+            )));
+        }
+        if let Some(index) = candidate.sdp_m_line_index
+            && candidate.sdp_mid.is_none()
+            && usize::from(index) >= self.remote_sections.len().max(1)
+        {
+            return Err(MediaError::InvalidCandidate(format!(
+                "no media section with index {index}"
+            )));
+        }
+        let init = RTCIceCandidateInit {
+            candidate: candidate.candidate,
+            sdp_mid: candidate.sdp_mid,
+            sdp_mline_index: candidate.sdp_m_line_index,
+            username_fragment: candidate.username_fragment,
+            url: None,
+        };
+        call(
+            "adding the candidate",
+            peer.connection().add_ice_candidate(init),
+        )
+        .await
+        .map_err(MediaError::InvalidCandidate)
+    }
+
+    /// Records a mute change from the client and tells the room.
+    pub fn on_mute(&mut self, room: &Room, track: String, muted: bool) -> Result<(), MediaError> {
+        if let Some(published) = self.published.get(&track) {
+            room.set_muted(&published.publication, muted);
+        } else if !self
+            .remote_sections
+            .iter()
+            .any(|section| section.track.as_deref() == Some(track.as_str()))
+        {
+            return Err(MediaError::UnknownTrack(track));
+        }
+        self.mutes.insert(track, muted);
+        Ok(())
+    }
+
+    /// Publishes a track the client started sending.
+    pub async fn on_track(&mut self, room: &Room, remote: Arc<dyn TrackRemote>) {
+        let kind = match remote.kind().await {
+            RtpCodecKind::Audio => TrackKind::Audio,
+            RtpCodecKind::Video => TrackKind::Video,
+            _ => return,
+        };
+        let ssrcs = remote.ssrcs().await;
+        let media_ssrc = ssrcs.first().copied().unwrap_or_default();
+        let codec = remote
+            .codec(media_ssrc)
+            .await
+            .unwrap_or_else(|| engine::codec(kind));
+        let track = remote.track_id().await;
+        let stream = remote.stream_id().await;
+        let mid = self.mid_of_remote_track(&track).await;
+        let info = TrackInfo {
+            participant: self.participant.clone(),
+            track: track.clone(),
+            stream,
+            kind,
+            clock_rate: codec.clock_rate,
+            mime_type: codec.mime_type,
+        };
+        let muted = self.mutes.get(&track).copied().unwrap_or(false);
+        let publication = Publication::start(
+            info,
+            remote,
+            media_ssrc,
+            muted,
+            Arc::clone(&self.bitrate),
+            Arc::clone(&self.metrics),
+        );
+        if let Some(previous) = self.published.insert(
+            track,
+            Published {
+                publication: Arc::clone(&publication),
+                mid,
+            },
+        ) {
+            room.unpublish(&previous.publication);
+        }
+        room.publish(publication);
+    }
+
+    /// The participant should receive `publication`.
+    pub fn want(&mut self, publication: Arc<Publication>) {
+        self.wanted.insert(publication.key(), publication);
+        self.dirty = true;
+    }
+
+    /// The participant should no longer receive `publication`.
+    pub fn unwant(&mut self, publication: &Publication) {
+        if self.wanted.remove(&publication.key()).is_some() {
+            self.dirty = true;
+        }
+    }
+
+    /// Acts on RTCP feedback the client sent about the tracks it receives.
+    pub fn on_feedback(&self, feedback: Feedback) {
+        match feedback {
+            Feedback::KeyframeRequest { media_ssrc } => {
+                if let Some(publication) = self.active_publication(media_ssrc) {
+                    self.metrics
+                        .keyframe_requests_received
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    publication.request_keyframe(KeyframeReason::SubscriberRequest);
+                }
+            }
+            Feedback::BitrateEstimate { bitrate, ssrcs } => {
+                self.metrics
+                    .rembs_received
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let video: Vec<(&Arc<DownTrack>, &Arc<Publication>)> = ssrcs
+                    .iter()
+                    .filter_map(|ssrc| {
+                        let down = self.by_ssrc.get(ssrc)?;
+                        let publication = self.active_publication(*ssrc)?;
+                        (down.kind() == TrackKind::Video).then_some((down, publication))
+                    })
+                    .collect();
+                if video.is_empty() {
+                    return;
+                }
+                // The estimate covers the whole downlink: each video track gets an equal share.
+                let share = bitrate / video.len() as u64;
+                for (down, publication) in video {
+                    publication.report_bitrate(down.id(), share);
+                }
+            }
+            Feedback::Nack => {
+                self.metrics
+                    .nacks_received
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Ends every subscription and closes the connection. The participant's own publications
+    /// are ended by the room when it leaves.
+    pub async fn close(mut self) {
+        for subscription in std::mem::take(&mut self.subscriptions).into_values() {
+            subscription.publication.detach(&subscription.down);
+            subscription.down.detach();
+        }
+        for published in self.published.values() {
+            published.publication.stop();
+        }
+        if let Some(peer) = self.peer.take() {
+            let _ = tokio::time::timeout(OPERATION_TIMEOUT, peer.close()).await;
+        }
+    }
+
+    /// Starts the next negotiation if anything changed and none is outstanding.
+    pub async fn negotiate(&mut self, outbox: &Outbox) -> Result<(), MediaError> {
+        if self.phase != Phase::Stable || !self.dirty {
+            return Ok(());
+        }
+        self.dirty = false;
+        let connection = Arc::clone(self.connection()?);
+        let mut changed = false;
+
+        let ended: Vec<SourceKey> = self
+            .subscriptions
+            .keys()
+            .filter(|key| !self.wanted.contains_key(key))
+            .copied()
+            .collect();
+        for key in ended {
+            let Some(subscription) = self.subscriptions.remove(&key) else {
+                continue;
+            };
+            subscription.publication.detach(&subscription.down);
+            subscription.down.detach();
+            call(
+                "deactivating a transceiver",
+                subscription
+                    .down
+                    .transceiver()
+                    .set_direction(RTCRtpTransceiverDirection::Inactive),
+            )
+            .await
+            .map_err(MediaError::Internal)?;
+            let info = subscription.publication.info();
+            outbox.send(&ServerMessage::TrackUnpublished {
+                participant: info.participant.clone(),
+                track: info.track.clone(),
+                mid: subscription.mid.clone(),
+            })?;
+            self.retiring.push(subscription.down);
+            changed = true;
+        }
+
+        let added: Vec<Arc<Publication>> = self
+            .wanted
+            .iter()
+            .filter(|(key, _)| !self.subscriptions.contains_key(key))
+            .map(|(_, publication)| Arc::clone(publication))
+            .collect();
+        let mut announced = Vec::new();
+        for publication in added {
+            let down = self.slot_for(&publication).await?;
+            self.subscriptions.insert(
+                publication.key(),
+                Subscription {
+                    publication: Arc::clone(&publication),
+                    down,
+                    mid: String::new(),
+                    active: None,
+                },
+            );
+            announced.push(publication.key());
+            changed = true;
+        }
+        if !changed {
+            return Ok(());
+        }
+
+        let offer = call("creating an offer", connection.create_offer(None))
+            .await
+            .map_err(MediaError::Internal)?;
+        call(
+            "applying the offer",
+            connection.set_local_description(offer.clone()),
+        )
+        .await
+        .map_err(MediaError::Internal)?;
+        for key in announced {
+            let Some(subscription) = self.subscriptions.get_mut(&key) else {
+                continue;
+            };
+            subscription.mid = subscription
+                .down
+                .transceiver()
+                .mid()
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let publication = &subscription.publication;
+            let info = publication.info();
+            outbox.send(&ServerMessage::TrackPublished {
+                participant: info.participant.clone(),
+                track: info.track.clone(),
+                kind: info.kind,
+                stream: info.stream.clone(),
+                mid: subscription.mid.clone(),
+                muted: publication.muted(),
+            })?;
+        }
+        let sdp = connection
+            .local_description()
+            .await
+            .map_or(offer.sdp, |description| description.sdp);
+        outbox.send(&ServerMessage::Offer { sdp })?;
+        self.phase = Phase::AwaitingAnswer {
+            since: Instant::now(),
+        };
+        Ok(())
+    }
+
+    /// A free slot of the right kind re-dressed for `publication`, or a new one.
+    async fn slot_for(&mut self, publication: &Publication) -> Result<Arc<DownTrack>, MediaError> {
+        let info = publication.info();
+        let connection = Arc::clone(self.connection()?);
+        if let Some(index) = self.free.iter().position(|down| down.kind() == info.kind) {
+            let down = self.free.swap_remove(index);
+            let sender = call("reading a sender", down.transceiver().sender())
+                .await
+                .map_err(MediaError::Internal)?
+                .ok_or_else(|| MediaError::Internal("a slot lost its sender".to_owned()))?;
+            // Same SSRC, new stream and track ids: the subscriber's browser sees a new track on
+            // the reused transceiver, and the interceptors bound to the SSRC carry on.
+            let identity = TrackLocalStaticRTP::new(outgoing_track(publication, down.ssrc()));
+            call("replacing a track", sender.replace_track(Arc::new(identity)))
+                .await
+                .map_err(MediaError::Internal)?;
+            call(
+                "reactivating a transceiver",
+                down.transceiver()
+                    .set_direction(RTCRtpTransceiverDirection::Sendonly),
+            )
+            .await
+            .map_err(MediaError::Internal)?;
+            return Ok(down);
+        }
+        let ssrc = loop {
+            let candidate: u32 = rand::random();
+            if candidate != 0 && !self.by_ssrc.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        let pipe = Arc::new(TrackLocalStaticRTP::new(outgoing_track(publication, ssrc)));
+        let transceiver = call(
+            "adding a transceiver",
+            connection.add_transceiver_from_track(
+                Arc::clone(&pipe) as Arc<dyn TrackLocal>,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Sendonly,
+                    streams: vec![],
+                    send_encodings: vec![],
+                }),
+            ),
+        )
+        .await
+        .map_err(MediaError::Internal)?;
+        let down = Arc::new(DownTrack::new(
+            info.kind,
+            ssrc,
+            info.clock_rate,
+            transceiver,
+            pipe,
+            Arc::clone(&self.metrics),
+        ));
+        self.by_ssrc.insert(ssrc, Arc::clone(&down));
+        Ok(down)
+    }
+
+    /// Ends the publications whose media sections the client's latest offer stopped sending.
+    fn end_stopped_publications(&mut self, room: &Room) {
+        let stopped: Vec<String> = self
+            .published
+            .iter()
+            .filter(|(_, published)| {
+                published.mid.as_ref().is_some_and(|mid| {
+                    !self
+                        .remote_sections
+                        .iter()
+                        .any(|section| &section.mid == mid && section.sends)
+                })
+            })
+            .map(|(track, _)| track.clone())
+            .collect();
+        for track in stopped {
+            if let Some(published) = self.published.remove(&track) {
+                debug!(%track, "the client stopped publishing a track");
+                room.unpublish(&published.publication);
+            }
+        }
+    }
+
+    /// The publication currently forwarded to the down-track with `ssrc`.
+    fn active_publication(&self, ssrc: u32) -> Option<&Arc<Publication>> {
+        let down = self.by_ssrc.get(&ssrc)?;
+        let subscription = self.subscriptions.get(&down.source()?)?;
+        subscription
+            .active
+            .is_some()
+            .then_some(&subscription.publication)
+    }
+
+    async fn mid_of_remote_track(&self, track: &str) -> Option<String> {
+        let connection = self.peer.as_ref()?.connection();
+        for transceiver in connection.get_transceivers().await {
+            let Ok(Some(receiver)) = transceiver.receiver().await else {
+                continue;
+            };
+            if receiver.track().track_id().await == track {
+                return transceiver.mid().await.ok().flatten();
+            }
+        }
+        None
+    }
+
+    fn connection(&self) -> Result<&Arc<dyn webrtc::peer_connection::PeerConnection>, MediaError> {
+        self.peer
+            .as_ref()
+            .map(Peer::connection)
+            .ok_or_else(|| MediaError::Internal("no connection".to_owned()))
+    }
+}
+
+/// The identity a slot takes on while it carries `publication`: the publisher's participant id
+/// as the stream, a fresh track id, and the slot's own SSRC.
+fn outgoing_track(publication: &Publication, ssrc: u32) -> MediaStreamTrack {
+    let info = publication.info();
+    let kind = match info.kind {
+        TrackKind::Audio => RtpCodecKind::Audio,
+        TrackKind::Video => RtpCodecKind::Video,
+    };
+    MediaStreamTrack::new(
+        info.participant.clone(),
+        format!("{}-{}-{ssrc:08x}", info.kind.as_str(), publication.key()),
+        info.track.clone(),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: engine::codec(info.kind),
+            ..Default::default()
+        }],
+    )
+}
+
+/// The payload type the subscriber's SDP gave the publication's codec on this slot.
+async fn negotiated_payload_type(down: &DownTrack, publication: &Publication) -> Option<u8> {
+    let sender = down.transceiver().sender().await.ok()??;
+    let parameters = sender.get_parameters().await.ok()?;
+    let mime_type = &publication.info().mime_type;
+    parameters
+        .rtp_parameters
+        .codecs
+        .iter()
+        .find(|codec| codec.rtp_codec.mime_type.eq_ignore_ascii_case(mime_type))
+        .map(|codec| codec.payload_type)
+}

@@ -1,0 +1,202 @@
+//! What every server-side peer connection is built with: codecs, RTCP feedback, header
+//! extensions, interceptors and network settings.
+//!
+//! One codec per kind keeps forwarding a pure copy: VP8 (payload type 96) and Opus (111), which
+//! every browser supports. Retransmissions go on the original SSRC (no RTX): the NACK responder
+//! answers from the server's own history, and no RTX SSRC has to be carried across the reuse of
+//! a transceiver slot.
+//!
+//! Feedback is decided per direction:
+//! - towards the server (the publisher's tracks): `transport-cc`, so the publisher's own
+//!   send-side estimator ramps up its bitrate; the server runs the TWCC receiver interceptor.
+//! - towards the subscriber: no transport-wide sequence numbers are stamped on forwarded
+//!   packets (the extension is offered only on receiving transceivers), so a browser subscriber
+//!   estimates with its receive-side estimator and reports it as `goog-remb`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use rtc::interceptor::{
+    NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
+    SenderReportBuilder, Slot, TwccReceiverBuilder,
+};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+};
+use tokio::sync::mpsc;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    SettingEngineBuilder,
+};
+
+use crate::rtc::feedback::{Feedback, FeedbackTap};
+use crate::signal::protocol::TrackKind;
+
+/// The payload type the server offers VP8 on.
+pub const VP8_PAYLOAD_TYPE: u8 = 96;
+/// The payload type the server offers Opus on.
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+
+/// Where the interceptor that copies subscriber feedback sits: application-most, so every
+/// interceptor before it has acted on the RTCP it sees.
+const FEEDBACK_TAP_SLOT: usize = 14_000;
+
+/// Network settings shared by every peer connection.
+#[derive(Debug, Clone)]
+pub struct MediaSettings {
+    /// Local addresses to gather host candidates on (one UDP socket each, per connection).
+    pub ips: Vec<IpAddr>,
+}
+
+/// The codec the server uses for a kind.
+pub fn codec(kind: TrackKind) -> RTCRtpCodec {
+    match kind {
+        TrackKind::Video => RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![],
+        },
+        TrackKind::Audio => RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+    }
+}
+
+fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    }
+}
+
+/// The media engine: codecs, feedback and header extensions, as described above.
+pub fn media_engine() -> webrtc::error::Result<MediaEngine> {
+    let mut engine = MediaEngine::default();
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: codec(TrackKind::Video),
+            payload_type: VP8_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Video,
+    )?;
+    engine.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: codec(TrackKind::Audio),
+            payload_type: OPUS_PAYLOAD_TYPE,
+        },
+        RtpCodecKind::Audio,
+    )?;
+    for (typ, parameter) in [
+        ("nack", ""),
+        ("nack", "pli"),
+        ("ccm", "fir"),
+        ("goog-remb", ""),
+        ("transport-cc", ""),
+    ] {
+        engine.register_feedback(feedback(typ, parameter), RtpCodecKind::Video);
+    }
+    engine.register_feedback(feedback("transport-cc", ""), RtpCodecKind::Audio);
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: rtc::sdp::extmap::SDES_MID_URI.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: rtc::sdp::extmap::TRANSPORT_CC_URI.to_owned(),
+            },
+            kind,
+            Some(RTCRtpTransceiverDirection::Recvonly),
+        )?;
+    }
+    for uri in [
+        rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+        rtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
+    ] {
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            },
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverDirection::Recvonly),
+        )?;
+    }
+    Ok(engine)
+}
+
+/// The interceptor chain: NACK both ways, RTCP reports, TWCC feedback for what the server
+/// receives, and the tap that hands subscriber feedback to the session.
+pub fn interceptors(feedback: mpsc::Sender<Feedback>) -> Registry {
+    Registry::new()
+        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
+        .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
+        .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
+        .with(Slot::SenderReport, SenderReportBuilder::new().build())
+        .with(
+            Slot::from(FEEDBACK_TAP_SLOT),
+            FeedbackTap::new(feedback),
+        )
+}
+
+/// Builds one server-side peer connection.
+pub async fn build_peer_connection(
+    settings: &MediaSettings,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    feedback: mpsc::Sender<Feedback>,
+) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+    let include_loopback = settings.ips.iter().any(IpAddr::is_loopback);
+    let setting_engine = SettingEngineBuilder::new()
+        .with_include_loopback_candidate(include_loopback)
+        .build();
+    let addresses: Vec<SocketAddr> = settings
+        .ips
+        .iter()
+        .map(|ip| SocketAddr::new(*ip, 0))
+        .collect();
+    let connection = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media_engine()?)
+        .with_setting_engine(setting_engine)
+        .with_interceptor_registry(interceptors(feedback))
+        .with_handler(handler)
+        .with_udp_addrs(addresses)
+        .build()
+        .await?;
+    Ok(Arc::new(connection))
+}
+
+/// The local IPv4 addresses to gather on by default: every interface, loopback included, so
+/// that a browser on the same machine (or in a namespace holding only `lo`) and one on the
+/// LAN can both connect. Link-local addresses are skipped.
+pub fn default_media_ips() -> Vec<IpAddr> {
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|interfaces| {
+            interfaces
+                .into_iter()
+                .map(|interface| interface.ip())
+                .filter(|ip| match ip {
+                    IpAddr::V4(v4) => !v4.is_link_local() && !v4.is_unspecified(),
+                    IpAddr::V6(_) => false,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if ips.is_empty() {
+        ips.push(IpAddr::from([127, 0, 0, 1]));
+    }
+    ips.sort();
+    ips.dedup();
+    ips
+}

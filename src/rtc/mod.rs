@@ -1,0 +1,12 @@
+//! The WebRTC side of a participant: how peer connections are built, and the handle the
+//! session drives one through.
+
+pub mod engine;
+pub mod feedback;
+pub mod peer;
+
+pub use engine::MediaSettings;
+pub use feedback::Feedback;
+pub use peer::{Peer, PeerEvent};
+pub mod connection;
+pub mod sdp;

@@ -1,0 +1,85 @@
+//! A summary of the media sections of a client's SDP: which of its tracks it still sends.
+//!
+//! The connection core never reports that a remote track stopped (a client removing a track
+//! only changes its section's direction), so the server reads that from each offer itself.
+
+/// One media section of an SDP, as far as publishing goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSection {
+    /// The section's `a=mid`.
+    pub mid: String,
+    /// The track id of its `a=msid`, if any.
+    pub track: Option<String>,
+    /// Whether the side that wrote the SDP sends media in it.
+    pub sends: bool,
+}
+
+/// Lists the media sections of `sdp`, in order.
+pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
+    let mut sections = Vec::new();
+    let mut current: Option<(MediaSection, bool)> = None;
+    for line in sdp.lines().map(str::trim_end) {
+        if let Some(media) = line.strip_prefix("m=") {
+            if let Some((section, _)) = current.take() {
+                sections.push(section);
+            }
+            // `m=<media> <port> ...`: port 0 rejects the section.
+            let rejected = media.split_whitespace().nth(1) == Some("0");
+            current = Some((
+                MediaSection {
+                    mid: String::new(),
+                    track: None,
+                    // RFC 3264: sendrecv is the default direction.
+                    sends: !rejected,
+                },
+                rejected,
+            ));
+            continue;
+        }
+        let Some((section, rejected)) = current.as_mut() else {
+            continue;
+        };
+        if let Some(mid) = line.strip_prefix("a=mid:") {
+            section.mid = mid.trim().to_owned();
+        } else if let Some(msid) = line.strip_prefix("a=msid:") {
+            section.track = msid.split_whitespace().nth(1).map(str::to_owned);
+        } else if matches!(line, "a=sendrecv" | "a=sendonly") {
+            section.sends = !*rejected;
+        } else if matches!(line, "a=recvonly" | "a=inactive") {
+            section.sends = false;
+        }
+    }
+    if let Some((section, _)) = current {
+        sections.push(section);
+    }
+    sections
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0 1 2\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\na=msid:s1 mic\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=msid:s1 cam\r\na=inactive\r\n\
+        m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=sendonly\r\n";
+
+    #[test]
+    fn reads_mids_tracks_and_directions() {
+        assert_eq!(
+            media_sections(OFFER),
+            vec![
+                MediaSection { mid: "0".into(), track: Some("mic".into()), sends: true },
+                MediaSection { mid: "1".into(), track: Some("cam".into()), sends: false },
+                MediaSection { mid: "2".into(), track: None, sends: false },
+            ]
+        );
+    }
+
+    #[test]
+    fn no_media_no_sections() {
+        assert!(media_sections("v=0\r\ns=-\r\n").is_empty());
+        assert!(media_sections("").is_empty());
+    }
+}

@@ -1,0 +1,5 @@
+//! WebSocket signaling: the wire protocol and the session that speaks it.
+
+pub mod outbox;
+pub mod protocol;
+pub mod session;

@@ -1,0 +1,384 @@
+//! The signaling wire format, version 1.
+//!
+//! Every WebSocket text frame carries one JSON object whose `type` field names the message.
+//! `docs/signaling.md` is the human-readable contract; this module is its executable twin, and
+//! the unit tests at the bottom pin the JSON shapes the document shows.
+
+use serde::{Deserialize, Serialize};
+
+/// A message a client sends to the server.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Enter a room under a display name. Must be the first message, and is accepted once.
+    Join {
+        /// Room name: 1–64 characters of `A-Za-z0-9_-`.
+        room: String,
+        /// Display name shown to the others: 1–64 characters after trimming.
+        name: String,
+    },
+    /// An SDP offer from the client: its first one publishes its tracks, later ones change them.
+    Offer {
+        /// The session description.
+        sdp: String,
+    },
+    /// The client's answer to the server's latest offer.
+    Answer {
+        /// The session description.
+        sdp: String,
+    },
+    /// A trickled ICE candidate gathered by the client.
+    Candidate {
+        /// The candidate, shaped like the browser's `RTCIceCandidateInit`.
+        candidate: IceCandidate,
+    },
+    /// The client muted or unmuted one of its own tracks.
+    Mute {
+        /// The client's track id, as in its SDP `a=msid` line (the browser's `track.id`).
+        track: String,
+        /// Whether the track is now muted.
+        muted: bool,
+    },
+    /// Leave the room; the server closes the connection afterwards.
+    Leave,
+}
+
+/// A message the server sends to a client.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The join succeeded.
+    Joined {
+        /// The id the server gave this participant.
+        participant: String,
+        /// The room joined.
+        room: String,
+        /// Everybody else already in the room.
+        participants: Vec<ParticipantInfo>,
+        /// ICE servers the client should configure its `RTCPeerConnection` with.
+        ice_servers: Vec<IceServer>,
+    },
+    /// Somebody else entered the room.
+    ParticipantJoined {
+        /// Who.
+        participant: ParticipantInfo,
+    },
+    /// Somebody left the room; their tracks are being removed.
+    ParticipantLeft {
+        /// The id of the participant who left.
+        participant: String,
+    },
+    /// A server-initiated offer: tracks to add to or remove from this connection.
+    Offer {
+        /// The session description.
+        sdp: String,
+    },
+    /// The answer to the client's offer.
+    Answer {
+        /// The session description.
+        sdp: String,
+    },
+    /// A trickled ICE candidate gathered by the server.
+    Candidate {
+        /// The candidate.
+        candidate: IceCandidate,
+    },
+    /// A track this client is about to receive, announced before the offer that carries it.
+    TrackPublished {
+        /// The publisher's participant id.
+        participant: String,
+        /// The publisher's track id.
+        track: String,
+        /// `audio` or `video`.
+        kind: TrackKind,
+        /// The publisher's stream id: tracks sharing it belong together (camera + microphone).
+        stream: String,
+        /// The `mid` of the transceiver on *this* client's connection that carries the track.
+        mid: String,
+        /// Whether the publisher has the track muted right now.
+        muted: bool,
+    },
+    /// A track this client was receiving has ended; its transceiver goes inactive.
+    TrackUnpublished {
+        /// The publisher's participant id.
+        participant: String,
+        /// The publisher's track id.
+        track: String,
+        /// The `mid` that carried it on this client's connection.
+        mid: String,
+    },
+    /// A participant muted or unmuted one of its tracks.
+    Mute {
+        /// Whose track.
+        participant: String,
+        /// The publisher's track id.
+        track: String,
+        /// Whether it is now muted.
+        muted: bool,
+    },
+    /// The last message was refused; nothing else changed.
+    Error {
+        /// A stable, machine-readable reason.
+        code: ErrorCode,
+        /// A sentence for a human.
+        message: String,
+    },
+}
+
+/// Another participant, as listed in `joined` and `participant_joined`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct ParticipantInfo {
+    /// The server-assigned id.
+    pub id: String,
+    /// The display name.
+    pub name: String,
+}
+
+/// An ICE candidate in the browser's `RTCIceCandidateInit` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceCandidate {
+    /// The `candidate:` attribute line (without `a=`). Empty means end of candidates.
+    pub candidate: String,
+    /// The media section id the candidate belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_mid: Option<String>,
+    /// The index of the media section the candidate belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sdp_m_line_index: Option<u16>,
+    /// The ICE username fragment the candidate belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_fragment: Option<String>,
+}
+
+/// An ICE server in the browser's `RTCIceServer` shape.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct IceServer {
+    /// `stun:` or `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN username, when the server needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential, when the server needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The kind of a media track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackKind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+impl TrackKind {
+    /// The lower-case name used on the wire and in SDP.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackKind::Audio => "audio",
+            TrackKind::Video => "video",
+        }
+    }
+}
+
+/// Why a message was refused. Serialized in `snake_case`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not a JSON object of a known shape.
+    MalformedMessage,
+    /// The JSON named a `type` the server does not know.
+    UnknownType,
+    /// The message needs a joined session and this one has not joined.
+    NotJoined,
+    /// `join` was sent a second time.
+    AlreadyJoined,
+    /// The room name is not 1–64 characters of `A-Za-z0-9_-`.
+    InvalidRoom,
+    /// The display name is empty or longer than 64 characters.
+    InvalidName,
+    /// The SDP did not parse or could not be applied.
+    InvalidSdp,
+    /// An `answer` arrived while the server had no offer outstanding.
+    UnexpectedAnswer,
+    /// The candidate did not parse, or there is no connection it could belong to.
+    InvalidCandidate,
+    /// `mute` named a track this participant does not publish.
+    UnknownTrack,
+    /// Something failed inside the server; the session goes on.
+    Internal,
+}
+
+impl ClientMessage {
+    /// Parses one text frame, telling a malformed frame from an unknown `type` apart so the
+    /// client gets the precise error code.
+    pub fn parse(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|error| (ErrorCode::MalformedMessage, format!("invalid JSON: {error}")))?;
+        let Some(kind) = value.get("type").and_then(serde_json::Value::as_str) else {
+            return Err((
+                ErrorCode::MalformedMessage,
+                "a message must be a JSON object with a string `type`".to_owned(),
+            ));
+        };
+        const KNOWN: [&str; 6] = ["join", "offer", "answer", "candidate", "mute", "leave"];
+        if !KNOWN.contains(&kind) {
+            return Err((
+                ErrorCode::UnknownType,
+                format!("unknown message type `{kind}`"),
+            ));
+        }
+        let kind = kind.to_owned();
+        serde_json::from_value(value).map_err(|error| {
+            (
+                ErrorCode::MalformedMessage,
+                format!("invalid `{kind}` message: {error}"),
+            )
+        })
+    }
+}
+
+impl ServerMessage {
+    /// Builds an `error` message.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> ServerMessage {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Serializes the message as one text frame.
+    pub fn to_json(&self) -> String {
+        // Serializing these plain structs cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+/// Checks a room name: 1–64 characters of `A-Za-z0-9_-`.
+pub fn is_valid_room_name(room: &str) -> bool {
+    (1..=64).contains(&room.len())
+        && room
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+}
+
+/// Normalizes a display name: trimmed, 1–64 characters, no control characters.
+pub fn normalize_display_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let length = name.chars().count();
+    if (1..=64).contains(&length) && !name.chars().any(char::is_control) {
+        Some(name.to_owned())
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_every_client_message() {
+        let cases = [
+            (
+                json!({"type": "join", "room": "standup", "name": "Ada"}),
+                ClientMessage::Join {
+                    room: "standup".into(),
+                    name: "Ada".into(),
+                },
+            ),
+            (
+                json!({"type": "offer", "sdp": "v=0"}),
+                ClientMessage::Offer { sdp: "v=0".into() },
+            ),
+            (
+                json!({"type": "answer", "sdp": "v=0"}),
+                ClientMessage::Answer { sdp: "v=0".into() },
+            ),
+            (
+                json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}),
+                ClientMessage::Candidate {
+                    candidate: IceCandidate {
+                        candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+                        sdp_mid: Some("0".into()),
+                        sdp_m_line_index: Some(0),
+                        username_fragment: None,
+                    },
+                },
+            ),
+            (
+                json!({"type": "mute", "track": "t1", "muted": true}),
+                ClientMessage::Mute {
+                    track: "t1".into(),
+                    muted: true,
+                },
+            ),
+            (json!({"type": "leave"}), ClientMessage::Leave),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(ClientMessage::parse(&value.to_string()), Ok(expected));
+        }
+    }
+
+    #[test]
+    fn tells_malformed_from_unknown() {
+        let code = |text: &str| ClientMessage::parse(text).unwrap_err().0;
+        assert_eq!(code("not json"), ErrorCode::MalformedMessage);
+        assert_eq!(code("[1, 2]"), ErrorCode::MalformedMessage);
+        assert_eq!(code(r#"{"room": "x"}"#), ErrorCode::MalformedMessage);
+        assert_eq!(code(r#"{"type": 7}"#), ErrorCode::MalformedMessage);
+        assert_eq!(code(r#"{"type": "dance"}"#), ErrorCode::UnknownType);
+        assert_eq!(code(r#"{"type": "join"}"#), ErrorCode::MalformedMessage);
+        assert_eq!(
+            code(r#"{"type": "offer", "sdp": 5}"#),
+            ErrorCode::MalformedMessage
+        );
+    }
+
+    #[test]
+    fn server_messages_have_the_documented_shape() {
+        let message = ServerMessage::TrackPublished {
+            participant: "PA_1".into(),
+            track: "t1".into(),
+            kind: TrackKind::Video,
+            stream: "s1".into(),
+            mid: "3".into(),
+            muted: false,
+        };
+        assert_eq!(
+            serde_json::to_value(&message).unwrap(),
+            json!({"type": "track_published", "participant": "PA_1", "track": "t1",
+                   "kind": "video", "stream": "s1", "mid": "3", "muted": false})
+        );
+        let error = ServerMessage::error(ErrorCode::InvalidRoom, "bad");
+        assert_eq!(
+            serde_json::to_value(&error).unwrap(),
+            json!({"type": "error", "code": "invalid_room", "message": "bad"})
+        );
+    }
+
+    #[test]
+    fn room_names() {
+        assert!(is_valid_room_name("standup"));
+        assert!(is_valid_room_name("a-b_C9"));
+        assert!(is_valid_room_name(&"x".repeat(64)));
+        assert!(!is_valid_room_name(""));
+        assert!(!is_valid_room_name(&"x".repeat(65)));
+        assert!(!is_valid_room_name("with space"));
+        assert!(!is_valid_room_name("dot.name"));
+        assert!(!is_valid_room_name("ünïcode"));
+    }
+
+    #[test]
+    fn display_names() {
+        assert_eq!(normalize_display_name("  Ada "), Some("Ada".into()));
+        assert_eq!(normalize_display_name("   "), None);
+        assert_eq!(normalize_display_name(&"é".repeat(64)), Some("é".repeat(64)));
+        assert_eq!(normalize_display_name(&"é".repeat(65)), None);
+        assert_eq!(normalize_display_name("a\u{0}b"), None);
+    }
+}

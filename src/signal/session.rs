@@ -1,0 +1,501 @@
+//! One WebSocket: parse and validate what the client says, drive its participant, relay what
+//! the room and the connection report.
+//!
+//! A session is a single task that owns everything about its participant, so nothing in it
+//! needs a lock: it waits on the socket, the room's events, the connection's events and the
+//! subscriber feedback together, and handles one thing at a time. Whatever way it ends (a
+//! `leave`, a closed socket, a failed connection, a client that stopped reading) it leaves the
+//! room and closes the connection on the way out.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info};
+use webrtc::peer_connection::RTCPeerConnectionState;
+
+use crate::ServerContext;
+use crate::metrics::{Gauge, GaugeGuard};
+use crate::room::{Room, RoomEvent};
+use crate::rtc::connection::{MediaConnection, MediaError};
+use crate::rtc::peer::{PeerChannels, PeerEvent};
+use crate::rtc::Feedback;
+use crate::signal::outbox::{Outbox, Outgoing, Unreachable};
+use crate::signal::protocol::{
+    ClientMessage, ErrorCode, IceCandidate, ParticipantInfo, ServerMessage, is_valid_room_name,
+    normalize_display_name,
+};
+
+/// The largest text frame a client may send; larger ones close the socket with 1009.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// WebSocket close codes the server uses.
+pub mod close_code {
+    /// The session ended normally (`leave`).
+    pub const NORMAL: u16 = 1000;
+    /// A frame was larger than [`MAX_FRAME_BYTES`](super::MAX_FRAME_BYTES).
+    pub const TOO_BIG: u16 = 1009;
+    /// The media connection failed or the client stopped cooperating.
+    pub const MEDIA_FAILED: u16 = 4001;
+    /// The client did not read its messages.
+    pub const NOT_READING: u16 = 4002;
+}
+
+/// How long the session waits for its last frames to reach the client.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs one client's session to its end.
+pub async fn run(socket: WebSocket, context: Arc<ServerContext>) {
+    let span = tracing::info_span!(
+        "session",
+        room = tracing::field::Empty,
+        participant = tracing::field::Empty
+    );
+    async move {
+        let (sink, mut stream) = socket.split();
+        let (outbox, queue) = Outbox::new();
+        let writer = tokio::spawn(write_frames(sink, queue));
+        let mut session = Session {
+            context,
+            outbox,
+            joined: None,
+        };
+        let ending = session.drive(&mut stream).await;
+        session.finish(ending).await;
+        // Dropping the session dropped the last outbox; the writer drains and stops.
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Why the session ends.
+#[derive(Debug)]
+enum Ending {
+    /// The client said `leave`.
+    Left,
+    /// The socket closed or failed.
+    SocketClosed,
+    /// A frame exceeded the size limit.
+    FrameTooBig,
+    /// The media connection failed, or the client stopped answering offers.
+    MediaFailed(String),
+    /// The client stopped reading.
+    NotReading,
+}
+
+impl From<Unreachable> for Ending {
+    fn from(_: Unreachable) -> Self {
+        Ending::NotReading
+    }
+}
+
+/// What the session waits on, one at a time.
+enum Input {
+    Frame(Option<Result<Message, axum::Error>>),
+    Room(RoomEvent),
+    Peer(PeerEvent),
+    Feedback(Feedback),
+    AnswerOverdue,
+}
+
+/// A participant that has joined.
+struct Joined {
+    id: String,
+    room: Arc<Room>,
+    room_events: mpsc::UnboundedReceiver<RoomEvent>,
+    media: MediaConnection,
+    peer_events: Option<mpsc::UnboundedReceiver<PeerEvent>>,
+    feedback: Option<mpsc::Receiver<Feedback>>,
+    _gauge: GaugeGuard,
+}
+
+struct Session {
+    context: Arc<ServerContext>,
+    outbox: Outbox,
+    joined: Option<Joined>,
+}
+
+impl Session {
+    async fn drive(
+        &mut self,
+        stream: &mut futures::stream::SplitStream<WebSocket>,
+    ) -> Ending {
+        loop {
+            let input = self.next_input(stream).await;
+            let result = match input {
+                Input::Frame(frame) => match self.on_frame(frame).await {
+                    Ok(Some(ending)) => return ending,
+                    Ok(None) => Ok(()),
+                    Err(unreachable) => Err(unreachable.into()),
+                },
+                Input::Room(event) => self.on_room_event(event).await,
+                Input::Peer(event) => self.on_peer_event(event).await,
+                Input::Feedback(feedback) => {
+                    if let Some(joined) = &self.joined {
+                        joined.media.on_feedback(feedback);
+                    }
+                    Ok(())
+                }
+                Input::AnswerOverdue => Err(Ending::MediaFailed(
+                    "the client did not answer the server's offer".to_owned(),
+                )),
+            };
+            if let Err(ending) = result {
+                return ending;
+            }
+        }
+    }
+
+    async fn next_input(&mut self, stream: &mut futures::stream::SplitStream<WebSocket>) -> Input {
+        let Some(joined) = self.joined.as_mut() else {
+            return Input::Frame(stream.next().await);
+        };
+        let deadline = joined.media.answer_deadline();
+        tokio::select! {
+            frame = stream.next() => Input::Frame(frame),
+            Some(event) = joined.room_events.recv() => Input::Room(event),
+            Some(event) = recv_optional(&mut joined.peer_events) => Input::Peer(event),
+            Some(feedback) = recv_optional(&mut joined.feedback) => Input::Feedback(feedback),
+            () = sleep_until_optional(deadline) => Input::AnswerOverdue,
+        }
+    }
+
+    /// Handles one frame; `Some` ends the session.
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, axum::Error>>,
+    ) -> Result<Option<Ending>, Unreachable> {
+        let text = match frame {
+            None | Some(Ok(Message::Close(_))) => return Ok(Some(Ending::SocketClosed)),
+            Some(Err(error)) => {
+                return Ok(Some(if is_too_big(&error) {
+                    Ending::FrameTooBig
+                } else {
+                    debug!(%error, "socket error");
+                    Ending::SocketClosed
+                }));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(None),
+            Some(Ok(Message::Binary(_))) => {
+                self.refuse(
+                    ErrorCode::MalformedMessage,
+                    "messages are JSON text frames".to_owned(),
+                )?;
+                return Ok(None);
+            }
+            Some(Ok(Message::Text(text))) => text,
+        };
+        if text.len() > MAX_FRAME_BYTES {
+            return Ok(Some(Ending::FrameTooBig));
+        }
+        let message = match ClientMessage::parse(text.as_str()) {
+            Ok(message) => message,
+            Err((code, message)) => {
+                self.refuse(code, message)?;
+                return Ok(None);
+            }
+        };
+        match self.on_message(message).await {
+            Ok(ending) => Ok(ending),
+            Err(MessageError::Refused(code, message)) => {
+                self.refuse(code, message)?;
+                Ok(None)
+            }
+            Err(MessageError::End(Ending::NotReading)) => Err(Unreachable),
+            Err(MessageError::End(ending)) => Ok(Some(ending)),
+        }
+    }
+
+    async fn on_message(&mut self, message: ClientMessage) -> Result<Option<Ending>, MessageError> {
+        if let ClientMessage::Join { room, name } = message {
+            self.join(room, name)?;
+            return Ok(None);
+        }
+        let Some(joined) = self.joined.as_mut() else {
+            return Err(MessageError::Refused(
+                ErrorCode::NotJoined,
+                "send `join` first".to_owned(),
+            ));
+        };
+        match message {
+            ClientMessage::Join { .. } => unreachable!("handled above"),
+            ClientMessage::Leave => return Ok(Some(Ending::Left)),
+            ClientMessage::Offer { sdp } => {
+                let channels = joined
+                    .media
+                    .on_offer(sdp, &joined.room, &self.outbox)
+                    .await?;
+                if let Some(PeerChannels { events, feedback }) = channels {
+                    joined.peer_events = Some(events);
+                    joined.feedback = Some(feedback);
+                }
+            }
+            ClientMessage::Answer { sdp } => joined.media.on_answer(sdp, &self.outbox).await?,
+            ClientMessage::Candidate { candidate } => {
+                joined.media.on_candidate(candidate).await?;
+            }
+            ClientMessage::Mute { track, muted } => {
+                joined.media.on_mute(&joined.room, track, muted)?;
+            }
+        }
+        Ok(None)
+    }
+
+    fn join(&mut self, room: String, name: String) -> Result<(), MessageError> {
+        if self.joined.is_some() {
+            return Err(MessageError::Refused(
+                ErrorCode::AlreadyJoined,
+                "this session has already joined a room".to_owned(),
+            ));
+        }
+        if !is_valid_room_name(&room) {
+            return Err(MessageError::Refused(
+                ErrorCode::InvalidRoom,
+                "a room name is 1 to 64 characters of A-Z, a-z, 0-9, `_` and `-`".to_owned(),
+            ));
+        }
+        let Some(name) = normalize_display_name(&name) else {
+            return Err(MessageError::Refused(
+                ErrorCode::InvalidName,
+                "a display name is 1 to 64 characters, without control characters".to_owned(),
+            ));
+        };
+        let id = format!("PA_{:012x}", rand::random::<u64>() >> 16);
+        let info = ParticipantInfo {
+            id: id.clone(),
+            name,
+        };
+        let (events, room_events) = mpsc::unbounded_channel();
+        let context = &self.context;
+        let (room, snapshot) = context.registry.join(&room, info, events);
+        let span = tracing::Span::current();
+        span.record("room", room.name());
+        span.record("participant", id.as_str());
+        let mut media = MediaConnection::new(
+            id.clone(),
+            context.media.clone(),
+            Arc::clone(&context.metrics),
+        );
+        for publication in snapshot.publications {
+            media.want(publication);
+        }
+        let gauge = GaugeGuard::new(&context.metrics, Gauge::Participants);
+        context.metrics.joins.fetch_add(1, Ordering::Relaxed);
+        info!(others = snapshot.participants.len(), "joined");
+        let joined_message = ServerMessage::Joined {
+            participant: id.clone(),
+            room: room.name().to_owned(),
+            participants: snapshot.participants,
+            ice_servers: context.ice_servers.clone(),
+        };
+        self.joined = Some(Joined {
+            id,
+            room,
+            room_events,
+            media,
+            peer_events: None,
+            feedback: None,
+            _gauge: gauge,
+        });
+        self.outbox
+            .send(&joined_message)
+            .map_err(|unreachable| MessageError::End(unreachable.into()))
+    }
+
+    async fn on_room_event(&mut self, event: RoomEvent) -> Result<(), Ending> {
+        let Some(joined) = self.joined.as_mut() else {
+            return Ok(());
+        };
+        match event {
+            RoomEvent::ParticipantJoined(participant) => {
+                self.outbox
+                    .send(&ServerMessage::ParticipantJoined { participant })?;
+            }
+            RoomEvent::ParticipantLeft(participant) => {
+                self.outbox
+                    .send(&ServerMessage::ParticipantLeft { participant })?;
+            }
+            RoomEvent::Published(publication) => {
+                joined.media.want(publication);
+                joined.media.negotiate(&self.outbox).await.map_err(fatal)?;
+            }
+            RoomEvent::Unpublished(publication) => {
+                joined.media.unwant(&publication);
+                joined.media.negotiate(&self.outbox).await.map_err(fatal)?;
+            }
+            RoomEvent::Muted {
+                participant,
+                track,
+                muted,
+            } => {
+                self.outbox.send(&ServerMessage::Mute {
+                    participant,
+                    track,
+                    muted,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), Ending> {
+        let Some(joined) = self.joined.as_mut() else {
+            return Ok(());
+        };
+        match event {
+            PeerEvent::Candidate(candidate) => {
+                self.outbox.send(&ServerMessage::Candidate {
+                    candidate: IceCandidate {
+                        candidate: candidate.candidate,
+                        sdp_mid: candidate.sdp_mid,
+                        sdp_m_line_index: candidate.sdp_mline_index,
+                        username_fragment: candidate.username_fragment,
+                    },
+                })?;
+            }
+            PeerEvent::State(state) => {
+                debug!(%state, "connection state");
+                if matches!(
+                    state,
+                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                ) {
+                    return Err(Ending::MediaFailed(format!("the connection is {state}")));
+                }
+            }
+            PeerEvent::Track(remote) => joined.media.on_track(&joined.room, remote).await,
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, code: ErrorCode, message: String) -> Result<(), Unreachable> {
+        debug!(?code, %message, "refused a message");
+        self.context
+            .metrics
+            .signaling_errors
+            .fetch_add(1, Ordering::Relaxed);
+        self.outbox.send(&ServerMessage::error(code, message))
+    }
+
+    /// Leaves the room, closes the connection and says goodbye on the socket.
+    async fn finish(mut self, ending: Ending) {
+        let (code, reason) = match &ending {
+            Ending::Left | Ending::SocketClosed => (close_code::NORMAL, "bye".to_owned()),
+            Ending::FrameTooBig => (close_code::TOO_BIG, "message too big".to_owned()),
+            Ending::MediaFailed(reason) => {
+                let _ = self
+                    .outbox
+                    .send(&ServerMessage::error(ErrorCode::Internal, reason.clone()));
+                (close_code::MEDIA_FAILED, "media connection failed".to_owned())
+            }
+            Ending::NotReading => (close_code::NOT_READING, "not reading".to_owned()),
+        };
+        if let Some(joined) = self.joined.take() {
+            info!(?ending, "leaving");
+            self.context.registry.leave(&joined.room, &joined.id);
+            joined.media.close().await;
+        } else {
+            debug!(?ending, "session ended before joining");
+        }
+        self.outbox.close(code, &reason);
+    }
+}
+
+/// A client message that could not be applied.
+enum MessageError {
+    /// Refuse it with an `error`; the session goes on.
+    Refused(ErrorCode, String),
+    /// End the session.
+    End(Ending),
+}
+
+impl From<MediaError> for MessageError {
+    fn from(error: MediaError) -> Self {
+        let message = error.to_string();
+        match error {
+            MediaError::InvalidSdp(_) => MessageError::Refused(ErrorCode::InvalidSdp, message),
+            MediaError::UnexpectedAnswer => {
+                MessageError::Refused(ErrorCode::UnexpectedAnswer, message)
+            }
+            MediaError::InvalidCandidate(_) => {
+                MessageError::Refused(ErrorCode::InvalidCandidate, message)
+            }
+            MediaError::UnknownTrack(_) => MessageError::Refused(ErrorCode::UnknownTrack, message),
+            MediaError::Internal(_) => MessageError::End(Ending::MediaFailed(message)),
+            MediaError::Unreachable(_) => MessageError::End(Ending::NotReading),
+        }
+    }
+}
+
+/// A failure while renegotiating on the room's behalf ends the session.
+fn fatal(error: MediaError) -> Ending {
+    match error {
+        MediaError::Unreachable(_) => Ending::NotReading,
+        other => Ending::MediaFailed(other.to_string()),
+    }
+}
+
+/// Whether a socket error means the client sent a frame over the size limit.
+fn is_too_big(error: &axum::Error) -> bool {
+    let text = error.to_string().to_ascii_lowercase();
+    text.contains("too long") || text.contains("too big") || text.contains("space limit")
+}
+
+async fn recv_optional<T>(receiver: &mut Option<impl ReceiverLike<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv_next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_optional(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The two kinds of channel receiver the session waits on.
+trait ReceiverLike<T> {
+    fn recv_next(&mut self) -> impl Future<Output = Option<T>>;
+}
+
+impl<T> ReceiverLike<T> for mpsc::UnboundedReceiver<T> {
+    fn recv_next(&mut self) -> impl Future<Output = Option<T>> {
+        self.recv()
+    }
+}
+
+impl<T> ReceiverLike<T> for mpsc::Receiver<T> {
+    fn recv_next(&mut self) -> impl Future<Output = Option<T>> {
+        self.recv()
+    }
+}
+
+/// The writer task: sends queued frames until a close frame or the end of the queue.
+async fn write_frames(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Outgoing>,
+) {
+    while let Some(outgoing) = queue.recv().await {
+        let result = match outgoing {
+            Outgoing::Text(text) => sink.send(Message::Text(text.into())).await,
+            Outgoing::Close { code, reason } => {
+                let _ = sink
+                    .send(Message::Close(Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    })))
+                    .await;
+                break;
+            }
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
