@@ -21,7 +21,10 @@ pub fn router(context: Arc<ServerContext>) -> Router {
         .with_state(context)
 }
 
-async fn websocket(upgrade: WebSocketUpgrade, State(context): State<Arc<ServerContext>>) -> Response {
+async fn websocket(
+    upgrade: WebSocketUpgrade,
+    State(context): State<Arc<ServerContext>>,
+) -> Response {
     upgrade
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)

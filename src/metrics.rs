@@ -33,6 +33,8 @@ pub struct Metrics {
     pub packets_dropped: AtomicU64,
     /// PLI and FIR received from subscribers.
     pub keyframe_requests_received: AtomicU64,
+    /// Keyframe requests the publications' tasks have decided on (sent or throttled).
+    pub keyframe_requests_handled: AtomicU64,
     /// PLI sent to publishers.
     pub plis_sent: AtomicU64,
     /// REMB received from subscribers.
@@ -86,8 +88,16 @@ impl Metrics {
         let counts = self.counts(rooms);
         let mut out = String::with_capacity(2048);
         let gauges = [
-            ("rooms", "Rooms with at least one participant.", counts.rooms),
-            ("participants", "Participants joined to a room.", counts.participants),
+            (
+                "rooms",
+                "Rooms with at least one participant.",
+                counts.rooms,
+            ),
+            (
+                "participants",
+                "Participants joined to a room.",
+                counts.participants,
+            ),
             ("peers", "Open peer connections.", counts.peers),
             ("publications", "Published tracks.", counts.publications),
             (
@@ -103,10 +113,26 @@ impl Metrics {
             );
         }
         let counters = [
-            ("rtp_packets_in_total", "RTP packets read from publishers.", &self.packets_in),
-            ("rtp_bytes_in_total", "RTP payload bytes read from publishers.", &self.bytes_in),
-            ("rtp_packets_out_total", "RTP packets forwarded to subscribers.", &self.packets_out),
-            ("rtp_bytes_out_total", "RTP payload bytes forwarded to subscribers.", &self.bytes_out),
+            (
+                "rtp_packets_in_total",
+                "RTP packets read from publishers.",
+                &self.packets_in,
+            ),
+            (
+                "rtp_bytes_in_total",
+                "RTP payload bytes read from publishers.",
+                &self.bytes_in,
+            ),
+            (
+                "rtp_packets_out_total",
+                "RTP packets forwarded to subscribers.",
+                &self.packets_out,
+            ),
+            (
+                "rtp_bytes_out_total",
+                "RTP payload bytes forwarded to subscribers.",
+                &self.bytes_out,
+            ),
             (
                 "rtp_packets_dropped_total",
                 "RTP packets dropped because a subscriber was not keeping up.",
@@ -117,10 +143,31 @@ impl Metrics {
                 "PLI and FIR received from subscribers.",
                 &self.keyframe_requests_received,
             ),
-            ("plis_sent_total", "PLI sent to publishers.", &self.plis_sent),
-            ("rembs_received_total", "REMB received from subscribers.", &self.rembs_received),
-            ("rembs_sent_total", "REMB sent to publishers.", &self.rembs_sent),
-            ("nacks_received_total", "NACK received from subscribers.", &self.nacks_received),
+            (
+                "keyframe_requests_handled_total",
+                "Keyframe requests decided on by the throttle (sent or merged).",
+                &self.keyframe_requests_handled,
+            ),
+            (
+                "plis_sent_total",
+                "PLI sent to publishers.",
+                &self.plis_sent,
+            ),
+            (
+                "rembs_received_total",
+                "REMB received from subscribers.",
+                &self.rembs_received,
+            ),
+            (
+                "rembs_sent_total",
+                "REMB sent to publishers.",
+                &self.rembs_sent,
+            ),
+            (
+                "nacks_received_total",
+                "NACK received from subscribers.",
+                &self.nacks_received,
+            ),
             ("joins_total", "Completed joins.", &self.joins),
             (
                 "signaling_errors_total",

@@ -131,7 +131,10 @@ mod tests {
         aggregator.record(11, 2, 300_000, now);
         assert_eq!(
             aggregator.poll(now),
-            Some(BitrateCap { bitrate: 300_000, ssrcs: vec![11] })
+            Some(BitrateCap {
+                bitrate: 300_000,
+                ssrcs: vec![11]
+            })
         );
     }
 
@@ -177,11 +180,16 @@ mod tests {
         aggregator.record(11, 2, 1_000_000, now);
         assert_eq!(
             aggregator.poll(now),
-            Some(BitrateCap { bitrate: 1_500_000, ssrcs: vec![11, 22] })
+            Some(BitrateCap {
+                bitrate: 1_500_000,
+                ssrcs: vec![11, 22]
+            })
         );
         aggregator.forget_publication(22);
         assert_eq!(
-            aggregator.poll(now + REPORT_INTERVAL).map(|cap| cap.bitrate),
+            aggregator
+                .poll(now + REPORT_INTERVAL)
+                .map(|cap| cap.bitrate),
             Some(1_000_000)
         );
     }

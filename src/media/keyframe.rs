@@ -98,7 +98,11 @@ mod tests {
             .filter(|i| throttle.request(KeyframeReason::SubscriberRequest, start + *i * 10 * MS))
             .count();
         assert_eq!(sent, 1);
-        assert_eq!(throttle.deadline(), None, "subscriber requests are not deferred");
+        assert_eq!(
+            throttle.deadline(),
+            None,
+            "subscriber requests are not deferred"
+        );
         assert!(!throttle.poll_deferred(start + 600 * MS));
         assert!(throttle.request(KeyframeReason::SubscriberRequest, start + 500 * MS));
     }

@@ -225,7 +225,9 @@ impl Reader {
             let deadline = self
                 .throttle
                 .deadline()
-                .map_or(next_bitrate_poll, |deferred| deferred.min(next_bitrate_poll));
+                .map_or(next_bitrate_poll, |deferred| {
+                    deferred.min(next_bitrate_poll)
+                });
             tokio::select! {
                 event = self.remote.poll() => match event {
                     Some(TrackRemoteEvent::OnRtpPacket(packet)) => self.forward(packet),
@@ -282,7 +284,11 @@ impl Reader {
         let now = Instant::now();
         match control {
             Control::Keyframe(reason) => {
-                if self.throttle.request(reason, now) {
+                let send = self.throttle.request(reason, now);
+                self.metrics
+                    .keyframe_requests_handled
+                    .fetch_add(1, Ordering::Relaxed);
+                if send {
                     self.send_pli().await;
                 }
             }

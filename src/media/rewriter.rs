@@ -167,11 +167,27 @@ mod tests {
         let now = Instant::now();
         let mut rewriter = rewriter();
         rewriter.switch_to(7);
-        assert_eq!(rewriter.rewrite(7, 300, 9000, false, now), None, "waits for a start");
+        assert_eq!(
+            rewriter.rewrite(7, 300, 9000, false, now),
+            None,
+            "waits for a start"
+        );
         let first = rewriter.rewrite(7, 301, 9000, true, now).unwrap();
-        assert_eq!(first, Rewritten { sequence: 1000, timestamp: 50_000 });
+        assert_eq!(
+            first,
+            Rewritten {
+                sequence: 1000,
+                timestamp: 50_000
+            }
+        );
         let gap = rewriter.rewrite(7, 304, 12_000, false, now).unwrap();
-        assert_eq!(gap, Rewritten { sequence: 1003, timestamp: 53_000 });
+        assert_eq!(
+            gap,
+            Rewritten {
+                sequence: 1003,
+                timestamp: 53_000
+            }
+        );
         // A late retransmission fills the gap with the number the subscriber is missing.
         let late = rewriter.rewrite(7, 302, 9000, false, now).unwrap();
         assert_eq!(late.sequence, 1001);
@@ -196,7 +212,9 @@ mod tests {
         let start = Instant::now();
         let mut rewriter = rewriter();
         rewriter.switch_to(1);
-        rewriter.rewrite(1, 65_534, 4_000_000_000, true, start).unwrap();
+        rewriter
+            .rewrite(1, 65_534, 4_000_000_000, true, start)
+            .unwrap();
         let wrapped = rewriter.rewrite(1, 1, 4_000_003_000, false, start).unwrap();
         assert_eq!(wrapped.sequence, 1003, "wraps with the source");
 

@@ -64,8 +64,12 @@ mod tests {
     #[test]
     fn extended_descriptor_as_browsers_send_it() {
         // X, S; I with a 15-bit picture id; L; T.
-        assert!(is_keyframe_start(&[0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x50]));
-        assert!(!is_keyframe_start(&[0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x51]));
+        assert!(is_keyframe_start(&[
+            0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x50
+        ]));
+        assert!(!is_keyframe_start(&[
+            0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x51
+        ]));
         // X, S; I with a 7-bit picture id only.
         assert!(is_keyframe_start(&[0x90, 0x80, 0x12, 0x00]));
     }

@@ -69,7 +69,9 @@ pub struct Room {
 
 impl std::fmt::Debug for Room {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Room").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Room")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,7 +109,11 @@ impl Room {
             return None;
         }
         let snapshot = Snapshot {
-            participants: state.members.iter().map(|member| member.info.clone()).collect(),
+            participants: state
+                .members
+                .iter()
+                .map(|member| member.info.clone())
+                .collect(),
             publications: state.publications.clone(),
         };
         broadcast(&state, &info.id, RoomEvent::ParticipantJoined(info.clone()));
@@ -118,7 +124,10 @@ impl Room {
     /// Removes a member and everything it published. Returns whether the room is now closed.
     fn leave(&self, participant: &str) -> bool {
         let mut state = self.state();
-        let Some(index) = state.members.iter().position(|member| member.info.id == participant)
+        let Some(index) = state
+            .members
+            .iter()
+            .position(|member| member.info.id == participant)
         else {
             return state.closed;
         };
@@ -146,7 +155,11 @@ impl Room {
     pub fn publish(&self, publication: Arc<Publication>) {
         let mut state = self.state();
         let publisher = publication.info().participant.clone();
-        if !state.members.iter().any(|member| member.info.id == publisher) {
+        if !state
+            .members
+            .iter()
+            .any(|member| member.info.id == publisher)
+        {
             // The publisher left while its track was starting.
             publication.stop();
             return;
@@ -165,7 +178,11 @@ impl Room {
         publication.stop();
         if state.publications.len() != before {
             let publisher = publication.info().participant.clone();
-            broadcast(&state, &publisher, RoomEvent::Unpublished(Arc::clone(publication)));
+            broadcast(
+                &state,
+                &publisher,
+                RoomEvent::Unpublished(Arc::clone(publication)),
+            );
         }
     }
 
@@ -195,7 +212,11 @@ impl Room {
 /// Sends `event` to every member but `origin`. A member whose session has ended is skipped;
 /// it is about to leave.
 fn broadcast(state: &RoomState, origin: &str, event: RoomEvent) {
-    for member in state.members.iter().filter(|member| member.info.id != origin) {
+    for member in state
+        .members
+        .iter()
+        .filter(|member| member.info.id != origin)
+    {
         let _ = member.events.send(event.clone());
     }
 }

@@ -40,13 +40,16 @@ use crate::metrics::{Gauge, GaugeGuard, Metrics};
 use crate::room::Room;
 use crate::rtc::engine::{self, MediaSettings};
 use crate::rtc::feedback::Feedback;
-use crate::rtc::peer::{Peer, PeerChannels};
+use crate::rtc::peer::{Peer, PeerChannels, PeerEvent};
 use crate::rtc::sdp::{MediaSection, media_sections};
 use crate::signal::outbox::{Outbox, Unreachable};
 use crate::signal::protocol::{IceCandidate, ServerMessage, TrackKind};
 
 /// How long the client has to answer a server offer before the session is given up.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The answer to an offer without media sections: a session with nothing in it.
+const EMPTY_SESSION: &str = "v=0\r\no=- 0 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
 
 /// How long one call into the connection may take before it counts as failed.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -88,7 +91,7 @@ async fn call<T>(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// No connection yet: waiting for the client's first offer.
+    /// Waiting for the client's first offer.
     Idle,
     /// Nothing outstanding.
     Stable,
@@ -111,12 +114,22 @@ struct Subscription {
     active: Option<GaugeGuard>,
 }
 
+/// Something the participant's connection reports.
+#[derive(Debug)]
+pub enum MediaEvent {
+    /// A connection event.
+    Peer(PeerEvent),
+    /// RTCP feedback from the client about tracks it receives.
+    Feedback(Feedback),
+}
+
 /// One participant's media; see the module documentation.
 pub struct MediaConnection {
     participant: String,
     settings: MediaSettings,
     metrics: Arc<Metrics>,
     peer: Option<Peer>,
+    channels: Option<PeerChannels>,
     phase: Phase,
     dirty: bool,
     remote_sections: Vec<MediaSection>,
@@ -138,6 +151,7 @@ impl MediaConnection {
             settings,
             metrics,
             peer: None,
+            channels: None,
             phase: Phase::Idle,
             dirty: false,
             remote_sections: Vec::new(),
@@ -160,43 +174,59 @@ impl MediaConnection {
         }
     }
 
-    /// Applies an offer from the client and answers it. Returns the new connection's event
-    /// channels when this offer created it.
+    /// Waits for the next event of the connection; never resolves while there is none.
+    pub async fn next_event(&mut self) -> MediaEvent {
+        let Some(channels) = self.channels.as_mut() else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            Some(event) = channels.events.recv() => MediaEvent::Peer(event),
+            Some(feedback) = channels.feedback.recv() => MediaEvent::Feedback(feedback),
+            else => std::future::pending().await,
+        }
+    }
+
+    /// Applies an offer from the client and answers it.
     pub async fn on_offer(
         &mut self,
         sdp: String,
         room: &Room,
         outbox: &Outbox,
-    ) -> Result<Option<PeerChannels>, MediaError> {
+    ) -> Result<(), MediaError> {
         let sections = media_sections(&sdp);
-        let offer = RTCSessionDescription::offer(sdp)
-            .map_err(|error| MediaError::InvalidSdp(error.to_string()))?;
         if let Phase::AwaitingAnswer { .. } = self.phase {
             // Glare: the server never rolls back. The client, being polite, rolls its offer
             // back when ours reaches it, and offers again once it has answered.
             debug!("ignoring a client offer that crossed the server's");
-            return Ok(None);
+            return Ok(());
         }
-        let mut channels = None;
-        if self.peer.is_none() {
-            let (peer, new_channels) = Peer::new(&self.settings, &self.metrics)
-                .await
-                .map_err(|error| MediaError::Internal(error.to_string()))?;
-            self.peer = Some(peer);
-            channels = Some(new_channels);
+        if sections.is_empty() && self.peer.is_none() {
+            // A client with nothing to publish: there is nothing to apply, so the answer is an
+            // empty session too, and the server's own offers take it from here.
+            if !sdp.trim_start().starts_with("v=0") {
+                return Err(MediaError::InvalidSdp(
+                    "not a session description".to_owned(),
+                ));
+            }
+            outbox.send(&ServerMessage::Answer {
+                sdp: EMPTY_SESSION.to_owned(),
+            })?;
+            self.phase = Phase::Stable;
+            return self.negotiate(outbox).await;
         }
-        let connection = Arc::clone(self.connection()?);
+        let offer = RTCSessionDescription::offer(sdp)
+            .map_err(|error| MediaError::InvalidSdp(error.to_string()))?;
+        let created = self.peer.is_none();
+        let connection = self.open().await?;
         if let Err(error) = call(
             "applying the offer",
             connection.set_remote_description(offer),
         )
         .await
         {
-            if channels.is_some() {
+            if created {
                 // A connection that never got a valid offer is of no use: start over next time.
-                if let Some(peer) = self.peer.take() {
-                    peer.close().await;
-                }
+                self.discard().await;
             }
             return Err(MediaError::InvalidSdp(error));
         }
@@ -217,8 +247,29 @@ impl MediaConnection {
         self.phase = Phase::Stable;
         self.remote_sections = sections;
         self.end_stopped_publications(room);
-        self.negotiate(outbox).await?;
-        Ok(channels)
+        self.negotiate(outbox).await
+    }
+
+    /// The connection, built on first use.
+    async fn open(
+        &mut self,
+    ) -> Result<Arc<dyn webrtc::peer_connection::PeerConnection>, MediaError> {
+        if self.peer.is_none() {
+            let (peer, channels) = Peer::new(&self.settings, &self.metrics)
+                .await
+                .map_err(|error| MediaError::Internal(error.to_string()))?;
+            self.peer = Some(peer);
+            self.channels = Some(channels);
+        }
+        self.connection().cloned()
+    }
+
+    /// Closes and forgets the connection.
+    async fn discard(&mut self) {
+        self.channels = None;
+        if let Some(peer) = self.peer.take() {
+            let _ = tokio::time::timeout(OPERATION_TIMEOUT, peer.close()).await;
+        }
     }
 
     /// Applies the client's answer to the server's offer, and starts forwarding the tracks it
@@ -268,7 +319,10 @@ impl MediaConnection {
             return Ok(());
         }
         if let Some(mid) = candidate.sdp_mid.as_deref().filter(|mid| !mid.is_empty())
-            && !self.remote_sections.iter().any(|section| section.mid == mid)
+            && !self
+                .remote_sections
+                .iter()
+                .any(|section| section.mid == mid)
         {
             return Err(MediaError::InvalidCandidate(format!(
                 "no media section with mid `{mid}`"
@@ -420,18 +474,20 @@ impl MediaConnection {
         for published in self.published.values() {
             published.publication.stop();
         }
-        if let Some(peer) = self.peer.take() {
-            let _ = tokio::time::timeout(OPERATION_TIMEOUT, peer.close()).await;
-        }
+        self.discard().await;
     }
 
-    /// Starts the next negotiation if anything changed and none is outstanding.
+    /// Starts the next negotiation if anything changed and none is outstanding. A participant
+    /// that has published nothing gets its connection here, with the server's first offer.
     pub async fn negotiate(&mut self, outbox: &Outbox) -> Result<(), MediaError> {
         if self.phase != Phase::Stable || !self.dirty {
             return Ok(());
         }
         self.dirty = false;
-        let connection = Arc::clone(self.connection()?);
+        if self.peer.is_none() && self.wanted.is_empty() {
+            return Ok(());
+        }
+        let connection = self.open().await?;
         let mut changed = false;
 
         let ended: Vec<SourceKey> = self
@@ -539,6 +595,15 @@ impl MediaConnection {
         let connection = Arc::clone(self.connection()?);
         if let Some(index) = self.free.iter().position(|down| down.kind() == info.kind) {
             let down = self.free.swap_remove(index);
+            // The core only hands out the sender of a transceiver that sends, so the slot is
+            // reactivated before its track is replaced.
+            call(
+                "reactivating a transceiver",
+                down.transceiver()
+                    .set_direction(RTCRtpTransceiverDirection::Sendonly),
+            )
+            .await
+            .map_err(MediaError::Internal)?;
             let sender = call("reading a sender", down.transceiver().sender())
                 .await
                 .map_err(MediaError::Internal)?
@@ -546,13 +611,9 @@ impl MediaConnection {
             // Same SSRC, new stream and track ids: the subscriber's browser sees a new track on
             // the reused transceiver, and the interceptors bound to the SSRC carry on.
             let identity = TrackLocalStaticRTP::new(outgoing_track(publication, down.ssrc()));
-            call("replacing a track", sender.replace_track(Arc::new(identity)))
-                .await
-                .map_err(MediaError::Internal)?;
             call(
-                "reactivating a transceiver",
-                down.transceiver()
-                    .set_direction(RTCRtpTransceiverDirection::Sendonly),
+                "replacing a track",
+                sender.replace_track(Arc::new(identity)),
             )
             .await
             .map_err(MediaError::Internal)?;

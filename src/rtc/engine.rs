@@ -20,7 +20,9 @@ use rtc::interceptor::{
     NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
     SenderReportBuilder, Slot, TwccReceiverBuilder,
 };
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
@@ -144,10 +146,7 @@ pub fn interceptors(feedback: mpsc::Sender<Feedback>) -> Registry {
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
         .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
         .with(Slot::SenderReport, SenderReportBuilder::new().build())
-        .with(
-            Slot::from(FEEDBACK_TAP_SLOT),
-            FeedbackTap::new(feedback),
-        )
+        .with(Slot::from(FEEDBACK_TAP_SLOT), FeedbackTap::new(feedback))
 }
 
 /// Builds one server-side peer connection.

@@ -70,9 +70,21 @@ mod tests {
         assert_eq!(
             media_sections(OFFER),
             vec![
-                MediaSection { mid: "0".into(), track: Some("mic".into()), sends: true },
-                MediaSection { mid: "1".into(), track: Some("cam".into()), sends: false },
-                MediaSection { mid: "2".into(), track: None, sends: false },
+                MediaSection {
+                    mid: "0".into(),
+                    track: Some("mic".into()),
+                    sends: true
+                },
+                MediaSection {
+                    mid: "1".into(),
+                    track: Some("cam".into()),
+                    sends: false
+                },
+                MediaSection {
+                    mid: "2".into(),
+                    track: None,
+                    sends: false
+                },
             ]
         );
     }

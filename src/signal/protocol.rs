@@ -216,8 +216,12 @@ impl ClientMessage {
     /// Parses one text frame, telling a malformed frame from an unknown `type` apart so the
     /// client gets the precise error code.
     pub fn parse(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|error| (ErrorCode::MalformedMessage, format!("invalid JSON: {error}")))?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
+            (
+                ErrorCode::MalformedMessage,
+                format!("invalid JSON: {error}"),
+            )
+        })?;
         let Some(kind) = value.get("type").and_then(serde_json::Value::as_str) else {
             return Err((
                 ErrorCode::MalformedMessage,
@@ -377,7 +381,10 @@ mod tests {
     fn display_names() {
         assert_eq!(normalize_display_name("  Ada "), Some("Ada".into()));
         assert_eq!(normalize_display_name("   "), None);
-        assert_eq!(normalize_display_name(&"é".repeat(64)), Some("é".repeat(64)));
+        assert_eq!(
+            normalize_display_name(&"é".repeat(64)),
+            Some("é".repeat(64))
+        );
         assert_eq!(normalize_display_name(&"é".repeat(65)), None);
         assert_eq!(normalize_display_name("a\u{0}b"), None);
     }

@@ -20,9 +20,8 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 use crate::ServerContext;
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{Room, RoomEvent};
-use crate::rtc::connection::{MediaConnection, MediaError};
-use crate::rtc::peer::{PeerChannels, PeerEvent};
-use crate::rtc::Feedback;
+use crate::rtc::connection::{MediaConnection, MediaError, MediaEvent};
+use crate::rtc::peer::PeerEvent;
 use crate::signal::outbox::{Outbox, Outgoing, Unreachable};
 use crate::signal::protocol::{
     ClientMessage, ErrorCode, IceCandidate, ParticipantInfo, ServerMessage, is_valid_room_name,
@@ -65,8 +64,12 @@ pub async fn run(socket: WebSocket, context: Arc<ServerContext>) {
         };
         let ending = session.drive(&mut stream).await;
         session.finish(ending).await;
-        // Dropping the session dropped the last outbox; the writer drains and stops.
-        let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer).await;
+        // Dropping the session dropped the last outbox; the writer drains and stops, unless
+        // the client stopped reading, in which case it is not waited for any longer.
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
+            abort.abort();
+        }
     }
     .instrument(span)
     .await;
@@ -97,8 +100,7 @@ impl From<Unreachable> for Ending {
 enum Input {
     Frame(Option<Result<Message, axum::Error>>),
     Room(RoomEvent),
-    Peer(PeerEvent),
-    Feedback(Feedback),
+    Media(MediaEvent),
     AnswerOverdue,
 }
 
@@ -108,8 +110,6 @@ struct Joined {
     room: Arc<Room>,
     room_events: mpsc::UnboundedReceiver<RoomEvent>,
     media: MediaConnection,
-    peer_events: Option<mpsc::UnboundedReceiver<PeerEvent>>,
-    feedback: Option<mpsc::Receiver<Feedback>>,
     _gauge: GaugeGuard,
 }
 
@@ -120,10 +120,7 @@ struct Session {
 }
 
 impl Session {
-    async fn drive(
-        &mut self,
-        stream: &mut futures::stream::SplitStream<WebSocket>,
-    ) -> Ending {
+    async fn drive(&mut self, stream: &mut futures::stream::SplitStream<WebSocket>) -> Ending {
         loop {
             let input = self.next_input(stream).await;
             let result = match input {
@@ -133,8 +130,8 @@ impl Session {
                     Err(unreachable) => Err(unreachable.into()),
                 },
                 Input::Room(event) => self.on_room_event(event).await,
-                Input::Peer(event) => self.on_peer_event(event).await,
-                Input::Feedback(feedback) => {
+                Input::Media(MediaEvent::Peer(event)) => self.on_peer_event(event).await,
+                Input::Media(MediaEvent::Feedback(feedback)) => {
                     if let Some(joined) = &self.joined {
                         joined.media.on_feedback(feedback);
                     }
@@ -158,8 +155,7 @@ impl Session {
         tokio::select! {
             frame = stream.next() => Input::Frame(frame),
             Some(event) = joined.room_events.recv() => Input::Room(event),
-            Some(event) = recv_optional(&mut joined.peer_events) => Input::Peer(event),
-            Some(feedback) = recv_optional(&mut joined.feedback) => Input::Feedback(feedback),
+            event = joined.media.next_event() => Input::Media(event),
             () = sleep_until_optional(deadline) => Input::AnswerOverdue,
         }
     }
@@ -172,10 +168,10 @@ impl Session {
         let text = match frame {
             None | Some(Ok(Message::Close(_))) => return Ok(Some(Ending::SocketClosed)),
             Some(Err(error)) => {
-                return Ok(Some(if is_too_big(&error) {
+                debug!(%error, "socket error");
+                return Ok(Some(if is_too_big(error) {
                     Ending::FrameTooBig
                 } else {
-                    debug!(%error, "socket error");
                     Ending::SocketClosed
                 }));
             }
@@ -225,14 +221,10 @@ impl Session {
             ClientMessage::Join { .. } => unreachable!("handled above"),
             ClientMessage::Leave => return Ok(Some(Ending::Left)),
             ClientMessage::Offer { sdp } => {
-                let channels = joined
+                joined
                     .media
                     .on_offer(sdp, &joined.room, &self.outbox)
                     .await?;
-                if let Some(PeerChannels { events, feedback }) = channels {
-                    joined.peer_events = Some(events);
-                    joined.feedback = Some(feedback);
-                }
             }
             ClientMessage::Answer { sdp } => joined.media.on_answer(sdp, &self.outbox).await?,
             ClientMessage::Candidate { candidate } => {
@@ -297,8 +289,6 @@ impl Session {
             room,
             room_events,
             media,
-            peer_events: None,
-            feedback: None,
             _gauge: gauge,
         });
         self.outbox
@@ -389,7 +379,10 @@ impl Session {
                 let _ = self
                     .outbox
                     .send(&ServerMessage::error(ErrorCode::Internal, reason.clone()));
-                (close_code::MEDIA_FAILED, "media connection failed".to_owned())
+                (
+                    close_code::MEDIA_FAILED,
+                    "media connection failed".to_owned(),
+                )
             }
             Ending::NotReading => (close_code::NOT_READING, "not reading".to_owned()),
         };
@@ -439,39 +432,17 @@ fn fatal(error: MediaError) -> Ending {
 }
 
 /// Whether a socket error means the client sent a frame over the size limit.
-fn is_too_big(error: &axum::Error) -> bool {
-    let text = error.to_string().to_ascii_lowercase();
-    text.contains("too long") || text.contains("too big") || text.contains("space limit")
-}
-
-async fn recv_optional<T>(receiver: &mut Option<impl ReceiverLike<T>>) -> Option<T> {
-    match receiver {
-        Some(receiver) => receiver.recv_next().await,
-        None => std::future::pending().await,
-    }
+fn is_too_big(error: axum::Error) -> bool {
+    matches!(
+        error.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
 }
 
 async fn sleep_until_optional(deadline: Option<std::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
         None => std::future::pending().await,
-    }
-}
-
-/// The two kinds of channel receiver the session waits on.
-trait ReceiverLike<T> {
-    fn recv_next(&mut self) -> impl Future<Output = Option<T>>;
-}
-
-impl<T> ReceiverLike<T> for mpsc::UnboundedReceiver<T> {
-    fn recv_next(&mut self) -> impl Future<Output = Option<T>> {
-        self.recv()
-    }
-}
-
-impl<T> ReceiverLike<T> for mpsc::Receiver<T> {
-    fn recv_next(&mut self) -> impl Future<Output = Option<T>> {
-        self.recv()
     }
 }
 
@@ -484,6 +455,8 @@ async fn write_frames(
         let result = match outgoing {
             Outgoing::Text(text) => sink.send(Message::Text(text.into())).await,
             Outgoing::Close { code, reason } => {
+                // Sent and flushed; the socket is dropped with the session rather than waiting
+                // for the client to complete the closing handshake.
                 let _ = sink
                     .send(Message::Close(Some(CloseFrame {
                         code,
@@ -497,5 +470,4 @@ async fn write_frames(
             break;
         }
     }
-    let _ = sink.close().await;
 }

@@ -1,0 +1,858 @@
+//! A synthetic participant: joins a room over the signaling API, publishes synthetic tracks on
+//! one peer connection, receives everybody else's, and measures what arrives.
+//!
+//! It speaks real WebRTC (ICE, DTLS, SRTP) through webrtc-rs and follows the same rules as the
+//! browser client: its first offer carries its tracks, it answers every server offer, and as
+//! the polite peer it rolls back its own offer when the server's crosses it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use switchyard::media::vp8;
+use switchyard::rtc::Feedback;
+use switchyard::rtc::engine::{self, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
+use switchyard::rtc::feedback::FEEDBACK_QUEUE;
+use switchyard::signal::protocol::{ClientMessage, IceCandidate, ServerMessage, TrackKind};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
+    SettingEngineBuilder,
+};
+
+use crate::ClientError;
+use crate::signaling::{self, Received, SignalingReceiver, SignalingSender};
+use crate::synthetic::{self, VideoShape};
+
+/// A track to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackSpec {
+    /// Opus-sized packets, 50 per second.
+    Audio,
+    /// VP8 frames of this shape.
+    Video(VideoShape),
+}
+
+impl TrackSpec {
+    /// Audio or video.
+    pub fn kind(&self) -> TrackKind {
+        match self {
+            TrackSpec::Audio => TrackKind::Audio,
+            TrackSpec::Video(_) => TrackKind::Video,
+        }
+    }
+}
+
+/// How to join.
+#[derive(Debug, Clone)]
+pub struct ParticipantOptions {
+    /// The signaling URL, `ws://host:port/ws`.
+    pub url: String,
+    /// The room to join.
+    pub room: String,
+    /// The display name.
+    pub name: String,
+    /// What to publish.
+    pub tracks: Vec<TrackSpec>,
+    /// The local address to gather media candidates on.
+    pub media_ip: IpAddr,
+}
+
+impl ParticipantOptions {
+    /// Joins `room` at `url` as `name`, publishing one video and one audio track, with media on
+    /// loopback.
+    pub fn new(url: impl Into<String>, room: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            room: room.into(),
+            name: name.into(),
+            tracks: vec![TrackSpec::Video(VideoShape::default()), TrackSpec::Audio],
+            media_ip: IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+
+    /// Publishes `tracks` instead.
+    pub fn with_tracks(mut self, tracks: Vec<TrackSpec>) -> Self {
+        self.tracks = tracks;
+        self
+    }
+}
+
+/// What one received track delivered so far.
+#[derive(Debug, Clone, Default)]
+pub struct ReceivedTrack {
+    /// The publisher, from `track_published`.
+    pub participant: String,
+    /// The publisher's track id, from `track_published`.
+    pub track: String,
+    /// Audio or video.
+    pub kind: Option<TrackKind>,
+    /// Whether the server still announces it (no `track_unpublished` yet).
+    pub announced: bool,
+    /// RTP packets received.
+    pub packets: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Packets whose payload hashed to its probe: the bytes arrived exactly as sent.
+    pub intact: u64,
+    /// Packets whose payload did not match its probe.
+    pub corrupted: u64,
+    /// Intact packets whose probe names a different track than the one announced on this mid.
+    pub foreign: u64,
+    /// Packets that started a VP8 keyframe.
+    pub keyframes: u64,
+    /// When the first packet arrived.
+    pub first_packet: Option<Instant>,
+    /// When the first keyframe arrived.
+    pub first_keyframe: Option<Instant>,
+    /// The tags of the tracks whose packets arrived here.
+    pub tags: BTreeSet<u32>,
+}
+
+/// Everything the participant observed, for tests and reports.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// Every server message, in order.
+    pub messages: Vec<ServerMessage>,
+    /// Received tracks by the `mid` they arrive on.
+    pub received: HashMap<String, ReceivedTrack>,
+    /// PLI/FIR the server sent about each published track, by the track's id.
+    pub keyframe_requests: HashMap<String, u64>,
+    /// Bitrates of the REMBs the server sent, in arrival order.
+    pub rembs: Vec<u64>,
+    /// The peer connection's state.
+    pub connection_state: Option<RTCPeerConnectionState>,
+    /// Set once the socket is closed, with the close code if the server sent one.
+    pub socket_closed: Option<Option<u16>>,
+    /// When each answer to a server offer was sent.
+    pub answers_sent: Vec<Instant>,
+    /// When each keyframe request from the server arrived.
+    pub keyframe_requests_at: Vec<Instant>,
+}
+
+impl Observed {
+    /// Errors the server sent, by code.
+    pub fn errors(&self) -> Vec<switchyard::signal::protocol::ErrorCode> {
+        self.messages
+            .iter()
+            .filter_map(|message| match message {
+                ServerMessage::Error { code, .. } => Some(*code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The received tracks the server still announces.
+    pub fn live_tracks(&self) -> impl Iterator<Item = &ReceivedTrack> {
+        self.received.values().filter(|track| track.announced)
+    }
+}
+
+/// State shared between the participant's tasks.
+struct Shared {
+    observed: Mutex<Observed>,
+    changed: watch::Sender<u64>,
+}
+
+impl Shared {
+    fn update<R>(&self, change: impl FnOnce(&mut Observed) -> R) -> R {
+        let result = change(&mut self.lock());
+        self.changed.send_modify(|version| *version += 1);
+        result
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Observed> {
+        self.observed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A request to the participant's driver.
+enum Command {
+    Raw(String),
+    Leave,
+    Pli { mid: String, count: usize },
+    Remb { mid: String, bitrate: u64 },
+}
+
+/// A published track: what the media task writes to.
+struct Outgoing {
+    id: String,
+    spec: TrackSpec,
+    ssrc: u32,
+    pipe: Arc<TrackLocalStaticRTP>,
+    keyframe_wanted: Arc<Notify>,
+}
+
+/// A synthetic participant; see the module documentation.
+pub struct Participant {
+    id: String,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    connection: Arc<dyn PeerConnection>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Participant {
+    /// Connects, joins and starts publishing. Returns once the server said `joined` and the
+    /// first offer is on its way; media follows as the connection comes up.
+    pub async fn join(options: ParticipantOptions) -> Result<Participant, ClientError> {
+        let (mut sender, mut receiver) = signaling::connect(&options.url).await?;
+        sender
+            .send(&ClientMessage::Join {
+                room: options.room.clone(),
+                name: options.name.clone(),
+            })
+            .await?;
+        let (changed, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            observed: Mutex::new(Observed::default()),
+            changed,
+        });
+        let id = loop {
+            match tokio::time::timeout(Duration::from_secs(10), receiver.next()).await {
+                Err(_) => return Err(ClientError::Timeout("`joined`".to_owned())),
+                Ok(None | Some(Received::Closed(_))) => {
+                    return Err(ClientError::Signaling("closed before `joined`".to_owned()));
+                }
+                Ok(Some(Received::Unknown(text))) => {
+                    return Err(ClientError::Signaling(format!("unexpected frame {text}")));
+                }
+                Ok(Some(Received::Message(message))) => {
+                    let joined = match &message {
+                        ServerMessage::Joined { participant, .. } => Some(participant.clone()),
+                        ServerMessage::Error { message, .. } => {
+                            return Err(ClientError::Refused(message.clone()));
+                        }
+                        _ => None,
+                    };
+                    shared.update(|observed| observed.messages.push(message));
+                    if let Some(id) = joined {
+                        break id;
+                    }
+                }
+            }
+        };
+
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (feedback_tx, feedback) = mpsc::channel(FEEDBACK_QUEUE);
+        let connection = build_connection(options.media_ip, events_tx, feedback_tx).await?;
+        let mut outgoing = Vec::new();
+        for (index, spec) in options.tracks.iter().enumerate() {
+            let kind = spec.kind();
+            let track_id = format!("{}{index}", kind.as_str());
+            let ssrc = rand::random::<u32>() | 1;
+            let pipe = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+                format!("{id}-media"),
+                track_id.clone(),
+                track_id.clone(),
+                match kind {
+                    TrackKind::Audio => RtpCodecKind::Audio,
+                    TrackKind::Video => RtpCodecKind::Video,
+                },
+                vec![RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc: Some(ssrc),
+                        ..Default::default()
+                    },
+                    codec: engine::codec(kind),
+                    ..Default::default()
+                }],
+            )));
+            connection
+                .add_transceiver_from_track(
+                    Arc::clone(&pipe) as Arc<dyn TrackLocal>,
+                    Some(RTCRtpTransceiverInit {
+                        direction: RTCRtpTransceiverDirection::Sendonly,
+                        streams: vec![],
+                        send_encodings: vec![],
+                    }),
+                )
+                .await
+                .map_err(webrtc_error("adding a track"))?;
+            outgoing.push(Outgoing {
+                id: track_id,
+                spec: spec.clone(),
+                ssrc,
+                pipe,
+                keyframe_wanted: Arc::new(Notify::new()),
+            });
+        }
+        let offer = connection
+            .create_offer(None)
+            .await
+            .map_err(webrtc_error("creating the offer"))?;
+        if !outgoing.is_empty() {
+            connection
+                .set_local_description(offer.clone())
+                .await
+                .map_err(webrtc_error("applying the offer"))?;
+        }
+        // With nothing to publish the offer has no media sections. It is not applied locally:
+        // it only tells the server to go ahead with its own offer, and applying it would make
+        // webrtc-rs gather candidates for a negotiation that carries nothing.
+        sender
+            .send(&ClientMessage::Offer { sdp: offer.sdp })
+            .await?;
+
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let keyframe_signals: HashMap<u32, (String, Arc<Notify>)> = outgoing
+            .iter()
+            .map(|track| {
+                (
+                    track.ssrc,
+                    (track.id.clone(), Arc::clone(&track.keyframe_wanted)),
+                )
+            })
+            .collect();
+        let mut tasks = Vec::new();
+        for track in outgoing {
+            tasks.push(tokio::spawn(publish(track, id.clone())));
+        }
+        let driver = Driver {
+            shared: Arc::clone(&shared),
+            connection: Arc::clone(&connection),
+            sender,
+            receiver,
+            events,
+            feedback,
+            commands: command_rx,
+            keyframe_signals,
+            remote_tracks: HashMap::new(),
+            readers: Vec::new(),
+        };
+        tasks.push(tokio::spawn(driver.run()));
+        Ok(Participant {
+            id,
+            shared,
+            commands,
+            connection,
+            tasks,
+        })
+    }
+
+    /// The participant id the server gave.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A copy of everything observed so far.
+    pub fn observed(&self) -> Observed {
+        self.shared.lock().clone()
+    }
+
+    /// Waits until `condition` holds, up to `timeout`; `what` names it in the error. The
+    /// condition is checked on every change and, for conditions on elapsed time, every 50 ms.
+    pub async fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&Observed) -> bool,
+    ) -> Result<(), ClientError> {
+        let mut changes = self.shared.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut recheck = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            if condition(&self.shared.lock()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClientError::Timeout(what.to_owned()));
+            }
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = recheck.tick() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Sends a raw text frame, valid or not.
+    pub fn send_raw(&self, text: impl Into<String>) {
+        let _ = self.commands.send(Command::Raw(text.into()));
+    }
+
+    /// Sends `count` PLIs, back to back, for the track received on `mid`.
+    pub fn send_pli(&self, mid: &str, count: usize) {
+        let _ = self.commands.send(Command::Pli {
+            mid: mid.to_owned(),
+            count,
+        });
+    }
+
+    /// Sends a REMB of `bitrate` for the track received on `mid`.
+    pub fn send_remb(&self, mid: &str, bitrate: u64) {
+        let _ = self.commands.send(Command::Remb {
+            mid: mid.to_owned(),
+            bitrate,
+        });
+    }
+
+    /// Says `leave`, waits for the server to close the socket, and closes the connection.
+    pub async fn leave(self) {
+        let _ = self.commands.send(Command::Leave);
+        let _ = self
+            .wait_until("the socket to close", Duration::from_secs(5), |observed| {
+                observed.socket_closed.is_some()
+            })
+            .await;
+        self.shutdown().await;
+    }
+
+    /// Drops the socket and the connection without a word, like a closed browser tab.
+    pub async fn vanish(self) {
+        self.shutdown().await;
+    }
+
+    async fn shutdown(mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.connection.close()).await;
+    }
+}
+
+impl Drop for Participant {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let connection = Arc::clone(&self.connection);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = connection.close().await;
+            });
+        }
+    }
+}
+
+fn webrtc_error(what: &'static str) -> impl Fn(webrtc::error::Error) -> ClientError {
+    move |error| ClientError::WebRtc(format!("{what}: {error}"))
+}
+
+/// What the connection reports to the driver.
+enum ConnectionEvent {
+    Candidate(RTCIceCandidateInit),
+    State(RTCPeerConnectionState),
+    Track(Arc<dyn TrackRemote>),
+}
+
+struct Handler {
+    events: mpsc::UnboundedSender<ConnectionEvent>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(mut candidate) = event.candidate.to_json() {
+            candidate.sdp_mid = None;
+            candidate.sdp_mline_index = Some(0);
+            let _ = self.events.send(ConnectionEvent::Candidate(candidate));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.events.send(ConnectionEvent::State(state));
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.events.send(ConnectionEvent::Track(track));
+    }
+}
+
+async fn build_connection(
+    media_ip: IpAddr,
+    events: mpsc::UnboundedSender<ConnectionEvent>,
+    feedback: mpsc::Sender<Feedback>,
+) -> Result<Arc<dyn PeerConnection>, ClientError> {
+    let settings = SettingEngineBuilder::new()
+        .with_include_loopback_candidate(media_ip.is_loopback())
+        .build();
+    let connection = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(engine::media_engine().map_err(webrtc_error("codecs"))?)
+        .with_setting_engine(settings)
+        .with_interceptor_registry(engine::interceptors(feedback))
+        .with_handler(Arc::new(Handler { events }))
+        .with_udp_addrs(vec![SocketAddr::new(media_ip, 0)])
+        .build()
+        .await
+        .map_err(webrtc_error("building the connection"))?;
+    Ok(Arc::new(connection))
+}
+
+/// Owns the socket and the negotiation.
+struct Driver {
+    shared: Arc<Shared>,
+    connection: Arc<dyn PeerConnection>,
+    sender: SignalingSender,
+    receiver: SignalingReceiver,
+    events: mpsc::UnboundedReceiver<ConnectionEvent>,
+    feedback: mpsc::Receiver<Feedback>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    keyframe_signals: HashMap<u32, (String, Arc<Notify>)>,
+    remote_tracks: HashMap<String, Arc<dyn TrackRemote>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        loop {
+            tokio::select! {
+                frame = self.receiver.next() => match frame {
+                    Some(Received::Message(message)) => self.on_message(message).await,
+                    Some(Received::Unknown(_)) => {}
+                    Some(Received::Closed(code)) => {
+                        self.shared.update(|observed| observed.socket_closed = Some(code));
+                        break;
+                    }
+                    None => {
+                        self.shared.update(|observed| observed.socket_closed = Some(None));
+                        break;
+                    }
+                },
+                Some(event) = self.events.recv() => self.on_event(event).await,
+                Some(feedback) = self.feedback.recv() => self.on_feedback(feedback),
+                Some(command) = self.commands.recv() => self.on_command(command).await,
+            }
+        }
+        for reader in self.readers.drain(..) {
+            reader.abort();
+        }
+    }
+
+    async fn on_message(&mut self, message: ServerMessage) {
+        self.shared
+            .update(|observed| observed.messages.push(message.clone()));
+        match &message {
+            ServerMessage::Offer { sdp } => {
+                if let Err(error) = self.answer(sdp.clone()).await {
+                    tracing::warn!(%error, "cannot answer the server's offer");
+                }
+            }
+            ServerMessage::Answer { sdp }
+                if self.connection.pending_local_description().await.is_some() =>
+            {
+                let applied = match RTCSessionDescription::answer(sdp.clone()) {
+                    Ok(answer) => self.connection.set_remote_description(answer).await.is_ok(),
+                    Err(_) => false,
+                };
+                if !applied {
+                    tracing::warn!("cannot apply the server's answer");
+                }
+            }
+            ServerMessage::Candidate { candidate } => {
+                let _ = self
+                    .connection
+                    .add_ice_candidate(RTCIceCandidateInit {
+                        candidate: candidate.candidate.clone(),
+                        sdp_mid: candidate.sdp_mid.clone(),
+                        sdp_mline_index: candidate.sdp_m_line_index,
+                        username_fragment: candidate.username_fragment.clone(),
+                        url: None,
+                    })
+                    .await;
+            }
+            ServerMessage::TrackPublished {
+                participant,
+                track,
+                kind,
+                mid,
+                ..
+            } => {
+                self.shared.update(|observed| {
+                    let received = observed.received.entry(mid.clone()).or_default();
+                    received.participant = participant.clone();
+                    received.track = track.clone();
+                    received.kind = Some(*kind);
+                    received.announced = true;
+                });
+            }
+            ServerMessage::TrackUnpublished { mid, .. } => {
+                self.shared.update(|observed| {
+                    if let Some(received) = observed.received.get_mut(mid) {
+                        received.announced = false;
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Abandons our outstanding offer, if there is one.
+    async fn rollback(&mut self) -> Result<(), ClientError> {
+        if self.connection.pending_local_description().await.is_none() {
+            return Ok(());
+        }
+        let rollback: RTCSessionDescription =
+            serde_json::from_value(serde_json::json!({"type": "rollback", "sdp": ""}))
+                .map_err(|error| ClientError::WebRtc(error.to_string()))?;
+        self.connection
+            .set_local_description(rollback)
+            .await
+            .map_err(webrtc_error("rolling back"))
+    }
+
+    /// Answers a server offer, rolling back our own offer first if the two crossed.
+    async fn answer(&mut self, sdp: String) -> Result<(), ClientError> {
+        self.rollback().await?;
+        let offer = RTCSessionDescription::offer(sdp).map_err(webrtc_error("parsing the offer"))?;
+        self.connection
+            .set_remote_description(offer)
+            .await
+            .map_err(webrtc_error("applying the offer"))?;
+        let answer = self
+            .connection
+            .create_answer(None)
+            .await
+            .map_err(webrtc_error("creating the answer"))?;
+        self.connection
+            .set_local_description(answer.clone())
+            .await
+            .map_err(webrtc_error("applying the answer"))?;
+        self.sender
+            .send(&ClientMessage::Answer { sdp: answer.sdp })
+            .await?;
+        self.shared
+            .update(|observed| observed.answers_sent.push(Instant::now()));
+        Ok(())
+    }
+
+    async fn on_event(&mut self, event: ConnectionEvent) {
+        match event {
+            ConnectionEvent::Candidate(candidate) => {
+                let _ = self
+                    .sender
+                    .send(&ClientMessage::Candidate {
+                        candidate: IceCandidate {
+                            candidate: candidate.candidate,
+                            sdp_mid: candidate.sdp_mid,
+                            sdp_m_line_index: candidate.sdp_mline_index,
+                            username_fragment: candidate.username_fragment,
+                        },
+                    })
+                    .await;
+            }
+            ConnectionEvent::State(state) => {
+                self.shared
+                    .update(|observed| observed.connection_state = Some(state));
+            }
+            ConnectionEvent::Track(remote) => {
+                let Some(mid) = mid_of(&self.connection, &remote).await else {
+                    return;
+                };
+                self.remote_tracks.insert(mid.clone(), Arc::clone(&remote));
+                self.readers.push(tokio::spawn(read_track(
+                    remote,
+                    mid,
+                    Arc::clone(&self.shared),
+                )));
+            }
+        }
+    }
+
+    fn on_feedback(&mut self, feedback: Feedback) {
+        match feedback {
+            Feedback::KeyframeRequest { media_ssrc } => {
+                if let Some((track, wanted)) = self.keyframe_signals.get(&media_ssrc) {
+                    wanted.notify_one();
+                    let track = track.clone();
+                    self.shared.update(|observed| {
+                        *observed.keyframe_requests.entry(track).or_default() += 1;
+                        observed.keyframe_requests_at.push(Instant::now());
+                    });
+                }
+            }
+            Feedback::BitrateEstimate { bitrate, .. } => {
+                self.shared.update(|observed| observed.rembs.push(bitrate));
+            }
+            Feedback::Nack => {}
+        }
+    }
+
+    async fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Raw(text) => {
+                let _ = self.sender.send_raw(text).await;
+            }
+            Command::Leave => {
+                let _ = self.sender.send(&ClientMessage::Leave).await;
+            }
+            Command::Pli { mid, count } => {
+                let Some(remote) = self.remote_tracks.get(&mid) else {
+                    return;
+                };
+                let Some(media_ssrc) = remote.ssrcs().await.first().copied() else {
+                    return;
+                };
+                for _ in 0..count {
+                    let _ = remote
+                        .write_rtcp(vec![Box::new(PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc,
+                        })])
+                        .await;
+                }
+            }
+            Command::Remb { mid, bitrate } => {
+                let Some(remote) = self.remote_tracks.get(&mid) else {
+                    return;
+                };
+                let ssrcs = remote.ssrcs().await;
+                let _ = remote
+                    .write_rtcp(vec![Box::new(ReceiverEstimatedMaximumBitrate {
+                        sender_ssrc: 0,
+                        bitrate: bitrate as f32,
+                        ssrcs,
+                    })])
+                    .await;
+            }
+        }
+    }
+}
+
+async fn mid_of(
+    connection: &Arc<dyn PeerConnection>,
+    remote: &Arc<dyn TrackRemote>,
+) -> Option<String> {
+    let track = remote.track_id().await;
+    for transceiver in connection.get_transceivers().await {
+        let Ok(Some(receiver)) = transceiver.receiver().await else {
+            continue;
+        };
+        if receiver.track().track_id().await == track {
+            return transceiver.mid().await.ok().flatten();
+        }
+    }
+    None
+}
+
+/// Reads one received track, checking and counting every packet.
+async fn read_track(remote: Arc<dyn TrackRemote>, mid: String, shared: Arc<Shared>) {
+    while let Some(event) = remote.poll().await {
+        let TrackRemoteEvent::OnRtpPacket(packet) = event else {
+            continue;
+        };
+        let now = Instant::now();
+        let probe = synthetic::read_probe(&packet.payload);
+        shared.update(|observed| {
+            let received = observed.received.entry(mid.clone()).or_default();
+            received.packets += 1;
+            received.bytes += packet.payload.len() as u64;
+            received.first_packet.get_or_insert(now);
+            if received.kind == Some(TrackKind::Video) && vp8::is_keyframe_start(&packet.payload) {
+                received.keyframes += 1;
+                received.first_keyframe.get_or_insert(now);
+            }
+            match probe {
+                Some(probe) => {
+                    received.intact += 1;
+                    received.tags.insert(probe.tag);
+                    if !received.participant.is_empty()
+                        && probe.tag != synthetic::track_tag(&received.participant, &received.track)
+                    {
+                        received.foreign += 1;
+                    }
+                }
+                None => received.corrupted += 1,
+            }
+        });
+    }
+}
+
+/// Sends one synthetic track until the task is aborted.
+async fn publish(track: Outgoing, participant: String) {
+    let tag = synthetic::track_tag(&participant, &track.id);
+    let mut sequence: u16 = rand::random();
+    let mut timestamp: u32 = rand::random();
+    let mut index = 0u64;
+    match track.spec {
+        TrackSpec::Audio => {
+            let mut ticker = tokio::time::interval(Duration::from_millis(20));
+            loop {
+                ticker.tick().await;
+                let packet = rtp_packet(
+                    track.ssrc,
+                    OPUS_PAYLOAD_TYPE,
+                    sequence,
+                    timestamp,
+                    index == 0,
+                    synthetic::opus_packet(tag, index),
+                );
+                let _ = track.pipe.write_rtp(packet).await;
+                sequence = sequence.wrapping_add(1);
+                timestamp = timestamp.wrapping_add(960);
+                index += 1;
+            }
+        }
+        TrackSpec::Video(shape) => {
+            let frame_interval = Duration::from_secs(1) / shape.fps.max(1);
+            let mut ticker = tokio::time::interval(frame_interval);
+            let mut last_keyframe: Option<Instant> = None;
+            let ticks_per_frame = 90_000 / shape.fps.max(1);
+            loop {
+                let keyframe_requested = tokio::select! {
+                    _ = ticker.tick() => false,
+                    () = track.keyframe_wanted.notified() => true,
+                };
+                let now = Instant::now();
+                let keyframe = keyframe_requested
+                    || last_keyframe
+                        .is_none_or(|last| now.duration_since(last) >= shape.keyframe_interval);
+                if keyframe {
+                    last_keyframe = Some(now);
+                }
+                for part in synthetic::vp8_frame(&shape, keyframe, tag, &mut index) {
+                    let packet = rtp_packet(
+                        track.ssrc,
+                        VP8_PAYLOAD_TYPE,
+                        sequence,
+                        timestamp,
+                        part.last,
+                        part.payload,
+                    );
+                    let _ = track.pipe.write_rtp(packet).await;
+                    sequence = sequence.wrapping_add(1);
+                }
+                timestamp = timestamp.wrapping_add(ticks_per_frame);
+            }
+        }
+    }
+}
+
+fn rtp_packet(
+    ssrc: u32,
+    payload_type: u8,
+    sequence_number: u16,
+    timestamp: u32,
+    marker: bool,
+    payload: bytes::Bytes,
+) -> rtp::Packet {
+    rtp::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type,
+            sequence_number,
+            timestamp,
+            ssrc,
+            ..Default::default()
+        },
+        payload,
+    }
+}

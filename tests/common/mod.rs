@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests: an in-process server on an ephemeral loopback
+//! port, and synthetic participants that join it.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use loadtest::{Participant, ParticipantOptions, TrackSpec};
+use switchyard::{Config, Counts, RunningServer, Server};
+
+/// How long any one condition in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Starts a server on loopback.
+pub async fn server() -> RunningServer {
+    init_tracing();
+    Server::new(Config::loopback())
+        .start()
+        .await
+        .expect("the server starts")
+}
+
+/// Joins `room` as `name`, publishing `tracks`.
+pub async fn join(
+    server: &RunningServer,
+    room: &str,
+    name: &str,
+    tracks: Vec<TrackSpec>,
+) -> Participant {
+    Participant::join(
+        ParticipantOptions::new(server.websocket_url(), room, name).with_tracks(tracks),
+    )
+    .await
+    .expect("the participant joins")
+}
+
+/// One video and one audio track.
+pub fn camera_and_microphone() -> Vec<TrackSpec> {
+    vec![TrackSpec::Video(Default::default()), TrackSpec::Audio]
+}
+
+/// Waits until the server's counts equal `expected`.
+pub async fn wait_for_counts(server: &RunningServer, expected: Counts) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut ticker = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        if server.counts() == expected {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "counts stayed at {:?}, expected {:?}",
+            server.counts(),
+            expected
+        );
+        ticker.tick().await;
+    }
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rtc=off,webrtc=off")),
+        )
+        .with_test_writer()
+        .try_init();
+}
