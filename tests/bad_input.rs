@@ -49,6 +49,10 @@ async fn every_bad_message_is_refused_and_the_session_goes_on() {
         ),
         (r#"{"type": "leave"}"#.to_owned(), ErrorCode::NotJoined),
         (
+            r#"{"type": "chat", "text": "hello?"}"#.to_owned(),
+            ErrorCode::NotJoined,
+        ),
+        (
             r#"{"type": "join", "room": "no spaces", "name": "Ada"}"#.to_owned(),
             ErrorCode::InvalidRoom,
         ),

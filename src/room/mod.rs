@@ -16,7 +16,8 @@ use crate::signal::protocol::ParticipantInfo;
 
 pub use registry::Registry;
 
-/// A change in a room, delivered to every member but the one who caused it.
+/// A change in a room, delivered to every member but the one who caused it (a chat message
+/// goes to its sender too).
 #[derive(Debug, Clone)]
 pub enum RoomEvent {
     /// Somebody joined.
@@ -35,6 +36,15 @@ pub enum RoomEvent {
         track: String,
         /// The new state.
         muted: bool,
+    },
+    /// A chat message.
+    Chat {
+        /// The sender.
+        participant: String,
+        /// The message.
+        text: String,
+        /// When the room received it, in milliseconds since the Unix epoch.
+        at: u64,
     },
 }
 
@@ -200,6 +210,25 @@ impl Room {
                 muted,
             },
         );
+    }
+
+    /// Sends a chat message to every member, the sender included, stamped with the time the
+    /// room received it. Stamping under the lock keeps the stamps in the order members see.
+    pub fn chat(&self, participant: &str, text: String) {
+        let state = self.state();
+        let at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        let event = RoomEvent::Chat {
+            participant: participant.to_owned(),
+            text,
+            at,
+        };
+        for member in &state.members {
+            let _ = member.events.send(event.clone());
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, RoomState> {

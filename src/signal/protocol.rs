@@ -39,6 +39,11 @@ pub enum ClientMessage {
         /// Whether the track is now muted.
         muted: bool,
     },
+    /// A chat message to everybody in the room, the sender included.
+    Chat {
+        /// The message: 1 to [`MAX_CHAT_CHARS`] characters, not only white space.
+        text: String,
+    },
     /// Leave the room; the server closes the connection afterwards.
     Leave,
 }
@@ -115,6 +120,16 @@ pub enum ServerMessage {
         track: String,
         /// Whether it is now muted.
         muted: bool,
+    },
+    /// A chat message somebody in the room sent; the sender gets its own message back too, so
+    /// every member sees the room's messages in the same order.
+    Chat {
+        /// The sender's participant id.
+        participant: String,
+        /// The message, as sent.
+        text: String,
+        /// When the server received it: milliseconds since the Unix epoch.
+        at: u64,
     },
     /// The last message was refused; nothing else changed.
     Error {
@@ -208,6 +223,8 @@ pub enum ErrorCode {
     InvalidCandidate,
     /// `mute` named a track this participant does not publish.
     UnknownTrack,
+    /// A chat message that is empty, only white space, or longer than [`MAX_CHAT_CHARS`].
+    InvalidChat,
     /// Something failed inside the server; the session goes on.
     Internal,
 }
@@ -228,7 +245,15 @@ impl ClientMessage {
                 "a message must be a JSON object with a string `type`".to_owned(),
             ));
         };
-        const KNOWN: [&str; 6] = ["join", "offer", "answer", "candidate", "mute", "leave"];
+        const KNOWN: [&str; 7] = [
+            "join",
+            "offer",
+            "answer",
+            "candidate",
+            "mute",
+            "chat",
+            "leave",
+        ];
         if !KNOWN.contains(&kind) {
             return Err((
                 ErrorCode::UnknownType,
@@ -259,6 +284,15 @@ impl ServerMessage {
         // Serializing these plain structs cannot fail: every map key is a string.
         serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
     }
+}
+
+/// The longest chat message, in characters (Unicode scalar values).
+pub const MAX_CHAT_CHARS: usize = 2000;
+
+/// Checks a chat message: 1 to [`MAX_CHAT_CHARS`] characters, not only white space. Line breaks
+/// and any other characters are the sender's business; clients display the text as text.
+pub fn is_valid_chat_text(text: &str) -> bool {
+    !text.trim().is_empty() && text.chars().count() <= MAX_CHAT_CHARS
 }
 
 /// Checks a room name: 1–64 characters of `A-Za-z0-9_-`.
@@ -321,6 +355,12 @@ mod tests {
                     muted: true,
                 },
             ),
+            (
+                json!({"type": "chat", "text": "hello, room"}),
+                ClientMessage::Chat {
+                    text: "hello, room".into(),
+                },
+            ),
             (json!({"type": "leave"}), ClientMessage::Leave),
         ];
         for (value, expected) in cases {
@@ -339,6 +379,11 @@ mod tests {
         assert_eq!(code(r#"{"type": "join"}"#), ErrorCode::MalformedMessage);
         assert_eq!(
             code(r#"{"type": "offer", "sdp": 5}"#),
+            ErrorCode::MalformedMessage
+        );
+        assert_eq!(code(r#"{"type": "chat"}"#), ErrorCode::MalformedMessage);
+        assert_eq!(
+            code(r#"{"type": "chat", "text": "hi", "to": "PA_1"}"#),
             ErrorCode::MalformedMessage
         );
     }
@@ -363,6 +408,34 @@ mod tests {
             serde_json::to_value(&error).unwrap(),
             json!({"type": "error", "code": "invalid_room", "message": "bad"})
         );
+    }
+
+    #[test]
+    fn chat_messages_have_the_documented_shape() {
+        let chat = ServerMessage::Chat {
+            participant: "PA_1".into(),
+            text: "hello".into(),
+            at: 1_767_225_600_000,
+        };
+        assert_eq!(
+            serde_json::to_value(&chat).unwrap(),
+            json!({"type": "chat", "participant": "PA_1", "text": "hello", "at": 1_767_225_600_000u64})
+        );
+        let error = ServerMessage::error(ErrorCode::InvalidChat, "too long");
+        assert_eq!(
+            serde_json::to_value(&error).unwrap(),
+            json!({"type": "error", "code": "invalid_chat", "message": "too long"})
+        );
+    }
+
+    #[test]
+    fn chat_texts() {
+        assert!(is_valid_chat_text("hi"));
+        assert!(is_valid_chat_text("  two\nlines  "));
+        assert!(is_valid_chat_text(&"é".repeat(MAX_CHAT_CHARS)));
+        assert!(!is_valid_chat_text(&"é".repeat(MAX_CHAT_CHARS + 1)));
+        assert!(!is_valid_chat_text(""));
+        assert!(!is_valid_chat_text(" \n\t "));
     }
 
     #[test]

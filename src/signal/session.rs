@@ -24,8 +24,8 @@ use crate::rtc::connection::{MediaConnection, MediaError, MediaEvent};
 use crate::rtc::peer::PeerEvent;
 use crate::signal::outbox::{Outbox, Outgoing, Unreachable};
 use crate::signal::protocol::{
-    ClientMessage, ErrorCode, IceCandidate, ParticipantInfo, ServerMessage, is_valid_room_name,
-    normalize_display_name,
+    ClientMessage, ErrorCode, IceCandidate, MAX_CHAT_CHARS, ParticipantInfo, ServerMessage,
+    is_valid_chat_text, is_valid_room_name, normalize_display_name,
 };
 
 /// The largest text frame a client may send; larger ones close the socket with 1009.
@@ -233,6 +233,17 @@ impl Session {
             ClientMessage::Mute { track, muted } => {
                 joined.media.on_mute(&joined.room, track, muted)?;
             }
+            ClientMessage::Chat { text } => {
+                if !is_valid_chat_text(&text) {
+                    return Err(MessageError::Refused(
+                        ErrorCode::InvalidChat,
+                        format!(
+                            "a chat message is 1 to {MAX_CHAT_CHARS} characters, not only white space"
+                        ),
+                    ));
+                }
+                joined.room.chat(&joined.id, text);
+            }
         }
         Ok(None)
     }
@@ -326,6 +337,17 @@ impl Session {
                     participant,
                     track,
                     muted,
+                })?;
+            }
+            RoomEvent::Chat {
+                participant,
+                text,
+                at,
+            } => {
+                self.outbox.send(&ServerMessage::Chat {
+                    participant,
+                    text,
+                    at,
                 })?;
             }
         }
