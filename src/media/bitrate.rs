@@ -7,7 +7,12 @@
 //!
 //! Browsers treat a REMB they receive as a cap on the *whole* connection, whatever SSRCs it
 //! lists, so one publisher gets one REMB: the sum of its publications' caps, listing their
-//! SSRCs. It goes out about once a second, and at once when the cap falls by more than a fifth.
+//! SSRCs, plus [`AUDIO_ALLOWANCE`] for each audio track it publishes. The subscribers' estimates
+//! cover video only (only video carries a send time, see `media::send_time`); without the
+//! allowance the publisher's audio would eat into its video, the subscribers would see less
+//! video arrive, and since a browser's estimate never runs far ahead of what arrives, the cap
+//! would stop growing. The REMB goes out about once a second, and at once when the cap falls by
+//! more than a fifth.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,6 +23,10 @@ pub const ESTIMATE_LIFETIME: Duration = Duration::from_secs(5);
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// A cap below this fraction of the last one sent is sent at once.
 pub const SHARP_DROP: f64 = 0.8;
+
+/// What each of the publisher's audio tracks may use on top of its video caps: Opus at the
+/// browsers' default rate, with its packet overhead, stays below it.
+pub const AUDIO_ALLOWANCE: u64 = 64_000;
 
 /// Identifies one subscriber's down-track in the aggregation.
 pub type SubscriberKey = u64;
@@ -47,6 +56,7 @@ struct Report {
 #[derive(Debug, Default)]
 pub struct BitrateAggregator {
     publications: HashMap<u32, HashMap<SubscriberKey, Estimate>>,
+    audio_tracks: u64,
     last_report: Option<Report>,
 }
 
@@ -64,6 +74,16 @@ impl BitrateAggregator {
         if let Some(estimates) = self.publications.get_mut(&ssrc) {
             estimates.remove(&subscriber);
         }
+    }
+
+    /// The publisher started publishing an audio track.
+    pub fn add_audio_track(&mut self) {
+        self.audio_tracks += 1;
+    }
+
+    /// One of the publisher's audio tracks ended.
+    pub fn remove_audio_track(&mut self) {
+        self.audio_tracks = self.audio_tracks.saturating_sub(1);
     }
 
     /// Forgets a publication that ended.
@@ -91,7 +111,7 @@ impl BitrateAggregator {
         Some(cap)
     }
 
-    /// The sum of the publications' caps, from fresh estimates only.
+    /// The sum of the publications' caps, from fresh estimates only, and the audio allowance.
     fn current_cap(&mut self, now: Instant) -> Option<BitrateCap> {
         let mut total = 0u64;
         let mut ssrcs = Vec::new();
@@ -111,7 +131,7 @@ impl BitrateAggregator {
         }
         ssrcs.sort_unstable();
         Some(BitrateCap {
-            bitrate: total,
+            bitrate: total.saturating_add(self.audio_tracks * AUDIO_ALLOWANCE),
             ssrcs,
         })
     }
@@ -169,6 +189,27 @@ mod tests {
         assert_eq!(aggregator.poll(later).map(|cap| cap.bitrate), Some(800_000));
         aggregator.forget_subscriber(11, 2);
         assert_eq!(aggregator.poll(later + REPORT_INTERVAL), None);
+    }
+
+    #[test]
+    fn audio_is_allowed_for_on_top_of_the_video_caps() {
+        let now = Instant::now();
+        let mut aggregator = BitrateAggregator::default();
+        aggregator.add_audio_track();
+        assert_eq!(aggregator.poll(now), None, "no estimate, no cap");
+        aggregator.record(11, 1, 300_000, now);
+        assert_eq!(
+            aggregator.poll(now).map(|cap| cap.bitrate),
+            Some(300_000 + AUDIO_ALLOWANCE)
+        );
+        aggregator.remove_audio_track();
+        aggregator.record(11, 1, 300_000, now + REPORT_INTERVAL);
+        assert_eq!(
+            aggregator
+                .poll(now + REPORT_INTERVAL)
+                .map(|cap| cap.bitrate),
+            Some(300_000)
+        );
     }
 
     #[test]

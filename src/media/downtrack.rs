@@ -1,8 +1,9 @@
 //! One subscriber's sending slot for one track.
 //!
 //! A [`DownTrack`] is a transceiver on the subscriber's connection together with everything the
-//! router needs to write into it: the SSRC the subscriber knows it by, the payload type its SDP
-//! negotiated, and the [`Rewriter`] that keeps its numbering continuous. It outlives the
+//! router needs to write into it: the SSRC the subscriber knows it by, the payload type and
+//! header extension its SDP negotiated, and the [`Rewriter`] that keeps its numbering
+//! continuous. It outlives the
 //! publications that feed it: when one ends, the slot goes inactive and is later reused for the
 //! next track of the same kind, so the subscriber's SDP does not grow as people come and go.
 
@@ -10,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures::FutureExt;
 use rtc::rtp;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -40,6 +42,8 @@ pub struct DownTrack {
     transceiver: Arc<dyn RtpTransceiver>,
     pipe: Arc<TrackLocalStaticRTP>,
     payload_type: AtomicU8,
+    /// The abs-send-time extension id the subscriber negotiated for this slot; 0 for none.
+    abs_send_time_id: AtomicU8,
     negotiated: AtomicBool,
     rewriter: Mutex<Rewriter>,
     metrics: Arc<Metrics>,
@@ -74,6 +78,7 @@ impl DownTrack {
             transceiver,
             pipe,
             payload_type: AtomicU8::new(0),
+            abs_send_time_id: AtomicU8::new(0),
             negotiated: AtomicBool::new(false),
             rewriter: Mutex::new(Rewriter::new(clock_rate, rand::random(), rand::random())),
             metrics,
@@ -106,9 +111,12 @@ impl DownTrack {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Records the payload type the subscriber's SDP negotiated for this slot's codec.
-    pub fn set_payload_type(&self, payload_type: u8) {
+    /// Records what the subscriber's SDP negotiated for this slot: the payload type of its
+    /// codec, and the id of the abs-send-time header extension if it accepted that.
+    pub fn set_negotiated(&self, payload_type: u8, abs_send_time_id: Option<u8>) {
         self.payload_type.store(payload_type, Ordering::Relaxed);
+        self.abs_send_time_id
+            .store(abs_send_time_id.unwrap_or(0), Ordering::Relaxed);
         self.negotiated.store(true, Ordering::Release);
     }
 
@@ -128,15 +136,17 @@ impl DownTrack {
     }
 
     /// Forwards one packet of `source`: rewrites SSRC, payload type, sequence number and
-    /// timestamp, and hands it to the subscriber's connection without waiting. When that
-    /// connection's queue is full the packet is dropped, so a slow subscriber never holds up
-    /// the publisher's read loop or the other subscribers.
+    /// timestamp, stamps `send_time` (an abs-send-time payload) when the subscriber negotiated
+    /// that extension, and hands the packet to the subscriber's connection without waiting.
+    /// When that connection's queue is full the packet is dropped, so a slow subscriber never
+    /// holds up the publisher's read loop or the other subscribers.
     pub fn forward(
         &self,
         source: SourceKey,
         packet: &rtp::Packet,
         can_start: bool,
         now: Instant,
+        send_time: Option<&Bytes>,
     ) -> Forwarded {
         if !self.negotiated.load(Ordering::Acquire) {
             return Forwarded::Skipped;
@@ -155,6 +165,14 @@ impl DownTrack {
         outgoing.header.payload_type = self.payload_type.load(Ordering::Relaxed);
         outgoing.header.sequence_number = numbers.sequence;
         outgoing.header.timestamp = numbers.timestamp;
+        let abs_send_time_id = self.abs_send_time_id.load(Ordering::Relaxed);
+        if let Some(send_time) = send_time.filter(|_| abs_send_time_id != 0) {
+            // The id was negotiated, so it is in range; a failure would only leave the packet
+            // without a send time.
+            let _ = outgoing
+                .header
+                .set_extension(abs_send_time_id, send_time.clone());
+        }
         let size = outgoing.payload.len() as u64;
         // `write_rtp` completes at once when the connection's queue has room; `now_or_never`
         // drops the write (and the packet) instead of waiting when it has not.

@@ -6,4 +6,5 @@ pub mod downtrack;
 pub mod keyframe;
 pub mod publication;
 pub mod rewriter;
+pub mod send_time;
 pub mod vp8;

@@ -22,6 +22,7 @@ use crate::media::bitrate::{BitrateAggregator, REPORT_INTERVAL, SubscriberKey};
 use crate::media::downtrack::DownTrack;
 use crate::media::keyframe::{KeyframeReason, KeyframeThrottle};
 use crate::media::rewriter::SourceKey;
+use crate::media::send_time::abs_send_time;
 use crate::media::vp8;
 use crate::metrics::{Gauge, GaugeGuard, Metrics};
 use crate::signal::protocol::TrackKind;
@@ -109,6 +110,8 @@ impl Publication {
             task: Mutex::new(None),
             packets: AtomicU64::new(0),
         });
+        let audio =
+            (publication.info.kind == TrackKind::Audio).then(|| AudioAllowance::new(&bitrate));
         let reader = Reader {
             publication: Arc::clone(&publication),
             remote,
@@ -117,6 +120,7 @@ impl Publication {
             bitrate,
             metrics: Arc::clone(&metrics),
             _gauge: GaugeGuard::new(&metrics, Gauge::Publications),
+            _audio: audio,
         };
         let handle = tokio::spawn(reader.run().instrument(span));
         *publication.task_slot() = Some(handle);
@@ -216,6 +220,30 @@ struct Reader {
     bitrate: SharedBitrate,
     metrics: Arc<Metrics>,
     _gauge: GaugeGuard,
+    _audio: Option<AudioAllowance>,
+}
+
+/// Counts an audio publication in its publisher's bitrate cap for as long as it lives; held by
+/// the read task, so an aborted task gives the allowance back too.
+struct AudioAllowance(SharedBitrate);
+
+impl AudioAllowance {
+    fn new(bitrate: &SharedBitrate) -> Self {
+        lock(bitrate).add_audio_track();
+        Self(Arc::clone(bitrate))
+    }
+}
+
+impl Drop for AudioAllowance {
+    fn drop(&mut self) {
+        lock(&self.0).remove_audio_track();
+    }
+}
+
+fn lock(bitrate: &SharedBitrate) -> std::sync::MutexGuard<'_, BitrateAggregator> {
+    bitrate
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Reader {
@@ -275,8 +303,10 @@ impl Reader {
             TrackKind::Video => vp8::is_keyframe_start(&packet.payload),
         };
         let now = Instant::now();
+        // Subscribers estimate their downlink from video packets only (see `send_time`).
+        let send_time = (publication.info.kind == TrackKind::Video).then(|| abs_send_time(now));
         for down in publication.subscribers.load().iter() {
-            down.forward(publication.key, &packet, can_start, now);
+            down.forward(publication.key, &packet, can_start, now, send_time.as_ref());
         }
     }
 
@@ -329,13 +359,12 @@ impl Reader {
         };
         if write_with_timeout(&self.remote, Box::new(remb)).await {
             self.metrics.rembs_sent.fetch_add(1, Ordering::Relaxed);
+            debug!(bitrate = cap.bitrate, "sent the publisher a bitrate cap");
         }
     }
 
     fn lock_bitrate(&self) -> std::sync::MutexGuard<'_, BitrateAggregator> {
-        self.bitrate
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.bitrate)
     }
 }
 

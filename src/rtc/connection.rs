@@ -36,6 +36,7 @@ use crate::media::downtrack::DownTrack;
 use crate::media::keyframe::KeyframeReason;
 use crate::media::publication::{Publication, SharedBitrate, TrackInfo};
 use crate::media::rewriter::SourceKey;
+use crate::media::send_time::ABS_SEND_TIME_URI;
 use crate::metrics::{Gauge, GaugeGuard, Metrics};
 use crate::room::Room;
 use crate::rtc::engine::{self, MediaSettings};
@@ -294,12 +295,13 @@ impl MediaConnection {
                 continue;
             }
             let publication = &subscription.publication;
-            let payload_type = negotiated_payload_type(&subscription.down, publication).await;
-            let Some(payload_type) = payload_type else {
+            let Some(negotiated) = negotiated(&subscription.down, publication).await else {
                 warn!(mid = %subscription.mid, "the answer negotiated no codec for a track");
                 continue;
             };
-            subscription.down.set_payload_type(payload_type);
+            subscription
+                .down
+                .set_negotiated(negotiated.payload_type, negotiated.abs_send_time_id);
             subscription.down.switch_to(publication.key());
             publication.attach(Arc::clone(&subscription.down));
             subscription.active = Some(GaugeGuard::new(&self.metrics, Gauge::Subscriptions));
@@ -729,15 +731,36 @@ fn outgoing_track(publication: &Publication, ssrc: u32) -> MediaStreamTrack {
     )
 }
 
-/// The payload type the subscriber's SDP gave the publication's codec on this slot.
-async fn negotiated_payload_type(down: &DownTrack, publication: &Publication) -> Option<u8> {
+/// What the subscriber's SDP negotiated for a slot.
+struct Negotiated {
+    /// The payload type of the publication's codec.
+    payload_type: u8,
+    /// The abs-send-time header extension's id, if the subscriber accepted it.
+    abs_send_time_id: Option<u8>,
+}
+
+/// What the subscriber's SDP negotiated for `publication` on this slot; `None` when it accepted
+/// no codec for it.
+async fn negotiated(down: &DownTrack, publication: &Publication) -> Option<Negotiated> {
     let sender = down.transceiver().sender().await.ok()??;
     let parameters = sender.get_parameters().await.ok()?;
     let mime_type = &publication.info().mime_type;
-    parameters
+    let payload_type = parameters
         .rtp_parameters
         .codecs
         .iter()
         .find(|codec| codec.rtp_codec.mime_type.eq_ignore_ascii_case(mime_type))
-        .map(|codec| codec.payload_type)
+        .map(|codec| codec.payload_type)?;
+    let abs_send_time_id = parameters
+        .rtp_parameters
+        .header_extensions
+        .iter()
+        .find(|extension| extension.uri == ABS_SEND_TIME_URI)
+        .and_then(|extension| u8::try_from(extension.id).ok())
+        // One-byte header ids are 1 to 14; the server never negotiates two-byte headers.
+        .filter(|id| (1..=14).contains(id));
+    Some(Negotiated {
+        payload_type,
+        abs_send_time_id,
+    })
 }

@@ -16,6 +16,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
     NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
     SenderReportBuilder, Slot, TwccReceiverBuilder,
@@ -33,6 +34,7 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
+use crate::media::send_time::ABS_SEND_TIME_URI;
 use crate::rtc::feedback::{Feedback, FeedbackTap};
 use crate::signal::protocol::TrackKind;
 
@@ -122,6 +124,15 @@ pub fn media_engine() -> webrtc::error::Result<MediaEngine> {
             Some(RTCRtpTransceiverDirection::Recvonly),
         )?;
     }
+    // The send time of every forwarded video packet, for the subscriber's estimator (see
+    // `media::send_time`).
+    engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: ABS_SEND_TIME_URI.to_owned(),
+        },
+        RtpCodecKind::Video,
+        Some(RTCRtpTransceiverDirection::Sendonly),
+    )?;
     for uri in [
         rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
         rtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
@@ -156,8 +167,14 @@ pub async fn build_peer_connection(
     feedback: mpsc::Sender<Feedback>,
 ) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
     let include_loopback = settings.ips.iter().any(IpAddr::is_loopback);
+    // No mDNS: left on, every connection binds port 5353 and joins the mDNS multicast group,
+    // which fails (ENODEV) wherever there is no multicast route, such as a network namespace
+    // holding only `lo`. The server gathers on explicit addresses and needs no `.local` names;
+    // a browser that hides its address behind one is still reached through the peer-reflexive
+    // candidate its first connectivity check creates.
     let setting_engine = SettingEngineBuilder::new()
         .with_include_loopback_candidate(include_loopback)
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
         .build();
     let addresses: Vec<SocketAddr> = settings
         .ips
