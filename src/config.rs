@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::client::ClientFiles;
 use crate::signal::protocol::IceServer;
 
 /// How the server runs.
@@ -13,6 +14,8 @@ pub struct Config {
     pub media_ips: Vec<IpAddr>,
     /// STUN/TURN URLs handed to clients.
     pub ice_urls: Vec<String>,
+    /// Where the browser client's files come from.
+    pub client: ClientFiles,
 }
 
 impl Default for Config {
@@ -21,6 +24,7 @@ impl Default for Config {
             http: SocketAddr::from(([0, 0, 0, 0], 8080)),
             media_ips: crate::rtc::engine::default_media_ips(),
             ice_urls: Vec::new(),
+            client: ClientFiles::Embedded,
         }
     }
 }
@@ -33,6 +37,7 @@ impl Config {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             media_ips: vec![IpAddr::from([127, 0, 0, 1])],
             ice_urls: Vec::new(),
+            client: ClientFiles::Embedded,
         }
     }
 

@@ -1,9 +1,9 @@
-//! The HTTP surface: the signaling WebSocket, health, counts and metrics.
+//! The HTTP surface: the browser client, the signaling WebSocket, health, counts and metrics.
 
 use std::sync::Arc;
 
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::header;
+use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,14 +11,19 @@ use axum::{Json, Router};
 use crate::ServerContext;
 use crate::signal::session::{self, MAX_FRAME_BYTES};
 
-/// Builds the router.
+/// Builds the router. Every path the API does not claim is a client file.
 pub fn router(context: Arc<ServerContext>) -> Router {
     Router::new()
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/counts", get(counts))
         .route("/metrics", get(metrics))
+        .fallback(get(client_file))
         .with_state(context)
+}
+
+async fn client_file(State(context): State<Arc<ServerContext>>, uri: Uri) -> Response {
+    context.client.respond(&uri).await
 }
 
 async fn websocket(

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod config;
 pub mod http;
 pub mod media;
@@ -24,6 +25,7 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 pub use metrics::{Counts, Metrics};
 
+use crate::client::ClientFiles;
 use crate::room::Registry;
 use crate::rtc::MediaSettings;
 use crate::signal::protocol::IceServer;
@@ -39,6 +41,8 @@ pub struct ServerContext {
     pub media: MediaSettings,
     /// The ICE servers handed to clients.
     pub ice_servers: Vec<IceServer>,
+    /// The browser client's files.
+    pub client: ClientFiles,
 }
 
 impl ServerContext {
@@ -93,6 +97,7 @@ impl Server {
                 ips: config.media_ips.clone(),
             },
             ice_servers: config.ice_servers(),
+            client: config.client.clone(),
         });
         let (stop, mut stopped) = watch::channel(false);
         let app = http::router(Arc::clone(&context));

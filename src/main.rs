@@ -1,9 +1,11 @@
 //! The `switchyard` command: runs the server until Ctrl-C or SIGTERM.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use switchyard::client::ClientFiles;
 use switchyard::{Config, Server};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
@@ -22,6 +24,10 @@ struct Cli {
     /// STUN or TURN URL handed to clients; repeat for several.
     #[arg(long = "ice-url", env = "SWITCHYARD_ICE_URLS", value_delimiter = ',')]
     ice_urls: Vec<String>,
+    /// Serve the browser client from this folder instead of the copy built into the binary
+    /// (for working on the client: edits show on reload).
+    #[arg(long, env = "SWITCHYARD_CLIENT_DIR")]
+    client_dir: Option<PathBuf>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "SWITCHYARD_JSON_LOGS")]
     json_logs: bool,
@@ -48,6 +54,9 @@ async fn main() -> ExitCode {
     let mut config = Config {
         http: cli.http,
         ice_urls: cli.ice_urls,
+        client: cli
+            .client_dir
+            .map_or(ClientFiles::Embedded, ClientFiles::Directory),
         ..Config::default()
     };
     if !cli.media_ips.is_empty() {

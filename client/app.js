@@ -1,0 +1,324 @@
+// The page: the join screen, the room view and the screen after leaving, wired to a Call.
+//
+// URL parameters: `room` and `name` fill in the join form; `video=WIDTHxHEIGHT@FPS` (for
+// example `320x180@15`) asks the camera for a smaller picture, which slow machines and tests use.
+//
+// `window.switchyard` exposes the live objects for diagnosis from the browser's console (and
+// for the browser tests): {call, media, grid}.
+
+import { Call, JoinRefused } from './call.js';
+import { ChatPanel } from './chat.js';
+import { ControlBar, DevicePicker } from './controls.js';
+import { LocalMedia, parseVideoSize } from './local-media.js';
+import { signalingUrl } from './signaling.js';
+import { StatusBoard } from './status.js';
+import { TileGrid } from './tiles.js';
+
+const ROOM_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const NAME_KEY = 'switchyard.name';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(window.location.search);
+
+const media = new LocalMedia(parseVideoSize(params.get('video')));
+const grid = new TileGrid($('grid'));
+const status = new StatusBoard($('status'));
+/** @type {Call | null} */
+let call = null;
+
+window.switchyard = {
+  get call() { return call; },
+  media,
+  grid,
+};
+
+// ---- Join screen -------------------------------------------------------------------------
+
+const roomInput = $('join-room');
+const nameInput = $('join-name');
+roomInput.value = params.get('room') ?? '';
+nameInput.value = params.get('name') ?? localStorage.getItem(NAME_KEY) ?? '';
+if (!roomInput.value) roomInput.value = `room-${Math.random().toString(36).slice(2, 8)}`;
+
+function showJoinPreview() {
+  const preview = $('join-preview');
+  // Only a camera is worth showing; an element left waiting on a stream without video would
+  // hold back the page's load event.
+  const shown = preview.srcObject?.getVideoTracks()[0] ?? null;
+  if (shown !== media.camera) preview.srcObject = media.camera ? new MediaStream([media.camera]) : null;
+  const showing = media.camera !== null && !media.cameraOff;
+  preview.hidden = !showing;
+  $('join-preview-off').hidden = showing;
+  $('join-preview-off').textContent = media.camera ? 'Camera is off' : 'No camera';
+  toggleButton($('join-mic'), media.microphone !== null, !media.micMuted, 'mic');
+  toggleButton($('join-camera'), media.camera !== null, !media.cameraOff, 'camera');
+  const problem = media.problemText;
+  $('media-problem').hidden = problem === null;
+  $('media-problem').textContent = problem ?? '';
+}
+
+function toggleButton(button, available, on, icon) {
+  button.disabled = !available;
+  button.setAttribute('aria-pressed', String(available && on));
+  button.querySelector('use').setAttribute('href', `#icon-${available && on ? icon : `${icon}-off`}`);
+}
+
+$('join-mic').addEventListener('click', () => media.setMicMuted(!media.micMuted));
+$('join-camera').addEventListener('click', () => media.setCameraOff(!media.cameraOff));
+
+$('join-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const room = roomInput.value.trim();
+  const name = nameInput.value.trim();
+  if (!ROOM_PATTERN.test(room)) {
+    showJoinError('A room name is 1 to 64 letters, digits, "-" or "_".');
+    return;
+  }
+  if (name.length === 0 || name.length > 64) {
+    showJoinError('Please enter your name (up to 64 characters).');
+    return;
+  }
+  localStorage.setItem(NAME_KEY, name);
+  enterRoom(room, name);
+});
+
+function showJoinError(text) {
+  $('join-error').textContent = text;
+  $('join-error').hidden = false;
+}
+
+// ---- Room view ---------------------------------------------------------------------------
+
+function showScreen(id) {
+  for (const screen of ['join-screen', 'room-screen', 'left-screen']) $(screen).hidden = screen !== id;
+}
+
+async function enterRoom(room, name) {
+  $('join-error').hidden = true;
+  const url = new URL(window.location.href);
+  url.searchParams.set('room', room);
+  url.searchParams.delete('name');
+  window.history.replaceState(null, '', url);
+  document.title = `${room} · Switchyard`;
+  $('room-name').textContent = room;
+
+  call = new Call({ url: signalingUrl(), room, name, media });
+  watchCall(call);
+  showScreen('room-screen');
+  showLocalTiles();
+  showMediaProblems();
+  try {
+    await call.join();
+  } catch (error) {
+    if (error instanceof JoinRefused) {
+      leaveRoom();
+      showScreen('join-screen');
+      showJoinError(error.message);
+    }
+  }
+}
+
+function watchCall(current) {
+  const isCurrent = () => current === call;
+  current.roster.addEventListener('change', ({ detail }) => {
+    if (!isCurrent()) return;
+    grid.showParticipant(current.roster, detail.participant);
+    showPeopleCount();
+  });
+  current.addEventListener('state', ({ detail }) => {
+    if (!isCurrent()) return;
+    switch (detail.state) {
+      case 'connecting':
+        status.set('connection', 'Connecting…');
+        break;
+      case 'joined':
+        status.clear('connection');
+        if (wasReconnecting) status.flash('Reconnected', 'good');
+        wasReconnecting = false;
+        break;
+      case 'reconnecting':
+        wasReconnecting = true;
+        grid.clearRemote();
+        status.set('connection', `${detail.why ?? 'Connection lost'}. Rejoining the room…`, 'warning');
+        break;
+      case 'left':
+        status.clear('connection');
+        break;
+    }
+    showPeopleCount();
+  });
+  current.addEventListener('media', ({ detail }) => {
+    if (!isCurrent()) return;
+    const messages = {
+      connecting: ['Connecting media…', 'info'],
+      disconnected: ['The media connection was interrupted. Trying to recover…', 'warning'],
+      failed: ['The media connection failed. Restarting it…', 'error'],
+    };
+    const message = messages[detail.state];
+    if (message) status.set('media', ...message);
+    else status.clear('media');
+  });
+  current.addEventListener('notice', ({ detail }) => {
+    if (isCurrent()) status.flash(detail.text, detail.level);
+  });
+  current.addEventListener('chat', ({ detail }) => {
+    if (isCurrent()) chat.add(detail);
+  });
+  current.addEventListener('screen', () => {
+    if (isCurrent()) {
+      showLocalTiles();
+      showControls();
+    }
+  });
+}
+let wasReconnecting = false;
+
+function showPeopleCount() {
+  const count = call && call.state === 'joined' ? call.roster.size + 1 : null;
+  $('people-count').textContent = count === null ? '' : count === 1 ? 'Just you' : `${count} people`;
+}
+
+function showLocalTiles() {
+  if (!call) return;
+  const hasCamera = media.camera !== null;
+  grid.setLocal('self', {
+    kind: 'person',
+    label: `${call.name} (you)`,
+    name: call.name,
+    tracks: hasCamera ? [media.camera] : [],
+    showVideo: hasCamera && !media.cameraOff,
+    micMuted: media.microphone === null || media.micMuted,
+    cameraOff: !hasCamera || media.cameraOff,
+    mirrored: true,
+  });
+  const screen = call.screen;
+  grid.setLocal('self/screen', screen && {
+    kind: 'screen',
+    label: 'Your screen',
+    name: call.name,
+    tracks: [screen.track],
+    showVideo: true,
+    micMuted: false,
+    cameraOff: false,
+  });
+}
+
+function showControls() {
+  controls.show({
+    hasMic: media.microphone !== null,
+    micMuted: media.micMuted,
+    hasCamera: media.camera !== null,
+    cameraOff: media.cameraOff,
+    sharing: call?.sharingScreen ?? false,
+    canShare: typeof navigator.mediaDevices?.getDisplayMedia === 'function',
+  });
+}
+
+function showMediaProblems() {
+  const problem = media.problemText;
+  if (problem) status.set('devices', problem, 'warning');
+  else status.clear('devices');
+}
+
+media.addEventListener('change', () => {
+  showJoinPreview();
+  showLocalTiles();
+  showControls();
+  if (call) showMediaProblems();
+});
+
+const controls = new ControlBar({
+  mic: $('mic-button'),
+  camera: $('camera-button'),
+  screen: $('screen-button'),
+  devices: $('devices-button'),
+  leave: $('leave-button'),
+}, {
+  mic: () => call?.setMicMuted(!media.micMuted),
+  camera: () => call?.setCameraOff(!media.cameraOff),
+  screen: () => toggleScreenShare(),
+  devices: () => devices.open(),
+  leave: () => {
+    leaveRoom();
+    $('left-message').textContent = `You left ${$('room-name').textContent}.`;
+    showScreen('left-screen');
+  },
+});
+
+async function toggleScreenShare() {
+  if (!call) return;
+  if (call.sharingScreen) {
+    call.stopScreenShare();
+    return;
+  }
+  try {
+    call.startScreenShare(await media.captureScreen());
+  } catch (error) {
+    if (error.name !== 'NotAllowedError' && error.name !== 'AbortError') {
+      status.flash(`Screen sharing failed: ${error.message}`, 'error');
+    }
+  }
+}
+
+const devices = new DevicePicker({
+  dialog: $('devices-dialog'),
+  cameras: $('camera-select'),
+  microphones: $('microphone-select'),
+  error: $('devices-error'),
+}, media, async (kind, deviceId) => {
+  if (!deviceId) return;
+  if (call) await call.switchDevice(kind, deviceId);
+  else await media.switchDevice(kind, deviceId).then(({ done }) => done());
+});
+
+const chat = new ChatPanel({
+  panel: $('chat'),
+  list: $('chat-messages'),
+  form: $('chat-form'),
+  input: $('chat-input'),
+  button: $('chat-button'),
+  badge: $('chat-unread'),
+  close: $('chat-close'),
+}, (text) => call?.sendChat(text) ?? false);
+
+grid.addEventListener('autoplay-blocked', () => {
+  $('unmute-audio').hidden = false;
+});
+$('unmute-audio').addEventListener('click', () => {
+  grid.enableSound();
+  $('unmute-audio').hidden = true;
+});
+
+$('copy-link').addEventListener('click', async () => {
+  const link = new URL(window.location.href);
+  link.search = new URLSearchParams({ room: $('room-name').textContent }).toString();
+  try {
+    await navigator.clipboard.writeText(link.href);
+    status.flash('Link copied: send it to whoever should join.', 'good');
+  } catch {
+    status.flash(`Invite others with this link: ${link.href}`, 'info');
+  }
+});
+
+function leaveRoom() {
+  if (!call) return;
+  call.stopScreenShare();
+  call.leave();
+  call = null;
+  grid.clearRemote();
+  grid.setLocal('self/screen', null);
+  for (const key of ['connection', 'media', 'devices']) status.clear(key);
+  showControls();
+}
+
+$('rejoin-button').addEventListener('click', () => enterRoom($('room-name').textContent, nameInput.value.trim() || 'Guest'));
+
+// ---- Start -------------------------------------------------------------------------------
+
+showScreen('join-screen');
+showJoinPreview();
+showControls();
+media.start().then(() => {
+  showJoinPreview();
+  showControls();
+});

@@ -1,0 +1,365 @@
+// Being in a room: the signaling socket, the media connection and the roster, kept going
+// across dropped sockets and failed connections until the person leaves.
+//
+// One membership is one socket, one `join`, one RTCPeerConnection. When the socket drops, or
+// the server ends the session (close code 4001 when our media connection failed on its side),
+// everything of that membership is let go and the call joins again with the same name and the
+// same local tracks, after a short, growing pause. When the media connection is interrupted
+// while the socket is fine, the call first restarts ICE on the same connection; if that does
+// not bring it back in time, it rejoins.
+//
+// Events:
+//   `state`   {state, attempt?, delay?}  connecting | joined | reconnecting | left
+//   `chat`    {participant, name, text, at, self}
+//   `notice`  {text, level}  something the person should read
+//   `media`   {state}  the media connection's state
+// The roster (`call.roster`) reports who is there and what they publish.
+
+import { MediaConnection } from './connection.js';
+import { Roster } from './roster.js';
+import { SignalingSocket } from './signaling.js';
+
+/** Pauses before rejoining: quick at first, then backing off. */
+const REJOIN_DELAYS_MS = [250, 1000, 2000, 4000, 8000];
+/** How long an interrupted media connection may stay so before ICE is restarted. */
+const DISCONNECTED_GRACE_MS = 3000;
+/** How long a restarted or failed media connection has to recover before the call rejoins. */
+const RECOVERY_TIMEOUT_MS = 10000;
+/** A membership this old counts as healthy: the next rejoin starts with a short pause again. */
+const HEALTHY_AFTER_MS = 10000;
+/** Close code for a socket we close to start over. */
+const CLOSE_TO_REJOIN = 4000;
+
+/** Join refusals that rejoining cannot fix. */
+const FATAL_JOIN_ERRORS = new Set(['invalid_room', 'invalid_name']);
+
+export class JoinRefused extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export class Call extends EventTarget {
+  /** Who is there and what they publish. */
+  roster = new Roster();
+  /** Our participant id in the current membership. */
+  self = null;
+  state = 'connecting';
+
+  #url;
+  #room;
+  #name;
+  #media;
+  #socket = null;
+  #connection = null;
+  /** kind ('audio' | 'video' | 'screen') → transceiver publishing it */
+  #published = new Map();
+  #screen = null;
+  #attempt = 0;
+  #rejoinTimer = null;
+  #recoveryTimer = null;
+  #healthyTimer = null;
+  #work = Promise.resolve();
+  #joinWaiter = null;
+
+  /**
+   * @param {object} options
+   * @param {string} options.url the signaling URL
+   * @param {string} options.room
+   * @param {string} options.name
+   * @param {import('./local-media.js').LocalMedia} options.media our camera and microphone
+   */
+  constructor({ url, room, name, media }) {
+    super();
+    this.#url = url;
+    this.#room = room;
+    this.#name = name;
+    this.#media = media;
+  }
+
+  get room() {
+    return this.#room;
+  }
+
+  get name() {
+    return this.#name;
+  }
+
+  /** The current media connection, for statistics (null between memberships). */
+  get connection() {
+    return this.#connection;
+  }
+
+  /**
+   * Joins. Resolves once joined; rejects with JoinRefused when the server refuses the room or
+   * the name, or with an Error when the server cannot be reached at all.
+   */
+  join() {
+    return new Promise((resolve, reject) => {
+      this.#joinWaiter = { resolve, reject };
+      this.#connect();
+    });
+  }
+
+  /** Leaves the room for good. */
+  leave() {
+    this.#setState('left');
+    clearTimeout(this.#rejoinTimer);
+    clearTimeout(this.#recoveryTimer);
+    if (this.#socket) {
+      this.#socket.send({ type: 'leave' });
+      this.#socket.close(1000, 'left');
+    }
+    this.#endMembership();
+  }
+
+  /** Sends a chat message; it comes back from the server like everybody else's. */
+  sendChat(text) {
+    return this.#socket?.send({ type: 'chat', text }) ?? false;
+  }
+
+  setMicMuted(muted) {
+    this.#media.setMicMuted(muted);
+    this.#announceMute('audio', muted);
+  }
+
+  setCameraOff(off) {
+    this.#media.setCameraOff(off);
+    this.#announceMute('video', off);
+  }
+
+  /** Switches camera or microphone without renegotiating: the sender's track is replaced. */
+  async switchDevice(kind, deviceId) {
+    const { track, done } = await this.#media.switchDevice(kind, deviceId);
+    const transceiver = this.#published.get(kind);
+    if (transceiver) {
+      await transceiver.sender.replaceTrack(track);
+    } else if (this.#connection) {
+      // Nothing of this kind was published (it was denied or missing): publishing it now needs
+      // a renegotiation, which the connection starts by itself.
+      this.#published.set(kind, this.#connection.publish(track, this.#media.stream));
+    }
+    done();
+  }
+
+  /** Whether a screen share is on. */
+  get sharingScreen() {
+    return this.#screen !== null;
+  }
+
+  /** Starts sharing a captured screen ({track, stream} from LocalMedia.captureScreen). */
+  startScreenShare(screen) {
+    this.stopScreenShare();
+    this.#screen = screen;
+    // The browser's own "Stop sharing" ends the track.
+    screen.track.addEventListener('ended', () => {
+      if (this.#screen === screen) this.stopScreenShare();
+    }, { once: true });
+    if (this.#connection) this.#published.set('screen', this.#connection.publish(screen.track, screen.stream));
+    this.#notifyScreen();
+  }
+
+  stopScreenShare() {
+    const screen = this.#screen;
+    if (!screen) return;
+    this.#screen = null;
+    const transceiver = this.#published.get('screen');
+    this.#published.delete('screen');
+    if (transceiver && this.#connection) this.#connection.unpublish(transceiver);
+    screen.track.stop();
+    this.#notifyScreen();
+  }
+
+  /** The captured screen, while sharing. */
+  get screen() {
+    return this.#screen;
+  }
+
+  #notifyScreen() {
+    this.dispatchEvent(new CustomEvent('screen', { detail: { sharing: this.#screen !== null } }));
+  }
+
+  async #connect() {
+    this.#setState(this.#attempt === 0 ? 'connecting' : 'reconnecting', { attempt: this.#attempt });
+    let socket;
+    try {
+      socket = await SignalingSocket.open(this.#url);
+    } catch (error) {
+      if (this.state === 'left') return;
+      this.#scheduleRejoin(error.message);
+      return;
+    }
+    if (this.state === 'left') {
+      socket.close();
+      return;
+    }
+    this.#socket = socket;
+    socket.addEventListener('message', ({ detail }) => {
+      // One message at a time, in order: an offer must not overtake the announcements before it.
+      this.#work = this.#work.then(() => this.#onMessage(socket, detail)).catch((error) => {
+        console.error('handling a server message failed', error);
+      });
+    });
+    socket.addEventListener('close', ({ detail }) => this.#onSocketClosed(socket, detail));
+    socket.send({ type: 'join', room: this.#room, name: this.#name });
+  }
+
+  async #onMessage(socket, message) {
+    if (socket !== this.#socket) return;
+    switch (message.type) {
+      case 'joined': return this.#onJoined(message);
+      case 'offer':
+      case 'answer':
+      case 'candidate':
+        return this.#connection?.handle(message);
+      case 'participant_joined':
+        this.roster.add(message.participant);
+        this.#notice(`${message.participant.name} joined`, 'info');
+        return;
+      case 'participant_left': {
+        const name = this.roster.participant(message.participant)?.name;
+        this.roster.remove(message.participant);
+        if (name) this.#notice(`${name} left`, 'info');
+        return;
+      }
+      case 'track_published': return this.roster.published(message);
+      case 'track_unpublished': return this.roster.unpublished(message);
+      case 'mute': return this.roster.muted(message);
+      case 'chat':
+        this.dispatchEvent(new CustomEvent('chat', {
+          detail: {
+            participant: message.participant,
+            name: message.participant === this.self ? this.#name : this.roster.nameOf(message.participant),
+            text: message.text,
+            at: message.at,
+            self: message.participant === this.self,
+          },
+        }));
+        return;
+      case 'error': return this.#onError(message);
+      default:
+        // Newer servers may say more; this client ignores what it does not know.
+        return;
+    }
+  }
+
+  async #onJoined(message) {
+    this.self = message.participant;
+    // Back to quick rejoins once this membership proves healthy: its media connects, or it
+    // lasts (a page that only watches an empty room has no media to connect).
+    clearTimeout(this.#healthyTimer);
+    this.#healthyTimer = setTimeout(() => { this.#attempt = 0; }, HEALTHY_AFTER_MS);
+    this.roster.reset(message.participants);
+    const connection = new MediaConnection({
+      iceServers: message.ice_servers ?? [],
+      send: (outgoing) => this.#socket?.send(outgoing),
+    });
+    this.#connection = connection;
+    connection.addEventListener('track', ({ detail }) => this.roster.received(detail.mid, detail.track));
+    connection.addEventListener('statechange', ({ detail }) => this.#onMediaState(connection, detail.state));
+    connection.addEventListener('failure', ({ detail }) => this.#notice(`Media negotiation problem: ${detail.message}`, 'warning'));
+
+    this.#published.clear();
+    if (this.#media.microphone) this.#published.set('audio', connection.publish(this.#media.microphone, this.#media.stream));
+    if (this.#media.camera) this.#published.set('video', connection.publish(this.#media.camera, this.#media.stream));
+    if (this.#screen) this.#published.set('screen', connection.publish(this.#screen.track, this.#screen.stream));
+    await connection.start();
+    // The server learns mute states from messages, not from the media: say what is off now.
+    if (this.#media.micMuted) this.#announceMute('audio', true);
+    if (this.#media.cameraOff) this.#announceMute('video', true);
+
+    this.#setState('joined');
+    this.#joinWaiter?.resolve();
+    this.#joinWaiter = null;
+  }
+
+  #onError({ code, message }) {
+    if (!this.self && FATAL_JOIN_ERRORS.has(code)) {
+      this.#setState('left');
+      this.#socket?.close();
+      this.#joinWaiter?.reject(new JoinRefused(code, message));
+      this.#joinWaiter = null;
+      return;
+    }
+    if (code === 'invalid_chat') {
+      this.#notice('That message could not be sent: it is empty or too long.', 'warning');
+      return;
+    }
+    console.warn(`server refused a message: ${code}: ${message}`);
+  }
+
+  #onSocketClosed(socket, { code, byUs }) {
+    if (socket !== this.#socket) return;
+    this.#socket = null;
+    this.#endMembership();
+    if (this.state === 'left') return;
+    const why = code === 4001 ? 'The media connection failed'
+      : code === 4002 ? 'The server stopped waiting for this page'
+        : byUs ? 'Starting over' : 'The connection to the server was lost';
+    this.#scheduleRejoin(why);
+  }
+
+  #scheduleRejoin(why) {
+    const delay = REJOIN_DELAYS_MS[Math.min(this.#attempt, REJOIN_DELAYS_MS.length - 1)];
+    this.#attempt += 1;
+    this.#setState('reconnecting', { attempt: this.#attempt, delay, why });
+    clearTimeout(this.#rejoinTimer);
+    this.#rejoinTimer = setTimeout(() => this.#connect(), delay);
+  }
+
+  /** Lets go of everything that belonged to the current membership. */
+  #endMembership() {
+    clearTimeout(this.#healthyTimer);
+    clearTimeout(this.#recoveryTimer);
+    this.#recoveryTimer = null;
+    this.#connection?.close();
+    this.#connection = null;
+    this.#published.clear();
+    this.self = null;
+    this.roster.clear();
+    this.#work = Promise.resolve();
+  }
+
+  #onMediaState(connection, state) {
+    if (connection !== this.#connection) return;
+    this.dispatchEvent(new CustomEvent('media', { detail: { state } }));
+    clearTimeout(this.#recoveryTimer);
+    this.#recoveryTimer = null;
+    if (state === 'connected') {
+      this.#attempt = 0;
+    } else if (state === 'disconnected') {
+      // Often a passing glitch: give it a moment, then restart ICE.
+      this.#recoveryTimer = setTimeout(() => this.#recover(connection), DISCONNECTED_GRACE_MS);
+    } else if (state === 'failed') {
+      this.#recover(connection);
+    }
+  }
+
+  /** Restarts ICE, and rejoins if the connection is still not back after a while. */
+  #recover(connection) {
+    if (connection !== this.#connection) return;
+    connection.restartIce();
+    this.#recoveryTimer = setTimeout(() => {
+      if (connection === this.#connection && connection.state !== 'connected') {
+        this.#socket?.close(CLOSE_TO_REJOIN, 'media connection lost');
+      }
+    }, RECOVERY_TIMEOUT_MS);
+  }
+
+  #announceMute(kind, muted) {
+    const transceiver = this.#published.get(kind);
+    if (!transceiver || !this.#connection || !this.#socket) return;
+    const track = this.#connection.publishedTrackId(transceiver);
+    if (track) this.#socket.send({ type: 'mute', track, muted });
+  }
+
+  #setState(state, detail = {}) {
+    this.state = state;
+    this.dispatchEvent(new CustomEvent('state', { detail: { state, ...detail } }));
+  }
+
+  #notice(text, level) {
+    this.dispatchEvent(new CustomEvent('notice', { detail: { text, level } }));
+  }
+}

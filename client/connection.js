@@ -1,0 +1,195 @@
+// One RTCPeerConnection to the server, negotiated exactly as docs/signaling.md says.
+//
+// - Each published track goes on its own send-only transceiver; everything received comes on
+//   transceivers the server creates, announced by `track_published` with their `mid`.
+// - The client is the polite peer: when the server's offer crosses one of ours, ours is rolled
+//   back, the server's is answered, and the browser's next `negotiationneeded` sends ours again.
+//   The server never rolls back and ignores a crossing client offer, so it never answers it.
+// - A client with nothing to publish still sends the first offer: the empty one a fresh
+//   connection produces.
+//
+// Events: `track` {mid, track}, `statechange` {state}, `failure` {message}.
+
+export class MediaConnection extends EventTarget {
+  #pc;
+  #send;
+  #makingOffer = false;
+  #pendingCandidates = [];
+  #closed = false;
+  #emptyOfferSent = false;
+
+  /**
+   * @param {object} options
+   * @param {RTCIceServer[]} options.iceServers from the server's `joined`
+   * @param {(message: object) => void} options.send sends a signaling message
+   */
+  constructor({ iceServers, send }) {
+    super();
+    this.#send = send;
+    this.#pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+    this.#pc.addEventListener('negotiationneeded', () => this.#offer());
+    this.#pc.addEventListener('icecandidate', ({ candidate }) => {
+      // The end of gathering (a null candidate) needs no message.
+      if (candidate && candidate.candidate) this.#send({ type: 'candidate', candidate: candidate.toJSON() });
+    });
+    this.#pc.addEventListener('track', (event) => {
+      this.dispatchEvent(new CustomEvent('track', {
+        detail: { mid: event.transceiver.mid, track: event.track },
+      }));
+    });
+    this.#pc.addEventListener('connectionstatechange', () => {
+      this.dispatchEvent(new CustomEvent('statechange', { detail: { state: this.#pc.connectionState } }));
+    });
+  }
+
+  /** The underlying connection, for statistics. */
+  get peerConnection() {
+    return this.#pc;
+  }
+
+  /** `new`, `connecting`, `connected`, `disconnected`, `failed` or `closed`. */
+  get state() {
+    return this.#pc.connectionState;
+  }
+
+  /** Publishes `track` as part of `stream` on a new send-only transceiver. */
+  publish(track, stream) {
+    return this.#pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  }
+
+  /**
+   * Stops publishing what `transceiver` carries. Its media section stops sending in the next
+   * offer, which is how the server learns the track ended.
+   */
+  unpublish(transceiver) {
+    if (this.#closed || transceiver.currentDirection === 'stopped') return;
+    transceiver.stop();
+  }
+
+  /**
+   * The id the server knows a published track by: the track id of the transceiver's `msid` in
+   * our SDP. It stays the same when `replaceTrack` swaps the device behind it.
+   */
+  publishedTrackId(transceiver) {
+    const sdp = this.#pc.localDescription?.sdp ?? '';
+    const sections = sdp.split(/\r?\nm=/).slice(1);
+    for (const section of sections) {
+      const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
+      if (mid === undefined || mid !== transceiver.mid) continue;
+      const msid = /^a=msid:\S+ (\S+)/m.exec(section)?.[1];
+      if (msid) return msid;
+    }
+    return transceiver.sender.track?.id ?? null;
+  }
+
+  /**
+   * Sends the first offer. With tracks added, it is the offer that publishes them; without, it
+   * is the empty offer of a connection with no transceivers.
+   */
+  async start() {
+    if (this.#pc.getTransceivers().length > 0) return this.#offer();
+    // Nothing to publish. The browser will not apply an offer without media sections (there is
+    // nothing to bundle), and need not: the server answers it with an empty session and makes
+    // the next offer itself.
+    const offer = await this.#pc.createOffer();
+    this.#emptyOfferSent = true;
+    this.#send({ type: 'offer', sdp: offer.sdp });
+  }
+
+  /** Restarts ICE: the next offer carries new credentials. */
+  restartIce() {
+    if (!this.#closed) this.#pc.restartIce();
+  }
+
+  /** Handles `offer`, `answer` and `candidate` from the server. */
+  async handle(message) {
+    if (this.#closed) return;
+    try {
+      switch (message.type) {
+        case 'offer': await this.#onOffer(message.sdp); break;
+        case 'answer': await this.#onAnswer(message.sdp); break;
+        case 'candidate': await this.#onCandidate(message.candidate); break;
+      }
+    } catch (error) {
+      if (this.#closed) return;
+      console.error(`negotiation: ${message.type} failed`, error);
+      this.dispatchEvent(new CustomEvent('failure', { detail: { message: `${message.type}: ${error.message}` } }));
+    }
+  }
+
+  close() {
+    this.#closed = true;
+    this.#pc.close();
+  }
+
+  async #offer() {
+    if (this.#closed || this.#makingOffer || this.#pc.signalingState !== 'stable') {
+      // Another negotiation is under way; the browser fires `negotiationneeded` again once it
+      // is over if this change still needs one.
+      return;
+    }
+    this.#makingOffer = true;
+    try {
+      await this.#pc.setLocalDescription();
+      // If the server's offer arrived meanwhile, ours has been rolled back: do not send it.
+      if (this.#pc.signalingState === 'have-local-offer') {
+        this.#send({ type: 'offer', sdp: this.#pc.localDescription.sdp });
+      }
+    } catch (error) {
+      if (!this.#closed) {
+        console.error('negotiation: creating an offer failed', error);
+        this.dispatchEvent(new CustomEvent('failure', { detail: { message: `offer: ${error.message}` } }));
+      }
+    } finally {
+      this.#makingOffer = false;
+    }
+  }
+
+  async #onOffer(sdp) {
+    if (this.#makingOffer || this.#pc.signalingState !== 'stable') {
+      // Glare. We are the polite peer: our offer gives way. The server ignores it, and the
+      // browser asks to negotiate again once we are stable.
+      await this.#pc.setLocalDescription({ type: 'rollback' });
+    }
+    await this.#pc.setRemoteDescription({ type: 'offer', sdp });
+    await this.#pc.setLocalDescription();
+    this.#send({ type: 'answer', sdp: this.#pc.localDescription.sdp });
+    await this.#addPendingCandidates();
+  }
+
+  async #onAnswer(sdp) {
+    if (this.#emptyOfferSent && this.#pc.signalingState === 'stable') {
+      // The empty session answering our empty offer: nothing to apply.
+      this.#emptyOfferSent = false;
+      return;
+    }
+    if (this.#pc.signalingState !== 'have-local-offer') {
+      console.warn('negotiation: ignoring an answer to an offer we no longer have');
+      return;
+    }
+    await this.#pc.setRemoteDescription({ type: 'answer', sdp });
+    await this.#addPendingCandidates();
+  }
+
+  async #onCandidate(candidate) {
+    if (!this.#pc.remoteDescription) {
+      this.#pendingCandidates.push(candidate);
+      return;
+    }
+    await this.#addCandidate(candidate);
+  }
+
+  async #addPendingCandidates() {
+    const pending = this.#pendingCandidates.splice(0);
+    for (const candidate of pending) await this.#addCandidate(candidate);
+  }
+
+  async #addCandidate(candidate) {
+    try {
+      await this.#pc.addIceCandidate(candidate);
+    } catch (error) {
+      // A candidate for a connection state we have moved past is harmless.
+      console.warn('negotiation: a server candidate was not added', error);
+    }
+  }
+}
