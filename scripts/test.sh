@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Runs every Switchyard test on a fresh machine: formatting, lints, unit and integration tests.
-# It installs what it needs first, so it is also what CI runs (.ci/run).
+# Runs every Switchyard test on a fresh machine: formatting, lints, unit and integration tests,
+# then the browser client in real Chromium. It installs what it needs first (Rust components,
+# Debian's chromium, the browser tests' npm packages), so it is also what CI runs (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 
 step "toolchain components"
 for component in rustfmt clippy; do
@@ -19,11 +24,50 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# Everything that needs the network is installed before the browser tests cut it off.
+step "Chromium (Debian's package)"
+if [ ! -x /usr/bin/chromium ]; then
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+fi
+/usr/bin/chromium --version 2>/dev/null
+
+step "browser test packages (npm ci)"
+(cd tests/browser && npm ci --no-audit --no-fund)
+
+status=0
+
 step "unit and integration tests"
-log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-cargo test --workspace --all-targets 2>&1 | tee "$log"
-cargo test --workspace --doc 2>&1 | tee -a "$log"
+cargo test --workspace --all-targets 2>&1 | tee "$logs/rust" || status=1
+cargo test --workspace --doc 2>&1 | tee -a "$logs/rust" || status=1
+
+step "browser tests: the client in Chromium, in a network namespace holding only loopback"
+cargo build --bin switchyard
+# A namespace of its own keeps every packet of the test on this machine, and leaves Chromium no
+# other interface to send from. Unprivileged users get one inside a user namespace.
+unshare_net=(unshare --net)
+[ "$(id -u)" -eq 0 ] || unshare_net=(unshare --map-root-user --net)
+"${unshare_net[@]}" bash -c '
+  set -e
+  ip link set lo up
+  cd tests/browser
+  exec node --test --test-concurrency=1 \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$1"
+' browser-tests "$logs/browser.tap" || status=1
 
 # One closing line for the whole run.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "\nrust: %d passed, %d failed\n", passed, failed }' "$log"
+rust=$(awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d %d", passed, failed }' "$logs/rust")
+browser="0 0"
+if [ -s "$logs/browser.tap" ]; then
+  browser=$(awk '/^# pass / { passed = $3 } /^# fail / { failed = $3 } /^# cancelled / { failed += $3 } END { printf "%d %d", passed, failed }' "$logs/browser.tap")
+fi
+read -r rust_passed rust_failed <<<"$rust"
+read -r browser_passed browser_failed <<<"$browser"
+if [ "$status" -ne 0 ] && [ $((rust_failed + browser_failed)) -eq 0 ]; then
+  browser_failed=1 # a runner that failed without reporting a test counts as one failure
+fi
+printf '\nrust: %d passed, %d failed\n' "$rust_passed" "$rust_failed"
+printf 'browser: %d passed, %d failed\n' "$browser_passed" "$browser_failed"
+printf 'all: %d passed, %d failed\n' $((rust_passed + browser_passed)) $((rust_failed + browser_failed))
+exit "$status"
