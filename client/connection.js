@@ -17,6 +17,7 @@ export class MediaConnection extends EventTarget {
   #pendingCandidates = [];
   #closed = false;
   #emptyOfferSent = false;
+  #rollbacks = 0;
 
   /**
    * @param {object} options
@@ -45,6 +46,11 @@ export class MediaConnection extends EventTarget {
   /** The underlying connection, for statistics. */
   get peerConnection() {
     return this.#pc;
+  }
+
+  /** How often our offer gave way to a crossing server offer (for diagnosis). */
+  get rollbacks() {
+    return this.#rollbacks;
   }
 
   /** `new`, `connecting`, `connected`, `disconnected`, `failed` or `closed`. */
@@ -150,6 +156,7 @@ export class MediaConnection extends EventTarget {
       // Glare. We are the polite peer: our offer gives way. The server ignores it, and the
       // browser asks to negotiate again once we are stable.
       await this.#pc.setLocalDescription({ type: 'rollback' });
+      this.#rollbacks += 1;
     }
     await this.#pc.setRemoteDescription({ type: 'offer', sdp });
     await this.#pc.setLocalDescription();

@@ -124,17 +124,19 @@ export function launchBrowser({ askForPermission = false } = {}) {
 /**
  * Runs in every page before the client: keeps each WebSocket the page opens in
  * `window.testSockets`, so a test can drop one the way a network would, and can hold back what
- * the server says (`window.testHold = true`) and deliver it later, in order
- * (`window.testRelease()`), to make messages cross.
+ * the server says (`window.testHold = true`), see what it held (`window.testHeld()`, the
+ * messages' types) and deliver it later, in order (`window.testRelease()`), to make messages
+ * cross.
  */
 function recordWebSockets() {
   const Native = window.WebSocket;
   window.testSockets = [];
   window.testHold = false;
   const held = [];
+  window.testHeld = () => held.map(({ type }) => type);
   window.testRelease = () => {
     window.testHold = false;
-    for (const deliver of held.splice(0)) deliver();
+    for (const { deliver } of held.splice(0)) deliver();
   };
   window.WebSocket = class extends Native {
     constructor(...args) {
@@ -145,8 +147,13 @@ function recordWebSockets() {
     addEventListener(type, listener, options) {
       if (type !== 'message') return super.addEventListener(type, listener, options);
       return super.addEventListener(type, (event) => {
-        if (window.testHold || held.length > 0) held.push(() => listener.call(this, event));
-        else listener.call(this, event);
+        if (window.testHold || held.length > 0) {
+          let type = null;
+          try { type = JSON.parse(event.data).type; } catch { /* not JSON: keep it as it is */ }
+          held.push({ type, deliver: () => listener.call(this, event) });
+        } else {
+          listener.call(this, event);
+        }
       }, options);
     }
   };
