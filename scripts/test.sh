@@ -28,7 +28,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "Chromium (Debian's package)"
 if [ ! -x /usr/bin/chromium ]; then
   as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 /usr/bin/chromium --version 2>/dev/null
 

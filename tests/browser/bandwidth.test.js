@@ -18,7 +18,7 @@ describe('bandwidth feedback', () => {
   let browser;
 
   before(async () => {
-    server = await startServer();
+    server = await startServer('bandwidth');
     browser = await launchBrowser();
   });
 

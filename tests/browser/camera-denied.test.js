@@ -15,7 +15,7 @@ describe('a page whose camera is denied', () => {
   let strict;
 
   before(async () => {
-    server = await startServer();
+    server = await startServer('camera-denied');
     browser = await launchBrowser();
     strict = await launchBrowser({ askForPermission: true });
   });

@@ -5,7 +5,8 @@
 // Every wait is a condition with a deadline; nothing sleeps for a fixed time.
 
 import { spawn } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -44,14 +45,16 @@ const CHROMIUM_FLAGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
-/** The server's own information, its REMBs to publishers, and only errors from the stack. */
-const SERVER_LOG_FILTER = 'info,switchyard::media::publication=debug,webrtc=error,rtc=off,rtc_ice=error,rtc_dtls=error';
+/** The server's own account (its REMBs to publishers included), and the stack's warnings. */
+const SERVER_LOG_FILTER = 'info,switchyard=debug,webrtc=warn,rtc=warn,rtc_ice=error,rtc_dtls=error,rtc_srtp=warn';
 
 /**
  * Starts the server on an ephemeral loopback port; resolves with {url, stop, metrics, ...}.
- * Its log includes the bitrate caps it sends publishers (`bitrateCapsSent`).
+ * Its log includes the bitrate caps it sends publishers (`bitrateCapsSent`), and is saved as
+ * `artifacts/<name>.server.log` when the server stops.
  */
-export async function startServer({ extraArgs = [] } = {}) {
+export async function startServer(name, { extraArgs = [] } = {}) {
+  if (!existsSync(SERVER_BINARY)) throw new Error(`no server binary at ${SERVER_BINARY}: run \`cargo build\` first`);
   const child = spawn(SERVER_BINARY, ['--http', '127.0.0.1:0', '--media-ip', '127.0.0.1', ...extraArgs], {
     env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG ?? SERVER_LOG_FILTER },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -103,10 +106,13 @@ export async function startServer({ extraArgs = [] } = {}) {
       return (await fetch(`${url}/api/counts`)).json();
     },
     async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await mkdir(artifacts, { recursive: true });
+      await writeFile(path.join(artifacts, `${name}.server.log`), log.join(''));
     },
   };
 }

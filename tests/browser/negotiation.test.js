@@ -14,7 +14,7 @@ describe('negotiation', () => {
   let browser;
 
   before(async () => {
-    server = await startServer();
+    server = await startServer('negotiation');
     browser = await launchBrowser();
   });
 
@@ -61,6 +61,8 @@ describe('negotiation', () => {
 
     await ada.getByRole('button', { name: 'Devices', exact: true }).click();
     const microphones = ada.getByRole('combobox', { name: 'Microphone' });
+    await microphones.waitFor({ state: 'visible' });
+    await ada.waitForFunction(() => document.querySelectorAll('#microphone-select option').length >= 2, null, { timeout: 5_000 });
     const options = await microphones.locator('option').evaluateAll((all) => all.map((option) => option.value));
     assert.ok(options.length >= 2, `Chromium's fake devices offer several microphones: ${options}`);
     const current = await microphones.inputValue();

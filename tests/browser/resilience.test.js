@@ -20,7 +20,7 @@ describe('recovery of the media connection', () => {
   let browser;
 
   before(async () => {
-    server = await startServer();
+    server = await startServer('resilience');
     browser = await launchBrowser();
   });
 
