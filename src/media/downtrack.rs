@@ -40,7 +40,7 @@ pub struct DownTrack {
     transceiver: Arc<dyn RtpTransceiver>,
     pipe: Arc<TrackLocalStaticRTP>,
     payload_type: AtomicU8,
-    negotiated: AtomicBool,
+    ready: AtomicBool,
     rewriter: Mutex<Rewriter>,
     metrics: Arc<Metrics>,
     sent: AtomicU64,
@@ -74,7 +74,7 @@ impl DownTrack {
             transceiver,
             pipe,
             payload_type: AtomicU8::new(0),
-            negotiated: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
             rewriter: Mutex::new(Rewriter::new(clock_rate, rand::random(), rand::random())),
             metrics,
             sent: AtomicU64::new(0),
@@ -108,8 +108,19 @@ impl DownTrack {
 
     /// Records the payload type the subscriber's SDP negotiated for this slot's codec.
     pub fn set_payload_type(&self, payload_type: u8) {
-        self.payload_type.store(payload_type, Ordering::Relaxed);
-        self.negotiated.store(true, Ordering::Release);
+        self.payload_type.store(payload_type, Ordering::Release);
+    }
+
+    /// Whether packets can reach the subscriber: its SDP negotiated this slot and its
+    /// connection is up. Packets written before that would be lost (no SRTP keys yet) and
+    /// would start the subscriber's numbering on a keyframe it never receives.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// See [`set_ready`](Self::set_ready).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
     }
 
     /// Makes `source` the publication this slot forwards, from its next keyframe on.
@@ -138,7 +149,7 @@ impl DownTrack {
         can_start: bool,
         now: Instant,
     ) -> Forwarded {
-        if !self.negotiated.load(Ordering::Acquire) {
+        if !self.ready.load(Ordering::Acquire) {
             return Forwarded::Skipped;
         }
         let Some(numbers) = self.rewriter().rewrite(
@@ -152,7 +163,7 @@ impl DownTrack {
         };
         let mut outgoing = packet.clone();
         outgoing.header.ssrc = self.ssrc;
-        outgoing.header.payload_type = self.payload_type.load(Ordering::Relaxed);
+        outgoing.header.payload_type = self.payload_type.load(Ordering::Acquire);
         outgoing.header.sequence_number = numbers.sequence;
         outgoing.header.timestamp = numbers.timestamp;
         let size = outgoing.payload.len() as u64;

@@ -52,7 +52,10 @@ pub struct TrackInfo {
 /// A request for the publication's task.
 #[derive(Debug)]
 enum Control {
-    Keyframe(KeyframeReason),
+    Keyframe {
+        reason: KeyframeReason,
+        round_trip: Duration,
+    },
     Bitrate {
         subscriber: SubscriberKey,
         bitrate: u64,
@@ -148,8 +151,8 @@ impl Publication {
         self.packets.load(Ordering::Relaxed)
     }
 
-    /// Starts forwarding to `down` (already switched to this publication) and asks the
-    /// publisher for a keyframe so the new subscriber can start decoding quickly.
+    /// Starts offering packets to `down` (already switched to this publication). It forwards
+    /// them from the first keyframe after it is [ready](DownTrack::set_ready).
     pub fn attach(&self, down: Arc<DownTrack>) {
         self.subscribers.rcu(|current| {
             let mut next = Vec::with_capacity(current.len() + 1);
@@ -157,9 +160,6 @@ impl Publication {
             next.push(Arc::clone(&down));
             next
         });
-        if self.info.kind == TrackKind::Video {
-            self.request_keyframe(KeyframeReason::SubscriptionStart);
-        }
     }
 
     /// Stops forwarding to `down`.
@@ -174,9 +174,10 @@ impl Publication {
         let _ = self.control.try_send(Control::ForgetSubscriber(down.id()));
     }
 
-    /// Asks the publisher for a keyframe, subject to the throttle.
-    pub fn request_keyframe(&self, reason: KeyframeReason) {
-        let _ = self.control.try_send(Control::Keyframe(reason));
+    /// Asks the publisher for a keyframe, subject to the throttle, on behalf of a subscriber
+    /// whose connection has `round_trip` time.
+    pub fn request_keyframe(&self, reason: KeyframeReason, round_trip: Duration) {
+        let _ = self.control.try_send(Control::Keyframe { reason, round_trip });
     }
 
     /// Records one subscriber's share of its bandwidth estimate for this track.
@@ -256,7 +257,7 @@ impl Reader {
         debug!("publication ended");
     }
 
-    fn forward(&self, mut packet: rtc::rtp::Packet) {
+    fn forward(&mut self, mut packet: rtc::rtp::Packet) {
         let publication = &self.publication;
         publication.packets.fetch_add(1, Ordering::Relaxed);
         self.metrics.packets_in.fetch_add(1, Ordering::Relaxed);
@@ -270,11 +271,17 @@ impl Reader {
         packet.header.extension = false;
         packet.header.extension_profile = 0;
         packet.header.extensions_padding = 0;
+        let now = Instant::now();
         let can_start = match publication.info.kind {
             TrackKind::Audio => true,
-            TrackKind::Video => vp8::is_keyframe_start(&packet.payload),
+            TrackKind::Video => {
+                let keyframe = vp8::is_keyframe_start(&packet.payload);
+                if keyframe {
+                    self.throttle.keyframe_seen(now);
+                }
+                keyframe
+            }
         };
-        let now = Instant::now();
         for down in publication.subscribers.load().iter() {
             down.forward(publication.key, &packet, can_start, now);
         }
@@ -283,8 +290,8 @@ impl Reader {
     async fn handle(&mut self, control: Control) {
         let now = Instant::now();
         match control {
-            Control::Keyframe(reason) => {
-                let send = self.throttle.request(reason, now);
+            Control::Keyframe { reason, round_trip } => {
+                let send = self.throttle.request(reason, round_trip, now);
                 self.metrics
                     .keyframe_requests_handled
                     .fetch_add(1, Ordering::Relaxed);

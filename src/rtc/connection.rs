@@ -29,11 +29,13 @@ use tracing::{debug, warn};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
+use webrtc::peer_connection::{
+    RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription, StatsSelector,
+};
 
 use crate::media::bitrate::BitrateAggregator;
 use crate::media::downtrack::DownTrack;
-use crate::media::keyframe::KeyframeReason;
+use crate::media::keyframe::{DEFAULT_ROUND_TRIP, KeyframeReason};
 use crate::media::publication::{Publication, SharedBitrate, TrackInfo};
 use crate::media::rewriter::SourceKey;
 use crate::metrics::{Gauge, GaugeGuard, Metrics};
@@ -121,7 +123,12 @@ pub enum MediaEvent {
     Peer(PeerEvent),
     /// RTCP feedback from the client about tracks it receives.
     Feedback(Feedback),
+    /// Time to refresh the connection's round-trip time.
+    MeasureRoundTrip,
 }
+
+/// How often the connection's round-trip time is read from its ICE statistics.
+const ROUND_TRIP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One participant's media; see the module documentation.
 pub struct MediaConnection {
@@ -130,6 +137,11 @@ pub struct MediaConnection {
     metrics: Arc<Metrics>,
     peer: Option<Peer>,
     channels: Option<PeerChannels>,
+    /// Whether ICE and DTLS are up, so packets can reach the client.
+    connected: bool,
+    /// The connection's latest round-trip time, from ICE consent checks.
+    round_trip: Duration,
+    round_trip_timer: tokio::time::Interval,
     phase: Phase,
     dirty: bool,
     remote_sections: Vec<MediaSection>,
@@ -152,6 +164,9 @@ impl MediaConnection {
             metrics,
             peer: None,
             channels: None,
+            connected: false,
+            round_trip: DEFAULT_ROUND_TRIP,
+            round_trip_timer: tokio::time::interval(ROUND_TRIP_INTERVAL),
             phase: Phase::Idle,
             dirty: false,
             remote_sections: Vec::new(),
@@ -182,7 +197,27 @@ impl MediaConnection {
         tokio::select! {
             Some(event) = channels.events.recv() => MediaEvent::Peer(event),
             Some(feedback) = channels.feedback.recv() => MediaEvent::Feedback(feedback),
+            _ = self.round_trip_timer.tick(), if self.connected => MediaEvent::MeasureRoundTrip,
             else => std::future::pending().await,
+        }
+    }
+
+    /// Reads the round-trip time of the connection's active candidate pair.
+    pub async fn measure_round_trip(&mut self) {
+        let Some(peer) = &self.peer else {
+            return;
+        };
+        let report = peer
+            .connection()
+            .get_stats(Instant::now(), StatsSelector::None)
+            .await;
+        let measured = report
+            .candidate_pairs()
+            .filter(|pair| pair.nominated && pair.current_round_trip_time > 0.0)
+            .map(|pair| pair.current_round_trip_time)
+            .fold(None, |best: Option<f64>, rtt| Some(best.map_or(rtt, |best| best.min(rtt))));
+        if let Some(seconds) = measured.filter(|seconds| seconds.is_finite()) {
+            self.round_trip = Duration::from_secs_f64(seconds.min(10.0));
         }
     }
 
@@ -303,8 +338,25 @@ impl MediaConnection {
             subscription.down.switch_to(publication.key());
             publication.attach(Arc::clone(&subscription.down));
             subscription.active = Some(GaugeGuard::new(&self.metrics, Gauge::Subscriptions));
+            if self.connected {
+                start_forwarding(subscription, self.round_trip);
+            }
         }
         self.negotiate(outbox).await
+    }
+
+    /// Tracks whether packets can reach the client. Subscriptions accepted before the
+    /// connection came up start forwarding when it does, each asking for a keyframe.
+    pub fn on_connection_state(&mut self, state: RTCPeerConnectionState) {
+        let connected = state == RTCPeerConnectionState::Connected;
+        if connected && !self.connected {
+            for subscription in self.subscriptions.values() {
+                if subscription.active.is_some() {
+                    start_forwarding(subscription, self.round_trip);
+                }
+            }
+        }
+        self.connected = connected;
     }
 
     /// Adds a trickled candidate from the client.
@@ -432,7 +484,7 @@ impl MediaConnection {
                     self.metrics
                         .keyframe_requests_received
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    publication.request_keyframe(KeyframeReason::SubscriberRequest);
+                    publication.request_keyframe(KeyframeReason::SubscriberRequest, self.round_trip);
                 }
             }
             Feedback::BitrateEstimate { bitrate, ssrcs } => {
@@ -502,6 +554,7 @@ impl MediaConnection {
             };
             subscription.publication.detach(&subscription.down);
             subscription.down.detach();
+            subscription.down.set_ready(false);
             call(
                 "deactivating a transceiver",
                 subscription
@@ -702,6 +755,17 @@ impl MediaConnection {
             .as_ref()
             .map(Peer::connection)
             .ok_or_else(|| MediaError::Internal("no connection".to_owned()))
+    }
+}
+
+/// Lets an accepted subscription's packets through and asks its publisher for a keyframe, so
+/// the subscriber can start decoding at once instead of at the next periodic keyframe.
+fn start_forwarding(subscription: &Subscription, round_trip: Duration) {
+    subscription.down.set_ready(true);
+    if subscription.publication.info().kind == TrackKind::Video {
+        subscription
+            .publication
+            .request_keyframe(KeyframeReason::SubscriptionStart, round_trip);
     }
 }
 
