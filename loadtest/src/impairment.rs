@@ -27,8 +27,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use webrtc::runtime::{
-    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta,
-    Runtime, TokioRuntime, Transmit,
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
+    TokioRuntime, Transmit,
 };
 
 /// The most data a bandwidth-limited direction queues, in time to drain it.
@@ -53,7 +53,10 @@ pub struct Impairment {
 impl Impairment {
     /// Whether this impairs nothing at all.
     pub fn is_none(&self) -> bool {
-        self.loss <= 0.0 && self.delay.is_zero() && self.jitter.is_zero() && self.bandwidth.is_none()
+        self.loss <= 0.0
+            && self.delay.is_zero()
+            && self.jitter.is_zero()
+            && self.bandwidth.is_none()
     }
 }
 
@@ -356,7 +359,9 @@ async fn run_link(
         }
         let mut released = false;
         {
-            let mut inbox = inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut inbox = inbox
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             while let Some(datagram) = incoming.pop_due(now) {
                 inbox.ready.push_back(datagram);
                 released = true;

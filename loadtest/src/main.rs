@@ -105,7 +105,18 @@ impl Cli {
         macro_rules! apply {
             ($($flag:ident),*) => { $( if let Some(value) = self.$flag { scenario.$flag = value; } )* };
         }
-        apply!(rooms, publishers, subscribers, video_bitrate, fps, keyframe_interval, audio, ramp_up, duration, pli_interval);
+        apply!(
+            rooms,
+            publishers,
+            subscribers,
+            video_bitrate,
+            fps,
+            keyframe_interval,
+            audio,
+            ramp_up,
+            duration,
+            pli_interval
+        );
         if let Some(loss) = self.loss {
             scenario.impairment.loss = loss;
         }
@@ -166,7 +177,10 @@ async fn main() -> ExitCode {
         }
     }
     if report.participants.failed > 0 {
-        eprintln!("loadtest: {} participants could not join", report.participants.failed);
+        eprintln!(
+            "loadtest: {} participants could not join",
+            report.participants.failed
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

@@ -204,7 +204,9 @@ impl Report {
 
         for (id, observed, expected) in record.participants {
             tracks.expected += expected;
-            if observed.connection_state == Some(webrtc::peer_connection::RTCPeerConnectionState::Connected) {
+            if observed.connection_state
+                == Some(webrtc::peer_connection::RTCPeerConnectionState::Connected)
+            {
                 connected += 1;
             }
             let Some(own_start) = observed.started_at else {
@@ -232,7 +234,8 @@ impl Report {
                 if track.kind == Some(TrackKind::Video)
                     && let Some(first) = track.first_keyframe
                 {
-                    slowest_keyframe = slowest_keyframe.max(first.saturating_duration_since(origin));
+                    slowest_keyframe =
+                        slowest_keyframe.max(first.saturating_duration_since(origin));
                 }
                 keyframe_response.extend_from_slice(&track.quality.keyframe_response);
                 let span = match (track.first_packet, track.quality.last_packet) {
@@ -274,7 +277,10 @@ impl Report {
             }
         }
 
-        let received_packets = record.received_packets.1.saturating_sub(record.received_packets.0);
+        let received_packets = record
+            .received_packets
+            .1
+            .saturating_sub(record.received_packets.0);
         Report {
             scenario: record.scenario.clone(),
             window_seconds,
@@ -326,8 +332,10 @@ impl Report {
                 i.loss * 100.0,
                 i.delay.as_millis(),
                 i.jitter.as_millis(),
-                i.bandwidth
-                    .map_or("unlimited".to_owned(), |bits| format!("{} kbit/s", bits / 1000))
+                i.bandwidth.map_or("unlimited".to_owned(), |bits| format!(
+                    "{} kbit/s",
+                    bits / 1000
+                ))
             );
         }
         let p = &self.participants;
@@ -344,7 +352,11 @@ impl Report {
             );
         }
         let _ = writeln!(out);
-        let _ = writeln!(out, "{:<28}{:>10}{:>10}{:>10}{:>10}", "milliseconds", "p50", "p95", "p99", "max");
+        let _ = writeln!(
+            out,
+            "{:<28}{:>10}{:>10}{:>10}{:>10}",
+            "milliseconds", "p50", "p95", "p99", "max"
+        );
         let rows = [
             ("join: socket -> joined", &self.join.to_joined_ms),
             ("join: -> every track", &self.join.to_all_tracks_ms),
@@ -364,7 +376,14 @@ impl Report {
         let _ = writeln!(
             out,
             "{:<8}{:>8}{:>14}{:>14}{:>10}{:>12}{:>10}{:>12}",
-            "media", "tracks", "mean kbit/s", "min kbit/s", "loss %", "worst %", "freezes", "frozen ms"
+            "media",
+            "tracks",
+            "mean kbit/s",
+            "min kbit/s",
+            "loss %",
+            "worst %",
+            "freezes",
+            "frozen ms"
         );
         for (label, media) in [("video", &self.video), ("audio", &self.audio)] {
             let _ = writeln!(
@@ -396,9 +415,10 @@ impl Report {
             show(server.cpu_percent, "%"),
             show(server.cpu_us_per_forwarded_packet.map(|value| value), " us"),
             show(server.forwarded_per_cpu_second, ""),
-            server
-                .rss_bytes
-                .map_or("n/a".to_owned(), |bytes| format!("{:.1} MiB", bytes as f64 / 1048576.0)),
+            server.rss_bytes.map_or("n/a".to_owned(), |bytes| format!(
+                "{:.1} MiB",
+                bytes as f64 / 1048576.0
+            )),
         );
         let _ = writeln!(
             out,
@@ -429,7 +449,10 @@ impl Accumulator {
     fn add(&mut self, track: &crate::participant::ReceivedTrack, report: &TrackReport) {
         self.tracks += 1;
         self.bitrate_sum += report.bitrate_bps;
-        self.bitrate_min = Some(self.bitrate_min.map_or(report.bitrate_bps, |min: f64| min.min(report.bitrate_bps)));
+        self.bitrate_min = Some(
+            self.bitrate_min
+                .map_or(report.bitrate_bps, |min: f64| min.min(report.bitrate_bps)),
+        );
         self.missing += track.quality.indices.missing();
         self.expected += track.quality.indices.expected();
         self.loss_worst = self.loss_worst.max(report.loss);
@@ -444,21 +467,37 @@ impl Accumulator {
     fn finish(self) -> MediaSummary {
         MediaSummary {
             tracks: self.tracks,
-            bitrate_mean_bps: if self.tracks == 0 { 0.0 } else { self.bitrate_sum / self.tracks as f64 },
+            bitrate_mean_bps: if self.tracks == 0 {
+                0.0
+            } else {
+                self.bitrate_sum / self.tracks as f64
+            },
             bitrate_min_bps: self.bitrate_min.unwrap_or(0.0),
-            loss: if self.expected == 0 { 0.0 } else { self.missing as f64 / self.expected as f64 },
+            loss: if self.expected == 0 {
+                0.0
+            } else {
+                self.missing as f64 / self.expected as f64
+            },
             loss_worst: self.loss_worst,
-            latency_ms: self.latency.as_ref().map(Percentiles::from_micros).unwrap_or_default(),
+            latency_ms: self
+                .latency
+                .as_ref()
+                .map(Percentiles::from_micros)
+                .unwrap_or_default(),
             freezes: self.freezes,
             frozen_ms: self.frozen_ms,
         }
     }
 }
 
-fn server_report(before: &Sample, after: &Sample, rss_max: Option<u64>, window_seconds: f64) -> ServerReport {
-    let delta = |name: &str| -> Option<f64> {
-        Some(after.metrics.get(name)? - before.metrics.get(name)?)
-    };
+fn server_report(
+    before: &Sample,
+    after: &Sample,
+    rss_max: Option<u64>,
+    window_seconds: f64,
+) -> ServerReport {
+    let delta =
+        |name: &str| -> Option<f64> { Some(after.metrics.get(name)? - before.metrics.get(name)?) };
     let cpu_seconds = match (before.cpu_seconds, after.cpu_seconds) {
         (Some(start), Some(end)) => Some(end - start),
         _ => None,

@@ -75,11 +75,16 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
         ticker.tick().await;
         let participant_options = participant_options(&options, planned);
         joins.spawn(async move {
-            let joined = tokio::time::timeout(JOIN_TIMEOUT, Participant::join(participant_options)).await;
+            let joined =
+                tokio::time::timeout(JOIN_TIMEOUT, Participant::join(participant_options)).await;
             (index, joined)
         });
         if options.progress {
-            progress_line(&format!("starting participants {}/{}", index + 1, plan.len()));
+            progress_line(&format!(
+                "starting participants {}/{}",
+                index + 1,
+                plan.len()
+            ));
         }
     }
     let mut participants: Vec<Option<Participant>> = plan.iter().map(|_| None).collect();
@@ -117,7 +122,12 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
         if now >= deadline {
             break;
         }
-        let next = next_pli.iter().copied().min().unwrap_or(deadline).min(deadline);
+        let next = next_pli
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(deadline)
+            .min(deadline);
         tokio::select! {
             _ = second.tick() => {
                 if options.server_pid.is_some() {
@@ -233,9 +243,12 @@ fn participant_options(options: &RunOptions, planned: &Planned) -> ParticipantOp
             tracks.push(TrackSpec::Audio);
         }
     }
-    let mut participant =
-        ParticipantOptions::new(options.url.clone(), planned.room.clone(), planned.name.clone())
-            .with_tracks(tracks);
+    let mut participant = ParticipantOptions::new(
+        options.url.clone(),
+        planned.room.clone(),
+        planned.name.clone(),
+    )
+    .with_tracks(tracks);
     participant.media_ip = options.media_ip;
     participant.impairment = scenario.impairment;
     // A freeze is a gap of more than three frame intervals.
@@ -261,7 +274,9 @@ fn video_loss(participants: &[(usize, Participant)]) -> f64 {
     let (missing, expected) = participants
         .iter()
         .map(|(_, participant)| participant.video_loss_counts())
-        .fold((0, 0), |(missing, expected), (m, e)| (missing + m, expected + e));
+        .fold((0, 0), |(missing, expected), (m, e)| {
+            (missing + m, expected + e)
+        });
     if expected == 0 {
         0.0
     } else {

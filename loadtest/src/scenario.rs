@@ -94,7 +94,9 @@ impl Scenario {
             return Err(format!("at most {MAX_PARTICIPANTS} participants per run"));
         }
         if self.duration.is_zero() || self.duration > MAX_DURATION {
-            return Err(format!("duration must be between 1 ms and {MAX_DURATION:?}"));
+            return Err(format!(
+                "duration must be between 1 ms and {MAX_DURATION:?}"
+            ));
         }
         if self.fps == 0 || self.fps > 120 {
             return Err("fps must be between 1 and 120".to_owned());

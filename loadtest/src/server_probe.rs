@@ -70,8 +70,7 @@ pub async fn scrape(url: &str) -> Option<HashMap<String, f64>> {
         None => (rest, "/"),
     };
     let mut stream = TcpStream::connect(authority).await.ok()?;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;

@@ -111,7 +111,8 @@ impl TrackQuality {
             .record(now_micros.saturating_sub(probe.sent_at_micros).max(1));
         self.last_packet = Some(now);
         if keyframe_start && let Some(asked) = self.keyframe_asked.take() {
-            self.keyframe_response.push(now.saturating_duration_since(asked));
+            self.keyframe_response
+                .push(now.saturating_duration_since(asked));
         }
         if frame_complete && let Some(threshold) = freeze_threshold {
             if let Some(last) = self.last_frame {
@@ -205,8 +206,22 @@ mod tests {
             sent_at_micros: 0,
         };
         quality.record(probe(0), start, 1_000, true, true, threshold);
-        quality.record(probe(1), start + Duration::from_millis(33), 2_000, true, false, threshold);
-        quality.record(probe(2), start + Duration::from_millis(333), 3_000, true, false, threshold);
+        quality.record(
+            probe(1),
+            start + Duration::from_millis(33),
+            2_000,
+            true,
+            false,
+            threshold,
+        );
+        quality.record(
+            probe(2),
+            start + Duration::from_millis(333),
+            3_000,
+            true,
+            false,
+            threshold,
+        );
         assert_eq!(quality.freezes, 1);
         assert_eq!(quality.frozen, Duration::from_millis(300));
         assert_eq!(quality.loss(), 0.0);
@@ -223,9 +238,23 @@ mod tests {
             index: 0,
             sent_at_micros: 0,
         };
-        quality.record(probe, start + Duration::from_millis(40), 1, false, false, None);
+        quality.record(
+            probe,
+            start + Duration::from_millis(40),
+            1,
+            false,
+            false,
+            None,
+        );
         assert!(quality.keyframe_response.is_empty());
-        quality.record(probe, start + Duration::from_millis(80), 1, false, true, None);
+        quality.record(
+            probe,
+            start + Duration::from_millis(80),
+            1,
+            false,
+            true,
+            None,
+        );
         assert_eq!(quality.keyframe_response, vec![Duration::from_millis(80)]);
     }
 }

@@ -177,7 +177,9 @@ impl Publication {
     /// Asks the publisher for a keyframe, subject to the throttle, on behalf of a subscriber
     /// whose connection has `round_trip` time.
     pub fn request_keyframe(&self, reason: KeyframeReason, round_trip: Duration) {
-        let _ = self.control.try_send(Control::Keyframe { reason, round_trip });
+        let _ = self
+            .control
+            .try_send(Control::Keyframe { reason, round_trip });
     }
 
     /// Records one subscriber's share of its bandwidth estimate for this track.

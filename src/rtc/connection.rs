@@ -215,7 +215,9 @@ impl MediaConnection {
             .candidate_pairs()
             .filter(|pair| pair.nominated && pair.current_round_trip_time > 0.0)
             .map(|pair| pair.current_round_trip_time)
-            .fold(None, |best: Option<f64>, rtt| Some(best.map_or(rtt, |best| best.min(rtt))));
+            .fold(None, |best: Option<f64>, rtt| {
+                Some(best.map_or(rtt, |best| best.min(rtt)))
+            });
         if let Some(seconds) = measured.filter(|seconds| seconds.is_finite()) {
             self.round_trip = Duration::from_secs_f64(seconds.min(10.0));
         }
@@ -484,7 +486,8 @@ impl MediaConnection {
                     self.metrics
                         .keyframe_requests_received
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    publication.request_keyframe(KeyframeReason::SubscriberRequest, self.round_trip);
+                    publication
+                        .request_keyframe(KeyframeReason::SubscriberRequest, self.round_trip);
                 }
             }
             Feedback::BitrateEstimate { bitrate, ssrcs } => {
