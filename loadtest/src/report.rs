@@ -413,7 +413,7 @@ impl Report {
             "server     forwarded {} packets/s, CPU {} of one core, {} per forwarded packet, {} packets per CPU-second, RSS {}",
             show(server.forwarded_per_second, ""),
             show(server.cpu_percent, "%"),
-            show(server.cpu_us_per_forwarded_packet.map(|value| value), " us"),
+            show(server.cpu_us_per_forwarded_packet, " us"),
             show(server.forwarded_per_cpu_second, ""),
             server.rss_bytes.map_or("n/a".to_owned(), |bytes| format!(
                 "{:.1} MiB",

@@ -231,8 +231,10 @@ mod tests {
     #[test]
     fn keyframe_response_is_timed_from_the_request() {
         let start = Instant::now();
-        let mut quality = TrackQuality::default();
-        quality.keyframe_asked = Some(start);
+        let mut quality = TrackQuality {
+            keyframe_asked: Some(start),
+            ..TrackQuality::default()
+        };
         let probe = Probe {
             tag: 1,
             index: 0,
