@@ -266,26 +266,16 @@ impl Reader {
         self.metrics
             .bytes_in
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-        // Header extensions are negotiated per connection, with ids that differ between the
-        // publisher's and each subscriber's; a sender refuses ids it did not negotiate. None
-        // of the publisher's extensions mean anything downstream, so they go here, once.
-        packet.header.extensions.clear();
-        packet.header.extension = false;
-        packet.header.extension_profile = 0;
-        packet.header.extensions_padding = 0;
         let now = Instant::now();
-        let can_start = match publication.info.kind {
-            TrackKind::Audio => true,
-            TrackKind::Video => {
-                let keyframe = vp8::is_keyframe_start(&packet.payload);
-                if keyframe {
-                    self.throttle.keyframe_seen(now);
-                }
-                keyframe
-            }
-        };
-        for down in publication.subscribers.load().iter() {
-            down.forward(publication.key, &packet, can_start, now);
+        let keyframe = route(
+            publication.key,
+            publication.info.kind,
+            &mut packet,
+            &publication.subscribers.load(),
+            now,
+        );
+        if keyframe {
+            self.throttle.keyframe_seen(now);
         }
     }
 
@@ -346,6 +336,36 @@ impl Reader {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The router's per-packet work: prepares one packet of publication `source` and offers it to
+/// every down-track. Returns whether it starts a keyframe.
+///
+/// Header extensions go here, once: their ids are negotiated per connection and differ between
+/// the publisher's and each subscriber's, a sender refuses ids it did not negotiate, and none of
+/// the publisher's extensions mean anything downstream.
+pub fn route(
+    source: SourceKey,
+    kind: TrackKind,
+    packet: &mut rtc::rtp::Packet,
+    subscribers: &[Arc<DownTrack>],
+    now: Instant,
+) -> bool {
+    packet.header.extensions.clear();
+    packet.header.extension = false;
+    packet.header.extension_profile = 0;
+    packet.header.extensions_padding = 0;
+    let (can_start, keyframe) = match kind {
+        TrackKind::Audio => (true, false),
+        TrackKind::Video => {
+            let keyframe = vp8::is_keyframe_start(&packet.payload);
+            (keyframe, keyframe)
+        }
+    };
+    for down in subscribers {
+        down.forward(source, packet, can_start, now);
+    }
+    keyframe
 }
 
 /// Writes one RTCP packet to the publisher, giving up after a short while: feedback that cannot

@@ -32,6 +32,7 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription, StatsSelector,
 };
+use webrtc::rtp_transceiver::RtpTransceiver;
 
 use crate::media::bitrate::BitrateAggregator;
 use crate::media::downtrack::DownTrack;
@@ -107,10 +108,18 @@ struct Published {
     mid: Option<String>,
 }
 
+/// A send-only transceiver on the participant's connection and the down-track that writes
+/// into it.
+#[derive(Clone)]
+struct Slot {
+    down: Arc<DownTrack>,
+    transceiver: Arc<dyn RtpTransceiver>,
+}
+
 /// A track the participant receives.
 struct Subscription {
     publication: Arc<Publication>,
-    down: Arc<DownTrack>,
+    slot: Slot,
     mid: String,
     /// Set once the client has answered the offer that added it and packets flow.
     active: Option<GaugeGuard>,
@@ -150,8 +159,8 @@ pub struct MediaConnection {
     bitrate: SharedBitrate,
     wanted: BTreeMap<SourceKey, Arc<Publication>>,
     subscriptions: BTreeMap<SourceKey, Subscription>,
-    free: Vec<Arc<DownTrack>>,
-    retiring: Vec<Arc<DownTrack>>,
+    free: Vec<Slot>,
+    retiring: Vec<Slot>,
     by_ssrc: HashMap<u32, Arc<DownTrack>>,
 }
 
@@ -331,14 +340,14 @@ impl MediaConnection {
                 continue;
             }
             let publication = &subscription.publication;
-            let payload_type = negotiated_payload_type(&subscription.down, publication).await;
+            let payload_type = negotiated_payload_type(&subscription.slot, publication).await;
             let Some(payload_type) = payload_type else {
                 warn!(mid = %subscription.mid, "the answer negotiated no codec for a track");
                 continue;
             };
-            subscription.down.set_payload_type(payload_type);
-            subscription.down.switch_to(publication.key());
-            publication.attach(Arc::clone(&subscription.down));
+            subscription.slot.down.set_payload_type(payload_type);
+            subscription.slot.down.switch_to(publication.key());
+            publication.attach(Arc::clone(&subscription.slot.down));
             subscription.active = Some(GaugeGuard::new(&self.metrics, Gauge::Subscriptions));
             if self.connected {
                 start_forwarding(subscription, self.round_trip);
@@ -523,8 +532,8 @@ impl MediaConnection {
     /// are ended by the room when it leaves.
     pub async fn close(mut self) {
         for subscription in std::mem::take(&mut self.subscriptions).into_values() {
-            subscription.publication.detach(&subscription.down);
-            subscription.down.detach();
+            subscription.publication.detach(&subscription.slot.down);
+            subscription.slot.down.detach();
         }
         for published in self.published.values() {
             published.publication.stop();
@@ -555,14 +564,13 @@ impl MediaConnection {
             let Some(subscription) = self.subscriptions.remove(&key) else {
                 continue;
             };
-            subscription.publication.detach(&subscription.down);
-            subscription.down.detach();
-            subscription.down.set_ready(false);
+            let slot = subscription.slot;
+            subscription.publication.detach(&slot.down);
+            slot.down.detach();
+            slot.down.set_ready(false);
             call(
                 "deactivating a transceiver",
-                subscription
-                    .down
-                    .transceiver()
+                slot.transceiver
                     .set_direction(RTCRtpTransceiverDirection::Inactive),
             )
             .await
@@ -573,7 +581,7 @@ impl MediaConnection {
                 track: info.track.clone(),
                 mid: subscription.mid.clone(),
             })?;
-            self.retiring.push(subscription.down);
+            self.retiring.push(slot);
             changed = true;
         }
 
@@ -585,12 +593,12 @@ impl MediaConnection {
             .collect();
         let mut announced = Vec::new();
         for publication in added {
-            let down = self.slot_for(&publication).await?;
+            let slot = self.slot_for(&publication).await?;
             self.subscriptions.insert(
                 publication.key(),
                 Subscription {
                     publication: Arc::clone(&publication),
-                    down,
+                    slot,
                     mid: String::new(),
                     active: None,
                 },
@@ -616,8 +624,8 @@ impl MediaConnection {
                 continue;
             };
             subscription.mid = subscription
-                .down
-                .transceiver()
+                .slot
+                .transceiver
                 .mid()
                 .await
                 .ok()
@@ -646,34 +654,38 @@ impl MediaConnection {
     }
 
     /// A free slot of the right kind re-dressed for `publication`, or a new one.
-    async fn slot_for(&mut self, publication: &Publication) -> Result<Arc<DownTrack>, MediaError> {
+    async fn slot_for(&mut self, publication: &Publication) -> Result<Slot, MediaError> {
         let info = publication.info();
         let connection = Arc::clone(self.connection()?);
-        if let Some(index) = self.free.iter().position(|down| down.kind() == info.kind) {
-            let down = self.free.swap_remove(index);
+        if let Some(index) = self
+            .free
+            .iter()
+            .position(|slot| slot.down.kind() == info.kind)
+        {
+            let slot = self.free.swap_remove(index);
             // The core only hands out the sender of a transceiver that sends, so the slot is
             // reactivated before its track is replaced.
             call(
                 "reactivating a transceiver",
-                down.transceiver()
+                slot.transceiver
                     .set_direction(RTCRtpTransceiverDirection::Sendonly),
             )
             .await
             .map_err(MediaError::Internal)?;
-            let sender = call("reading a sender", down.transceiver().sender())
+            let sender = call("reading a sender", slot.transceiver.sender())
                 .await
                 .map_err(MediaError::Internal)?
                 .ok_or_else(|| MediaError::Internal("a slot lost its sender".to_owned()))?;
             // Same SSRC, new stream and track ids: the subscriber's browser sees a new track on
             // the reused transceiver, and the interceptors bound to the SSRC carry on.
-            let identity = TrackLocalStaticRTP::new(outgoing_track(publication, down.ssrc()));
+            let identity = TrackLocalStaticRTP::new(outgoing_track(publication, slot.down.ssrc()));
             call(
                 "replacing a track",
                 sender.replace_track(Arc::new(identity)),
             )
             .await
             .map_err(MediaError::Internal)?;
-            return Ok(down);
+            return Ok(slot);
         }
         let ssrc = loop {
             let candidate: u32 = rand::random();
@@ -699,12 +711,11 @@ impl MediaConnection {
             info.kind,
             ssrc,
             info.clock_rate,
-            transceiver,
             pipe,
             Arc::clone(&self.metrics),
         ));
         self.by_ssrc.insert(ssrc, Arc::clone(&down));
-        Ok(down)
+        Ok(Slot { down, transceiver })
     }
 
     /// Ends the publications whose media sections the client's latest offer stopped sending.
@@ -764,7 +775,7 @@ impl MediaConnection {
 /// Lets an accepted subscription's packets through and asks its publisher for a keyframe, so
 /// the subscriber can start decoding at once instead of at the next periodic keyframe.
 fn start_forwarding(subscription: &Subscription, round_trip: Duration) {
-    subscription.down.set_ready(true);
+    subscription.slot.down.set_ready(true);
     if subscription.publication.info().kind == TrackKind::Video {
         subscription
             .publication
@@ -797,8 +808,8 @@ fn outgoing_track(publication: &Publication, ssrc: u32) -> MediaStreamTrack {
 }
 
 /// The payload type the subscriber's SDP gave the publication's codec on this slot.
-async fn negotiated_payload_type(down: &DownTrack, publication: &Publication) -> Option<u8> {
-    let sender = down.transceiver().sender().await.ok()??;
+async fn negotiated_payload_type(slot: &Slot, publication: &Publication) -> Option<u8> {
+    let sender = slot.transceiver.sender().await.ok()??;
     let parameters = sender.get_parameters().await.ok()?;
     let mime_type = &publication.info().mime_type;
     parameters
