@@ -79,6 +79,9 @@ struct Cli {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write the headline figures as a Markdown table to this file.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
     /// No live progress line.
     #[arg(long)]
     quiet: bool,
@@ -175,6 +178,12 @@ async fn main() -> ExitCode {
             eprintln!("loadtest: writing {}: {error}", path.display());
             return ExitCode::FAILURE;
         }
+    }
+    if let Some(path) = &cli.markdown
+        && let Err(error) = std::fs::write(path, report.markdown())
+    {
+        eprintln!("loadtest: writing {}: {error}", path.display());
+        return ExitCode::FAILURE;
     }
     if report.participants.failed > 0 {
         eprintln!(

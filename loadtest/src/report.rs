@@ -309,6 +309,105 @@ impl Report {
         }
     }
 
+    /// The headline figures as a Markdown table, for `docs/benchmarks.md`.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let server = &self.server;
+        let value = |value: Option<f64>, digits: usize| {
+            value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.digits$}"))
+        };
+        let rows: Vec<(&str, String)> = vec![
+            (
+                "participants joined",
+                format!("{}/{}", self.participants.joined, self.participants.planned),
+            ),
+            (
+                "tracks received",
+                format!("{}/{}", self.tracks.received, self.tracks.expected),
+            ),
+            (
+                "join: socket → joined, p50 / p99 ms",
+                format!("{:.1} / {:.1}", self.join.to_joined_ms.p50, self.join.to_joined_ms.p99),
+            ),
+            (
+                "join: → every track, p50 / p99 ms",
+                format!(
+                    "{:.0} / {:.0}",
+                    self.join.to_all_tracks_ms.p50, self.join.to_all_tracks_ms.p99
+                ),
+            ),
+            (
+                "join: → every keyframe, p50 / p99 ms",
+                format!(
+                    "{:.0} / {:.0}",
+                    self.join.to_all_keyframes_ms.p50, self.join.to_all_keyframes_ms.p99
+                ),
+            ),
+            (
+                "video received per track, mean / min kbit/s",
+                format!(
+                    "{:.0} / {:.0}",
+                    self.video.bitrate_mean_bps / 1000.0,
+                    self.video.bitrate_min_bps / 1000.0
+                ),
+            ),
+            (
+                "video loss after retransmission, all / worst track",
+                format!("{:.3}% / {:.3}%", self.video.loss * 100.0, self.video.loss_worst * 100.0),
+            ),
+            (
+                "audio loss, all / worst track",
+                format!("{:.3}% / {:.3}%", self.audio.loss * 100.0, self.audio.loss_worst * 100.0),
+            ),
+            (
+                "video latency p50 / p95 / p99 ms",
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    self.video.latency_ms.p50, self.video.latency_ms.p95, self.video.latency_ms.p99
+                ),
+            ),
+            (
+                "audio latency p50 / p95 / p99 ms",
+                format!(
+                    "{:.1} / {:.1} / {:.1}",
+                    self.audio.latency_ms.p50, self.audio.latency_ms.p95, self.audio.latency_ms.p99
+                ),
+            ),
+            (
+                "video freezes (total frozen ms)",
+                format!("{} ({:.0})", self.video.freezes, self.video.frozen_ms),
+            ),
+            (
+                "keyframe response p50 / p99 ms",
+                format!(
+                    "{:.1} / {:.1}",
+                    self.keyframe_response_ms.p50, self.keyframe_response_ms.p99
+                ),
+            ),
+            ("server: forwarded packets/s", value(server.forwarded_per_second, 0)),
+            ("server: CPU, % of one core", value(server.cpu_percent, 1)),
+            (
+                "server: CPU µs per forwarded packet",
+                value(server.cpu_us_per_forwarded_packet, 1),
+            ),
+            (
+                "server: forwarded packets per CPU-second",
+                value(server.forwarded_per_cpu_second, 0),
+            ),
+            (
+                "server: peak RSS MiB",
+                value(server.rss_bytes.map(|bytes| bytes as f64 / 1048576.0), 1),
+            ),
+            ("server: packets dropped (slow receivers)", value(server.dropped_packets, 0)),
+            ("server: NACKs received", value(server.nacks_received, 0)),
+        ];
+        let _ = writeln!(out, "| measure | value |\n|---|---|");
+        for (label, value) in rows {
+            let _ = writeln!(out, "| {label} | {value} |");
+        }
+        out
+    }
+
     /// The report as a readable table.
     pub fn table(&self) -> String {
         let mut out = String::new();
