@@ -188,7 +188,21 @@ async fn twenty_participants_join_and_leave_five_times() {
                         == 19
                 })
                 .await
-                .unwrap_or_else(|error| panic!("round {round}: {}: {error}", participant.id()));
+                .unwrap_or_else(|error| {
+                    let observed = participant.observed();
+                    let tracks: Vec<_> = observed
+                        .received
+                        .iter()
+                        .map(|(mid, track)| {
+                            (mid.clone(), track.announced, track.packets, track.intact)
+                        })
+                        .collect();
+                    panic!(
+                        "round {round}: {}: {error}; state {:?}; tracks {tracks:?}",
+                        participant.id(),
+                        observed.connection_state
+                    )
+                });
         }
         assert_eq!(
             server.counts(),

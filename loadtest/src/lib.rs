@@ -3,15 +3,26 @@
 //! [`participant::Participant`] joins a room through the signaling API, publishes synthetic
 //! VP8 and Opus tracks whose every payload can be verified and timed by the receiver, and
 //! receives and checks everybody else's tracks. The integration tests use it as their client;
-//! the load generator runs many of them.
+//! [`run()`] runs a whole [`Scenario`] of them and returns a [`Report`], which is what the
+//! `loadtest` command prints.
 
 #![warn(missing_docs)]
 
+pub mod impairment;
 pub mod participant;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod server_probe;
 pub mod signaling;
+pub mod stats;
 pub mod synthetic;
 
+pub use impairment::Impairment;
 pub use participant::{Observed, Participant, ParticipantOptions, ReceivedTrack, TrackSpec};
+pub use report::Report;
+pub use run::{RunOptions, run};
+pub use scenario::Scenario;
 
 /// What can go wrong for a synthetic participant.
 #[derive(Debug, thiserror::Error)]
@@ -28,4 +39,7 @@ pub enum ClientError {
     /// Something did not happen in time.
     #[error("timed out waiting for {0}")]
     Timeout(String),
+    /// The scenario cannot run.
+    #[error("scenario: {0}")]
+    Scenario(String),
 }

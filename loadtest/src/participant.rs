@@ -35,7 +35,9 @@ use webrtc::peer_connection::{
 };
 
 use crate::ClientError;
+use crate::impairment::{ImpairedRuntime, Impairment};
 use crate::signaling::{self, Received, SignalingReceiver, SignalingSender};
+use crate::stats::TrackQuality;
 use crate::synthetic::{self, VideoShape};
 
 /// A track to publish.
@@ -70,6 +72,10 @@ pub struct ParticipantOptions {
     pub tracks: Vec<TrackSpec>,
     /// The local address to gather media candidates on.
     pub media_ip: IpAddr,
+    /// The network this participant is behind.
+    pub impairment: Impairment,
+    /// A gap between received video frames longer than this counts as a freeze.
+    pub freeze_threshold: Duration,
 }
 
 impl ParticipantOptions {
@@ -82,6 +88,8 @@ impl ParticipantOptions {
             name: name.into(),
             tracks: vec![TrackSpec::Video(VideoShape::default()), TrackSpec::Audio],
             media_ip: IpAddr::from([127, 0, 0, 1]),
+            impairment: Impairment::default(),
+            freeze_threshold: Duration::from_millis(100),
         }
     }
 
@@ -121,11 +129,17 @@ pub struct ReceivedTrack {
     pub first_keyframe: Option<Instant>,
     /// The tags of the tracks whose packets arrived here.
     pub tags: BTreeSet<u32>,
+    /// Loss, latency, freezes and keyframe response.
+    pub quality: TrackQuality,
 }
 
 /// Everything the participant observed, for tests and reports.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
+    /// When the participant started connecting its socket.
+    pub started_at: Option<Instant>,
+    /// When the server said `joined`.
+    pub joined_at: Option<Instant>,
     /// Every server message, in order.
     pub messages: Vec<ServerMessage>,
     /// Received tracks by the `mid` they arrive on.
@@ -212,6 +226,7 @@ impl Participant {
     /// Connects, joins and starts publishing. Returns once the server said `joined` and the
     /// first offer is on its way; media follows as the connection comes up.
     pub async fn join(options: ParticipantOptions) -> Result<Participant, ClientError> {
+        let started_at = Instant::now();
         let (mut sender, mut receiver) = signaling::connect(&options.url).await?;
         sender
             .send(&ClientMessage::Join {
@@ -221,7 +236,10 @@ impl Participant {
             .await?;
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
-            observed: Mutex::new(Observed::default()),
+            observed: Mutex::new(Observed {
+                started_at: Some(started_at),
+                ..Observed::default()
+            }),
             changed,
         });
         let id = loop {
@@ -241,7 +259,12 @@ impl Participant {
                         }
                         _ => None,
                     };
-                    shared.update(|observed| observed.messages.push(message));
+                    shared.update(|observed| {
+                        if joined.is_some() {
+                            observed.joined_at = Some(Instant::now());
+                        }
+                        observed.messages.push(message);
+                    });
                     if let Some(id) = joined {
                         break id;
                     }
@@ -251,7 +274,8 @@ impl Participant {
 
         let (events_tx, events) = mpsc::unbounded_channel();
         let (feedback_tx, feedback) = mpsc::channel(FEEDBACK_QUEUE);
-        let connection = build_connection(options.media_ip, events_tx, feedback_tx).await?;
+        let connection =
+            build_connection(options.media_ip, options.impairment, events_tx, feedback_tx).await?;
         let mut outgoing = Vec::new();
         for (index, spec) in options.tracks.iter().enumerate() {
             let kind = spec.kind();
@@ -335,6 +359,8 @@ impl Participant {
             keyframe_signals,
             remote_tracks: HashMap::new(),
             readers: Vec::new(),
+            freeze_threshold: options.freeze_threshold,
+            pli_sent: HashMap::new(),
         };
         tasks.push(tokio::spawn(driver.run()));
         Ok(Participant {
@@ -354,6 +380,47 @@ impl Participant {
     /// A copy of everything observed so far.
     pub fn observed(&self) -> Observed {
         self.shared.lock().clone()
+    }
+
+    /// RTP packets received so far, on all tracks.
+    pub fn received_packets(&self) -> u64 {
+        self.shared
+            .lock()
+            .received
+            .values()
+            .map(|track| track.packets)
+            .sum()
+    }
+
+    /// Whether the peer connection is connected.
+    pub fn is_connected(&self) -> bool {
+        self.shared.lock().connection_state == Some(RTCPeerConnectionState::Connected)
+    }
+
+    /// Video packets never received so far, and packets expected, over all video tracks.
+    pub fn video_loss_counts(&self) -> (u64, u64) {
+        self.shared
+            .lock()
+            .received
+            .values()
+            .filter(|track| track.kind == Some(TrackKind::Video))
+            .fold((0, 0), |(missing, expected), track| {
+                (
+                    missing + track.quality.indices.missing(),
+                    expected + track.quality.indices.expected(),
+                )
+            })
+    }
+
+    /// The mids of the live received tracks of `kind`.
+    pub fn received_mids(&self, kind: TrackKind) -> Vec<String> {
+        self.shared
+            .lock()
+            .received
+            .iter()
+            .filter(|(_, track)| track.announced && track.kind == Some(kind) && track.packets > 0)
+            .map(|(mid, _)| mid.clone())
+            .collect()
     }
 
     /// Waits until `condition` holds, up to `timeout`; `what` names it in the error. The
@@ -477,13 +544,18 @@ impl PeerConnectionEventHandler for Handler {
 
 async fn build_connection(
     media_ip: IpAddr,
+    impairment: Impairment,
     events: mpsc::UnboundedSender<ConnectionEvent>,
     feedback: mpsc::Sender<Feedback>,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     let settings = SettingEngineBuilder::new()
         .with_include_loopback_candidate(media_ip.is_loopback())
         .build();
-    let connection = PeerConnectionBuilder::new()
+    let mut builder = PeerConnectionBuilder::new();
+    if !impairment.is_none() {
+        builder = builder.with_runtime(Arc::new(ImpairedRuntime::new(impairment)));
+    }
+    let connection = builder
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(engine::media_engine().map_err(webrtc_error("codecs"))?)
         .with_setting_engine(settings)
@@ -508,12 +580,20 @@ struct Driver {
     keyframe_signals: HashMap<u32, (String, Arc<Notify>)>,
     remote_tracks: HashMap<String, Arc<dyn TrackRemote>>,
     readers: Vec<JoinHandle<()>>,
+    freeze_threshold: Duration,
+    /// When a PLI was last sent for each mid still waiting for its keyframe.
+    pli_sent: HashMap<String, Instant>,
 }
+
+/// Like a browser's decoder, a receiver still waiting for a keyframe asks again this often.
+const PLI_REPEAT: Duration = Duration::from_secs(1);
 
 impl Driver {
     async fn run(mut self) {
+        let mut repeat = tokio::time::interval(PLI_REPEAT / 4);
         loop {
             tokio::select! {
+                _ = repeat.tick(), if !self.pli_sent.is_empty() => self.repeat_plis().await,
                 frame = self.receiver.next() => match frame {
                     Some(Received::Message(message)) => self.on_message(message).await,
                     Some(Received::Unknown(_)) => {}
@@ -661,6 +741,7 @@ impl Driver {
                     remote,
                     mid,
                     Arc::clone(&self.shared),
+                    self.freeze_threshold,
                 )));
             }
         }
@@ -685,6 +766,46 @@ impl Driver {
         }
     }
 
+    /// Asks again for the keyframes that have not come within [`PLI_REPEAT`].
+    async fn repeat_plis(&mut self) {
+        let now = Instant::now();
+        let waiting: Vec<String> = {
+            let observed = self.shared.lock();
+            self.pli_sent.retain(|mid, _| {
+                observed
+                    .received
+                    .get(mid)
+                    .is_some_and(|track| track.quality.keyframe_asked.is_some())
+            });
+            self.pli_sent
+                .iter()
+                .filter(|(_, sent)| now.saturating_duration_since(**sent) >= PLI_REPEAT)
+                .map(|(mid, _)| mid.clone())
+                .collect()
+        };
+        for mid in waiting {
+            self.write_pli(&mid, 1).await;
+        }
+    }
+
+    async fn write_pli(&mut self, mid: &str, count: usize) {
+        let Some(remote) = self.remote_tracks.get(mid) else {
+            return;
+        };
+        let Some(media_ssrc) = remote.ssrcs().await.first().copied() else {
+            return;
+        };
+        for _ in 0..count {
+            let _ = remote
+                .write_rtcp(vec![Box::new(PictureLossIndication {
+                    sender_ssrc: 0,
+                    media_ssrc,
+                })])
+                .await;
+        }
+        self.pli_sent.insert(mid.to_owned(), Instant::now());
+    }
+
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Raw(text) => {
@@ -694,20 +815,13 @@ impl Driver {
                 let _ = self.sender.send(&ClientMessage::Leave).await;
             }
             Command::Pli { mid, count } => {
-                let Some(remote) = self.remote_tracks.get(&mid) else {
-                    return;
-                };
-                let Some(media_ssrc) = remote.ssrcs().await.first().copied() else {
-                    return;
-                };
-                for _ in 0..count {
-                    let _ = remote
-                        .write_rtcp(vec![Box::new(PictureLossIndication {
-                            sender_ssrc: 0,
-                            media_ssrc,
-                        })])
-                        .await;
-                }
+                let asked = Instant::now();
+                self.shared.update(|observed| {
+                    if let Some(received) = observed.received.get_mut(&mid) {
+                        received.quality.keyframe_asked.get_or_insert(asked);
+                    }
+                });
+                self.write_pli(&mid, count).await;
             }
             Command::Remb { mid, bitrate } => {
                 let Some(remote) = self.remote_tracks.get(&mid) else {
@@ -743,19 +857,27 @@ async fn mid_of(
 }
 
 /// Reads one received track, checking and counting every packet.
-async fn read_track(remote: Arc<dyn TrackRemote>, mid: String, shared: Arc<Shared>) {
+async fn read_track(
+    remote: Arc<dyn TrackRemote>,
+    mid: String,
+    shared: Arc<Shared>,
+    freeze_threshold: Duration,
+) {
     while let Some(event) = remote.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
         };
         let now = Instant::now();
+        let now_micros = synthetic::now_micros();
         let probe = synthetic::read_probe(&packet.payload);
         shared.update(|observed| {
             let received = observed.received.entry(mid.clone()).or_default();
             received.packets += 1;
             received.bytes += packet.payload.len() as u64;
             received.first_packet.get_or_insert(now);
-            if received.kind == Some(TrackKind::Video) && vp8::is_keyframe_start(&packet.payload) {
+            let video = received.kind == Some(TrackKind::Video);
+            let keyframe_start = video && vp8::is_keyframe_start(&packet.payload);
+            if keyframe_start {
                 received.keyframes += 1;
                 received.first_keyframe.get_or_insert(now);
             }
@@ -768,6 +890,14 @@ async fn read_track(remote: Arc<dyn TrackRemote>, mid: String, shared: Arc<Share
                     {
                         received.foreign += 1;
                     }
+                    received.quality.record(
+                        probe,
+                        now,
+                        now_micros,
+                        packet.header.marker,
+                        keyframe_start,
+                        video.then_some(freeze_threshold),
+                    );
                 }
                 None => received.corrupted += 1,
             }

@@ -53,7 +53,10 @@ pub struct TrackInfo {
 /// A request for the publication's task.
 #[derive(Debug)]
 enum Control {
-    Keyframe(KeyframeReason),
+    Keyframe {
+        reason: KeyframeReason,
+        round_trip: Duration,
+    },
     Bitrate {
         subscriber: SubscriberKey,
         bitrate: u64,
@@ -152,8 +155,8 @@ impl Publication {
         self.packets.load(Ordering::Relaxed)
     }
 
-    /// Starts forwarding to `down` (already switched to this publication) and asks the
-    /// publisher for a keyframe so the new subscriber can start decoding quickly.
+    /// Starts offering packets to `down` (already switched to this publication). It forwards
+    /// them from the first keyframe after it is [ready](DownTrack::set_ready).
     pub fn attach(&self, down: Arc<DownTrack>) {
         self.subscribers.rcu(|current| {
             let mut next = Vec::with_capacity(current.len() + 1);
@@ -161,9 +164,6 @@ impl Publication {
             next.push(Arc::clone(&down));
             next
         });
-        if self.info.kind == TrackKind::Video {
-            self.request_keyframe(KeyframeReason::SubscriptionStart);
-        }
     }
 
     /// Stops forwarding to `down`.
@@ -178,9 +178,12 @@ impl Publication {
         let _ = self.control.try_send(Control::ForgetSubscriber(down.id()));
     }
 
-    /// Asks the publisher for a keyframe, subject to the throttle.
-    pub fn request_keyframe(&self, reason: KeyframeReason) {
-        let _ = self.control.try_send(Control::Keyframe(reason));
+    /// Asks the publisher for a keyframe, subject to the throttle, on behalf of a subscriber
+    /// whose connection has `round_trip` time.
+    pub fn request_keyframe(&self, reason: KeyframeReason, round_trip: Duration) {
+        let _ = self
+            .control
+            .try_send(Control::Keyframe { reason, round_trip });
     }
 
     /// Records one subscriber's share of its bandwidth estimate for this track.
@@ -284,37 +287,31 @@ impl Reader {
         debug!("publication ended");
     }
 
-    fn forward(&self, mut packet: rtc::rtp::Packet) {
+    fn forward(&mut self, mut packet: rtc::rtp::Packet) {
         let publication = &self.publication;
         publication.packets.fetch_add(1, Ordering::Relaxed);
         self.metrics.packets_in.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .bytes_in
             .fetch_add(packet.payload.len() as u64, Ordering::Relaxed);
-        // Header extensions are negotiated per connection, with ids that differ between the
-        // publisher's and each subscriber's; a sender refuses ids it did not negotiate. None
-        // of the publisher's extensions mean anything downstream, so they go here, once.
-        packet.header.extensions.clear();
-        packet.header.extension = false;
-        packet.header.extension_profile = 0;
-        packet.header.extensions_padding = 0;
-        let can_start = match publication.info.kind {
-            TrackKind::Audio => true,
-            TrackKind::Video => vp8::is_keyframe_start(&packet.payload),
-        };
         let now = Instant::now();
-        // Subscribers estimate their downlink from video packets only (see `send_time`).
-        let send_time = (publication.info.kind == TrackKind::Video).then(|| abs_send_time(now));
-        for down in publication.subscribers.load().iter() {
-            down.forward(publication.key, &packet, can_start, now, send_time.as_ref());
+        let keyframe = route(
+            publication.key,
+            publication.info.kind,
+            &mut packet,
+            &publication.subscribers.load(),
+            now,
+        );
+        if keyframe {
+            self.throttle.keyframe_seen(now);
         }
     }
 
     async fn handle(&mut self, control: Control) {
         let now = Instant::now();
         match control {
-            Control::Keyframe(reason) => {
-                let send = self.throttle.request(reason, now);
+            Control::Keyframe { reason, round_trip } => {
+                let send = self.throttle.request(reason, round_trip, now);
                 self.metrics
                     .keyframe_requests_handled
                     .fetch_add(1, Ordering::Relaxed);
@@ -366,6 +363,40 @@ impl Reader {
     fn lock_bitrate(&self) -> std::sync::MutexGuard<'_, BitrateAggregator> {
         lock(&self.bitrate)
     }
+}
+
+/// The router's per-packet work: prepares one packet of publication `source` and offers it to
+/// every down-track. Returns whether it starts a keyframe.
+///
+/// Header extensions go here, once: their ids are negotiated per connection and differ between
+/// the publisher's and each subscriber's, a sender refuses ids it did not negotiate, and none of
+/// the publisher's extensions mean anything downstream. Each down-track stamps the server's own
+/// send time on video instead.
+pub fn route(
+    source: SourceKey,
+    kind: TrackKind,
+    packet: &mut rtc::rtp::Packet,
+    subscribers: &[Arc<DownTrack>],
+    now: Instant,
+) -> bool {
+    packet.header.extensions.clear();
+    packet.header.extension = false;
+    packet.header.extension_profile = 0;
+    packet.header.extensions_padding = 0;
+    let (can_start, keyframe) = match kind {
+        TrackKind::Audio => (true, false),
+        TrackKind::Video => {
+            let keyframe = vp8::is_keyframe_start(&packet.payload);
+            (keyframe, keyframe)
+        }
+    };
+    // Subscribers estimate their downlink from video packets only (see `send_time`); one stamp
+    // serves them all.
+    let send_time = (kind == TrackKind::Video).then(|| abs_send_time(now));
+    for down in subscribers {
+        down.forward(source, packet, can_start, now, send_time.as_ref());
+    }
+    keyframe
 }
 
 /// Writes one RTCP packet to the publisher, giving up after a short while: feedback that cannot

@@ -29,11 +29,14 @@ use tracing::{debug, warn};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{RTCIceCandidateInit, RTCSessionDescription};
+use webrtc::peer_connection::{
+    RTCIceCandidateInit, RTCPeerConnectionState, RTCSessionDescription, StatsSelector,
+};
+use webrtc::rtp_transceiver::RtpTransceiver;
 
 use crate::media::bitrate::BitrateAggregator;
 use crate::media::downtrack::DownTrack;
-use crate::media::keyframe::KeyframeReason;
+use crate::media::keyframe::{DEFAULT_ROUND_TRIP, KeyframeReason};
 use crate::media::publication::{Publication, SharedBitrate, TrackInfo};
 use crate::media::rewriter::SourceKey;
 use crate::media::send_time::ABS_SEND_TIME_URI;
@@ -106,10 +109,18 @@ struct Published {
     mid: Option<String>,
 }
 
+/// A send-only transceiver on the participant's connection and the down-track that writes
+/// into it.
+#[derive(Clone)]
+struct Slot {
+    down: Arc<DownTrack>,
+    transceiver: Arc<dyn RtpTransceiver>,
+}
+
 /// A track the participant receives.
 struct Subscription {
     publication: Arc<Publication>,
-    down: Arc<DownTrack>,
+    slot: Slot,
     mid: String,
     /// Set once the client has answered the offer that added it and packets flow.
     active: Option<GaugeGuard>,
@@ -122,7 +133,12 @@ pub enum MediaEvent {
     Peer(PeerEvent),
     /// RTCP feedback from the client about tracks it receives.
     Feedback(Feedback),
+    /// Time to refresh the connection's round-trip time.
+    MeasureRoundTrip,
 }
+
+/// How often the connection's round-trip time is read from its ICE statistics.
+const ROUND_TRIP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One participant's media; see the module documentation.
 pub struct MediaConnection {
@@ -131,6 +147,11 @@ pub struct MediaConnection {
     metrics: Arc<Metrics>,
     peer: Option<Peer>,
     channels: Option<PeerChannels>,
+    /// Whether ICE and DTLS are up, so packets can reach the client.
+    connected: bool,
+    /// The connection's latest round-trip time, from ICE consent checks.
+    round_trip: Duration,
+    round_trip_timer: tokio::time::Interval,
     phase: Phase,
     dirty: bool,
     remote_sections: Vec<MediaSection>,
@@ -139,8 +160,8 @@ pub struct MediaConnection {
     bitrate: SharedBitrate,
     wanted: BTreeMap<SourceKey, Arc<Publication>>,
     subscriptions: BTreeMap<SourceKey, Subscription>,
-    free: Vec<Arc<DownTrack>>,
-    retiring: Vec<Arc<DownTrack>>,
+    free: Vec<Slot>,
+    retiring: Vec<Slot>,
     by_ssrc: HashMap<u32, Arc<DownTrack>>,
 }
 
@@ -153,6 +174,9 @@ impl MediaConnection {
             metrics,
             peer: None,
             channels: None,
+            connected: false,
+            round_trip: DEFAULT_ROUND_TRIP,
+            round_trip_timer: tokio::time::interval(ROUND_TRIP_INTERVAL),
             phase: Phase::Idle,
             dirty: false,
             remote_sections: Vec::new(),
@@ -183,7 +207,29 @@ impl MediaConnection {
         tokio::select! {
             Some(event) = channels.events.recv() => MediaEvent::Peer(event),
             Some(feedback) = channels.feedback.recv() => MediaEvent::Feedback(feedback),
+            _ = self.round_trip_timer.tick(), if self.connected => MediaEvent::MeasureRoundTrip,
             else => std::future::pending().await,
+        }
+    }
+
+    /// Reads the round-trip time of the connection's active candidate pair.
+    pub async fn measure_round_trip(&mut self) {
+        let Some(peer) = &self.peer else {
+            return;
+        };
+        let report = peer
+            .connection()
+            .get_stats(Instant::now(), StatsSelector::None)
+            .await;
+        let measured = report
+            .candidate_pairs()
+            .filter(|pair| pair.nominated && pair.current_round_trip_time > 0.0)
+            .map(|pair| pair.current_round_trip_time)
+            .fold(None, |best: Option<f64>, rtt| {
+                Some(best.map_or(rtt, |best| best.min(rtt)))
+            });
+        if let Some(seconds) = measured.filter(|seconds| seconds.is_finite()) {
+            self.round_trip = Duration::from_secs_f64(seconds.min(10.0));
         }
     }
 
@@ -295,18 +341,35 @@ impl MediaConnection {
                 continue;
             }
             let publication = &subscription.publication;
-            let Some(negotiated) = negotiated(&subscription.down, publication).await else {
+            let Some(negotiated) = negotiated(&subscription.slot, publication).await else {
                 warn!(mid = %subscription.mid, "the answer negotiated no codec for a track");
                 continue;
             };
-            subscription
-                .down
-                .set_negotiated(negotiated.payload_type, negotiated.abs_send_time_id);
-            subscription.down.switch_to(publication.key());
-            publication.attach(Arc::clone(&subscription.down));
+            let down = &subscription.slot.down;
+            down.set_payload_type(negotiated.payload_type);
+            down.set_abs_send_time_id(negotiated.abs_send_time_id);
+            down.switch_to(publication.key());
+            publication.attach(Arc::clone(down));
             subscription.active = Some(GaugeGuard::new(&self.metrics, Gauge::Subscriptions));
+            if self.connected {
+                start_forwarding(subscription, self.round_trip);
+            }
         }
         self.negotiate(outbox).await
+    }
+
+    /// Tracks whether packets can reach the client. Subscriptions accepted before the
+    /// connection came up start forwarding when it does, each asking for a keyframe.
+    pub fn on_connection_state(&mut self, state: RTCPeerConnectionState) {
+        let connected = state == RTCPeerConnectionState::Connected;
+        if connected && !self.connected {
+            for subscription in self.subscriptions.values() {
+                if subscription.active.is_some() {
+                    start_forwarding(subscription, self.round_trip);
+                }
+            }
+        }
+        self.connected = connected;
     }
 
     /// Adds a trickled candidate from the client.
@@ -434,7 +497,8 @@ impl MediaConnection {
                     self.metrics
                         .keyframe_requests_received
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    publication.request_keyframe(KeyframeReason::SubscriberRequest);
+                    publication
+                        .request_keyframe(KeyframeReason::SubscriberRequest, self.round_trip);
                 }
             }
             Feedback::BitrateEstimate { bitrate, ssrcs } => {
@@ -470,8 +534,8 @@ impl MediaConnection {
     /// are ended by the room when it leaves.
     pub async fn close(mut self) {
         for subscription in std::mem::take(&mut self.subscriptions).into_values() {
-            subscription.publication.detach(&subscription.down);
-            subscription.down.detach();
+            subscription.publication.detach(&subscription.slot.down);
+            subscription.slot.down.detach();
         }
         for published in self.published.values() {
             published.publication.stop();
@@ -502,13 +566,13 @@ impl MediaConnection {
             let Some(subscription) = self.subscriptions.remove(&key) else {
                 continue;
             };
-            subscription.publication.detach(&subscription.down);
-            subscription.down.detach();
+            let slot = subscription.slot;
+            subscription.publication.detach(&slot.down);
+            slot.down.detach();
+            slot.down.set_ready(false);
             call(
                 "deactivating a transceiver",
-                subscription
-                    .down
-                    .transceiver()
+                slot.transceiver
                     .set_direction(RTCRtpTransceiverDirection::Inactive),
             )
             .await
@@ -519,7 +583,7 @@ impl MediaConnection {
                 track: info.track.clone(),
                 mid: subscription.mid.clone(),
             })?;
-            self.retiring.push(subscription.down);
+            self.retiring.push(slot);
             changed = true;
         }
 
@@ -531,12 +595,12 @@ impl MediaConnection {
             .collect();
         let mut announced = Vec::new();
         for publication in added {
-            let down = self.slot_for(&publication).await?;
+            let slot = self.slot_for(&publication).await?;
             self.subscriptions.insert(
                 publication.key(),
                 Subscription {
                     publication: Arc::clone(&publication),
-                    down,
+                    slot,
                     mid: String::new(),
                     active: None,
                 },
@@ -562,8 +626,8 @@ impl MediaConnection {
                 continue;
             };
             subscription.mid = subscription
-                .down
-                .transceiver()
+                .slot
+                .transceiver
                 .mid()
                 .await
                 .ok()
@@ -592,34 +656,38 @@ impl MediaConnection {
     }
 
     /// A free slot of the right kind re-dressed for `publication`, or a new one.
-    async fn slot_for(&mut self, publication: &Publication) -> Result<Arc<DownTrack>, MediaError> {
+    async fn slot_for(&mut self, publication: &Publication) -> Result<Slot, MediaError> {
         let info = publication.info();
         let connection = Arc::clone(self.connection()?);
-        if let Some(index) = self.free.iter().position(|down| down.kind() == info.kind) {
-            let down = self.free.swap_remove(index);
+        if let Some(index) = self
+            .free
+            .iter()
+            .position(|slot| slot.down.kind() == info.kind)
+        {
+            let slot = self.free.swap_remove(index);
             // The core only hands out the sender of a transceiver that sends, so the slot is
             // reactivated before its track is replaced.
             call(
                 "reactivating a transceiver",
-                down.transceiver()
+                slot.transceiver
                     .set_direction(RTCRtpTransceiverDirection::Sendonly),
             )
             .await
             .map_err(MediaError::Internal)?;
-            let sender = call("reading a sender", down.transceiver().sender())
+            let sender = call("reading a sender", slot.transceiver.sender())
                 .await
                 .map_err(MediaError::Internal)?
                 .ok_or_else(|| MediaError::Internal("a slot lost its sender".to_owned()))?;
             // Same SSRC, new stream and track ids: the subscriber's browser sees a new track on
             // the reused transceiver, and the interceptors bound to the SSRC carry on.
-            let identity = TrackLocalStaticRTP::new(outgoing_track(publication, down.ssrc()));
+            let identity = TrackLocalStaticRTP::new(outgoing_track(publication, slot.down.ssrc()));
             call(
                 "replacing a track",
                 sender.replace_track(Arc::new(identity)),
             )
             .await
             .map_err(MediaError::Internal)?;
-            return Ok(down);
+            return Ok(slot);
         }
         let ssrc = loop {
             let candidate: u32 = rand::random();
@@ -645,12 +713,11 @@ impl MediaConnection {
             info.kind,
             ssrc,
             info.clock_rate,
-            transceiver,
             pipe,
             Arc::clone(&self.metrics),
         ));
         self.by_ssrc.insert(ssrc, Arc::clone(&down));
-        Ok(down)
+        Ok(Slot { down, transceiver })
     }
 
     /// Ends the publications whose media sections the client's latest offer stopped sending.
@@ -707,6 +774,17 @@ impl MediaConnection {
     }
 }
 
+/// Lets an accepted subscription's packets through and asks its publisher for a keyframe, so
+/// the subscriber can start decoding at once instead of at the next periodic keyframe.
+fn start_forwarding(subscription: &Subscription, round_trip: Duration) {
+    subscription.slot.down.set_ready(true);
+    if subscription.publication.info().kind == TrackKind::Video {
+        subscription
+            .publication
+            .request_keyframe(KeyframeReason::SubscriptionStart, round_trip);
+    }
+}
+
 /// The identity a slot takes on while it carries `publication`: the publisher's participant id
 /// as the stream, a fresh track id, and the slot's own SSRC.
 fn outgoing_track(publication: &Publication, ssrc: u32) -> MediaStreamTrack {
@@ -741,8 +819,8 @@ struct Negotiated {
 
 /// What the subscriber's SDP negotiated for `publication` on this slot; `None` when it accepted
 /// no codec for it.
-async fn negotiated(down: &DownTrack, publication: &Publication) -> Option<Negotiated> {
-    let sender = down.transceiver().sender().await.ok()??;
+async fn negotiated(slot: &Slot, publication: &Publication) -> Option<Negotiated> {
+    let sender = slot.transceiver.sender().await.ok()??;
     let parameters = sender.get_parameters().await.ok()?;
     let mime_type = &publication.info().mime_type;
     let payload_type = parameters

@@ -15,6 +15,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{
@@ -175,6 +176,10 @@ pub async fn build_peer_connection(
     let setting_engine = SettingEngineBuilder::new()
         .with_include_loopback_candidate(include_loopback)
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        // A client's first connectivity checks usually arrive before its trickled candidates,
+        // so the server first knows its address as peer-reflexive. Waiting the default second
+        // before accepting such a pair only delays every join by that second.
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
         .build();
     let addresses: Vec<SocketAddr> = settings
         .ips

@@ -137,6 +137,12 @@ impl Session {
                     }
                     Ok(())
                 }
+                Input::Media(MediaEvent::MeasureRoundTrip) => {
+                    if let Some(joined) = &mut self.joined {
+                        joined.media.measure_round_trip().await;
+                    }
+                    Ok(())
+                }
                 Input::AnswerOverdue => Err(Ending::MediaFailed(
                     "the client did not answer the server's offer".to_owned(),
                 )),
@@ -371,6 +377,7 @@ impl Session {
             }
             PeerEvent::State(state) => {
                 debug!(%state, "connection state");
+                joined.media.on_connection_state(state);
                 if matches!(
                     state,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed

@@ -1,0 +1,278 @@
+//! What a load test run does: how many rooms and participants, what they send, for how long,
+//! over what kind of network. Built from flags, or from a named scenario in a TOML file with
+//! flags overriding it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::impairment::Impairment;
+use crate::synthetic::VideoShape;
+
+/// One load test run's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// Number of rooms.
+    pub rooms: usize,
+    /// Participants per room that publish (and receive everybody else).
+    pub publishers: usize,
+    /// Participants per room that only receive.
+    pub subscribers: usize,
+    /// Video bitrate of each publisher, bits per second; 0 publishes no video.
+    pub video_bitrate: u64,
+    /// Video frames per second.
+    pub fps: u32,
+    /// Time between the publishers' periodic keyframes.
+    #[serde(with = "duration_ms")]
+    pub keyframe_interval: Duration,
+    /// Whether publishers also send audio.
+    pub audio: bool,
+    /// Participants started per second.
+    pub ramp_up: f64,
+    /// How long to measure once everybody has joined.
+    #[serde(with = "duration_ms")]
+    pub duration: Duration,
+    /// How often each participant asks for a keyframe of one of the videos it receives, to
+    /// measure the keyframe response; zero never asks.
+    #[serde(with = "duration_ms")]
+    pub pli_interval: Duration,
+    /// The network every participant is behind.
+    pub impairment: Impairment,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Self {
+            rooms: 1,
+            publishers: 2,
+            subscribers: 0,
+            video_bitrate: 500_000,
+            fps: 30,
+            keyframe_interval: Duration::from_secs(3),
+            audio: true,
+            ramp_up: 20.0,
+            duration: Duration::from_secs(10),
+            pli_interval: Duration::from_secs(5),
+            impairment: Impairment::default(),
+        }
+    }
+}
+
+/// The longest run a scenario may ask for: every load loop stops by itself.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// The most participants one run may start.
+pub const MAX_PARTICIPANTS: usize = 2000;
+
+impl Scenario {
+    /// The video shape publishers send, if they send video.
+    pub fn video(&self) -> Option<VideoShape> {
+        (self.video_bitrate > 0).then_some(VideoShape {
+            bitrate: self.video_bitrate,
+            fps: self.fps,
+            keyframe_interval: self.keyframe_interval,
+        })
+    }
+
+    /// Tracks each publisher sends.
+    pub fn tracks_per_publisher(&self) -> usize {
+        usize::from(self.video_bitrate > 0) + usize::from(self.audio)
+    }
+
+    /// Every participant the run starts.
+    pub fn participants(&self) -> usize {
+        self.rooms * (self.publishers + self.subscribers)
+    }
+
+    /// Refuses shapes that cannot run or would not stop.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rooms == 0 || self.publishers + self.subscribers == 0 {
+            return Err("a run needs at least one room with one participant".to_owned());
+        }
+        if self.participants() > MAX_PARTICIPANTS {
+            return Err(format!("at most {MAX_PARTICIPANTS} participants per run"));
+        }
+        if self.duration.is_zero() || self.duration > MAX_DURATION {
+            return Err(format!(
+                "duration must be between 1 ms and {MAX_DURATION:?}"
+            ));
+        }
+        if self.fps == 0 || self.fps > 120 {
+            return Err("fps must be between 1 and 120".to_owned());
+        }
+        if !(self.ramp_up > 0.0 && self.ramp_up.is_finite()) {
+            return Err("ramp-up must be a positive number of participants per second".to_owned());
+        }
+        if !(0.0..=1.0).contains(&self.impairment.loss) {
+            return Err("loss must be between 0% and 100%".to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Reads the named scenarios of a TOML file: one table per scenario.
+pub fn parse_scenarios(text: &str) -> Result<BTreeMap<String, Scenario>, String> {
+    toml::from_str(text).map_err(|error| error.to_string())
+}
+
+/// Parses `20s`, `1500ms`, `2m`, `1h` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = split_unit(text);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 20s or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit in `{text}`: use ms, s, m or h")),
+    };
+    if !(seconds >= 0.0 && seconds.is_finite()) {
+        return Err(format!("`{text}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Parses `5%` or a fraction like `0.05`.
+pub fn parse_fraction(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let value = match text.strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|value| value / 100.0),
+        None => text.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a percentage like 5% or 0.05"))?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!("`{text}` is not between 0% and 100%"));
+    }
+    Ok(value)
+}
+
+/// Parses a bitrate: `1.5M`, `800k`, `64000` (bits per second; `bps` suffix optional).
+pub fn parse_bitrate(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let lowered = text.to_ascii_lowercase();
+    let trimmed = lowered
+        .strip_suffix("bps")
+        .or_else(|| lowered.strip_suffix("bit/s"))
+        .unwrap_or(&lowered);
+    let (number, unit) = split_unit(trimmed);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a bitrate like 1.5M or 800k"))?;
+    let multiplier = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        _ => return Err(format!("unknown unit in `{text}`: use k, M or G")),
+    };
+    let bits = value * multiplier;
+    if !(bits >= 0.0 && bits.is_finite()) {
+        return Err(format!("`{text}` is not a bitrate"));
+    }
+    Ok(bits as u64)
+}
+
+fn split_unit(text: &str) -> (&str, &str) {
+    let split = text
+        .find(|character: char| character.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    (text[..split].trim(), text[split..].trim())
+}
+
+/// Serde support for durations written as strings (`"20s"`) or milliseconds (`20000`).
+pub mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes whole milliseconds.
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(duration.as_millis() as u64)
+    }
+
+    /// Reads `"20s"`-style strings or milliseconds.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Millis(u64),
+            Text(String),
+        }
+        match Written::deserialize(deserializer)? {
+            Written::Millis(millis) => Ok(Duration::from_millis(millis)),
+            Written::Text(text) => super::parse_duration(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 fortnights").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn fractions_and_bitrates() {
+        assert_eq!(parse_fraction("5%"), Ok(0.05));
+        assert_eq!(parse_fraction("0.03"), Ok(0.03));
+        assert!(parse_fraction("150%").is_err());
+        assert_eq!(parse_bitrate("1.5M"), Ok(1_500_000));
+        assert_eq!(parse_bitrate("800k"), Ok(800_000));
+        assert_eq!(parse_bitrate("64000"), Ok(64_000));
+        assert_eq!(parse_bitrate("2Mbps"), Ok(2_000_000));
+        assert!(parse_bitrate("fast").is_err());
+    }
+
+    #[test]
+    fn named_scenarios_from_toml() {
+        let scenarios = parse_scenarios(
+            r#"
+            [room-of-ten]
+            publishers = 10
+            video_bitrate = 1500000
+            duration = "30s"
+
+            [lossy]
+            publishers = 4
+            impairment = { loss = 0.03, delay = "20ms" }
+            "#,
+        )
+        .unwrap();
+        let ten = &scenarios["room-of-ten"];
+        assert_eq!(ten.publishers, 10);
+        assert_eq!(ten.duration, Duration::from_secs(30));
+        assert_eq!(ten.rooms, 1, "unnamed keys keep their defaults");
+        let lossy = &scenarios["lossy"];
+        assert_eq!(lossy.impairment.loss, 0.03);
+        assert_eq!(lossy.impairment.delay, Duration::from_millis(20));
+        assert!(parse_scenarios("[x]\nno_such_key = 1").is_err());
+    }
+
+    #[test]
+    fn validation_bounds_every_run() {
+        assert!(Scenario::default().validate().is_ok());
+        let endless = Scenario {
+            duration: Duration::from_secs(100_000),
+            ..Default::default()
+        };
+        assert!(endless.validate().is_err());
+        let empty = Scenario {
+            publishers: 0,
+            ..Default::default()
+        };
+        assert!(empty.validate().is_err());
+    }
+}
