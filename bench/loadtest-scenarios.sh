@@ -56,7 +56,8 @@ The server and the load test run on the same machine and share its cores, over l
 Each scenario runs against a freshly started release server
 (\`target/release/switchyard --http 127.0.0.1:$port --media-ip 127.0.0.1\`); the load test
 samples the server's CPU time and memory from \`/proc\` and its counters from \`/metrics\`
-during the measurement window, which starts once every participant has joined. Latency is
+during the measurement window, which starts once every participant has joined and every
+remote track flows (or after 30 s). Latency is
 publisher send to receiver arrival on the machine's one clock. Loss counts packets that never
 arrived, retransmissions included. The raw reports are next to this file in
 \`docs/benchmarks/\` (\`.txt\` as printed, \`.json\` in full).

@@ -22,6 +22,7 @@ use switchyard::media::vp8;
 use switchyard::rtc::Feedback;
 use switchyard::rtc::engine::{self, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
 use switchyard::rtc::feedback::FEEDBACK_QUEUE;
+use switchyard::rtc::peer::{EventForwarder, PeerEvent, mid_of_remote_track};
 use switchyard::signal::protocol::{ClientMessage, IceCandidate, ServerMessage, TrackKind};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -29,9 +30,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription,
-    SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceCandidateInit,
+    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 
 use crate::ClientError;
@@ -512,40 +512,10 @@ fn webrtc_error(what: &'static str) -> impl Fn(webrtc::error::Error) -> ClientEr
     move |error| ClientError::WebRtc(format!("{what}: {error}"))
 }
 
-/// What the connection reports to the driver.
-enum ConnectionEvent {
-    Candidate(RTCIceCandidateInit),
-    State(RTCPeerConnectionState),
-    Track(Arc<dyn TrackRemote>),
-}
-
-struct Handler {
-    events: mpsc::UnboundedSender<ConnectionEvent>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
-    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
-        if let Ok(mut candidate) = event.candidate.to_json() {
-            candidate.sdp_mid = None;
-            candidate.sdp_mline_index = Some(0);
-            let _ = self.events.send(ConnectionEvent::Candidate(candidate));
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.events.send(ConnectionEvent::State(state));
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.events.send(ConnectionEvent::Track(track));
-    }
-}
-
 async fn build_connection(
     media_ip: IpAddr,
     impairment: Impairment,
-    events: mpsc::UnboundedSender<ConnectionEvent>,
+    events: mpsc::UnboundedSender<PeerEvent>,
     feedback: mpsc::Sender<Feedback>,
 ) -> Result<Arc<dyn PeerConnection>, ClientError> {
     let settings = SettingEngineBuilder::new()
@@ -560,7 +530,7 @@ async fn build_connection(
         .with_media_engine(engine::media_engine().map_err(webrtc_error("codecs"))?)
         .with_setting_engine(settings)
         .with_interceptor_registry(engine::interceptors(feedback))
-        .with_handler(Arc::new(Handler { events }))
+        .with_handler(Arc::new(EventForwarder::new(events)))
         .with_udp_addrs(vec![SocketAddr::new(media_ip, 0)])
         .build()
         .await
@@ -574,7 +544,7 @@ struct Driver {
     connection: Arc<dyn PeerConnection>,
     sender: SignalingSender,
     receiver: SignalingReceiver,
-    events: mpsc::UnboundedReceiver<ConnectionEvent>,
+    events: mpsc::UnboundedReceiver<PeerEvent>,
     feedback: mpsc::Receiver<Feedback>,
     commands: mpsc::UnboundedReceiver<Command>,
     keyframe_signals: HashMap<u32, (String, Arc<Notify>)>,
@@ -713,9 +683,9 @@ impl Driver {
         Ok(())
     }
 
-    async fn on_event(&mut self, event: ConnectionEvent) {
+    async fn on_event(&mut self, event: PeerEvent) {
         match event {
-            ConnectionEvent::Candidate(candidate) => {
+            PeerEvent::Candidate(candidate) => {
                 let _ = self
                     .sender
                     .send(&ClientMessage::Candidate {
@@ -728,12 +698,13 @@ impl Driver {
                     })
                     .await;
             }
-            ConnectionEvent::State(state) => {
+            PeerEvent::State(state) => {
                 self.shared
                     .update(|observed| observed.connection_state = Some(state));
             }
-            ConnectionEvent::Track(remote) => {
-                let Some(mid) = mid_of(&self.connection, &remote).await else {
+            PeerEvent::Track(remote) => {
+                let track = remote.track_id().await;
+                let Some(mid) = mid_of_remote_track(&self.connection, &track).await else {
                     return;
                 };
                 self.remote_tracks.insert(mid.clone(), Arc::clone(&remote));
@@ -838,22 +809,6 @@ impl Driver {
             }
         }
     }
-}
-
-async fn mid_of(
-    connection: &Arc<dyn PeerConnection>,
-    remote: &Arc<dyn TrackRemote>,
-) -> Option<String> {
-    let track = remote.track_id().await;
-    for transceiver in connection.get_transceivers().await {
-        let Ok(Some(receiver)) = transceiver.receiver().await else {
-            continue;
-        };
-        if receiver.track().track_id().await == track {
-            return transceiver.mid().await.ok().flatten();
-        }
-    }
-    None
 }
 
 /// Reads one received track, checking and counting every packet.

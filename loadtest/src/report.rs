@@ -17,7 +17,8 @@ use crate::stats::{Percentiles, new_histogram};
 pub struct Report {
     /// What ran.
     pub scenario: Scenario,
-    /// The length of the measurement window, once everybody had joined, in seconds.
+    /// The length of the measurement window, in seconds; it starts once everybody has joined
+    /// and every remote track flows (or the settling time ran out).
     pub window_seconds: f64,
     /// Who took part.
     pub participants: ParticipantCounts,

@@ -19,6 +19,9 @@ use switchyard::signal::protocol::TrackKind;
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long everybody may take to leave at the end.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the media of everybody who joined may take to start flowing before measuring
+/// begins anyway. Over a lossy link ICE and DTLS retransmit on timers of a second and more.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to run a scenario.
 #[derive(Debug, Clone)]
@@ -104,6 +107,26 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
         .enumerate()
         .filter_map(|(index, participant)| Some((index, participant?)))
         .collect();
+
+    // Wait until every remote track flows everywhere, so the window measures the steady state.
+    if options.progress {
+        progress_line("waiting for every track to flow");
+    }
+    let _ = tokio::time::timeout(
+        SETTLE_TIMEOUT,
+        futures::future::join_all(joined.iter().map(|(index, participant)| {
+            let expected = plan[*index].expected_tracks;
+            participant.wait_until("every remote track", SETTLE_TIMEOUT, move |observed| {
+                observed
+                    .received
+                    .values()
+                    .filter(|track| track.intact > 0 && !track.participant.is_empty())
+                    .count()
+                    >= expected
+            })
+        })),
+    )
+    .await;
 
     // Measure for the duration, asking for keyframes on the way.
     let before = server_probe::sample(options.server_pid, metrics_url.as_deref()).await;

@@ -754,16 +754,7 @@ impl MediaConnection {
     }
 
     async fn mid_of_remote_track(&self, track: &str) -> Option<String> {
-        let connection = self.peer.as_ref()?.connection();
-        for transceiver in connection.get_transceivers().await {
-            let Ok(Some(receiver)) = transceiver.receiver().await else {
-                continue;
-            };
-            if receiver.track().track_id().await == track {
-                return transceiver.mid().await.ok().flatten();
-            }
-        }
-        None
+        crate::rtc::peer::mid_of_remote_track(self.peer.as_ref()?.connection(), track).await
     }
 
     fn connection(&self) -> Result<&Arc<dyn webrtc::peer_connection::PeerConnection>, MediaError> {

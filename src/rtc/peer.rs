@@ -59,7 +59,7 @@ impl Peer {
     ) -> webrtc::error::Result<(Peer, PeerChannels)> {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (feedback_tx, feedback) = mpsc::channel(FEEDBACK_QUEUE);
-        let handler = Arc::new(Handler { events: events_tx });
+        let handler = Arc::new(EventForwarder::new(events_tx));
         let connection = build_peer_connection(settings, handler, feedback_tx).await?;
         let peer = Peer {
             connection,
@@ -91,12 +91,37 @@ impl Drop for Peer {
     }
 }
 
-struct Handler {
+/// The connection's event handler: forwards candidates, state changes and new remote tracks to
+/// a channel, since callbacks run on the connection's driver and must not block it.
+pub struct EventForwarder {
     events: mpsc::UnboundedSender<PeerEvent>,
 }
 
+impl EventForwarder {
+    /// A handler sending to `events`.
+    pub fn new(events: mpsc::UnboundedSender<PeerEvent>) -> Self {
+        Self { events }
+    }
+}
+
+/// The `mid` of the transceiver that receives the remote track `track`.
+pub async fn mid_of_remote_track(
+    connection: &Arc<dyn PeerConnection>,
+    track: &str,
+) -> Option<String> {
+    for transceiver in connection.get_transceivers().await {
+        let Ok(Some(receiver)) = transceiver.receiver().await else {
+            continue;
+        };
+        if receiver.track().track_id().await == track {
+            return transceiver.mid().await.ok().flatten();
+        }
+    }
+    None
+}
+
 #[async_trait::async_trait]
-impl PeerConnectionEventHandler for Handler {
+impl PeerConnectionEventHandler for EventForwarder {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(mut candidate) = event.candidate.to_json() {
             // The core labels every candidate with an empty mid; with BUNDLE the first media
