@@ -10,14 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use switchyard::media::vp8;
 use switchyard::rtc::Feedback;
 use switchyard::rtc::engine::{self, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
@@ -281,31 +276,17 @@ impl Participant {
             let kind = spec.kind();
             let track_id = format!("{}{index}", kind.as_str());
             let ssrc = rand::random::<u32>() | 1;
-            let pipe = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            let pipe = Arc::new(TrackLocalStaticRTP::new(engine::single_stream_track(
                 format!("{id}-media"),
                 track_id.clone(),
                 track_id.clone(),
-                match kind {
-                    TrackKind::Audio => RtpCodecKind::Audio,
-                    TrackKind::Video => RtpCodecKind::Video,
-                },
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: engine::codec(kind),
-                    ..Default::default()
-                }],
+                kind,
+                ssrc,
             )));
             connection
                 .add_transceiver_from_track(
                     Arc::clone(&pipe) as Arc<dyn TrackLocal>,
-                    Some(RTCRtpTransceiverInit {
-                        direction: RTCRtpTransceiverDirection::Sendonly,
-                        streams: vec![],
-                        send_encodings: vec![],
-                    }),
+                    engine::send_only(),
                 )
                 .await
                 .map_err(webrtc_error("adding a track"))?;

@@ -21,10 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tracing::{debug, warn};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -700,11 +698,7 @@ impl MediaConnection {
             "adding a transceiver",
             connection.add_transceiver_from_track(
                 Arc::clone(&pipe) as Arc<dyn TrackLocal>,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Sendonly,
-                    streams: vec![],
-                    send_encodings: vec![],
-                }),
+                engine::send_only(),
             ),
         )
         .await
@@ -780,23 +774,12 @@ fn start_forwarding(subscription: &Subscription, round_trip: Duration) {
 /// as the stream, a fresh track id, and the slot's own SSRC.
 fn outgoing_track(publication: &Publication, ssrc: u32) -> MediaStreamTrack {
     let info = publication.info();
-    let kind = match info.kind {
-        TrackKind::Audio => RtpCodecKind::Audio,
-        TrackKind::Video => RtpCodecKind::Video,
-    };
-    MediaStreamTrack::new(
+    engine::single_stream_track(
         info.participant.clone(),
         format!("{}-{}-{ssrc:08x}", info.kind.as_str(), publication.key()),
         info.track.clone(),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: engine::codec(info.kind),
-            ..Default::default()
-        }],
+        info.kind,
+        ssrc,
     )
 }
 

@@ -22,13 +22,15 @@ use rtc::interceptor::{
     NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
     SenderReportBuilder, Slot, TwccReceiverBuilder,
 };
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
-use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -80,6 +82,43 @@ fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
         typ: typ.to_owned(),
         parameter: parameter.to_owned(),
     }
+}
+
+/// A track to send on one SSRC with the server's codec for `kind`.
+pub fn single_stream_track(
+    stream: String,
+    track: String,
+    label: String,
+    kind: TrackKind,
+    ssrc: u32,
+) -> MediaStreamTrack {
+    let codec_kind = match kind {
+        TrackKind::Audio => RtpCodecKind::Audio,
+        TrackKind::Video => RtpCodecKind::Video,
+    };
+    MediaStreamTrack::new(
+        stream,
+        track,
+        label,
+        codec_kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: codec(kind),
+            ..Default::default()
+        }],
+    )
+}
+
+/// A transceiver that only sends: how clients publish, and how the server forwards.
+pub fn send_only() -> Option<RTCRtpTransceiverInit> {
+    Some(RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        streams: vec![],
+        send_encodings: vec![],
+    })
 }
 
 /// The media engine: codecs, feedback and header extensions, as described above.
