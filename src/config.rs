@@ -1,6 +1,11 @@
 //! Configuration, with defaults that run with no file.
+//!
+//! The settings are grouped the way the TOML file groups them: `[http]`, `[media]`, `[ice]`,
+//! `[auth]` and `[limits]`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::client::ClientFiles;
 use crate::signal::protocol::IceServer;
@@ -8,22 +13,132 @@ use crate::signal::protocol::IceServer;
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Where the HTTP server (client page, WebSocket, metrics) listens.
-    pub http: SocketAddr,
-    /// Local addresses media is gathered on, one UDP socket per address per connection.
-    pub media_ips: Vec<IpAddr>,
-    /// STUN/TURN URLs handed to clients.
-    pub ice_urls: Vec<String>,
+    /// The HTTP server: client page, signaling WebSocket, metrics.
+    pub http: HttpConfig,
+    /// Where and how media flows.
+    pub media: MediaConfig,
+    /// The STUN/TURN servers clients are told to use.
+    pub ice: IceConfig,
+    /// Who may join.
+    pub auth: AuthConfig,
+    /// Bounds on what clients may use.
+    pub limits: Limits,
+    /// How long a graceful shutdown may take before connections are cut.
+    pub shutdown_grace: Duration,
     /// Where the browser client's files come from.
     pub client: ClientFiles,
+}
+
+/// `[http]`: the HTTP listener.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// Serve HTTPS with these files instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, both PEM.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// `[media]`: the UDP side.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Local addresses media is gathered on, one UDP socket per address per connection.
+    pub ips: Vec<IpAddr>,
+    /// The public addresses announced instead of the local ones (1:1 NAT), if any.
+    pub public_ips: Vec<IpAddr>,
+    /// The UDP ports media sockets bind to, if restricted.
+    pub port_range: Option<PortRange>,
+}
+
+/// An inclusive range of UDP ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    /// The first port.
+    pub min: u16,
+    /// The last port.
+    pub max: u16,
+}
+
+/// `[ice]`: what clients are told in `joined`.
+#[derive(Debug, Clone, Default)]
+pub struct IceConfig {
+    /// STUN (or credential-less TURN) URLs.
+    pub urls: Vec<String>,
+    /// A TURN server sharing a secret with this one, if any.
+    pub turn: Option<TurnConfig>,
+}
+
+/// A TURN server that accepts short-lived credentials derived from a shared secret (the TURN
+/// REST convention, coturn's `use-auth-secret`).
+#[derive(Debug, Clone)]
+pub struct TurnConfig {
+    /// The TURN URLs (`turn:host:3478`, `turns:host:5349?transport=tcp`, ...).
+    pub urls: Vec<String>,
+    /// The secret shared with the TURN server.
+    pub secret: String,
+    /// How long each credential stays valid.
+    pub credential_ttl: Duration,
+}
+
+/// `[auth]`: access tokens.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// The HS256 key join tokens are signed with. `None` runs the server open: anybody may
+    /// join any room.
+    pub token_key: Option<String>,
+}
+
+/// `[limits]`: bounds on rooms and clients. Going over one gets the client a clear error.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Rooms open at once.
+    pub max_rooms: usize,
+    /// Participants in one room.
+    pub max_participants_per_room: usize,
+    /// Sustained signaling messages per second from one WebSocket.
+    pub messages_per_second: u32,
+    /// Messages one WebSocket may send in a burst above the sustained rate.
+    pub message_burst: u32,
+    /// Bytes of text in one chat message.
+    pub max_chat_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_rooms: 1_000,
+            max_participants_per_room: 500,
+            messages_per_second: 50,
+            message_burst: 200,
+            max_chat_bytes: 4_096,
+        }
+    }
 }
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            http: SocketAddr::from(([0, 0, 0, 0], 8080)),
-            media_ips: crate::rtc::engine::default_media_ips(),
-            ice_urls: Vec::new(),
+            http: HttpConfig {
+                listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+                tls: None,
+            },
+            media: MediaConfig {
+                ips: crate::rtc::engine::default_media_ips(),
+                public_ips: Vec::new(),
+                port_range: None,
+            },
+            ice: IceConfig::default(),
+            auth: AuthConfig::default(),
+            limits: Limits::default(),
+            shutdown_grace: Duration::from_secs(3),
             client: ClientFiles::Embedded,
         }
     }
@@ -33,21 +148,19 @@ impl Config {
     /// A configuration for tests and tools on this machine: HTTP on an ephemeral loopback
     /// port, media on loopback only.
     pub fn loopback() -> Self {
-        Self {
-            http: SocketAddr::from(([127, 0, 0, 1], 0)),
-            media_ips: vec![IpAddr::from([127, 0, 0, 1])],
-            ice_urls: Vec::new(),
-            client: ClientFiles::Embedded,
-        }
+        let mut config = Self::default();
+        config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.media.ips = vec![IpAddr::from([127, 0, 0, 1])];
+        config
     }
 
     /// The ICE servers clients are told to use.
     pub fn ice_servers(&self) -> Vec<IceServer> {
-        if self.ice_urls.is_empty() {
+        if self.ice.urls.is_empty() {
             return Vec::new();
         }
         vec![IceServer {
-            urls: self.ice_urls.clone(),
+            urls: self.ice.urls.clone(),
             username: None,
             credential: None,
         }]

@@ -23,7 +23,7 @@ pub fn router(context: Arc<ServerContext>) -> Router {
 }
 
 async fn client_file(State(context): State<Arc<ServerContext>>, uri: Uri) -> Response {
-    context.client.respond(&uri).await
+    context.config.client.respond(&uri).await
 }
 
 async fn websocket(

@@ -25,10 +25,8 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 pub use metrics::{Counts, Metrics};
 
-use crate::client::ClientFiles;
 use crate::room::Registry;
 use crate::rtc::MediaSettings;
-use crate::signal::protocol::IceServer;
 
 /// What every session shares.
 #[derive(Debug)]
@@ -39,10 +37,8 @@ pub struct ServerContext {
     pub metrics: Arc<Metrics>,
     /// How peer connections gather candidates.
     pub media: MediaSettings,
-    /// The ICE servers handed to clients.
-    pub ice_servers: Vec<IceServer>,
-    /// The browser client's files.
-    pub client: ClientFiles,
+    /// The configuration the server started with.
+    pub config: Config,
 }
 
 impl ServerContext {
@@ -80,24 +76,20 @@ impl Server {
     /// Binds the HTTP listener and starts serving in the background.
     pub async fn start(self) -> Result<RunningServer, StartError> {
         let config = self.config;
-        let listener = TcpListener::bind(config.http)
+        let address = config.http.listen;
+        let listener = TcpListener::bind(address)
             .await
-            .map_err(|source| StartError::Bind {
-                address: config.http,
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            address: config.http,
-            source,
-        })?;
+            .map_err(|source| StartError::Bind { address, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { address, source })?;
         let context = Arc::new(ServerContext {
             registry: Registry::default(),
             metrics: Arc::new(Metrics::default()),
             media: MediaSettings {
-                ips: config.media_ips.clone(),
+                ips: config.media.ips.clone(),
             },
-            ice_servers: config.ice_servers(),
-            client: config.client.clone(),
+            config,
         });
         let (stop, mut stopped) = watch::channel(false);
         let app = http::router(Arc::clone(&context));

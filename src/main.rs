@@ -51,18 +51,16 @@ async fn main() -> ExitCode {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
 
-    let mut config = Config {
-        http: cli.http,
-        ice_urls: cli.ice_urls,
-        client: cli
-            .client_dir
-            .map_or(ClientFiles::Embedded, ClientFiles::Directory),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.http.listen = cli.http;
+    config.ice.urls = cli.ice_urls;
+    config.client = cli
+        .client_dir
+        .map_or(ClientFiles::Embedded, ClientFiles::Directory);
     if !cli.media_ips.is_empty() {
-        config.media_ips = cli.media_ips;
+        config.media.ips = cli.media_ips;
     }
-    let media_ips = config.media_ips.clone();
+    let media_ips = config.media.ips.clone();
     let server = match Server::new(config).start().await {
         Ok(server) => server,
         Err(error) => {

@@ -299,7 +299,7 @@ impl Session {
             participant: id.clone(),
             room: room.name().to_owned(),
             participants: snapshot.participants,
-            ice_servers: context.ice_servers.clone(),
+            ice_servers: context.config.ice_servers(),
         };
         self.joined = Some(Joined {
             id,
