@@ -86,9 +86,7 @@ impl Server {
         let context = Arc::new(ServerContext {
             registry: Registry::default(),
             metrics: Arc::new(Metrics::default()),
-            media: MediaSettings {
-                ips: config.media.ips.clone(),
-            },
+            media: MediaSettings::new(&config.media),
             config,
         });
         let (stop, mut stopped) = watch::channel(false);

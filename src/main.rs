@@ -1,65 +1,33 @@
 //! The `switchyard` command: runs the server until Ctrl-C or SIGTERM.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
-use switchyard::client::ClientFiles;
-use switchyard::{Config, Server};
+use clap::{CommandFactory, Parser};
+use switchyard::{Config, Server, config};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 
 /// A selective forwarding unit for multi-party WebRTC video rooms.
+///
+/// Every setting has a default, so `switchyard` alone serves http://localhost:8080. Settings
+/// come from a TOML file (--config), then SWITCHYARD_* environment variables, then flags, each
+/// overriding the one before; docs/deployment.md describes them all.
 #[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    /// Address the HTTP server (client page, WebSocket at /ws, /metrics) listens on.
-    #[arg(long, env = "SWITCHYARD_HTTP", default_value = "0.0.0.0:8080")]
-    http: SocketAddr,
-    /// Local IP to gather media candidates on; repeat for several. Default: every IPv4
-    /// interface, loopback included.
-    #[arg(long = "media-ip", env = "SWITCHYARD_MEDIA_IPS", value_delimiter = ',')]
-    media_ips: Vec<IpAddr>,
-    /// STUN or TURN URL handed to clients; repeat for several.
-    #[arg(long = "ice-url", env = "SWITCHYARD_ICE_URLS", value_delimiter = ',')]
-    ice_urls: Vec<String>,
-    /// Serve the browser client from this folder instead of the copy built into the binary
-    /// (for working on the client: edits show on reload).
-    #[arg(long, env = "SWITCHYARD_CLIENT_DIR")]
-    client_dir: Option<PathBuf>,
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "SWITCHYARD_JSON_LOGS")]
-    json_logs: bool,
-}
-
-/// Default log filter: the server's own information, and only warnings from the WebRTC stack,
-/// which logs per packet at lower levels.
-const DEFAULT_LOG_FILTER: &str = "info,webrtc=warn,rtc=error,rtc_ice=warn,rtc_dtls=warn";
+#[command(version, about, long_about)]
+struct Cli {}
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    if cli.json_logs {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    let matches = Cli::command().args(config::load::args()).get_matches();
+    let config = match config::load::from_matches(&matches) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("switchyard: refusing to start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
 
-    let mut config = Config::default();
-    config.http.listen = cli.http;
-    config.ice.urls = cli.ice_urls;
-    config.client = cli
-        .client_dir
-        .map_or(ClientFiles::Embedded, ClientFiles::Directory);
-    if !cli.media_ips.is_empty() {
-        config.media.ips = cli.media_ips;
-    }
     let media_ips = config.media.ips.clone();
     let server = match Server::new(config).start().await {
         Ok(server) => server,
@@ -74,19 +42,29 @@ async fn main() -> ExitCode {
         "switchyard is serving: open http://localhost:{}/ in a browser",
         server.local_addr().port()
     );
-    tokio::select! {
-        result = wait_for_signal() => {
-            if let Err(error) = result {
-                error!(%error, "cannot listen for signals");
-            }
-            info!("shutting down");
-            if let Err(error) = server.shutdown().await {
-                error!(%error, "shutdown failed");
-                return ExitCode::FAILURE;
-            }
-        }
+    if let Err(error) = wait_for_signal().await {
+        error!(%error, "cannot listen for signals");
+    }
+    info!("shutting down");
+    if let Err(error) = server.shutdown().await {
+        error!(%error, "shutdown failed");
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Logs as the configuration says; `RUST_LOG`, when set, wins over `log.filter`.
+fn init_logging(config: &Config) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    if config.log.json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

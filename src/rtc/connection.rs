@@ -288,6 +288,7 @@ impl MediaConnection {
             .local_description()
             .await
             .map_or(answer.sdp, |description| description.sdp);
+        let sdp = self.settings.public.rewrite_sdp(&sdp).into_owned();
         outbox.send(&ServerMessage::Answer { sdp })?;
         self.phase = Phase::Stable;
         self.remote_sections = sections;
@@ -646,6 +647,7 @@ impl MediaConnection {
             .local_description()
             .await
             .map_or(offer.sdp, |description| description.sdp);
+        let sdp = self.settings.public.rewrite_sdp(&sdp).into_owned();
         outbox.send(&ServerMessage::Offer { sdp })?;
         self.phase = Phase::AwaitingAnswer {
             since: Instant::now(),
