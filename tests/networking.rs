@@ -42,10 +42,12 @@ fn announced_host_candidates(observed: &Observed) -> Vec<(IpAddr, u16)> {
         .collect()
 }
 
-/// `size` consecutive loopback UDP ports nobody holds now.
-fn free_port_range(size: u16) -> PortRange {
+/// `size` consecutive loopback UDP ports nobody holds now, searched from `start`. Each test
+/// searches its own stretch (tests run in parallel), below the system's ephemeral ports (from
+/// 32768 on Linux), where other connections' sockets land.
+fn free_port_range(size: u16, start: u16) -> PortRange {
     let free = |port| UdpSocket::bind(SocketAddr::new(LOOPBACK, port)).is_ok();
-    (30_000..40_000)
+    (start..start + 3_000)
         .step_by(usize::from(size) + 13)
         .find(|base: &u16| (*base..*base + size).all(free))
         .map(|min| PortRange {
@@ -73,7 +75,7 @@ async fn join(server: &RunningServer, name: &str) -> Participant {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_ports_come_from_the_configured_range_and_go_back_to_it() {
-    let range = free_port_range(8);
+    let range = free_port_range(8, 24_000);
     let mut config = Config::loopback();
     config.media.port_range = Some(range);
     let server = start(config).await;
@@ -119,7 +121,7 @@ async fn media_ports_come_from_the_configured_range_and_go_back_to_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_port_range_refuses_the_next_connection_and_nothing_else() {
-    let range = free_port_range(1);
+    let range = free_port_range(1, 28_000);
     let mut config = Config::loopback();
     config.media.port_range = Some(range);
     let server = start(config).await;
