@@ -153,7 +153,7 @@ pub struct Access {
 /// The key is not fit to sign tokens with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the token key must be at least {MIN_KEY_BYTES} bytes (it is {0}): use a long random string, for example `openssl rand -base64 32`"
+    "the token key must be at least {MIN_KEY_BYTES} bytes (it is {0}): use a long random string, for example `openssl rand -hex 32`"
 )]
 pub struct WeakKey(pub usize);
 

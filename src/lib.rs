@@ -103,9 +103,7 @@ impl Server {
                 config.limits.max_participants_per_room,
             ),
             metrics: Arc::new(Metrics::default()),
-            media: MediaSettings {
-                ips: config.media.ips.clone(),
-            },
+            media: MediaSettings::new(&config.media),
             token_key,
             config,
         });

@@ -1,64 +1,24 @@
 //! The `switchyard` command: runs the server until Ctrl-C or SIGTERM.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use switchyard::auth::{Claims, Grants, TokenKey, unix_seconds};
-use switchyard::client::ClientFiles;
-use switchyard::config::TurnConfig;
-use switchyard::{Config, Server};
+use switchyard::{Config, Server, config};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// A selective forwarding unit for multi-party WebRTC video rooms.
+///
+/// Every setting has a default, so `switchyard` alone serves http://localhost:8080. Settings
+/// come from a TOML file (--config), then SWITCHYARD_* environment variables, then flags, each
+/// overriding the one before; docs/deployment.md describes them all.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, long_about, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Address the HTTP server (client page, WebSocket at /ws, /metrics) listens on.
-    #[arg(long, env = "SWITCHYARD_HTTP", default_value = "0.0.0.0:8080")]
-    http: SocketAddr,
-    /// Local IP to gather media candidates on; repeat for several. Default: every IPv4
-    /// interface, loopback included.
-    #[arg(long = "media-ip", env = "SWITCHYARD_MEDIA_IPS", value_delimiter = ',')]
-    media_ips: Vec<IpAddr>,
-    /// STUN or TURN URL handed to clients; repeat for several.
-    #[arg(long = "ice-url", env = "SWITCHYARD_ICE_URLS", value_delimiter = ',')]
-    ice_urls: Vec<String>,
-    /// URL of a TURN server that shares --turn-secret with this one (coturn's
-    /// `use-auth-secret`); each client gets its own short-lived credential. Repeat for several.
-    #[arg(
-        long = "turn-url",
-        env = "SWITCHYARD_ICE_TURN_URLS",
-        value_delimiter = ','
-    )]
-    turn_urls: Vec<String>,
-    /// The secret shared with the TURN server (coturn's `static-auth-secret`).
-    #[arg(long, env = "SWITCHYARD_ICE_TURN_SECRET", hide_env_values = true)]
-    turn_secret: Option<String>,
-    /// How long each client's TURN credential stays valid, in seconds. TURN servers check it
-    /// on every refresh, so it must outlast the longest call.
-    #[arg(
-        long = "turn-credential-ttl",
-        env = "SWITCHYARD_ICE_TURN_CREDENTIAL_TTL_SECS",
-        default_value_t = 86_400
-    )]
-    turn_credential_ttl_secs: u64,
-    /// HS256 key (at least 32 bytes) that access tokens are signed with. Without one the
-    /// server is open: anybody who reaches it may join any room.
-    #[arg(long, env = "SWITCHYARD_AUTH_TOKEN_KEY", hide_env_values = true)]
-    token_key: Option<String>,
-    /// Serve the browser client from this folder instead of the copy built into the binary
-    /// (for working on the client: edits show on reload).
-    #[arg(long, env = "SWITCHYARD_CLIENT_DIR")]
-    client_dir: Option<PathBuf>,
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "SWITCHYARD_JSON_LOGS")]
-    json_logs: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +55,57 @@ struct TokenArgs {
     /// The server's token key.
     #[arg(long, env = "SWITCHYARD_AUTH_TOKEN_KEY", hide_env_values = true)]
     key: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let matches = Cli::command().args(config::load::args()).get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(Cli {
+            command: Some(Command::Token(args)),
+        }) => return mint_token(args),
+        Ok(Cli { command: None }) => {}
+        Err(error) => error.exit(),
+    }
+    let config = match config::load::from_matches(&matches) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("switchyard: refusing to start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+
+    let media_ips = config.media.ips.clone();
+    let open = config.auth.token_key.is_none();
+    let server = match Server::new(config).start().await {
+        Ok(server) => server,
+        Err(error) => {
+            error!(%error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        http = %server.local_addr(),
+        media = ?media_ips,
+        "switchyard is serving: open http://localhost:{}/ in a browser",
+        server.local_addr().port()
+    );
+    if open {
+        warn!(
+            "NO ACCESS CONTROL: no token key is configured (--token-key, SWITCHYARD_AUTH_TOKEN_KEY \
+             or [auth] token_key), so anybody who can reach this server may join any room"
+        );
+    }
+    if let Err(error) = wait_for_signal().await {
+        error!(%error, "cannot listen for signals");
+    }
+    info!("shutting down");
+    if let Err(error) = server.shutdown().await {
+        error!(%error, "shutdown failed");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// Prints a token for `args` on standard output.
@@ -147,19 +158,11 @@ fn mint_token(args: TokenArgs) -> ExitCode {
     }
 }
 
-/// Default log filter: the server's own information, and only warnings from the WebRTC stack,
-/// which logs per packet at lower levels.
-const DEFAULT_LOG_FILTER: &str = "info,webrtc=warn,rtc=error,rtc_ice=warn,rtc_dtls=warn";
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Token(args)) = cli.command {
-        return mint_token(args);
-    }
+/// Logs as the configuration says; `RUST_LOG`, when set, wins over `log.filter`.
+fn init_logging(config: &Config) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    if cli.json_logs {
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    if config.log.json {
         tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
@@ -167,62 +170,6 @@ async fn main() -> ExitCode {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
-
-    let mut config = Config::default();
-    config.http.listen = cli.http;
-    config.ice.urls = cli.ice_urls;
-    if !cli.turn_urls.is_empty() {
-        let Some(secret) = cli.turn_secret else {
-            error!("--turn-url needs --turn-secret: the secret shared with the TURN server");
-            return ExitCode::FAILURE;
-        };
-        config.ice.turn = Some(TurnConfig {
-            urls: cli.turn_urls,
-            secret,
-            credential_ttl: Duration::from_secs(cli.turn_credential_ttl_secs),
-        });
-    }
-    config.auth.token_key = cli.token_key;
-    config.client = cli
-        .client_dir
-        .map_or(ClientFiles::Embedded, ClientFiles::Directory);
-    if !cli.media_ips.is_empty() {
-        config.media.ips = cli.media_ips;
-    }
-    let media_ips = config.media.ips.clone();
-    let open = config.auth.token_key.is_none();
-    let server = match Server::new(config).start().await {
-        Ok(server) => server,
-        Err(error) => {
-            error!(%error, "cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
-    info!(
-        http = %server.local_addr(),
-        media = ?media_ips,
-        "switchyard is serving: open http://localhost:{}/ in a browser",
-        server.local_addr().port()
-    );
-    if open {
-        warn!(
-            "NO ACCESS CONTROL: no token key is configured (--token-key, SWITCHYARD_AUTH_TOKEN_KEY \
-             or [auth] token_key), so anybody who can reach this server may join any room"
-        );
-    }
-    tokio::select! {
-        result = wait_for_signal() => {
-            if let Err(error) = result {
-                error!(%error, "cannot listen for signals");
-            }
-            info!("shutting down");
-            if let Err(error) = server.shutdown().await {
-                error!(%error, "shutdown failed");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    ExitCode::SUCCESS
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

@@ -304,6 +304,7 @@ impl MediaConnection {
             .local_description()
             .await
             .map_or(answer.sdp, |description| description.sdp);
+        let sdp = self.settings.public.rewrite_sdp(&sdp).into_owned();
         outbox.send(&ServerMessage::Answer { sdp })?;
         if !refused.is_empty() {
             debug!(mids = ?refused, "refused the tracks of a participant that may not publish");
@@ -681,6 +682,7 @@ impl MediaConnection {
             .local_description()
             .await
             .map_or(offer.sdp, |description| description.sdp);
+        let sdp = self.settings.public.rewrite_sdp(&sdp).into_owned();
         outbox.send(&ServerMessage::Offer { sdp })?;
         self.phase = Phase::AwaitingAnswer {
             since: Instant::now(),

@@ -470,7 +470,12 @@ impl Session {
             PeerEvent::Candidate(candidate) => {
                 self.outbox.send(&ServerMessage::Candidate {
                     candidate: IceCandidate {
-                        candidate: candidate.candidate,
+                        candidate: self
+                            .context
+                            .media
+                            .public
+                            .rewrite_candidate(&candidate.candidate)
+                            .into_owned(),
                         sdp_mid: candidate.sdp_mid,
                         sdp_m_line_index: candidate.sdp_mline_index,
                         username_fragment: candidate.username_fragment,
