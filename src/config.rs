@@ -18,7 +18,6 @@ use std::time::Duration;
 pub use load::{ConfigError, Origin};
 
 use crate::client::ClientFiles;
-use crate::signal::protocol::IceServer;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -223,17 +222,5 @@ impl Config {
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.ips = vec![IpAddr::from([127, 0, 0, 1])];
         config
-    }
-
-    /// The ICE servers clients are told to use.
-    pub fn ice_servers(&self) -> Vec<IceServer> {
-        if self.ice.urls.is_empty() {
-            return Vec::new();
-        }
-        vec![IceServer {
-            urls: self.ice.urls.clone(),
-            username: None,
-            credential: None,
-        }]
     }
 }

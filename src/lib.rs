@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod http;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod room;
 pub mod rtc;
 pub mod signal;
+pub mod turn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 pub use metrics::{Counts, Metrics};
 
+use crate::auth::{TokenKey, WeakKey};
 use crate::room::Registry;
 use crate::rtc::MediaSettings;
 
@@ -37,6 +40,8 @@ pub struct ServerContext {
     pub metrics: Arc<Metrics>,
     /// How peer connections gather candidates.
     pub media: MediaSettings,
+    /// The key access tokens are checked with; `None` runs the server open.
+    pub token_key: Option<TokenKey>,
     /// The configuration the server started with.
     pub config: Config,
 }
@@ -59,6 +64,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The configured token key cannot be used.
+    #[error("auth.token_key: {0}")]
+    TokenKey(#[from] WeakKey),
 }
 
 /// The server, before it runs.
@@ -76,6 +84,12 @@ impl Server {
     /// Binds the HTTP listener and starts serving in the background.
     pub async fn start(self) -> Result<RunningServer, StartError> {
         let config = self.config;
+        let token_key = config
+            .auth
+            .token_key
+            .as_deref()
+            .map(TokenKey::new)
+            .transpose()?;
         let address = config.http.listen;
         let listener = TcpListener::bind(address)
             .await
@@ -84,9 +98,13 @@ impl Server {
             .local_addr()
             .map_err(|source| StartError::Bind { address, source })?;
         let context = Arc::new(ServerContext {
-            registry: Registry::default(),
+            registry: Registry::new(
+                config.limits.max_rooms,
+                config.limits.max_participants_per_room,
+            ),
             metrics: Arc::new(Metrics::default()),
             media: MediaSettings::new(&config.media),
+            token_key,
             config,
         });
         let (stop, mut stopped) = watch::channel(false);

@@ -1,10 +1,12 @@
 //! The `switchyard` command: runs the server until Ctrl-C or SIGTERM.
 
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
 
-use clap::{CommandFactory, Parser};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use switchyard::auth::{Claims, Grants, TokenKey, unix_seconds};
 use switchyard::{Config, Server, config};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// A selective forwarding unit for multi-party WebRTC video rooms.
@@ -13,12 +15,58 @@ use tracing_subscriber::EnvFilter;
 /// come from a TOML file (--config), then SWITCHYARD_* environment variables, then flags, each
 /// overriding the one before; docs/deployment.md describes them all.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about)]
-struct Cli {}
+#[command(version, about, long_about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mints an access token for development and prints it.
+    Token(TokenArgs),
+}
+
+/// `switchyard token`: with none of --publish, --subscribe and --chat, the token grants all
+/// three; with any of them, only those given.
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The room the token admits to.
+    #[arg(long)]
+    room: String,
+    /// The participant's identity (the token's `sub`): unique in the room.
+    #[arg(long)]
+    identity: String,
+    /// The display name; without it, the name the client sends is used.
+    #[arg(long)]
+    name: Option<String>,
+    /// Grant publishing tracks.
+    #[arg(long)]
+    publish: bool,
+    /// Grant receiving the others' tracks.
+    #[arg(long)]
+    subscribe: bool,
+    /// Grant sending chat messages.
+    #[arg(long)]
+    chat: bool,
+    /// How long the token is valid, in seconds.
+    #[arg(long, default_value_t = 6 * 3600)]
+    ttl: u64,
+    /// The server's token key.
+    #[arg(long, env = "SWITCHYARD_AUTH_TOKEN_KEY", hide_env_values = true)]
+    key: String,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let matches = Cli::command().args(config::load::args()).get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(Cli {
+            command: Some(Command::Token(args)),
+        }) => return mint_token(args),
+        Ok(Cli { command: None }) => {}
+        Err(error) => error.exit(),
+    }
     let config = match config::load::from_matches(&matches) {
         Ok(config) => config,
         Err(error) => {
@@ -29,6 +77,7 @@ async fn main() -> ExitCode {
     init_logging(&config);
 
     let media_ips = config.media.ips.clone();
+    let open = config.auth.token_key.is_none();
     let server = match Server::new(config).start().await {
         Ok(server) => server,
         Err(error) => {
@@ -42,6 +91,12 @@ async fn main() -> ExitCode {
         "switchyard is serving: open http://localhost:{}/ in a browser",
         server.local_addr().port()
     );
+    if open {
+        warn!(
+            "NO ACCESS CONTROL: no token key is configured (--token-key, SWITCHYARD_AUTH_TOKEN_KEY \
+             or [auth] token_key), so anybody who can reach this server may join any room"
+        );
+    }
     if let Err(error) = wait_for_signal().await {
         error!(%error, "cannot listen for signals");
     }
@@ -51,6 +106,56 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Prints a token for `args` on standard output.
+fn mint_token(args: TokenArgs) -> ExitCode {
+    let key = match TokenKey::new(&args.key) {
+        Ok(key) => key,
+        Err(error) => {
+            eprintln!("switchyard token: --key: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let grants = if args.publish || args.subscribe || args.chat {
+        Grants {
+            publish: args.publish,
+            subscribe: args.subscribe,
+            chat: args.chat,
+        }
+    } else {
+        Grants::ALL
+    };
+    let now = SystemTime::now();
+    let mut claims = Claims::new(
+        args.room,
+        args.identity,
+        grants,
+        now,
+        Duration::from_secs(args.ttl),
+    );
+    claims.name = args.name;
+    if let Err(problem) = claims.check() {
+        eprintln!("switchyard token: {problem}");
+        return ExitCode::FAILURE;
+    }
+    match key.mint(&claims) {
+        Ok(token) => {
+            println!("{token}");
+            eprintln!(
+                "a token for `{}` in room `{}`, granting {grants}, valid for {} s (until Unix time {})",
+                claims.sub,
+                claims.room,
+                claims.exp.saturating_sub(unix_seconds(now)),
+                claims.exp
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("switchyard token: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Logs as the configuration says; `RUST_LOG`, when set, wins over `log.filter`.
