@@ -185,7 +185,7 @@ fn the_environment_and_flags_name_themselves_when_refused() {
     let output = run(&["--http", "nowhere"], &[]);
     assert_refused(&output, &["http.listen", "flag --http"]);
     let output = run(&["--token-key", "short"], &[]);
-    assert_refused(&output, &["auth.token_key", "at least 32 characters"]);
+    assert_refused(&output, &["auth.token_key", "at least 32 bytes"]);
     let output = run(&["--config", "/nonexistent/switchyard.toml"], &[]);
     assert_refused(&output, &["/nonexistent/switchyard.toml"]);
 }

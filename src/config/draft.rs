@@ -11,10 +11,8 @@ use std::time::Duration;
 
 use super::load::Origin;
 use super::{Config, PortRange, TlsFiles, TurnConfig};
+use crate::auth::MIN_KEY_BYTES;
 use crate::client::ClientFiles;
-
-/// The shortest token key accepted: HS256 keys shorter than the hash (256 bits) weaken it.
-pub const MIN_TOKEN_KEY_LEN: usize = 32;
 
 /// The settings read so far, with the halves of pairs kept apart until [`finish`](Self::finish).
 #[derive(Debug)]
@@ -184,12 +182,12 @@ impl Draft {
         };
 
         if let Some(key) = &config.auth.token_key
-            && key.len() < MIN_TOKEN_KEY_LEN
+            && key.len() < MIN_KEY_BYTES
         {
             return Err(refuse(
                 "auth.token_key",
                 format!(
-                    "must be at least {MIN_TOKEN_KEY_LEN} characters long (it has {}); \
+                    "must be at least {MIN_KEY_BYTES} bytes long (it has {}); \
                      `openssl rand -hex 32` makes a good one",
                     key.len()
                 ),

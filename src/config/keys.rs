@@ -235,7 +235,7 @@ pub static KEYS: &[Key] = &[
         path: "auth.token_key",
         flag: "token-key",
         value_name: "KEY",
-        help: "Key (at least 32 characters) that signs join tokens (JWT, HS256). When set, \
+        help: "Key (at least 32 bytes) that signs join tokens (JWT, HS256). When set, \
                `join` needs a valid token. Default: none, and the server runs open: anybody \
                may join any room.",
         shape: Shape::One,
