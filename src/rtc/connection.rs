@@ -189,6 +189,12 @@ impl MediaConnection {
         }
     }
 
+    /// Whether the peer connection exists: it is opened by the first offer that carries media
+    /// either way (the client's, or the server's once there is something to receive).
+    pub fn has_connection(&self) -> bool {
+        self.peer.is_some()
+    }
+
     /// When an outstanding offer is overdue, if one is outstanding.
     pub fn answer_deadline(&self) -> Option<Instant> {
         match self.phase {

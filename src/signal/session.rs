@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
@@ -110,6 +110,11 @@ struct Joined {
     room: Arc<Room>,
     room_events: mpsc::UnboundedReceiver<RoomEvent>,
     media: MediaConnection,
+    /// When the `join` arrived, until the media connection first connects and the join
+    /// latency is recorded. Cleared unmeasured when the participant's first offer left
+    /// nothing to connect (it publishes nothing and there is nothing to receive yet): its wait
+    /// for somebody else to publish is no measure of the server.
+    join_started: Option<Instant>,
     _gauge: GaugeGuard,
 }
 
@@ -231,6 +236,9 @@ impl Session {
                     .media
                     .on_offer(sdp, &joined.room, &self.outbox)
                     .await?;
+                if !joined.media.has_connection() {
+                    joined.join_started = None;
+                }
             }
             ClientMessage::Answer { sdp } => joined.media.on_answer(sdp, &self.outbox).await?,
             ClientMessage::Candidate { candidate } => {
@@ -255,6 +263,7 @@ impl Session {
     }
 
     fn join(&mut self, room: String, name: String) -> Result<(), MessageError> {
+        let started = Instant::now();
         if self.joined.is_some() {
             return Err(MessageError::Refused(
                 ErrorCode::AlreadyJoined,
@@ -306,6 +315,7 @@ impl Session {
             room,
             room_events,
             media,
+            join_started: Some(started),
             _gauge: gauge,
         });
         self.outbox
@@ -378,6 +388,13 @@ impl Session {
             PeerEvent::State(state) => {
                 debug!(%state, "connection state");
                 joined.media.on_connection_state(state);
+                if state == RTCPeerConnectionState::Connected
+                    && let Some(started) = joined.join_started.take()
+                {
+                    let latency = started.elapsed();
+                    self.context.metrics.join_seconds.observe(latency);
+                    info!(seconds = latency.as_secs_f64(), "media connected");
+                }
                 if matches!(
                     state,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+pub mod prometheus;
+
 use std::time::Duration;
 
 use loadtest::{Participant, ParticipantOptions, TrackSpec};
