@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod config;
+pub mod drain;
 pub mod http;
 pub mod media;
 pub mod metrics;
@@ -21,10 +22,12 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
 pub use config::Config;
 pub use metrics::{Counts, Metrics};
 
+use crate::drain::Drain;
 use crate::room::Registry;
 use crate::rtc::MediaSettings;
 
@@ -39,6 +42,8 @@ pub struct ServerContext {
     pub media: MediaSettings,
     /// The configuration the server started with.
     pub config: Config,
+    /// Graceful shutdown: begun by [`RunningServer::shutdown`], watched by every session.
+    pub drain: Drain,
 }
 
 impl ServerContext {
@@ -90,6 +95,7 @@ impl Server {
                 ips: config.media.ips.clone(),
             },
             config,
+            drain: Drain::default(),
         });
         let (stop, mut stopped) = watch::channel(false);
         let app = http::router(Arc::clone(&context));
@@ -145,9 +151,35 @@ impl RunningServer {
         self.task.await.unwrap_or(Ok(()))
     }
 
-    /// Stops taking connections and waits for the listener to close.
+    /// Shuts down gracefully within the configured `shutdown_grace`: stops taking
+    /// connections and joins, tells every client (`shutdown`), closes every session's media
+    /// connection and WebSocket (1001, going away), and waits for the sessions and the HTTP
+    /// listener to end, but never past the grace period: whatever is left then is cut off.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        let deadline = self.context.drain.begin(self.context.config.shutdown_grace);
+        info!(
+            sessions = self.context.drain.sessions(),
+            grace = ?self.context.config.shutdown_grace,
+            "draining: telling every client and closing its session"
+        );
         let _ = self.stop.send(true);
-        self.task.await.unwrap_or(Ok(()))
+        if tokio::time::timeout_at(deadline, self.context.drain.sessions_ended())
+            .await
+            .is_err()
+        {
+            warn!(
+                sessions = self.context.drain.sessions(),
+                "sessions still open at the end of the grace period are cut off"
+            );
+        }
+        let mut task = self.task;
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(result) => result.unwrap_or(Ok(())),
+            Err(_) => {
+                warn!("HTTP connections still open at the end of the grace period are cut off");
+                task.abort();
+                Ok(())
+            }
+        }
     }
 }

@@ -3,11 +3,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use switchyard::client::ClientFiles;
 use switchyard::{Config, Server};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// A selective forwarding unit for multi-party WebRTC video rooms.
@@ -31,15 +32,46 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "SWITCHYARD_JSON_LOGS")]
     json_logs: bool,
+    /// Seconds a graceful shutdown (SIGTERM, Ctrl-C) may take before connections are cut.
+    #[arg(
+        long = "shutdown-grace",
+        env = "SWITCHYARD_SHUTDOWN_GRACE_SECS",
+        value_name = "SECS"
+    )]
+    shutdown_grace: Option<u64>,
 }
+
+/// How much longer than the grace period the shutdown may take before the process exits
+/// regardless.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
 
 /// Default log filter: the server's own information, and only warnings from the WebRTC stack,
 /// which logs per packet at lower levels.
 const DEFAULT_LOG_FILTER: &str = "info,webrtc=warn,rtc=error,rtc_ice=warn,rtc_dtls=warn";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How long the runtime may take, once the server has shut down, to stop what is left.
+const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_millis(500);
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchyard: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run(cli));
+    // Dropping a runtime waits for every blocking task it started, without a bound; a process
+    // told to stop must stop.
+    runtime.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
+    code
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     if cli.json_logs {
@@ -60,6 +92,10 @@ async fn main() -> ExitCode {
     if !cli.media_ips.is_empty() {
         config.media.ips = cli.media_ips;
     }
+    if let Some(seconds) = cli.shutdown_grace {
+        config.shutdown_grace = Duration::from_secs(seconds);
+    }
+    let grace = config.shutdown_grace;
     let media_ips = config.media.ips.clone();
     let server = match Server::new(config).start().await {
         Ok(server) => server,
@@ -80,9 +116,15 @@ async fn main() -> ExitCode {
                 error!(%error, "cannot listen for signals");
             }
             info!("shutting down");
-            if let Err(error) = server.shutdown().await {
-                error!(%error, "shutdown failed");
-                return ExitCode::FAILURE;
+            // The server bounds its own shutdown by the grace period; this bounds it again, in
+            // case something in it does not return.
+            match tokio::time::timeout(grace.saturating_add(SHUTDOWN_MARGIN), server.shutdown()).await {
+                Ok(Ok(())) => info!("shut down"),
+                Ok(Err(error)) => {
+                    error!(%error, "shutdown failed");
+                    return ExitCode::FAILURE;
+                }
+                Err(_) => warn!("the shutdown overran its grace period; exiting anyway"),
             }
         }
     }

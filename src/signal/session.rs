@@ -4,8 +4,8 @@
 //! A session is a single task that owns everything about its participant, so nothing in it
 //! needs a lock: it waits on the socket, the room's events, the connection's events and the
 //! subscriber feedback together, and handles one thing at a time. Whatever way it ends (a
-//! `leave`, a closed socket, a failed connection, a client that stopped reading) it leaves the
-//! room and closes the connection on the way out.
+//! `leave`, a closed socket, a failed connection, a client that stopped reading, the server
+//! shutting down) it leaves the room and closes the connection on the way out.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info};
+use tracing::{Instrument, debug, info, warn};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::ServerContext;
+use crate::drain::SessionGuard;
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{Room, RoomEvent};
 use crate::rtc::connection::{MediaConnection, MediaError, MediaEvent};
@@ -41,13 +42,16 @@ pub mod close_code {
     pub const MEDIA_FAILED: u16 = 4001;
     /// The client did not read its messages.
     pub const NOT_READING: u16 = 4002;
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
 }
 
-/// How long the session waits for its last frames to reach the client.
+/// How long the session waits for its last frames to reach the client and for the client to
+/// close the socket in turn.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs one client's session to its end.
-pub async fn run(socket: WebSocket, context: Arc<ServerContext>) {
+/// Runs one client's session to its end; `_guard` counts it in the server's drain until then.
+pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: SessionGuard) {
     let span = tracing::info_span!(
         "session",
         room = tracing::field::Empty,
@@ -63,11 +67,28 @@ pub async fn run(socket: WebSocket, context: Arc<ServerContext>) {
             joined: None,
         };
         let ending = session.drive(&mut stream).await;
+        let context = Arc::clone(&session.context);
         session.finish(ending).await;
-        // Dropping the session dropped the last outbox; the writer drains and stops, unless
-        // the client stopped reading, in which case it is not waited for any longer.
+        // Dropping the session dropped the last outbox: the writer sends what is queued, the
+        // close frame last, and stops. Then the client's own close frame is awaited, reading
+        // and discarding whatever it still sent: a socket torn down with data unread is reset,
+        // and a reset can cost the client our last frames. A client that stopped reading or
+        // never closes is not waited for any longer (nor past the end of a shutdown's grace
+        // period).
+        let mut closed_by = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+        if let Some(deadline) = context.drain.deadline() {
+            closed_by = closed_by.min(deadline);
+        }
         let abort = writer.abort_handle();
-        if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
+        let closing = async {
+            let _ = writer.await;
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout_at(closed_by, closing).await.is_err() {
             abort.abort();
         }
     }
@@ -88,6 +109,8 @@ enum Ending {
     MediaFailed(String),
     /// The client stopped reading.
     NotReading,
+    /// The server is shutting down.
+    ShuttingDown,
 }
 
 impl From<Unreachable> for Ending {
@@ -102,6 +125,7 @@ enum Input {
     Room(RoomEvent),
     Media(MediaEvent),
     AnswerOverdue,
+    ShuttingDown,
 }
 
 /// A participant that has joined.
@@ -151,6 +175,7 @@ impl Session {
                 Input::AnswerOverdue => Err(Ending::MediaFailed(
                     "the client did not answer the server's offer".to_owned(),
                 )),
+                Input::ShuttingDown => Err(Ending::ShuttingDown),
             };
             if let Err(ending) = result {
                 return ending;
@@ -159,11 +184,19 @@ impl Session {
     }
 
     async fn next_input(&mut self, stream: &mut futures::stream::SplitStream<WebSocket>) -> Input {
+        // A shutdown goes before anything else: whatever else is waiting would only be undone.
+        let drain = &self.context.drain;
         let Some(joined) = self.joined.as_mut() else {
-            return Input::Frame(stream.next().await);
+            return tokio::select! {
+                biased;
+                _ = drain.begun() => Input::ShuttingDown,
+                frame = stream.next() => Input::Frame(frame),
+            };
         };
         let deadline = joined.media.answer_deadline();
         tokio::select! {
+            biased;
+            _ = drain.begun() => Input::ShuttingDown,
             frame = stream.next() => Input::Frame(frame),
             Some(event) = joined.room_events.recv() => Input::Room(event),
             event = joined.media.next_event() => Input::Media(event),
@@ -268,6 +301,12 @@ impl Session {
             return Err(MessageError::Refused(
                 ErrorCode::AlreadyJoined,
                 "this session has already joined a room".to_owned(),
+            ));
+        }
+        if self.context.drain.is_draining() {
+            return Err(MessageError::Refused(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down; join again in a moment".to_owned(),
             ));
         }
         if !is_valid_room_name(&room) {
@@ -431,11 +470,29 @@ impl Session {
                 )
             }
             Ending::NotReading => (close_code::NOT_READING, "not reading".to_owned()),
+            Ending::ShuttingDown => {
+                let _ = self.outbox.send(&ServerMessage::Shutdown {
+                    reason: "the server is shutting down".to_owned(),
+                });
+                (close_code::GOING_AWAY, "server shutting down".to_owned())
+            }
         };
         if let Some(joined) = self.joined.take() {
             info!(?ending, "leaving");
             self.context.registry.leave(&joined.room, &joined.id);
-            joined.media.close().await;
+            match self.context.drain.deadline() {
+                // Closing a connection is quick, but a shutdown must end in time whatever the
+                // WebRTC stack does: past the deadline the connection is dropped unfinished.
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, joined.media.close())
+                        .await
+                        .is_err()
+                    {
+                        warn!("the media connection did not close before the shutdown deadline");
+                    }
+                }
+                None => joined.media.close().await,
+            }
         } else {
             debug!(?ending, "session ended before joining");
         }
@@ -501,8 +558,7 @@ async fn write_frames(
         let result = match outgoing {
             Outgoing::Text(text) => sink.send(Message::Text(text.into())).await,
             Outgoing::Close { code, reason } => {
-                // Sent and flushed; the socket is dropped with the session rather than waiting
-                // for the client to complete the closing handshake.
+                // Sent and flushed; `run` waits, briefly, for the client's close frame.
                 let _ = sink
                     .send(Message::Close(Some(CloseFrame {
                         code,
