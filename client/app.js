@@ -2,6 +2,9 @@
 //
 // URL parameters: `room` and `name` fill in the join form; `video=WIDTHxHEIGHT@FPS` (for
 // example `320x180@15`) asks the camera for a smaller picture, which slow machines and tests use.
+// `token` is the access token for a server that requires one: it is sent with `join`, and the
+// room and name it carries fill in the form. `relay=1` reaches the media server through TURN
+// relays only, as a network that allows nothing else would.
 //
 // `window.switchyard` exposes the live objects for diagnosis from the browser's console (and
 // for the browser tests): {call, media, grid}.
@@ -20,6 +23,8 @@ const NAME_KEY = 'switchyard.name';
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
 
+const token = params.get('token');
+const relay = params.get('relay') === '1';
 const media = new LocalMedia(parseVideoSize(params.get('video')));
 const grid = new TileGrid($('grid'));
 const status = new StatusBoard($('status'));
@@ -36,9 +41,25 @@ window.switchyard = {
 
 const roomInput = $('join-room');
 const nameInput = $('join-name');
-roomInput.value = params.get('room') ?? '';
-nameInput.value = params.get('name') ?? localStorage.getItem(NAME_KEY) ?? '';
+const tokenClaims = token ? readTokenClaims(token) : null;
+roomInput.value = params.get('room') ?? tokenClaims?.room ?? '';
+nameInput.value = params.get('name') ?? tokenClaims?.name ?? localStorage.getItem(NAME_KEY) ?? '';
 if (!roomInput.value) roomInput.value = `room-${Math.random().toString(36).slice(2, 8)}`;
+
+/**
+ * The claims of an access token, read without checking it (only the server can): they tell the
+ * room and name to fill in. Null when it is not a readable JWT.
+ */
+function readTokenClaims(jwt) {
+  try {
+    const payload = jwt.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const bytes = Uint8Array.from(atob(payload), (char) => char.charCodeAt(0));
+    const claims = JSON.parse(new TextDecoder().decode(bytes));
+    return claims !== null && typeof claims === 'object' ? claims : null;
+  } catch {
+    return null;
+  }
+}
 
 function showJoinPreview() {
   const preview = $('join-preview');
@@ -102,7 +123,7 @@ async function enterRoom(room, name) {
   document.title = `${room} · Switchyard`;
   $('room-name').textContent = room;
 
-  call = new Call({ url: signalingUrl(), room, name, media });
+  call = new Call({ url: signalingUrl(), room, name, media, token, relay });
   watchCall(call);
   showScreen('room-screen');
   showLocalTiles();
@@ -157,6 +178,24 @@ function watchCall(current) {
     const message = messages[detail.state];
     if (message) status.set('media', ...message);
     else status.clear('media');
+    if (detail.state === 'connected') status.clear('unreachable');
+  });
+  current.addEventListener('unreachable', ({ detail }) => {
+    if (isCurrent()) status.set('unreachable', detail.message, 'error');
+  });
+  current.addEventListener('grants', ({ detail }) => {
+    if (!isCurrent()) return;
+    const cannot = [];
+    if (!detail.publish) cannot.push('be seen or heard');
+    if (!detail.subscribe) cannot.push('see or hear the others');
+    if (!detail.chat) cannot.push('send chat messages');
+    status.set('grants', `Your access link does not let you ${cannot.join(', or ')} in this room.`, 'info');
+  });
+  current.addEventListener('ended', ({ detail }) => {
+    if (!isCurrent()) return;
+    leaveRoom();
+    $('left-message').textContent = detail.message;
+    showScreen('left-screen');
   });
   current.addEventListener('notice', ({ detail }) => {
     if (isCurrent()) status.flash(detail.text, detail.level);
@@ -307,7 +346,7 @@ function leaveRoom() {
   call = null;
   grid.clearRemote();
   grid.setLocal('self/screen', null);
-  for (const key of ['connection', 'media', 'devices']) status.clear(key);
+  for (const key of ['connection', 'media', 'devices', 'unreachable', 'grants']) status.clear(key);
   showControls();
 }
 

@@ -15,6 +15,9 @@
 //   `chat`    {participant, name, text, at, self}
 //   `notice`  {text, level}  something the person should read
 //   `media`   {state}  the media connection's state
+//   `unreachable` {message}  the media server cannot be reached (TURN refused, no relay)
+//   `grants`  {publish, subscribe, chat}  what this membership may do, when it is not everything
+//   `ended`   {code, message}  the server ended the call for good (another session took over)
 // The roster (`call.roster`) reports who is there and what they publish.
 
 import { MediaConnection } from './connection.js';
@@ -37,13 +40,26 @@ const SERVER_SHUTTING_DOWN = 'The server is shutting down';
 /** Close code for a server that is going away. */
 const CLOSE_GOING_AWAY = 1001;
 
-/** Join refusals that rejoining cannot fix. */
-const FATAL_JOIN_ERRORS = new Set(['invalid_room', 'invalid_name']);
+/** Join refusals that rejoining cannot fix, and what to tell the person. */
+const FATAL_JOIN_ERRORS = new Map([
+  ['invalid_room', null],
+  ['invalid_name', null],
+  ['token_missing', 'This room needs an access link: ask whoever invited you for one.'],
+  ['token_invalid', 'This access link is not valid for this server: ask for a new one.'],
+  ['token_expired', 'This access link has expired: ask for a new one.'],
+  ['token_wrong_room', 'This access link is for another room.'],
+  ['room_full', 'This room is full.'],
+  ['too_many_rooms', 'The server cannot open another room right now. Try again later.'],
+]);
+
+/** What a membership may do when the server does not say (an older server). */
+const ALL_GRANTS = Object.freeze({ publish: true, subscribe: true, chat: true });
 
 export class JoinRefused extends Error {
-  constructor(code, message) {
+  constructor(code, message, serverMessage = message) {
     super(message);
     this.code = code;
+    this.serverMessage = serverMessage;
   }
 }
 
@@ -53,10 +69,14 @@ export class Call extends EventTarget {
   /** Our participant id in the current membership. */
   self = null;
   state = 'connecting';
+  /** What the current membership may do. */
+  grants = ALL_GRANTS;
 
   #url;
   #room;
   #name;
+  #token;
+  #relay;
   #media;
   #socket = null;
   #connection = null;
@@ -78,13 +98,17 @@ export class Call extends EventTarget {
    * @param {string} options.room
    * @param {string} options.name
    * @param {import('./local-media.js').LocalMedia} options.media our camera and microphone
+   * @param {string | null} [options.token] the access token, for a server that wants one
+   * @param {boolean} [options.relay] reach the media server through TURN relays only
    */
-  constructor({ url, room, name, media }) {
+  constructor({ url, room, name, media, token = null, relay = false }) {
     super();
     this.#url = url;
     this.#room = room;
     this.#name = name;
     this.#media = media;
+    this.#token = token;
+    this.#relay = relay;
   }
 
   get room() {
@@ -144,7 +168,7 @@ export class Call extends EventTarget {
     const transceiver = this.#published.get(kind);
     if (transceiver) {
       await transceiver.sender.replaceTrack(track);
-    } else if (this.#connection) {
+    } else if (this.#connection && this.grants.publish) {
       // Nothing of this kind was published (it was denied or missing): publishing it now needs
       // a renegotiation, which the connection starts by itself.
       this.#published.set(kind, this.#connection.publish(track, this.#media.stream));
@@ -165,7 +189,7 @@ export class Call extends EventTarget {
     screen.track.addEventListener('ended', () => {
       if (this.#screen === screen) this.stopScreenShare();
     }, { once: true });
-    if (this.#connection) this.#published.set('screen', this.#connection.publish(screen.track, screen.stream));
+    if (this.#connection && this.grants.publish) this.#published.set('screen', this.#connection.publish(screen.track, screen.stream));
     this.#notifyScreen();
   }
 
@@ -212,7 +236,9 @@ export class Call extends EventTarget {
       });
     });
     socket.addEventListener('close', ({ detail }) => this.#onSocketClosed(socket, detail));
-    socket.send({ type: 'join', room: this.#room, name: this.#name });
+    const join = { type: 'join', room: this.#room, name: this.#name };
+    if (this.#token) join.token = this.#token;
+    socket.send(join);
   }
 
   async #onMessage(socket, message) {
@@ -261,6 +287,12 @@ export class Call extends EventTarget {
   async #onJoined(message) {
     this.self = message.participant;
     this.#serverGone = false;
+    // The server has the last word on the name (an access token may set it).
+    if (typeof message.name === 'string') this.#name = message.name;
+    this.grants = { ...ALL_GRANTS, ...message.grants };
+    if (!this.grants.publish || !this.grants.subscribe || !this.grants.chat) {
+      this.dispatchEvent(new CustomEvent('grants', { detail: this.grants }));
+    }
     // Back to quick rejoins once this membership proves healthy: its media connects, or it
     // lasts (a page that only watches an empty room has no media to connect).
     clearTimeout(this.#healthyTimer);
@@ -268,17 +300,23 @@ export class Call extends EventTarget {
     this.roster.reset(message.participants);
     const connection = new MediaConnection({
       iceServers: message.ice_servers ?? [],
+      relay: this.#relay,
       send: (outgoing) => this.#socket?.send(outgoing),
     });
     this.#connection = connection;
     connection.addEventListener('track', ({ detail }) => this.roster.received(detail.mid, detail.track));
     connection.addEventListener('statechange', ({ detail }) => this.#onMediaState(connection, detail.state));
     connection.addEventListener('failure', ({ detail }) => this.#notice(`Media negotiation problem: ${detail.message}`, 'warning'));
+    connection.addEventListener('unreachable', ({ detail }) => {
+      if (connection === this.#connection) this.dispatchEvent(new CustomEvent('unreachable', { detail }));
+    });
 
     this.#published.clear();
-    if (this.#media.microphone) this.#published.set('audio', connection.publish(this.#media.microphone, this.#media.stream));
-    if (this.#media.camera) this.#published.set('video', connection.publish(this.#media.camera, this.#media.stream));
-    if (this.#screen) this.#published.set('screen', connection.publish(this.#screen.track, this.#screen.stream));
+    if (this.grants.publish) {
+      if (this.#media.microphone) this.#published.set('audio', connection.publish(this.#media.microphone, this.#media.stream));
+      if (this.#media.camera) this.#published.set('video', connection.publish(this.#media.camera, this.#media.stream));
+      if (this.#screen) this.#published.set('screen', connection.publish(this.#screen.track, this.#screen.stream));
+    }
     await connection.start();
     // The server learns mute states from messages, not from the media: say what is off now.
     if (this.#media.micMuted) this.#announceMute('audio', true);
@@ -291,21 +329,53 @@ export class Call extends EventTarget {
 
   #onError({ code, message }) {
     if (!this.self && FATAL_JOIN_ERRORS.has(code)) {
+      const refusal = new JoinRefused(code, FATAL_JOIN_ERRORS.get(code) ?? message, message);
       this.#setState('left');
       this.#socket?.close();
-      this.#joinWaiter?.reject(new JoinRefused(code, message));
-      this.#joinWaiter = null;
+      if (this.#joinWaiter) {
+        this.#joinWaiter.reject(refusal);
+        this.#joinWaiter = null;
+      } else {
+        // A rejoin was refused (the access link expired meanwhile, the room filled up).
+        this.#endCall(code, refusal.message);
+      }
       return;
     }
-    if (code === 'shutting_down') {
-      this.#serverGone = true;
-      return;
-    }
-    if (code === 'invalid_chat') {
-      this.#notice('That message could not be sent: it is empty or too long.', 'warning');
-      return;
+    switch (code) {
+      case 'shutting_down':
+        this.#serverGone = true;
+        return;
+      case 'replaced':
+        this.#endCall(code, 'You joined this room from another page or device, so this page left it.');
+        return;
+      case 'invalid_chat':
+        this.#notice('That message could not be sent: it is empty or too long.', 'warning');
+        return;
+      case 'chat_too_long':
+        this.#notice('That message could not be sent: it is too long for this server.', 'warning');
+        return;
+      case 'chat_not_allowed':
+        this.#notice('Your access link does not allow sending chat messages.', 'warning');
+        return;
+      case 'publish_not_allowed':
+        this.#notice('Your access link does not allow publishing: the others cannot see or hear you.', 'warning');
+        return;
+      case 'rate_limited':
+        this.#notice('Slow down: the server is dropping messages from this page.', 'warning');
+        break;
+      default:
+        break;
     }
     console.warn(`server refused a message: ${code}: ${message}`);
+  }
+
+  /** Ends the call for good, for a reason the person should read. */
+  #endCall(code, message) {
+    this.#setState('left');
+    clearTimeout(this.#rejoinTimer);
+    this.#socket?.close();
+    this.#endMembership();
+    this.dispatchEvent(new CustomEvent('ended', { detail: { code, message } }));
   }
 
   #onSocketClosed(socket, { code, byUs }) {
@@ -317,7 +387,8 @@ export class Call extends EventTarget {
     const why = this.#serverGone ? SERVER_SHUTTING_DOWN
       : code === 4001 ? 'The media connection failed'
         : code === 4002 ? 'The server stopped waiting for this page'
-          : byUs ? 'Starting over' : 'The connection to the server was lost';
+          : code === 1008 ? 'This page sent too many messages'
+            : byUs ? 'Starting over' : 'The connection to the server was lost';
     this.#scheduleRejoin(why);
   }
 

@@ -8,7 +8,13 @@
 // - A client with nothing to publish still sends the first offer: the empty one a fresh
 //   connection produces.
 //
-// Events: `track` {mid, track}, `statechange` {state}, `failure` {message}.
+// - With `relay`, the connection uses TURN relays only (`iceTransportPolicy: 'relay'`). When
+//   no relay can be had (the TURN server is unreachable or refuses the credentials) the
+//   connection cannot work at all, and says why with an `unreachable` event as soon as the
+//   browser has given up gathering, rather than after ICE times out.
+//
+// Events: `track` {mid, track}, `statechange` {state}, `failure` {message},
+// `unreachable` {message}.
 
 export class MediaConnection extends EventTarget {
   #pc;
@@ -18,20 +24,44 @@ export class MediaConnection extends EventTarget {
   #closed = false;
   #emptyOfferSent = false;
   #rollbacks = 0;
+  #relay;
+  #iceServers;
+  #candidatesGathered = 0;
+  /** What the browser's ICE agent reported failing: [{url, errorCode, errorText}] */
+  #iceErrors = [];
+  #unreachableSent = false;
 
   /**
    * @param {object} options
    * @param {RTCIceServer[]} options.iceServers from the server's `joined`
+   * @param {boolean} [options.relay] use TURN relays only
    * @param {(message: object) => void} options.send sends a signaling message
    */
-  constructor({ iceServers, send }) {
+  constructor({ iceServers, relay = false, send }) {
     super();
     this.#send = send;
-    this.#pc = new RTCPeerConnection({ iceServers, bundlePolicy: 'max-bundle' });
+    this.#relay = relay;
+    this.#iceServers = iceServers;
+    this.#pc = new RTCPeerConnection({
+      iceServers,
+      bundlePolicy: 'max-bundle',
+      iceTransportPolicy: relay ? 'relay' : 'all',
+    });
     this.#pc.addEventListener('negotiationneeded', () => this.#offer());
     this.#pc.addEventListener('icecandidate', ({ candidate }) => {
       // The end of gathering (a null candidate) needs no message.
-      if (candidate && candidate.candidate) this.#send({ type: 'candidate', candidate: candidate.toJSON() });
+      if (candidate && candidate.candidate) {
+        this.#candidatesGathered += 1;
+        this.#send({ type: 'candidate', candidate: candidate.toJSON() });
+      }
+    });
+    this.#pc.addEventListener('icecandidateerror', ({ url, errorCode, errorText }) => {
+      this.#iceErrors.push({ url, errorCode, errorText });
+    });
+    this.#pc.addEventListener('icegatheringstatechange', () => {
+      if (this.#pc.iceGatheringState === 'complete' && this.#relay && this.#candidatesGathered === 0) {
+        this.#reportUnreachable();
+      }
     });
     this.#pc.addEventListener('track', (event) => {
       this.dispatchEvent(new CustomEvent('track', {
@@ -39,8 +69,35 @@ export class MediaConnection extends EventTarget {
       }));
     });
     this.#pc.addEventListener('connectionstatechange', () => {
-      this.dispatchEvent(new CustomEvent('statechange', { detail: { state: this.#pc.connectionState } }));
+      const state = this.#pc.connectionState;
+      if (state === 'failed' && (this.#relay || this.#iceErrors.length > 0)) this.#reportUnreachable();
+      this.dispatchEvent(new CustomEvent('statechange', { detail: { state } }));
     });
+  }
+
+  /** Says, once, that the media server cannot be reached, and what the ICE agent reported. */
+  #reportUnreachable() {
+    if (this.#unreachableSent || this.#closed) return;
+    this.#unreachableSent = true;
+    const turnUrls = this.#iceServers.flatMap(({ urls }) => (Array.isArray(urls) ? urls : [urls]))
+      .filter((url) => /^turns?:/.test(url));
+    const reasons = [...new Set(this.#iceErrors
+      .filter(({ url }) => !url || /^turns?:/.test(url))
+      .map(({ url, errorCode, errorText }) => {
+        const text = (errorText ?? '').replace(/\.$/, '');
+        return `${url ?? 'TURN'}: ${errorCode}${text ? ` ${text}` : ''}`;
+      }))];
+    let message;
+    if (turnUrls.length === 0) {
+      message = this.#relay
+        ? 'Could not reach the media server: this page uses TURN relays only, and the server named none.'
+        : 'Could not reach the media server.';
+    } else if (this.#iceErrors.some(({ errorCode }) => errorCode === 401)) {
+      message = `Could not reach the media server through TURN: the TURN server refused the credentials (${reasons.join('; ')}).`;
+    } else {
+      message = `Could not reach the media server through TURN${reasons.length > 0 ? ` (${reasons.join('; ')})` : ''}.`;
+    }
+    this.dispatchEvent(new CustomEvent('unreachable', { detail: { message } }));
   }
 
   /** The underlying connection, for statistics. */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Switchyard test on a fresh machine: formatting, lints, unit and integration tests,
 # then the browser client in real Chromium. It installs what it needs first (Rust components,
-# Debian's chromium, the browser tests' npm packages), so it is also what CI runs (.ci/run).
+# Debian's chromium and coturn, the browser tests' npm packages), so it is also what CI runs
+# (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,13 @@ if [ ! -x /usr/bin/chromium ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
 /usr/bin/chromium --version 2>/dev/null
+
+step "coturn (Debian's package), the TURN server of the relay test"
+if [ ! -x /usr/bin/turnserver ]; then
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y coturn
+fi
+/usr/bin/turnserver --version 2>/dev/null || true
 
 step "browser test packages (npm ci)"
 (cd tests/browser && npm ci --no-audit --no-fund)

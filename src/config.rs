@@ -1,14 +1,23 @@
 //! Configuration, with defaults that run with no file.
 //!
 //! The settings are grouped the way the TOML file groups them: `[http]`, `[media]`, `[ice]`,
-//! `[auth]` and `[limits]`.
+//! `[auth]`, `[limits]` and `[log]`. [`keys`] lists every key; [`load`] reads them from a file,
+//! the environment and flags.
 
+mod draft;
+pub mod keys;
+pub mod load;
+mod value;
+
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
+pub use load::{ConfigError, Origin};
+
 use crate::client::ClientFiles;
-use crate::signal::protocol::IceServer;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -23,6 +32,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Bounds on what clients may use.
     pub limits: Limits,
+    /// What is logged, and how.
+    pub log: LogConfig,
     /// How long a graceful shutdown may take before connections are cut.
     pub shutdown_grace: Duration,
     /// Where the browser client's files come from.
@@ -53,9 +64,45 @@ pub struct MediaConfig {
     /// Local addresses media is gathered on, one UDP socket per address per connection.
     pub ips: Vec<IpAddr>,
     /// The public addresses announced instead of the local ones (1:1 NAT), if any.
-    pub public_ips: Vec<IpAddr>,
+    pub public_ips: Vec<PublicIp>,
     /// The UDP ports media sockets bind to, if restricted.
     pub port_range: Option<PortRange>,
+}
+
+/// A public address the server is reached at through 1:1 NAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PublicIp {
+    /// The address clients are told.
+    pub public: IpAddr,
+    /// The local address it stands for; `None` stands for every local address.
+    pub local: Option<IpAddr>,
+}
+
+impl FromStr for PublicIp {
+    type Err = std::net::AddrParseError;
+
+    /// `203.0.113.7` or `203.0.113.7/10.0.0.7` (public/local).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once('/') {
+            Some((public, local)) => Ok(Self {
+                public: public.trim().parse()?,
+                local: Some(local.trim().parse()?),
+            }),
+            None => Ok(Self {
+                public: text.trim().parse()?,
+                local: None,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for PublicIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.local {
+            Some(local) => write!(f, "{}/{local}", self.public),
+            None => write!(f, "{}", self.public),
+        }
+    }
 }
 
 /// An inclusive range of UDP ports.
@@ -111,6 +158,28 @@ pub struct Limits {
     pub max_chat_bytes: usize,
 }
 
+/// `[log]`: what is logged, and how.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// A `tracing` filter (`RUST_LOG` syntax).
+    pub filter: String,
+}
+
+/// Default log filter: the server's own information, and only warnings from the WebRTC stack,
+/// which logs per packet at lower levels.
+pub const DEFAULT_LOG_FILTER: &str = "info,webrtc=warn,rtc=error,rtc_ice=warn,rtc_dtls=warn";
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            json: false,
+            filter: DEFAULT_LOG_FILTER.to_owned(),
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -138,6 +207,7 @@ impl Default for Config {
             ice: IceConfig::default(),
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            log: LogConfig::default(),
             shutdown_grace: Duration::from_secs(3),
             client: ClientFiles::Embedded,
         }
@@ -152,17 +222,5 @@ impl Config {
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.ips = vec![IpAddr::from([127, 0, 0, 1])];
         config
-    }
-
-    /// The ICE servers clients are told to use.
-    pub fn ice_servers(&self) -> Vec<IceServer> {
-        if self.ice.urls.is_empty() {
-            return Vec::new();
-        }
-        vec![IceServer {
-            urls: self.ice.urls.clone(),
-            username: None,
-            credential: None,
-        }]
     }
 }

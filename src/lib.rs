@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod client;
 pub mod config;
 pub mod drain;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod room;
 pub mod rtc;
 pub mod signal;
+pub mod turn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use tracing::{info, warn};
 pub use config::Config;
 pub use metrics::{Counts, Metrics};
 
+use crate::auth::{TokenKey, WeakKey};
 use crate::drain::Drain;
 use crate::room::Registry;
 use crate::rtc::MediaSettings;
@@ -40,6 +43,8 @@ pub struct ServerContext {
     pub metrics: Arc<Metrics>,
     /// How peer connections gather candidates.
     pub media: MediaSettings,
+    /// The key access tokens are checked with; `None` runs the server open.
+    pub token_key: Option<TokenKey>,
     /// The configuration the server started with.
     pub config: Config,
     /// Graceful shutdown: begun by [`RunningServer::shutdown`], watched by every session.
@@ -64,6 +69,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The configured token key cannot be used.
+    #[error("auth.token_key: {0}")]
+    TokenKey(#[from] WeakKey),
 }
 
 /// The server, before it runs.
@@ -81,6 +89,12 @@ impl Server {
     /// Binds the HTTP listener and starts serving in the background.
     pub async fn start(self) -> Result<RunningServer, StartError> {
         let config = self.config;
+        let token_key = config
+            .auth
+            .token_key
+            .as_deref()
+            .map(TokenKey::new)
+            .transpose()?;
         let address = config.http.listen;
         let listener = TcpListener::bind(address)
             .await
@@ -89,11 +103,13 @@ impl Server {
             .local_addr()
             .map_err(|source| StartError::Bind { address, source })?;
         let context = Arc::new(ServerContext {
-            registry: Registry::default(),
+            registry: Registry::new(
+                config.limits.max_rooms,
+                config.limits.max_participants_per_room,
+            ),
             metrics: Arc::new(Metrics::default()),
-            media: MediaSettings {
-                ips: config.media.ips.clone(),
-            },
+            media: MediaSettings::new(&config.media),
+            token_key,
             config,
             drain: Drain::default(),
         });

@@ -1,59 +1,70 @@
 //! The `switchyard` command: runs the server until Ctrl-C or SIGTERM.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use clap::Parser;
-use switchyard::client::ClientFiles;
-use switchyard::{Config, Server};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use switchyard::auth::{Claims, Grants, TokenKey, unix_seconds};
+use switchyard::{Config, Server, config};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 /// A selective forwarding unit for multi-party WebRTC video rooms.
+///
+/// Every setting has a default, so `switchyard` alone serves http://localhost:8080. Settings
+/// come from a TOML file (--config), then SWITCHYARD_* environment variables, then flags, each
+/// overriding the one before; docs/deployment.md describes them all.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, long_about, args_conflicts_with_subcommands = true)]
 struct Cli {
-    /// Address the HTTP server (client page, WebSocket at /ws, /metrics) listens on.
-    #[arg(long, env = "SWITCHYARD_HTTP", default_value = "0.0.0.0:8080")]
-    http: SocketAddr,
-    /// Local IP to gather media candidates on; repeat for several. Default: every IPv4
-    /// interface, loopback included.
-    #[arg(long = "media-ip", env = "SWITCHYARD_MEDIA_IPS", value_delimiter = ',')]
-    media_ips: Vec<IpAddr>,
-    /// STUN or TURN URL handed to clients; repeat for several.
-    #[arg(long = "ice-url", env = "SWITCHYARD_ICE_URLS", value_delimiter = ',')]
-    ice_urls: Vec<String>,
-    /// Serve the browser client from this folder instead of the copy built into the binary
-    /// (for working on the client: edits show on reload).
-    #[arg(long, env = "SWITCHYARD_CLIENT_DIR")]
-    client_dir: Option<PathBuf>,
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "SWITCHYARD_JSON_LOGS")]
-    json_logs: bool,
-    /// Seconds a graceful shutdown (SIGTERM, Ctrl-C) may take before connections are cut.
-    #[arg(
-        long = "shutdown-grace",
-        env = "SWITCHYARD_SHUTDOWN_GRACE_SECS",
-        value_name = "SECS"
-    )]
-    shutdown_grace: Option<u64>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Mints an access token for development and prints it.
+    Token(TokenArgs),
+}
+
+/// `switchyard token`: with none of --publish, --subscribe and --chat, the token grants all
+/// three; with any of them, only those given.
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// The room the token admits to.
+    #[arg(long)]
+    room: String,
+    /// The participant's identity (the token's `sub`): unique in the room.
+    #[arg(long)]
+    identity: String,
+    /// The display name; without it, the name the client sends is used.
+    #[arg(long)]
+    name: Option<String>,
+    /// Grant publishing tracks.
+    #[arg(long)]
+    publish: bool,
+    /// Grant receiving the others' tracks.
+    #[arg(long)]
+    subscribe: bool,
+    /// Grant sending chat messages.
+    #[arg(long)]
+    chat: bool,
+    /// How long the token is valid, in seconds.
+    #[arg(long, default_value_t = 6 * 3600)]
+    ttl: u64,
+    /// The server's token key.
+    #[arg(long, env = "SWITCHYARD_AUTH_TOKEN_KEY", hide_env_values = true)]
+    key: String,
 }
 
 /// How much longer than the grace period the shutdown may take before the process exits
 /// regardless.
 const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
 
-/// Default log filter: the server's own information, and only warnings from the WebRTC stack,
-/// which logs per packet at lower levels.
-const DEFAULT_LOG_FILTER: &str = "info,webrtc=warn,rtc=error,rtc_ice=warn,rtc_dtls=warn";
-
 /// How long the runtime may take, once the server has shut down, to stop what is left.
 const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,39 +75,34 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(run(cli));
+    let code = runtime.block_on(run());
     // Dropping a runtime waits for every blocking task it started, without a bound; a process
     // told to stop must stop.
     runtime.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
     code
 }
 
-async fn run(cli: Cli) -> ExitCode {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-    if cli.json_logs {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+async fn run() -> ExitCode {
+    let matches = Cli::command().args(config::load::args()).get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(Cli {
+            command: Some(Command::Token(args)),
+        }) => return mint_token(args),
+        Ok(Cli { command: None }) => {}
+        Err(error) => error.exit(),
     }
+    let config = match config::load::from_matches(&matches) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("switchyard: refusing to start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
 
-    let mut config = Config::default();
-    config.http.listen = cli.http;
-    config.ice.urls = cli.ice_urls;
-    config.client = cli
-        .client_dir
-        .map_or(ClientFiles::Embedded, ClientFiles::Directory);
-    if !cli.media_ips.is_empty() {
-        config.media.ips = cli.media_ips;
-    }
-    if let Some(seconds) = cli.shutdown_grace {
-        config.shutdown_grace = Duration::from_secs(seconds);
-    }
-    let grace = config.shutdown_grace;
     let media_ips = config.media.ips.clone();
+    let grace = config.shutdown_grace;
+    let open = config.auth.token_key.is_none();
     let server = match Server::new(config).start().await {
         Ok(server) => server,
         Err(error) => {
@@ -110,25 +116,91 @@ async fn run(cli: Cli) -> ExitCode {
         "switchyard is serving: open http://localhost:{}/ in a browser",
         server.local_addr().port()
     );
-    tokio::select! {
-        result = wait_for_signal() => {
-            if let Err(error) = result {
-                error!(%error, "cannot listen for signals");
-            }
-            info!("shutting down");
-            // The server bounds its own shutdown by the grace period; this bounds it again, in
-            // case something in it does not return.
-            match tokio::time::timeout(grace.saturating_add(SHUTDOWN_MARGIN), server.shutdown()).await {
-                Ok(Ok(())) => info!("shut down"),
-                Ok(Err(error)) => {
-                    error!(%error, "shutdown failed");
-                    return ExitCode::FAILURE;
-                }
-                Err(_) => warn!("the shutdown overran its grace period; exiting anyway"),
-            }
+    if open {
+        warn!(
+            "NO ACCESS CONTROL: no token key is configured (--token-key, SWITCHYARD_AUTH_TOKEN_KEY \
+             or [auth] token_key), so anybody who can reach this server may join any room"
+        );
+    }
+    if let Err(error) = wait_for_signal().await {
+        error!(%error, "cannot listen for signals");
+    }
+    info!("shutting down");
+    // The server bounds its own shutdown by the grace period; this bounds it again, in case
+    // something in it does not return.
+    match tokio::time::timeout(grace.saturating_add(SHUTDOWN_MARGIN), server.shutdown()).await {
+        Ok(Ok(())) => info!("shut down"),
+        Ok(Err(error)) => {
+            error!(%error, "shutdown failed");
+            return ExitCode::FAILURE;
         }
+        Err(_) => warn!("the shutdown overran its grace period; exiting anyway"),
     }
     ExitCode::SUCCESS
+}
+
+/// Prints a token for `args` on standard output.
+fn mint_token(args: TokenArgs) -> ExitCode {
+    let key = match TokenKey::new(&args.key) {
+        Ok(key) => key,
+        Err(error) => {
+            eprintln!("switchyard token: --key: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let grants = if args.publish || args.subscribe || args.chat {
+        Grants {
+            publish: args.publish,
+            subscribe: args.subscribe,
+            chat: args.chat,
+        }
+    } else {
+        Grants::ALL
+    };
+    let now = SystemTime::now();
+    let mut claims = Claims::new(
+        args.room,
+        args.identity,
+        grants,
+        now,
+        Duration::from_secs(args.ttl),
+    );
+    claims.name = args.name;
+    if let Err(problem) = claims.check() {
+        eprintln!("switchyard token: {problem}");
+        return ExitCode::FAILURE;
+    }
+    match key.mint(&claims) {
+        Ok(token) => {
+            println!("{token}");
+            eprintln!(
+                "a token for `{}` in room `{}`, granting {grants}, valid for {} s (until Unix time {})",
+                claims.sub,
+                claims.room,
+                claims.exp.saturating_sub(unix_seconds(now)),
+                claims.exp
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("switchyard token: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs as the configuration says; `RUST_LOG`, when set, wins over `log.filter`.
+fn init_logging(config: &Config) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    if config.log.json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

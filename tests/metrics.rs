@@ -62,8 +62,19 @@ async fn metrics_count_a_call_and_return_to_zero_after_it() {
 
     let ada = join(&server, "metrics", "ada", camera_and_microphone()).await;
     let brian = join(&server, "metrics", "brian", camera_and_microphone()).await;
+    for participant in [&ada, &brian] {
+        participant
+            .wait_until("the other's audio and video", PATIENCE, |observed| {
+                observed
+                    .live_tracks()
+                    .filter(|track| track.intact > 0)
+                    .count()
+                    == 2
+            })
+            .await
+            .expect("media flows both ways");
+    }
     let mid_at_brian = video_mid_from(&brian, &ada).await;
-    video_mid_from(&ada, &brian).await;
     // A subscriber's loss report and bandwidth estimate, as a browser sends them.
     brian.send_pli(&mid_at_brian, 1);
     brian.send_remb(&mid_at_brian, 500_000);

@@ -30,9 +30,9 @@ pub enum ClientError {
     /// The signaling socket failed.
     #[error("signaling: {0}")]
     Signaling(String),
-    /// The server refused the join.
-    #[error("refused: {0}")]
-    Refused(String),
+    /// The server refused the join, with this code and explanation.
+    #[error("refused ({0:?}): {1}")]
+    Refused(switchyard::signal::protocol::ErrorCode, String),
     /// The WebRTC stack failed.
     #[error("webrtc: {0}")]
     WebRtc(String),

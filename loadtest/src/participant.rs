@@ -71,6 +71,8 @@ pub struct ParticipantOptions {
     pub impairment: Impairment,
     /// A gap between received video frames longer than this counts as a freeze.
     pub freeze_threshold: Duration,
+    /// The access token to join with, for a server that requires one.
+    pub token: Option<String>,
 }
 
 impl ParticipantOptions {
@@ -85,12 +87,19 @@ impl ParticipantOptions {
             media_ip: IpAddr::from([127, 0, 0, 1]),
             impairment: Impairment::default(),
             freeze_threshold: Duration::from_millis(100),
+            token: None,
         }
     }
 
     /// Publishes `tracks` instead.
     pub fn with_tracks(mut self, tracks: Vec<TrackSpec>) -> Self {
         self.tracks = tracks;
+        self
+    }
+
+    /// Joins with an access token.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
         self
     }
 }
@@ -227,6 +236,7 @@ impl Participant {
             .send(&ClientMessage::Join {
                 room: options.room.clone(),
                 name: options.name.clone(),
+                token: options.token.clone(),
             })
             .await?;
         let (changed, _) = watch::channel(0);
@@ -249,8 +259,8 @@ impl Participant {
                 Ok(Some(Received::Message(message))) => {
                     let joined = match &message {
                         ServerMessage::Joined { participant, .. } => Some(participant.clone()),
-                        ServerMessage::Error { message, .. } => {
-                            return Err(ClientError::Refused(message.clone()));
+                        ServerMessage::Error { code, message } => {
+                            return Err(ClientError::Refused(*code, message.clone()));
                         }
                         _ => None,
                     };

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::media::publication::Publication;
 use crate::signal::protocol::ParticipantInfo;
 
-pub use registry::Registry;
+pub use registry::{JoinRefusal, Registry};
 
 /// A change in a room, delivered to every member but the one who caused it (a chat message
 /// goes to its sender too).
@@ -46,6 +46,9 @@ pub enum RoomEvent {
         /// When the room received it, in milliseconds since the Unix epoch.
         at: u64,
     },
+    /// A newer session with this member's identity joined; this member has been removed
+    /// (the others were told it left) and its session must end. Sent to that member only.
+    Replaced,
 }
 
 /// What a new member finds in the room.
@@ -59,7 +62,30 @@ pub struct Snapshot {
 
 struct Member {
     info: ParticipantInfo,
+    /// The identity from the member's access token; `None` on an open server.
+    identity: Option<String>,
     events: mpsc::UnboundedSender<RoomEvent>,
+}
+
+/// A newcomer to a room.
+#[derive(Debug, Clone)]
+pub struct Newcomer {
+    /// Its id and display name.
+    pub info: ParticipantInfo,
+    /// The identity from its access token, if it has one. A member with the same identity is
+    /// replaced by the newcomer.
+    pub identity: Option<String>,
+    /// Where its room events go.
+    pub events: mpsc::UnboundedSender<RoomEvent>,
+}
+
+/// Why [`Room::try_join`] did not add a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinFailure {
+    /// The room closed as its last member left; the registry replaces it.
+    Closed,
+    /// The room holds its maximum of members.
+    Full,
 }
 
 #[derive(Default)]
@@ -108,16 +134,34 @@ impl Room {
         self.len() == 0
     }
 
-    /// Adds a member, or returns `None` when the room has just closed.
-    fn try_join(
-        &self,
-        info: ParticipantInfo,
-        events: mpsc::UnboundedSender<RoomEvent>,
-    ) -> Option<Snapshot> {
+    /// Adds a member, unless the room has just closed or already holds `max_members`. A
+    /// member with the newcomer's identity is removed first, as if it had left, and told it
+    /// was replaced: the newcomer takes its place, so it does not count against the maximum.
+    fn try_join(&self, newcomer: Newcomer, max_members: usize) -> Result<Snapshot, JoinFailure> {
         let mut state = self.state();
         if state.closed {
-            return None;
+            return Err(JoinFailure::Closed);
         }
+        let replaced = newcomer.identity.as_ref().and_then(|identity| {
+            state
+                .members
+                .iter()
+                .find(|member| member.identity.as_ref() == Some(identity))
+                .map(|member| member.info.id.clone())
+        });
+        if replaced.is_none() && state.members.len() >= max_members {
+            return Err(JoinFailure::Full);
+        }
+        if let Some(old) = replaced
+            && let Some(member) = remove_member(&mut state, &old)
+        {
+            let _ = member.events.send(RoomEvent::Replaced);
+        }
+        let Newcomer {
+            info,
+            identity,
+            events,
+        } = newcomer;
         let snapshot = Snapshot {
             participants: state
                 .members
@@ -127,35 +171,18 @@ impl Room {
             publications: state.publications.clone(),
         };
         broadcast(&state, &info.id, RoomEvent::ParticipantJoined(info.clone()));
-        state.members.push(Member { info, events });
-        Some(snapshot)
+        state.members.push(Member {
+            info,
+            identity,
+            events,
+        });
+        Ok(snapshot)
     }
 
     /// Removes a member and everything it published. Returns whether the room is now closed.
     fn leave(&self, participant: &str) -> bool {
         let mut state = self.state();
-        let Some(index) = state
-            .members
-            .iter()
-            .position(|member| member.info.id == participant)
-        else {
-            return state.closed;
-        };
-        state.members.remove(index);
-        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.publications)
-            .into_iter()
-            .partition(|publication| publication.info().participant == participant);
-        state.publications = kept;
-        for publication in gone {
-            publication.stop();
-            broadcast(&state, participant, RoomEvent::Unpublished(publication));
-        }
-        broadcast(
-            &state,
-            participant,
-            RoomEvent::ParticipantLeft(participant.to_owned()),
-        );
-        if state.members.is_empty() {
+        if remove_member(&mut state, participant).is_some() && state.members.is_empty() {
             state.closed = true;
         }
         state.closed
@@ -236,6 +263,30 @@ impl Room {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// Removes a member and everything it published, telling everybody else. Returns the member,
+/// if it was there.
+fn remove_member(state: &mut RoomState, participant: &str) -> Option<Member> {
+    let index = state
+        .members
+        .iter()
+        .position(|member| member.info.id == participant)?;
+    let member = state.members.remove(index);
+    let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.publications)
+        .into_iter()
+        .partition(|publication| publication.info().participant == participant);
+    state.publications = kept;
+    for publication in gone {
+        publication.stop();
+        broadcast(state, participant, RoomEvent::Unpublished(publication));
+    }
+    broadcast(
+        state,
+        participant,
+        RoomEvent::ParticipantLeft(participant.to_owned()),
+    );
+    Some(member)
 }
 
 /// Sends `event` to every member but `origin`. A member whose session has ended is skipped;

@@ -1,49 +1,112 @@
-//! Every room on the server, by name.
+//! Every room on the server, by name, within the server's limits on rooms and members.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use dashmap::mapref::entry::Entry;
 
-use crate::room::{Room, RoomEvent, Snapshot};
-use crate::signal::protocol::ParticipantInfo;
+use crate::room::{JoinFailure, Newcomer, Room, Snapshot};
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinRefusal {
+    /// The room holds the most participants a room may.
+    #[error("the room is full: it holds {max} participants, the most this server allows")]
+    RoomFull {
+        /// The limit.
+        max: usize,
+    },
+    /// The server holds the most rooms it may, and the join would open another.
+    #[error("this server has {max} rooms open, the most it allows: no new room can start now")]
+    TooManyRooms {
+        /// The limit.
+        max: usize,
+    },
+}
 
 /// The rooms; a room exists while somebody is in it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     rooms: DashMap<String, Arc<Room>>,
+    /// Rooms in the map, counted exactly as they are inserted and removed, so concurrent
+    /// joins cannot overshoot `max_rooms` (the map's own length is only a sum over shards).
+    open: AtomicUsize,
+    max_rooms: usize,
+    max_members: usize,
+}
+
+impl Default for Registry {
+    /// A registry without limits.
+    fn default() -> Self {
+        Self::new(usize::MAX, usize::MAX)
+    }
 }
 
 impl Registry {
-    /// Adds a participant to the room called `name`, creating it if needed.
+    /// A registry holding at most `max_rooms` rooms of at most `max_members` participants
+    /// each (both at least 1).
+    pub fn new(max_rooms: usize, max_members: usize) -> Self {
+        Self {
+            rooms: DashMap::new(),
+            open: AtomicUsize::new(0),
+            max_rooms: max_rooms.max(1),
+            max_members: max_members.max(1),
+        }
+    }
+
+    /// Adds a participant to the room called `name`, creating it if needed and allowed.
     pub fn join(
         &self,
         name: &str,
-        info: ParticipantInfo,
-        events: mpsc::UnboundedSender<RoomEvent>,
-    ) -> (Arc<Room>, Snapshot) {
+        newcomer: Newcomer,
+    ) -> Result<(Arc<Room>, Snapshot), JoinRefusal> {
         loop {
-            let room = Arc::clone(
-                self.rooms
-                    .entry(name.to_owned())
-                    .or_insert_with(|| Arc::new(Room::new(name.to_owned())))
-                    .value(),
-            );
-            if let Some(snapshot) = room.try_join(info.clone(), events.clone()) {
-                return (room, snapshot);
+            let room = match self.rooms.entry(name.to_owned()) {
+                Entry::Occupied(entry) => Arc::clone(entry.get()),
+                Entry::Vacant(entry) => {
+                    let reserved =
+                        self.open
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                                (open < self.max_rooms).then_some(open + 1)
+                            });
+                    if reserved.is_err() {
+                        return Err(JoinRefusal::TooManyRooms {
+                            max: self.max_rooms,
+                        });
+                    }
+                    Arc::clone(entry.insert(Arc::new(Room::new(name.to_owned()))).value())
+                }
+            };
+            match room.try_join(newcomer.clone(), self.max_members) {
+                Ok(snapshot) => return Ok((room, snapshot)),
+                Err(JoinFailure::Full) => {
+                    return Err(JoinRefusal::RoomFull {
+                        max: self.max_members,
+                    });
+                }
+                // The room emptied and closed between the lookup and the join; it is on its
+                // way out of the map. Take it out ourselves and start over with a fresh one.
+                Err(JoinFailure::Closed) => self.remove(&room),
             }
-            // The room emptied and closed between the lookup and the join; it is on its way
-            // out of the map. Take it out ourselves and start over with a fresh one.
-            self.rooms
-                .remove_if(name, |_, existing| Arc::ptr_eq(existing, &room));
         }
     }
 
     /// Removes a participant from its room, and the room from the server once empty.
     pub fn leave(&self, room: &Arc<Room>, participant: &str) {
         if room.leave(participant) {
-            self.rooms
-                .remove_if(room.name(), |_, existing| Arc::ptr_eq(existing, room));
+            self.remove(room);
+        }
+    }
+
+    /// Takes a closed room out of the map, unless a fresh one has replaced it already.
+    fn remove(&self, room: &Arc<Room>) {
+        if self
+            .rooms
+            .remove_if(room.name(), |_, existing| Arc::ptr_eq(existing, room))
+            .is_some()
+        {
+            self.open.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -60,7 +123,11 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    use tokio::sync::mpsc;
+
     use super::*;
+    use crate::room::RoomEvent;
+    use crate::signal::protocol::ParticipantInfo;
 
     fn info(id: &str) -> ParticipantInfo {
         ParticipantInfo {
@@ -69,14 +136,33 @@ mod tests {
         }
     }
 
+    /// A newcomer called `id`, with `identity`, and where its events arrive.
+    fn newcomer(
+        id: &str,
+        identity: Option<&str>,
+    ) -> (Newcomer, mpsc::UnboundedReceiver<RoomEvent>) {
+        let (events, receiver) = mpsc::unbounded_channel();
+        (
+            Newcomer {
+                info: info(id),
+                identity: identity.map(str::to_owned),
+                events,
+            },
+            receiver,
+        )
+    }
+
+    fn join(registry: &Registry, room: &str, id: &str) -> (Arc<Room>, Snapshot) {
+        registry.join(room, newcomer(id, None).0).unwrap()
+    }
+
     #[test]
     fn rooms_come_and_go_with_their_members() {
         let registry = Registry::default();
-        let (a_tx, mut a_rx) = mpsc::unbounded_channel();
-        let (b_tx, _b_rx) = mpsc::unbounded_channel();
-        let (room, snapshot) = registry.join("r", info("a"), a_tx);
+        let (a, mut a_rx) = newcomer("a", None);
+        let (room, snapshot) = registry.join("r", a).unwrap();
         assert!(snapshot.participants.is_empty());
-        let (same, snapshot) = registry.join("r", info("b"), b_tx);
+        let (same, snapshot) = join(&registry, "r", "b");
         assert!(Arc::ptr_eq(&room, &same));
         assert_eq!(snapshot.participants, vec![info("a")]);
         assert!(matches!(a_rx.try_recv(), Ok(RoomEvent::ParticipantJoined(p)) if p.id == "b"));
@@ -88,19 +174,74 @@ mod tests {
         assert_eq!(registry.len(), 0);
 
         // A closed room is never rejoined: a fresh one replaces it.
-        let (c_tx, _c_rx) = mpsc::unbounded_channel();
-        let (fresh, _) = registry.join("r", info("c"), c_tx);
+        let (fresh, _) = join(&registry, "r", "c");
         assert!(!Arc::ptr_eq(&room, &fresh));
     }
 
     #[test]
     fn rooms_are_independent() {
         let registry = Registry::default();
-        let (a_tx, mut a_rx) = mpsc::unbounded_channel();
-        let (b_tx, _b_rx) = mpsc::unbounded_channel();
-        registry.join("one", info("a"), a_tx);
-        registry.join("two", info("b"), b_tx);
+        let (a, mut a_rx) = newcomer("a", None);
+        registry.join("one", a).unwrap();
+        join(&registry, "two", "b");
         assert!(a_rx.try_recv().is_err(), "no event crosses rooms");
         assert_eq!(registry.len(), 2);
+    }
+
+    #[test]
+    fn a_full_room_and_a_full_server_refuse_and_change_nothing() {
+        let registry = Registry::new(2, 2);
+        let (one, _) = join(&registry, "one", "a");
+        let (a_again, mut a_rx) = newcomer("a2", None);
+        join(&registry, "one", "b");
+        assert!(a_rx.try_recv().is_err());
+        assert_eq!(
+            registry.join("one", a_again).unwrap_err(),
+            JoinRefusal::RoomFull { max: 2 }
+        );
+        assert_eq!(one.len(), 2);
+        join(&registry, "two", "c");
+        assert_eq!(
+            registry.join("three", newcomer("d", None).0).unwrap_err(),
+            JoinRefusal::TooManyRooms { max: 2 }
+        );
+        assert_eq!(registry.len(), 2);
+        // An existing room still takes members, and a room that closes frees its place.
+        registry.leave(&one, "a");
+        join(&registry, "one", "e");
+        registry.leave(&one, "b");
+        registry.leave(&one, "e");
+        assert_eq!(registry.len(), 1);
+        join(&registry, "three", "d");
+        assert_eq!(registry.len(), 2);
+    }
+
+    #[test]
+    fn a_second_session_with_the_same_identity_replaces_the_first() {
+        let registry = Registry::new(10, 2);
+        let (first, mut first_rx) = newcomer("first", Some("ada"));
+        let (room, _) = registry.join("r", first).unwrap();
+        let (bob, mut bob_rx) = newcomer("bob", Some("bob"));
+        registry.join("r", bob).unwrap();
+        // The room is full, but the newcomer takes the place of its older session.
+        let (second, _) = newcomer("second", Some("ada"));
+        let (_, snapshot) = registry.join("r", second).unwrap();
+        assert_eq!(snapshot.participants, vec![info("bob")]);
+        assert_eq!(room.len(), 2);
+        let first_events: Vec<_> = std::iter::from_fn(|| first_rx.try_recv().ok()).collect();
+        assert!(matches!(
+            first_events.as_slice(),
+            [RoomEvent::ParticipantJoined(_), RoomEvent::Replaced]
+        ));
+        let bob_events: Vec<_> = std::iter::from_fn(|| bob_rx.try_recv().ok()).collect();
+        assert!(matches!(
+            bob_events.as_slice(),
+            [RoomEvent::ParticipantLeft(left), RoomEvent::ParticipantJoined(joined)]
+                if left == "first" && joined.id == "second"
+        ));
+        // The old session's own leave, when it comes, changes nothing.
+        registry.leave(&room, "first");
+        assert_eq!(room.len(), 2);
+        assert!(bob_rx.try_recv().is_err());
     }
 }

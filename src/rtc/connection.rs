@@ -43,9 +43,9 @@ use crate::room::Room;
 use crate::rtc::engine::{self, MediaSettings};
 use crate::rtc::feedback::Feedback;
 use crate::rtc::peer::{Peer, PeerChannels, PeerEvent};
-use crate::rtc::sdp::{MediaSection, media_sections};
+use crate::rtc::sdp::{MediaSection, media_sections, refuse_sending};
 use crate::signal::outbox::{Outbox, Unreachable};
-use crate::signal::protocol::{IceCandidate, ServerMessage, TrackKind};
+use crate::signal::protocol::{ErrorCode, IceCandidate, ServerMessage, TrackKind};
 
 /// How long the client has to answer a server offer before the session is given up.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -145,6 +145,8 @@ pub struct MediaConnection {
     metrics: Arc<Metrics>,
     peer: Option<Peer>,
     channels: Option<PeerChannels>,
+    /// Whether the participant may publish; when not, its offers' tracks are refused.
+    publishing_allowed: bool,
     /// Whether ICE and DTLS are up, so packets can reach the client.
     connected: bool,
     /// The connection's latest round-trip time, from ICE consent checks.
@@ -172,6 +174,7 @@ impl MediaConnection {
             metrics,
             peer: None,
             channels: None,
+            publishing_allowed: true,
             connected: false,
             round_trip: DEFAULT_ROUND_TRIP,
             round_trip_timer: tokio::time::interval(ROUND_TRIP_INTERVAL),
@@ -193,6 +196,12 @@ impl MediaConnection {
     /// either way (the client's, or the server's once there is something to receive).
     pub fn has_connection(&self) -> bool {
         self.peer.is_some()
+    }
+
+    /// Refuses every track the participant offers from now on: its offers are answered with
+    /// their sending sections inactive, and it is told `publish_not_allowed`.
+    pub fn forbid_publishing(&mut self) {
+        self.publishing_allowed = false;
     }
 
     /// When an outstanding offer is overdue, if one is outstanding.
@@ -244,13 +253,20 @@ impl MediaConnection {
         room: &Room,
         outbox: &Outbox,
     ) -> Result<(), MediaError> {
-        let sections = media_sections(&sdp);
         if let Phase::AwaitingAnswer { .. } = self.phase {
             // Glare: the server never rolls back. The client, being polite, rolls its offer
             // back when ours reaches it, and offers again once it has answered.
             debug!("ignoring a client offer that crossed the server's");
             return Ok(());
         }
+        let (sdp, refused) = if self.publishing_allowed {
+            (sdp, Vec::new())
+        } else {
+            // Answering the offer as if it sent nothing refuses its tracks and keeps the
+            // connection, so the participant can still receive.
+            refuse_sending(&sdp)
+        };
+        let sections = media_sections(&sdp);
         if sections.is_empty() && self.peer.is_none() {
             // A client with nothing to publish: there is nothing to apply, so the answer is an
             // empty session too, and the server's own offers take it from here.
@@ -294,7 +310,21 @@ impl MediaConnection {
             .local_description()
             .await
             .map_or(answer.sdp, |description| description.sdp);
+        let sdp = self.settings.public.rewrite_sdp(&sdp).into_owned();
         outbox.send(&ServerMessage::Answer { sdp })?;
+        if !refused.is_empty() {
+            debug!(mids = ?refused, "refused the tracks of a participant that may not publish");
+            self.metrics
+                .signaling_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            outbox.send(&ServerMessage::error(
+                ErrorCode::PublishNotAllowed,
+                format!(
+                    "this participant may not publish: the offer was answered with its sending media sections (mid {}) inactive",
+                    refused.join(", ")
+                ),
+            ))?;
+        }
         self.phase = Phase::Stable;
         self.remote_sections = sections;
         self.end_stopped_publications(room);
@@ -437,6 +467,12 @@ impl MediaConnection {
 
     /// Publishes a track the client started sending.
     pub async fn on_track(&mut self, room: &Room, remote: Arc<dyn TrackRemote>) {
+        if !self.publishing_allowed {
+            // Its offers were answered inactive, so no track should come; if one does anyway,
+            // it reaches nobody.
+            warn!("ignoring a track from a participant that may not publish");
+            return;
+        }
         let kind = match remote.kind().await {
             RtpCodecKind::Audio => TrackKind::Audio,
             RtpCodecKind::Video => TrackKind::Video,
@@ -652,6 +688,7 @@ impl MediaConnection {
             .local_description()
             .await
             .map_or(offer.sdp, |description| description.sdp);
+        let sdp = self.settings.public.rewrite_sdp(&sdp).into_owned();
         outbox.send(&ServerMessage::Offer { sdp })?;
         self.phase = Phase::AwaitingAnswer {
             since: Instant::now(),

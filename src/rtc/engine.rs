@@ -37,8 +37,11 @@ use webrtc::peer_connection::{
     SettingEngineBuilder,
 };
 
+use crate::config::MediaConfig;
 use crate::media::send_time::ABS_SEND_TIME_URI;
 use crate::rtc::feedback::{Feedback, FeedbackTap};
+use crate::rtc::ports::{PortAllocator, PortLease};
+use crate::rtc::public_address::PublicAddresses;
 use crate::signal::protocol::TrackKind;
 
 /// The payload type the server offers VP8 on.
@@ -55,6 +58,21 @@ const FEEDBACK_TAP_SLOT: usize = 14_000;
 pub struct MediaSettings {
     /// Local addresses to gather host candidates on (one UDP socket each, per connection).
     pub ips: Vec<IpAddr>,
+    /// The configured port range, if media ports are restricted; otherwise the system picks.
+    pub ports: Option<Arc<PortAllocator>>,
+    /// The public addresses announced for the local ones (1:1 NAT).
+    pub public: PublicAddresses,
+}
+
+impl MediaSettings {
+    /// The settings `media` asks for.
+    pub fn new(media: &MediaConfig) -> Self {
+        Self {
+            ips: media.ips.clone(),
+            ports: media.port_range.map(PortAllocator::new),
+            public: PublicAddresses::new(media.public_ips.clone()),
+        }
+    }
 }
 
 /// The codec the server uses for a kind.
@@ -200,12 +218,13 @@ pub fn interceptors(feedback: mpsc::Sender<Feedback>) -> Registry {
         .with(Slot::from(FEEDBACK_TAP_SLOT), FeedbackTap::new(feedback))
 }
 
-/// Builds one server-side peer connection.
+/// Builds one server-side peer connection, with the port it holds when ports are restricted
+/// (the port goes back to the range when the lease drops).
 pub async fn build_peer_connection(
     settings: &MediaSettings,
     handler: Arc<dyn PeerConnectionEventHandler>,
     feedback: mpsc::Sender<Feedback>,
-) -> webrtc::error::Result<Arc<dyn PeerConnection>> {
+) -> webrtc::error::Result<(Arc<dyn PeerConnection>, Option<PortLease>)> {
     let include_loopback = settings.ips.iter().any(IpAddr::is_loopback);
     // No mDNS: left on, every connection binds port 5353 and joins the mDNS multicast group,
     // which fails (ENODEV) wherever there is no multicast route, such as a network namespace
@@ -220,10 +239,17 @@ pub async fn build_peer_connection(
         // before accepting such a pair only delays every join by that second.
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
         .build();
+    let lease = settings
+        .ports
+        .as_ref()
+        .map(|ports| ports.lease(&settings.ips))
+        .transpose()
+        .map_err(|exhausted| webrtc::error::Error::Other(exhausted.to_string()))?;
+    let port = lease.as_ref().map_or(0, PortLease::port);
     let addresses: Vec<SocketAddr> = settings
         .ips
         .iter()
-        .map(|ip| SocketAddr::new(*ip, 0))
+        .map(|ip| SocketAddr::new(*ip, port))
         .collect();
     let connection = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
@@ -234,7 +260,7 @@ pub async fn build_peer_connection(
         .with_udp_addrs(addresses)
         .build()
         .await?;
-    Ok(Arc::new(connection))
+    Ok((Arc::new(connection), lease))
 }
 
 /// The local IPv4 addresses to gather on by default: every interface, loopback included, so

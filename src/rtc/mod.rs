@@ -4,6 +4,8 @@
 pub mod engine;
 pub mod feedback;
 pub mod peer;
+pub mod ports;
+pub mod public_address;
 
 pub use engine::MediaSettings;
 pub use feedback::Feedback;

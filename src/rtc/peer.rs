@@ -16,6 +16,7 @@ use webrtc::peer_connection::{
 use crate::metrics::{Gauge, GaugeGuard, Metrics};
 use crate::rtc::engine::{MediaSettings, build_peer_connection};
 use crate::rtc::feedback::{FEEDBACK_QUEUE, Feedback};
+use crate::rtc::ports::PortLease;
 
 /// Something the peer connection reports to the session.
 pub enum PeerEvent {
@@ -40,6 +41,7 @@ impl std::fmt::Debug for PeerEvent {
 /// A server-side peer connection; closes itself when dropped.
 pub struct Peer {
     connection: Arc<dyn PeerConnection>,
+    _port: Option<PortLease>,
     _gauge: GaugeGuard,
 }
 
@@ -60,9 +62,10 @@ impl Peer {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (feedback_tx, feedback) = mpsc::channel(FEEDBACK_QUEUE);
         let handler = Arc::new(EventForwarder::new(events_tx));
-        let connection = build_peer_connection(settings, handler, feedback_tx).await?;
+        let (connection, port) = build_peer_connection(settings, handler, feedback_tx).await?;
         let peer = Peer {
             connection,
+            _port: port,
             _gauge: GaugeGuard::new(metrics, Gauge::Peers),
         };
         Ok((peer, PeerChannels { events, feedback }))

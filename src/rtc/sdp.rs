@@ -55,6 +55,62 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
     sections
 }
 
+/// Rewrites an offer so that it sends nothing: every media section that sends (`sendrecv`,
+/// `sendonly`, or no direction at all, which means `sendrecv`) becomes `inactive`, and so does a
+/// session-level direction. Answering the result refuses the offerer's tracks while keeping
+/// every section, so the connection itself goes on. Returns the new SDP and the mids of the
+/// sections that were refused.
+pub fn refuse_sending(sdp: &str) -> (String, Vec<String>) {
+    let refused: Vec<String> = media_sections(sdp)
+        .into_iter()
+        .filter(|section| section.sends)
+        .map(|section| section.mid)
+        .collect();
+    if refused.is_empty() {
+        return (sdp.to_owned(), refused);
+    }
+    let newline = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut lines: Vec<String> = Vec::new();
+    // Per media section: whether it is rejected (port 0) and whether it states a direction.
+    let mut section: Option<(bool, bool)> = None;
+    let close_section = |lines: &mut Vec<String>, section: Option<(bool, bool)>| {
+        if let Some((rejected, directed)) = section
+            && !rejected
+            && !directed
+        {
+            lines.push("a=inactive".to_owned());
+        }
+    };
+    for line in sdp
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.is_empty())
+    {
+        if let Some(media) = line.strip_prefix("m=") {
+            close_section(&mut lines, section.take());
+            section = Some((media.split_whitespace().nth(1) == Some("0"), false));
+            lines.push(line.to_owned());
+            continue;
+        }
+        let direction = matches!(
+            line,
+            "a=sendrecv" | "a=sendonly" | "a=recvonly" | "a=inactive"
+        );
+        if direction && let Some((_, directed)) = section.as_mut() {
+            *directed = true;
+        }
+        if matches!(line, "a=sendrecv" | "a=sendonly") {
+            lines.push("a=inactive".to_owned());
+        } else {
+            lines.push(line.to_owned());
+        }
+    }
+    close_section(&mut lines, section);
+    let mut rewritten = lines.join(newline);
+    rewritten.push_str(newline);
+    (rewritten, refused)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +149,38 @@ mod tests {
     fn no_media_no_sections() {
         assert!(media_sections("v=0\r\ns=-\r\n").is_empty());
         assert!(media_sections("").is_empty());
+    }
+
+    #[test]
+    fn refusing_sending_leaves_every_section_but_makes_it_inactive() {
+        let (rewritten, refused) = refuse_sending(OFFER);
+        assert_eq!(refused, vec!["0".to_owned()]);
+        assert!(
+            media_sections(&rewritten)
+                .iter()
+                .all(|section| !section.sends)
+        );
+        assert_eq!(media_sections(&rewritten).len(), 3);
+        assert_eq!(
+            rewritten,
+            OFFER
+                .replace("a=sendonly\r\na=msid:s1 mic", "a=inactive\r\na=msid:s1 mic")
+                .replace(
+                    "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=sendonly",
+                    "m=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:2\r\na=inactive"
+                )
+        );
+        // A section without a direction sends and receives: it gets one.
+        let implicit = "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\na=recvonly\r\n";
+        let (rewritten, refused) = refuse_sending(implicit);
+        assert_eq!(refused, vec!["a".to_owned()]);
+        assert_eq!(
+            rewritten,
+            "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a\r\na=inactive\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\na=recvonly\r\n"
+        );
+        // Nothing sent, nothing changed.
+        let (same, refused) = refuse_sending(&rewritten);
+        assert!(refused.is_empty());
+        assert_eq!(same, rewritten);
     }
 }

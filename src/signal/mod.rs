@@ -2,4 +2,5 @@
 
 pub mod outbox;
 pub mod protocol;
+pub mod rate;
 pub mod session;

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Grants;
+
 /// A message a client sends to the server.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -14,8 +16,12 @@ pub enum ClientMessage {
     Join {
         /// Room name: 1–64 characters of `A-Za-z0-9_-`.
         room: String,
-        /// Display name shown to the others: 1–64 characters after trimming.
+        /// Display name shown to the others: 1–64 characters after trimming. A token that
+        /// carries a name overrides it.
         name: String,
+        /// The access token, required when the server has a token key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// An SDP offer from the client: its first one publishes its tracks, later ones change them.
     Offer {
@@ -58,6 +64,10 @@ pub enum ServerMessage {
         participant: String,
         /// The room joined.
         room: String,
+        /// This participant's display name, as the others see it.
+        name: String,
+        /// What this participant may do.
+        grants: Grants,
         /// Everybody else already in the room.
         participants: Vec<ParticipantInfo>,
         /// ICE servers the client should configure its `RTCPeerConnection` with.
@@ -233,6 +243,28 @@ pub enum ErrorCode {
     InvalidChat,
     /// `join` arrived while the server is shutting down.
     ShuttingDown,
+    /// A chat message longer, in UTF-8 bytes, than the server allows.
+    ChatTooLong,
+    /// The server needs an access token and `join` carried none.
+    TokenMissing,
+    /// The access token does not verify: bad signature, malformed, or not valid yet.
+    TokenInvalid,
+    /// The access token expired.
+    TokenExpired,
+    /// The access token is for another room.
+    TokenWrongRoom,
+    /// The participant's token does not grant `publish`: its offer's tracks were refused.
+    PublishNotAllowed,
+    /// The participant's token does not grant `chat`.
+    ChatNotAllowed,
+    /// The room has as many participants as the server allows.
+    RoomFull,
+    /// The server has as many rooms as it allows, and this one would be new.
+    TooManyRooms,
+    /// The client sent messages faster than the server allows; this one was dropped.
+    RateLimited,
+    /// A newer session with the same identity joined the room; this one ends.
+    Replaced,
     /// Something failed inside the server; the session goes on.
     Internal,
 }
@@ -335,6 +367,15 @@ mod tests {
                 ClientMessage::Join {
                     room: "standup".into(),
                     name: "Ada".into(),
+                    token: None,
+                },
+            ),
+            (
+                json!({"type": "join", "room": "standup", "name": "Ada", "token": "e30.e30.sig"}),
+                ClientMessage::Join {
+                    room: "standup".into(),
+                    name: "Ada".into(),
+                    token: Some("e30.e30.sig".into()),
                 },
             ),
             (
@@ -422,6 +463,39 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&error).unwrap(),
             json!({"type": "error", "code": "invalid_room", "message": "bad"})
+        );
+    }
+
+    #[test]
+    fn joined_has_the_documented_shape() {
+        let joined = ServerMessage::Joined {
+            participant: "PA_1".into(),
+            room: "standup".into(),
+            name: "Ada".into(),
+            grants: Grants {
+                publish: false,
+                subscribe: true,
+                chat: true,
+            },
+            participants: vec![],
+            ice_servers: vec![IceServer {
+                urls: vec!["turn:turn.example.org:3478".into()],
+                username: Some("1767229200:ada".into()),
+                credential: Some("c2VjcmV0".into()),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_value(&joined).unwrap(),
+            json!({"type": "joined", "participant": "PA_1", "room": "standup", "name": "Ada",
+                   "grants": {"publish": false, "subscribe": true, "chat": true},
+                   "participants": [],
+                   "ice_servers": [{"urls": ["turn:turn.example.org:3478"],
+                                    "username": "1767229200:ada", "credential": "c2VjcmV0"}]})
+        );
+        let error = ServerMessage::error(ErrorCode::TokenWrongRoom, "other room");
+        assert_eq!(
+            serde_json::to_value(&error).unwrap()["code"],
+            json!("token_wrong_room")
         );
     }
 

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
@@ -18,9 +18,10 @@ use tracing::{Instrument, debug, info, warn};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::ServerContext;
+use crate::auth::{Access, Grants, TokenError};
 use crate::drain::SessionGuard;
 use crate::metrics::{Gauge, GaugeGuard};
-use crate::room::{Room, RoomEvent};
+use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
 use crate::rtc::connection::{MediaConnection, MediaError, MediaEvent};
 use crate::rtc::peer::PeerEvent;
 use crate::signal::outbox::{Outbox, Outgoing, Unreachable};
@@ -28,6 +29,7 @@ use crate::signal::protocol::{
     ClientMessage, ErrorCode, IceCandidate, MAX_CHAT_CHARS, ParticipantInfo, ServerMessage,
     is_valid_chat_text, is_valid_room_name, normalize_display_name,
 };
+use crate::signal::rate::{RateLimiter, Verdict};
 
 /// The largest text frame a client may send; larger ones close the socket with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -44,6 +46,10 @@ pub mod close_code {
     pub const NOT_READING: u16 = 4002;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// A newer session with the same identity joined the room.
+    pub const REPLACED: u16 = 4003;
+    /// The client kept sending faster than allowed after being told `rate_limited`.
+    pub const POLICY_VIOLATION: u16 = 1008;
 }
 
 /// How long the session waits for its last frames to reach the client and for the client to
@@ -55,15 +61,23 @@ pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: Session
     let span = tracing::info_span!(
         "session",
         room = tracing::field::Empty,
-        participant = tracing::field::Empty
+        participant = tracing::field::Empty,
+        identity = tracing::field::Empty
     );
     async move {
         let (sink, mut stream) = socket.split();
         let (outbox, queue) = Outbox::new();
         let writer = tokio::spawn(write_frames(sink, queue));
+        let limits = &context.config.limits;
+        let rate = RateLimiter::new(
+            limits.messages_per_second,
+            limits.message_burst,
+            Instant::now(),
+        );
         let mut session = Session {
             context,
             outbox,
+            rate,
             joined: None,
         };
         let ending = session.drive(&mut stream).await;
@@ -111,6 +125,10 @@ enum Ending {
     NotReading,
     /// The server is shutting down.
     ShuttingDown,
+    /// A newer session with the same identity took this one's place in the room.
+    Replaced,
+    /// The client kept sending after being rate limited.
+    RateAbuse,
 }
 
 impl From<Unreachable> for Ending {
@@ -131,6 +149,7 @@ enum Input {
 /// A participant that has joined.
 struct Joined {
     id: String,
+    grants: Grants,
     room: Arc<Room>,
     room_events: mpsc::UnboundedReceiver<RoomEvent>,
     media: MediaConnection,
@@ -145,6 +164,7 @@ struct Joined {
 struct Session {
     context: Arc<ServerContext>,
     outbox: Outbox,
+    rate: RateLimiter,
     joined: Option<Joined>,
 }
 
@@ -219,15 +239,34 @@ impl Session {
                     Ending::SocketClosed
                 }));
             }
+            // Answered by the WebSocket layer itself; they carry no message.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(None),
-            Some(Ok(Message::Binary(_))) => {
+            Some(Ok(message)) => message,
+        };
+        match self.rate.check(Instant::now()) {
+            Verdict::Allowed => {}
+            Verdict::Limited => {
+                let limits = &self.context.config.limits;
+                self.refuse(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "too many messages: at most {} a second, {} at once; this one was dropped",
+                        limits.messages_per_second, limits.message_burst
+                    ),
+                )?;
+                return Ok(None);
+            }
+            Verdict::Abusive => return Ok(Some(Ending::RateAbuse)),
+        }
+        let text = match text {
+            Message::Text(text) => text,
+            _ => {
                 self.refuse(
                     ErrorCode::MalformedMessage,
                     "messages are JSON text frames".to_owned(),
                 )?;
                 return Ok(None);
             }
-            Some(Ok(Message::Text(text))) => text,
         };
         if text.len() > MAX_FRAME_BYTES {
             return Ok(Some(Ending::FrameTooBig));
@@ -251,8 +290,8 @@ impl Session {
     }
 
     async fn on_message(&mut self, message: ClientMessage) -> Result<Option<Ending>, MessageError> {
-        if let ClientMessage::Join { room, name } = message {
-            self.join(room, name)?;
+        if let ClientMessage::Join { room, name, token } = message {
+            self.join(room, name, token)?;
             return Ok(None);
         }
         let Some(joined) = self.joined.as_mut() else {
@@ -281,11 +320,27 @@ impl Session {
                 joined.media.on_mute(&joined.room, track, muted)?;
             }
             ClientMessage::Chat { text } => {
+                if !joined.grants.chat {
+                    return Err(MessageError::Refused(
+                        ErrorCode::ChatNotAllowed,
+                        "this participant's access token does not grant `chat`".to_owned(),
+                    ));
+                }
                 if !is_valid_chat_text(&text) {
                     return Err(MessageError::Refused(
                         ErrorCode::InvalidChat,
                         format!(
                             "a chat message is 1 to {MAX_CHAT_CHARS} characters, not only white space"
+                        ),
+                    ));
+                }
+                let max_bytes = self.context.config.limits.max_chat_bytes;
+                if text.len() > max_bytes {
+                    return Err(MessageError::Refused(
+                        ErrorCode::ChatTooLong,
+                        format!(
+                            "a chat message is at most {max_bytes} bytes of UTF-8 on this server; this one is {}",
+                            text.len()
                         ),
                     ));
                 }
@@ -295,7 +350,12 @@ impl Session {
         Ok(None)
     }
 
-    fn join(&mut self, room: String, name: String) -> Result<(), MessageError> {
+    fn join(
+        &mut self,
+        room: String,
+        name: String,
+        token: Option<String>,
+    ) -> Result<(), MessageError> {
         let started = Instant::now();
         if self.joined.is_some() {
             return Err(MessageError::Refused(
@@ -321,36 +381,75 @@ impl Session {
                 "a display name is 1 to 64 characters, without control characters".to_owned(),
             ));
         };
+        let context = Arc::clone(&self.context);
+        let access = match &context.token_key {
+            // An open server: everybody may do everything, and a token is not looked at.
+            None => None,
+            Some(key) => {
+                let token = token.ok_or(TokenError::Missing)?;
+                Some(key.verify(&token, &room)?)
+            }
+        };
+        let (identity, name, grants) = match access {
+            None => (None, name, Grants::ALL),
+            Some(Access {
+                identity,
+                name: token_name,
+                grants,
+            }) => (Some(identity), token_name.unwrap_or(name), grants),
+        };
         let id = format!("PA_{:012x}", rand::random::<u64>() >> 16);
         let info = ParticipantInfo {
             id: id.clone(),
-            name,
+            name: name.clone(),
         };
         let (events, room_events) = mpsc::unbounded_channel();
-        let context = &self.context;
-        let (room, snapshot) = context.registry.join(&room, info, events);
+        let (room, snapshot) = context.registry.join(
+            &room,
+            Newcomer {
+                info,
+                identity: identity.clone(),
+                events,
+            },
+        )?;
         let span = tracing::Span::current();
         span.record("room", room.name());
         span.record("participant", id.as_str());
+        if let Some(identity) = &identity {
+            span.record("identity", identity.as_str());
+        }
         let mut media = MediaConnection::new(
             id.clone(),
             context.media.clone(),
             Arc::clone(&context.metrics),
         );
-        for publication in snapshot.publications {
-            media.want(publication);
+        if !grants.publish {
+            media.forbid_publishing();
+        }
+        if grants.subscribe {
+            for publication in snapshot.publications {
+                media.want(publication);
+            }
         }
         let gauge = GaugeGuard::new(&context.metrics, Gauge::Participants);
         context.metrics.joins.fetch_add(1, Ordering::Relaxed);
-        info!(others = snapshot.participants.len(), "joined");
+        info!(others = snapshot.participants.len(), %grants, "joined");
+        let turn_user = identity.as_deref().unwrap_or(&id);
         let joined_message = ServerMessage::Joined {
             participant: id.clone(),
             room: room.name().to_owned(),
+            name,
+            grants,
             participants: snapshot.participants,
-            ice_servers: context.config.ice_servers(),
+            ice_servers: crate::turn::ice_servers(
+                &context.config.ice,
+                turn_user,
+                SystemTime::now(),
+            ),
         };
         self.joined = Some(Joined {
             id,
+            grants,
             room,
             room_events,
             media,
@@ -376,8 +475,10 @@ impl Session {
                     .send(&ServerMessage::ParticipantLeft { participant })?;
             }
             RoomEvent::Published(publication) => {
-                joined.media.want(publication);
-                joined.media.negotiate(&self.outbox).await.map_err(fatal)?;
+                if joined.grants.subscribe {
+                    joined.media.want(publication);
+                    joined.media.negotiate(&self.outbox).await.map_err(fatal)?;
+                }
             }
             RoomEvent::Unpublished(publication) => {
                 joined.media.unwant(&publication);
@@ -405,6 +506,7 @@ impl Session {
                     at,
                 })?;
             }
+            RoomEvent::Replaced => return Err(Ending::Replaced),
         }
         Ok(())
     }
@@ -417,7 +519,12 @@ impl Session {
             PeerEvent::Candidate(candidate) => {
                 self.outbox.send(&ServerMessage::Candidate {
                     candidate: IceCandidate {
-                        candidate: candidate.candidate,
+                        candidate: self
+                            .context
+                            .media
+                            .public
+                            .rewrite_candidate(&candidate.candidate)
+                            .into_owned(),
                         sdp_mid: candidate.sdp_mid,
                         sdp_m_line_index: candidate.sdp_mline_index,
                         username_fragment: candidate.username_fragment,
@@ -476,6 +583,20 @@ impl Session {
                 });
                 (close_code::GOING_AWAY, "server shutting down".to_owned())
             }
+            Ending::Replaced => {
+                let _ = self.outbox.send(&ServerMessage::error(
+                    ErrorCode::Replaced,
+                    "a newer session with the same identity joined the room; this one has left",
+                ));
+                (close_code::REPLACED, "replaced".to_owned())
+            }
+            Ending::RateAbuse => {
+                let _ = self.outbox.send(&ServerMessage::error(
+                    ErrorCode::RateLimited,
+                    "too many messages after being told to slow down: closing the connection",
+                ));
+                (close_code::POLICY_VIOLATION, "too many messages".to_owned())
+            }
         };
         if let Some(joined) = self.joined.take() {
             info!(?ending, "leaving");
@@ -523,6 +644,22 @@ impl From<MediaError> for MessageError {
             MediaError::Internal(_) => MessageError::End(Ending::MediaFailed(message)),
             MediaError::Unreachable(_) => MessageError::End(Ending::NotReading),
         }
+    }
+}
+
+impl From<TokenError> for MessageError {
+    fn from(error: TokenError) -> Self {
+        MessageError::Refused(error.code(), error.to_string())
+    }
+}
+
+impl From<JoinRefusal> for MessageError {
+    fn from(refusal: JoinRefusal) -> Self {
+        let code = match refusal {
+            JoinRefusal::RoomFull { .. } => ErrorCode::RoomFull,
+            JoinRefusal::TooManyRooms { .. } => ErrorCode::TooManyRooms,
+        };
+        MessageError::Refused(code, refusal.to_string())
     }
 }
 

@@ -4,10 +4,13 @@
 //
 // Every wait is a condition with a deadline; nothing sleeps for a fixed time.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -19,6 +22,8 @@ export const artifacts = path.join(repository, 'artifacts');
 const SERVER_BINARY = process.env.SWITCHYARD_BIN ?? path.join(repository, 'target', 'debug', 'switchyard');
 /** Debian's Chromium. */
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+/** Debian's coturn. */
+const TURNSERVER = process.env.TURNSERVER ?? '/usr/bin/turnserver';
 
 /**
  * A small camera picture keeps six pages within two cores: each page encodes one stream and
@@ -179,10 +184,11 @@ function withoutDevices() {
  * the join screen to be ready (the preview, or the message saying why there is none).
  * `permissions` lists what the page is allowed (`camera`, `microphone`) in a browser launched
  * with `askForPermission`; in others every page is allowed both. `noDevices` makes the page a
- * computer with neither camera nor microphone.
+ * computer with neither camera nor microphone. `params` adds URL parameters (`token`,
+ * `relay`); `room` and `name` may then be left out, for the page to take them from the token.
  */
 export async function openClient(browser, server, {
-  room, name, permissions, noDevices = false, viewport = { width: 960, height: 600 },
+  room, name, permissions, noDevices = false, viewport = { width: 960, height: 600 }, params = {},
 }) {
   const context = await browser.newContext({ viewport, permissions });
   await context.addInitScript(recordWebSockets);
@@ -192,9 +198,10 @@ export async function openClient(browser, server, {
   page.on('pageerror', (error) => errors.push(error));
   page.errors = errors;
   const url = new URL(server.url);
-  url.searchParams.set('room', room);
-  url.searchParams.set('name', name);
+  if (room !== undefined) url.searchParams.set('room', room);
+  if (name !== undefined) url.searchParams.set('name', name);
   url.searchParams.set('video', TEST_VIDEO);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
   await page.goto(url.href);
   await page.waitForFunction(() => {
     const media = window.switchyard?.media;
@@ -218,6 +225,134 @@ export async function joinRoom(browser, server, options) {
 /** The participant id a page has in its current membership. */
 export function participantId(page) {
   return page.evaluate(() => window.switchyard.call?.self ?? null);
+}
+
+/**
+ * The types of the local and remote candidates of the pair a page's media connection uses
+ * (`host`, `srflx`, `relay`), or null before one is selected.
+ */
+export function selectedCandidateTypes(page) {
+  return page.evaluate(async () => {
+    const connection = window.switchyard.call?.connection;
+    if (!connection) return null;
+    const report = await connection.peerConnection.getStats();
+    const byId = new Map();
+    report.forEach((stats) => byId.set(stats.id, stats));
+    for (const stats of byId.values()) {
+      if (stats.type !== 'transport' || !stats.selectedCandidatePairId) continue;
+      const pair = byId.get(stats.selectedCandidatePairId);
+      const local = byId.get(pair?.localCandidateId);
+      const remote = byId.get(pair?.remoteCandidateId);
+      if (local && remote) return { local: local.candidateType, remote: remote.candidateType, state: pair.state };
+    }
+    return null;
+  });
+}
+
+/**
+ * Mints an access token with the server binary's `token` command:
+ * `mintToken(key, {room, identity, name, grants: ['publish', ...], ttl})`. Without `grants`
+ * the token grants everything.
+ */
+export async function mintToken(key, { room, identity, name, grants = [], ttl }) {
+  const args = ['token', '--room', room, '--identity', identity];
+  if (name !== undefined) args.push('--name', name);
+  for (const grant of grants) args.push(`--${grant}`);
+  if (ttl !== undefined) args.push('--ttl', String(ttl));
+  const { stdout } = await promisify(execFile)(SERVER_BINARY, args, {
+    env: { ...process.env, SWITCHYARD_AUTH_TOKEN_KEY: key },
+  });
+  return stdout.trim();
+}
+
+/** A free UDP port on loopback, for a server the test starts. */
+async function freeUdpPort() {
+  const socket = dgram.createSocket('udp4');
+  await new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, '127.0.0.1', resolve);
+  });
+  const { port } = socket.address();
+  await new Promise((resolve) => socket.close(resolve));
+  return port;
+}
+
+/** Whether a STUN server answers a binding request at 127.0.0.1:`port` within `timeout` ms. */
+async function answersStun(port, timeout) {
+  const socket = dgram.createSocket('udp4');
+  try {
+    // A binding request: type 0x0001, no attributes, the magic cookie, a transaction id.
+    const request = Buffer.alloc(20);
+    request.writeUInt16BE(0x0001, 0);
+    request.writeUInt32BE(0x2112a442, 4);
+    for (let index = 8; index < 20; index += 1) request[index] = Math.floor(Math.random() * 256);
+    const answered = new Promise((resolve) => {
+      socket.on('message', (message) => resolve(message.length >= 20 && message.readUInt16BE(0) === 0x0101
+        && message.subarray(8, 20).equals(request.subarray(8, 20))));
+      setTimeout(() => resolve(false), timeout);
+    });
+    socket.send(request, port, '127.0.0.1');
+    return await answered;
+  } finally {
+    socket.close();
+  }
+}
+
+/**
+ * Starts Debian's coturn on 127.0.0.1 with a shared secret (`use-auth-secret`), the way a
+ * deployment runs it next to Switchyard, and waits until it answers STUN. Resolves with
+ * {url, secret, stop}; its log is saved as `artifacts/<name>.turnserver.log` when it stops.
+ */
+export async function startTurnServer(name, { secret }) {
+  if (!existsSync(TURNSERVER)) throw new Error(`no TURN server at ${TURNSERVER}: install Debian's coturn`);
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'switchyard-turn-'));
+  const port = await freeUdpPort();
+  const logFile = path.join(directory, 'turnserver.log');
+  const config = [
+    `listening-ip=127.0.0.1`,
+    `relay-ip=127.0.0.1`,
+    `listening-port=${port}`,
+    // The relay and the media server share loopback, which coturn refuses by default.
+    'allow-loopback-peers',
+    'use-auth-secret',
+    `static-auth-secret=${secret}`,
+    'realm=switchyard.test',
+    'fingerprint',
+    'no-tls',
+    'no-dtls',
+    'no-cli',
+    'no-multicast-peers',
+    `pidfile=${path.join(directory, 'turnserver.pid')}`,
+    `userdb=${path.join(directory, 'turndb')}`,
+    `log-file=${logFile}`,
+    'simple-log',
+    'verbose',
+  ].join('\n');
+  const configFile = path.join(directory, 'turnserver.conf');
+  await writeFile(configFile, `${config}\n`);
+  const child = spawn(TURNSERVER, ['-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = [];
+  child.stdout.on('data', (chunk) => output.push(chunk.toString()));
+  child.stderr.on('data', (chunk) => output.push(chunk.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await mkdir(artifacts, { recursive: true });
+    const log = await readFile(logFile, 'utf8').catch(() => '');
+    await writeFile(path.join(artifacts, `${name}.turnserver.log`), `${output.join('')}${log}`);
+    await rm(directory, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 10_000;
+  while (!(await answersStun(port, 200))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`the TURN server did not start on port ${port}: see artifacts/${name}.turnserver.log`);
+    }
+  }
+  return { url: `turn:127.0.0.1:${port}`, port, secret, stop };
 }
 
 /** The publisher's `availableOutgoingBitrate`: its congestion controller's current target. */

@@ -17,8 +17,13 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Starts a server on loopback.
 pub async fn server() -> RunningServer {
+    server_with(Config::loopback()).await
+}
+
+/// Starts a server with `config` (build it from [`Config::loopback`]).
+pub async fn server_with(config: Config) -> RunningServer {
     init_tracing();
-    Server::new(Config::loopback())
+    Server::new(config)
         .start()
         .await
         .expect("the server starts")

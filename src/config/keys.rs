@@ -1,0 +1,372 @@
+//! Every configuration key, once: its place in the TOML file, its flag, its environment
+//! variable, its help text, and how its value is read.
+//!
+//! The command line, the environment, the TOML file, `--help` and the configuration reference
+//! in `docs/deployment.md` all come from this one table, so they cannot drift apart.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::draft::Draft;
+use super::value::{Raw, Refusal};
+
+/// How many values a key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Exactly one.
+    One,
+    /// A list: an array in TOML, comma-separated in the environment, a repeatable flag.
+    List,
+    /// On or off: `--flag` alone means on.
+    Switch,
+}
+
+/// One configuration key.
+#[derive(Debug)]
+pub struct Key {
+    /// Where it sits in the TOML file: `section.name`, or `name` at the top.
+    pub path: &'static str,
+    /// The long flag, without the dashes.
+    pub flag: &'static str,
+    /// What the value looks like, for `--help`.
+    pub value_name: &'static str,
+    /// What it does, and its default.
+    pub help: &'static str,
+    /// How many values it takes.
+    pub shape: Shape,
+    /// Reads the value into the draft.
+    pub apply: fn(&mut Draft, Raw<'_>) -> Result<(), Refusal>,
+}
+
+impl Key {
+    /// The environment variable: `SWITCHYARD_` and the path in capitals, dots as underscores.
+    pub fn env(&self) -> String {
+        format!(
+            "SWITCHYARD_{}",
+            self.path.replace('.', "_").to_ascii_uppercase()
+        )
+    }
+
+    /// The TOML section the key belongs to, if any.
+    pub fn section(&self) -> Option<&'static str> {
+        self.path.split_once('.').map(|(section, _)| section)
+    }
+}
+
+const ADDRESS: &str = "an address such as 0.0.0.0:8080";
+const IP: &str = "IP addresses such as 192.0.2.10";
+const PORT_MAX: i64 = u16::MAX as i64;
+const SECONDS_IN_A_WEEK: i64 = 7 * 24 * 3600;
+/// Counts are bounded so that a typo (an extra zero or three) is caught, not obeyed.
+const COUNT_MAX: i64 = 1_000_000;
+
+/// Every key, in the order `--help` and the reference list them.
+pub static KEYS: &[Key] = &[
+    Key {
+        path: "shutdown_grace_secs",
+        flag: "shutdown-grace",
+        value_name: "SECS",
+        help: "Seconds a graceful shutdown (SIGTERM, Ctrl-C) waits for clients to be told and \
+               connections to close before it cuts them. Default 3.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.shutdown_grace = Duration::from_secs(raw.integer(0, 60)? as u64);
+            Ok(())
+        },
+    },
+    Key {
+        path: "http.listen",
+        flag: "http",
+        value_name: "ADDR",
+        help: "Address the HTTP server (client page, WebSocket at /ws, /healthz, /metrics) \
+               listens on. Default 0.0.0.0:8080.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.http.listen = raw.parsed::<SocketAddr>(ADDRESS)?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "http.tls_cert",
+        flag: "tls-cert",
+        value_name: "FILE",
+        help: "PEM certificate chain: serve HTTPS and WSS instead of plain HTTP. Needs \
+               http.tls_key. Default: none (plain HTTP).",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.tls_cert = Some(PathBuf::from(raw.text()?));
+            Ok(())
+        },
+    },
+    Key {
+        path: "http.tls_key",
+        flag: "tls-key",
+        value_name: "FILE",
+        help: "PEM private key of http.tls_cert.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.tls_key = Some(PathBuf::from(raw.text()?));
+            Ok(())
+        },
+    },
+    Key {
+        path: "http.client_dir",
+        flag: "client-dir",
+        value_name: "DIR",
+        help: "Serve the browser client from this folder instead of the copy built into the \
+               binary (for working on the client: edits show on reload).",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.client_dir = Some(PathBuf::from(raw.text()?));
+            Ok(())
+        },
+    },
+    Key {
+        path: "media.ips",
+        flag: "media-ip",
+        value_name: "IP",
+        help: "Local IP to gather media candidates on; repeat for several. Default: every \
+               IPv4 address of every interface, loopback included.",
+        shape: Shape::List,
+        apply: |draft, raw| {
+            draft.media_ips = Some(raw.list::<IpAddr>(IP)?);
+            Ok(())
+        },
+    },
+    Key {
+        path: "media.interfaces",
+        flag: "media-interface",
+        value_name: "NAME",
+        help: "Network interface whose IPv4 addresses media is gathered on (eth0, ens3...); \
+               repeat for several. Adds to media.ips.",
+        shape: Shape::List,
+        apply: |draft, raw| {
+            draft.media_interfaces = Some(raw.list::<String>("interface names")?);
+            Ok(())
+        },
+    },
+    Key {
+        path: "media.public_ips",
+        flag: "public-ip",
+        value_name: "IP",
+        help: "Public IP to announce instead of the local one, for a server behind 1:1 NAT \
+               (a cloud instance with an elastic/floating IP). One public IP stands for every \
+               local address; `PUBLIC/LOCAL` pairs map each local address to its own.",
+        shape: Shape::List,
+        apply: |draft, raw| {
+            draft.config.media.public_ips = raw.list("IP addresses or PUBLIC/LOCAL pairs")?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "media.port_min",
+        flag: "media-port-min",
+        value_name: "PORT",
+        help: "First UDP port media sockets bind to. Needs media.port_max. Default: any port \
+               the system gives.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.port_min = Some(raw.integer(1, PORT_MAX)? as u16);
+            Ok(())
+        },
+    },
+    Key {
+        path: "media.port_max",
+        flag: "media-port-max",
+        value_name: "PORT",
+        help: "Last UDP port media sockets bind to. Each connected participant holds one port \
+               per media IP.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.port_max = Some(raw.integer(1, PORT_MAX)? as u16);
+            Ok(())
+        },
+    },
+    Key {
+        path: "ice.urls",
+        flag: "ice-url",
+        value_name: "URL",
+        help: "STUN URL (stun:host:port) handed to clients in `joined`; repeat for several.",
+        shape: Shape::List,
+        apply: |draft, raw| {
+            draft.config.ice.urls = raw.list("ICE server URLs")?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "ice.turn_urls",
+        flag: "turn-url",
+        value_name: "URL",
+        help: "TURN URL (turn:host:3478, turns:host:5349?transport=tcp) handed to clients with \
+               short-lived credentials; repeat for several. Needs ice.turn_secret.",
+        shape: Shape::List,
+        apply: |draft, raw| {
+            draft.turn_urls = Some(raw.list("ICE server URLs")?);
+            Ok(())
+        },
+    },
+    Key {
+        path: "ice.turn_secret",
+        flag: "turn-secret",
+        value_name: "SECRET",
+        help: "Secret shared with the TURN server (coturn's static-auth-secret with \
+               use-auth-secret); each client gets credentials derived from it.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.turn_secret = Some(raw.text()?);
+            Ok(())
+        },
+    },
+    Key {
+        path: "ice.turn_credential_ttl_secs",
+        flag: "turn-credential-ttl",
+        value_name: "SECS",
+        help: "How long each client's TURN credentials stay valid, in seconds. Default 86400 \
+               (a day).",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.turn_credential_ttl =
+                Duration::from_secs(raw.integer(60, SECONDS_IN_A_WEEK)? as u64);
+            Ok(())
+        },
+    },
+    Key {
+        path: "auth.token_key",
+        flag: "token-key",
+        value_name: "KEY",
+        help: "Key (at least 32 characters) that signs join tokens (JWT, HS256). When set, \
+               `join` needs a valid token. Default: none, and the server runs open: anybody \
+               may join any room.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.auth.token_key = Some(raw.text()?);
+            Ok(())
+        },
+    },
+    Key {
+        path: "limits.max_rooms",
+        flag: "max-rooms",
+        value_name: "COUNT",
+        help: "Rooms open at once. Default 1000.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.limits.max_rooms = raw.integer(1, COUNT_MAX)? as usize;
+            Ok(())
+        },
+    },
+    Key {
+        path: "limits.max_participants_per_room",
+        flag: "max-participants-per-room",
+        value_name: "COUNT",
+        help: "Participants in one room. Default 500.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.limits.max_participants_per_room = raw.integer(1, COUNT_MAX)? as usize;
+            Ok(())
+        },
+    },
+    Key {
+        path: "limits.messages_per_second",
+        flag: "messages-per-second",
+        value_name: "COUNT",
+        help: "Signaling messages per second one WebSocket may send, sustained. Default 50.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.limits.messages_per_second = raw.integer(1, COUNT_MAX)? as u32;
+            Ok(())
+        },
+    },
+    Key {
+        path: "limits.message_burst",
+        flag: "message-burst",
+        value_name: "COUNT",
+        help: "Signaling messages one WebSocket may send in a burst above that rate. \
+               Default 200.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.limits.message_burst = raw.integer(1, COUNT_MAX)? as u32;
+            Ok(())
+        },
+    },
+    Key {
+        path: "limits.max_chat_bytes",
+        flag: "max-chat-bytes",
+        value_name: "BYTES",
+        help: "Bytes of text in one chat message. Default 4096.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.limits.max_chat_bytes = raw.integer(1, 60 * 1024)? as usize;
+            Ok(())
+        },
+    },
+    Key {
+        path: "log.json",
+        flag: "json-logs",
+        value_name: "BOOL",
+        help: "Log as JSON lines instead of text. Default false.",
+        shape: Shape::Switch,
+        apply: |draft, raw| {
+            draft.config.log.json = raw.boolean()?;
+            Ok(())
+        },
+    },
+    Key {
+        path: "log.filter",
+        flag: "log-filter",
+        value_name: "FILTER",
+        help: "What to log, as a tracing filter (`info`, `switchyard=debug,webrtc=warn`). \
+               RUST_LOG, when set, wins. Default: the server's information and the WebRTC \
+               stack's warnings.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.log.filter = raw.text()?;
+            Ok(())
+        },
+    },
+];
+
+/// The key at `path`, if there is one.
+pub fn find(path: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.path == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn paths_flags_and_variables_are_unique() {
+        let paths: HashSet<_> = KEYS.iter().map(|key| key.path).collect();
+        let flags: HashSet<_> = KEYS.iter().map(|key| key.flag).collect();
+        let variables: HashSet<_> = KEYS.iter().map(Key::env).collect();
+        assert_eq!(paths.len(), KEYS.len());
+        assert_eq!(flags.len(), KEYS.len());
+        assert_eq!(variables.len(), KEYS.len());
+    }
+
+    #[test]
+    fn variables_follow_the_paths() {
+        let key = find("limits.max_rooms").expect("key");
+        assert_eq!(key.env(), "SWITCHYARD_LIMITS_MAX_ROOMS");
+        assert_eq!(key.section(), Some("limits"));
+        let top = find("shutdown_grace_secs").expect("key");
+        assert_eq!(top.env(), "SWITCHYARD_SHUTDOWN_GRACE_SECS");
+        assert_eq!(top.section(), None);
+    }
+
+    #[test]
+    fn the_deployment_guide_describes_every_key() {
+        let guide = include_str!("../../docs/deployment.md");
+        for key in KEYS {
+            for needle in [key.path.to_owned(), format!("--{}", key.flag), key.env()] {
+                assert!(
+                    guide.contains(&needle),
+                    "docs/deployment.md does not mention `{needle}`"
+                );
+            }
+        }
+    }
+}
