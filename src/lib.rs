@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod room;
 pub mod rtc;
 pub mod signal;
+pub mod tls;
 pub mod turn;
 
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use crate::auth::{TokenKey, WeakKey};
 use crate::drain::Drain;
 use crate::room::Registry;
 use crate::rtc::MediaSettings;
+use crate::tls::{TlsError, TlsListener};
 
 /// What every session shares.
 #[derive(Debug)]
@@ -72,6 +74,9 @@ pub enum StartError {
     /// The configured token key cannot be used.
     #[error("auth.token_key: {0}")]
     TokenKey(#[from] WeakKey),
+    /// The configured certificate or key cannot be used.
+    #[error("http.tls_cert/http.tls_key: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// The server, before it runs.
@@ -95,6 +100,13 @@ impl Server {
             .as_deref()
             .map(TokenKey::new)
             .transpose()?;
+        // Read before binding, so a bad file is reported as such and not after a bind.
+        let tls = config
+            .http
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()?;
         let address = config.http.listen;
         let listener = TcpListener::bind(address)
             .await
@@ -115,16 +127,29 @@ impl Server {
         });
         let (stop, mut stopped) = watch::channel(false);
         let app = http::router(Arc::clone(&context));
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        });
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let secure = tls.is_some();
+        let task = match tls {
+            None => tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .into_future(),
+            ),
+            Some(tls) => {
+                let listener = TlsListener::new(listener, tls)
+                    .map_err(|source| StartError::Bind { address, source })?;
+                tokio::spawn(
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .into_future(),
+                )
+            }
+        };
         Ok(RunningServer {
             local_addr,
+            secure,
             context,
             stop,
             task,
@@ -136,6 +161,8 @@ impl Server {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
+    /// Whether it serves HTTPS.
+    secure: bool,
     context: Arc<ServerContext>,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
@@ -147,9 +174,21 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// The signaling WebSocket's URL.
+    /// The signaling WebSocket's URL: `ws://` or, with TLS, `wss://`.
     pub fn websocket_url(&self) -> String {
-        format!("ws://{}/ws", self.local_addr)
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws", self.local_addr)
+    }
+
+    /// Whether it serves HTTPS (and `wss://`).
+    pub fn is_tls(&self) -> bool {
+        self.secure
+    }
+
+    /// The URL of the client page: `http://` or, with TLS, `https://`.
+    pub fn url(&self) -> String {
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}/", self.local_addr)
     }
 
     /// The live counts.

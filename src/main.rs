@@ -113,7 +113,8 @@ async fn run() -> ExitCode {
     info!(
         http = %server.local_addr(),
         media = ?media_ips,
-        "switchyard is serving: open http://localhost:{}/ in a browser",
+        "switchyard is serving: open {}://localhost:{}/ in a browser",
+        if server.is_tls() { "https" } else { "http" },
         server.local_addr().port()
     );
     if open {
