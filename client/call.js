@@ -6,7 +6,9 @@
 // everything of that membership is let go and the call joins again with the same name and the
 // same local tracks, after a short, growing pause. When the media connection is interrupted
 // while the socket is fine, the call first restarts ICE on the same connection; if that does
-// not bring it back in time, it rejoins.
+// not bring it back in time, it rejoins. When the server shuts down (a `shutdown` message,
+// then close code 1001) the call says so and keeps trying to join, as a server that shuts down
+// is usually restarting.
 //
 // Events:
 //   `state`   {state, attempt?, delay?}  connecting | joined | reconnecting | left
@@ -32,6 +34,11 @@ const RECOVERY_TIMEOUT_MS = 10000;
 const HEALTHY_AFTER_MS = 10000;
 /** Close code for a socket we close to start over. */
 const CLOSE_TO_REJOIN = 4000;
+
+/** What the person reads while the server is shutting down or restarting. */
+const SERVER_SHUTTING_DOWN = 'The server is shutting down';
+/** Close code for a server that is going away. */
+const CLOSE_GOING_AWAY = 1001;
 
 /** Join refusals that rejoining cannot fix, and what to tell the person. */
 const FATAL_JOIN_ERRORS = new Map([
@@ -82,6 +89,8 @@ export class Call extends EventTarget {
   #healthyTimer = null;
   #work = Promise.resolve();
   #joinWaiter = null;
+  /** Set when the server said it is shutting down; cleared by the next successful join. */
+  #serverGone = false;
 
   /**
    * @param {object} options
@@ -211,7 +220,8 @@ export class Call extends EventTarget {
       socket = await SignalingSocket.open(this.#url);
     } catch (error) {
       if (this.state === 'left') return;
-      this.#scheduleRejoin(error.message);
+      // While a server restarts it cannot be reached; the reason is still that it shut down.
+      this.#scheduleRejoin(this.#serverGone ? SERVER_SHUTTING_DOWN : error.message);
       return;
     }
     if (this.state === 'left') {
@@ -263,6 +273,10 @@ export class Call extends EventTarget {
           },
         }));
         return;
+      case 'shutdown':
+        this.#serverGone = true;
+        this.#notice(`${SERVER_SHUTTING_DOWN}.`, 'warning');
+        return;
       case 'error': return this.#onError(message);
       default:
         // Newer servers may say more; this client ignores what it does not know.
@@ -272,6 +286,7 @@ export class Call extends EventTarget {
 
   async #onJoined(message) {
     this.self = message.participant;
+    this.#serverGone = false;
     // The server has the last word on the name (an access token may set it).
     if (typeof message.name === 'string') this.#name = message.name;
     this.grants = { ...ALL_GRANTS, ...message.grants };
@@ -327,6 +342,9 @@ export class Call extends EventTarget {
       return;
     }
     switch (code) {
+      case 'shutting_down':
+        this.#serverGone = true;
+        return;
       case 'replaced':
         this.#endCall(code, 'You joined this room from another page or device, so this page left it.');
         return;
@@ -365,10 +383,12 @@ export class Call extends EventTarget {
     this.#socket = null;
     this.#endMembership();
     if (this.state === 'left') return;
-    const why = code === 4001 ? 'The media connection failed'
-      : code === 4002 ? 'The server stopped waiting for this page'
-        : code === 1008 ? 'This page sent too many messages'
-          : byUs ? 'Starting over' : 'The connection to the server was lost';
+    if (code === CLOSE_GOING_AWAY && !byUs) this.#serverGone = true;
+    const why = this.#serverGone ? SERVER_SHUTTING_DOWN
+      : code === 4001 ? 'The media connection failed'
+        : code === 4002 ? 'The server stopped waiting for this page'
+          : code === 1008 ? 'This page sent too many messages'
+            : byUs ? 'Starting over' : 'The connection to the server was lost';
     this.#scheduleRejoin(why);
   }
 

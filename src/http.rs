@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{Uri, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -30,10 +30,19 @@ async fn websocket(
     upgrade: WebSocketUpgrade,
     State(context): State<Arc<ServerContext>>,
 ) -> Response {
+    if context.drain.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down\n",
+        )
+            .into_response();
+    }
+    // Counted from the upgrade on, so a shutdown waits for a session that is about to start.
+    let guard = context.drain.session();
     upgrade
         .max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| session::run(socket, context))
+        .on_upgrade(move |socket| session::run(socket, context, guard))
 }
 
 async fn counts(State(context): State<Arc<ServerContext>>) -> impl IntoResponse {

@@ -9,12 +9,14 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod drain;
 pub mod http;
 pub mod media;
 pub mod metrics;
 pub mod room;
 pub mod rtc;
 pub mod signal;
+pub mod tls;
 pub mod turn;
 
 use std::net::SocketAddr;
@@ -23,13 +25,16 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::{info, warn};
 
 pub use config::Config;
 pub use metrics::{Counts, Metrics};
 
 use crate::auth::{TokenKey, WeakKey};
+use crate::drain::Drain;
 use crate::room::Registry;
 use crate::rtc::MediaSettings;
+use crate::tls::{TlsError, TlsListener};
 
 /// What every session shares.
 #[derive(Debug)]
@@ -44,6 +49,8 @@ pub struct ServerContext {
     pub token_key: Option<TokenKey>,
     /// The configuration the server started with.
     pub config: Config,
+    /// Graceful shutdown: begun by [`RunningServer::shutdown`], watched by every session.
+    pub drain: Drain,
 }
 
 impl ServerContext {
@@ -67,6 +74,9 @@ pub enum StartError {
     /// The configured token key cannot be used.
     #[error("auth.token_key: {0}")]
     TokenKey(#[from] WeakKey),
+    /// The configured certificate or key cannot be used.
+    #[error("http.tls_cert/http.tls_key: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// The server, before it runs.
@@ -90,6 +100,13 @@ impl Server {
             .as_deref()
             .map(TokenKey::new)
             .transpose()?;
+        // Read before binding, so a bad file is reported as such and not after a bind.
+        let tls = config
+            .http
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()?;
         let address = config.http.listen;
         let listener = TcpListener::bind(address)
             .await
@@ -106,19 +123,33 @@ impl Server {
             media: MediaSettings::new(&config.media),
             token_key,
             config,
+            drain: Drain::default(),
         });
         let (stop, mut stopped) = watch::channel(false);
         let app = http::router(Arc::clone(&context));
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        });
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let secure = tls.is_some();
+        let task = match tls {
+            None => tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .into_future(),
+            ),
+            Some(tls) => {
+                let listener = TlsListener::new(listener, tls)
+                    .map_err(|source| StartError::Bind { address, source })?;
+                tokio::spawn(
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .into_future(),
+                )
+            }
+        };
         Ok(RunningServer {
             local_addr,
+            secure,
             context,
             stop,
             task,
@@ -130,6 +161,8 @@ impl Server {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
+    /// Whether it serves HTTPS.
+    secure: bool,
     context: Arc<ServerContext>,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
@@ -141,9 +174,21 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// The signaling WebSocket's URL.
+    /// The signaling WebSocket's URL: `ws://` or, with TLS, `wss://`.
     pub fn websocket_url(&self) -> String {
-        format!("ws://{}/ws", self.local_addr)
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws", self.local_addr)
+    }
+
+    /// Whether it serves HTTPS (and `wss://`).
+    pub fn is_tls(&self) -> bool {
+        self.secure
+    }
+
+    /// The URL of the client page: `http://` or, with TLS, `https://`.
+    pub fn url(&self) -> String {
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}/", self.local_addr)
     }
 
     /// The live counts.
@@ -161,9 +206,35 @@ impl RunningServer {
         self.task.await.unwrap_or(Ok(()))
     }
 
-    /// Stops taking connections and waits for the listener to close.
+    /// Shuts down gracefully within the configured `shutdown_grace`: stops taking
+    /// connections and joins, tells every client (`shutdown`), closes every session's media
+    /// connection and WebSocket (1001, going away), and waits for the sessions and the HTTP
+    /// listener to end, but never past the grace period: whatever is left then is cut off.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        let deadline = self.context.drain.begin(self.context.config.shutdown_grace);
+        info!(
+            sessions = self.context.drain.sessions(),
+            grace = ?self.context.config.shutdown_grace,
+            "draining: telling every client and closing its session"
+        );
         let _ = self.stop.send(true);
-        self.task.await.unwrap_or(Ok(()))
+        if tokio::time::timeout_at(deadline, self.context.drain.sessions_ended())
+            .await
+            .is_err()
+        {
+            warn!(
+                sessions = self.context.drain.sessions(),
+                "sessions still open at the end of the grace period are cut off"
+            );
+        }
+        let mut task = self.task;
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(result) => result.unwrap_or(Ok(())),
+            Err(_) => {
+                warn!("HTTP connections still open at the end of the grace period are cut off");
+                task.abort();
+                Ok(())
+            }
+        }
     }
 }

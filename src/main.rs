@@ -57,8 +57,32 @@ struct TokenArgs {
     key: String,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// How much longer than the grace period the shutdown may take before the process exits
+/// regardless.
+const SHUTDOWN_MARGIN: Duration = Duration::from_millis(500);
+
+/// How long the runtime may take, once the server has shut down, to stop what is left.
+const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_millis(500);
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchyard: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run());
+    // Dropping a runtime waits for every blocking task it started, without a bound; a process
+    // told to stop must stop.
+    runtime.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
+    code
+}
+
+async fn run() -> ExitCode {
     let matches = Cli::command().args(config::load::args()).get_matches();
     match Cli::from_arg_matches(&matches) {
         Ok(Cli {
@@ -77,6 +101,7 @@ async fn main() -> ExitCode {
     init_logging(&config);
 
     let media_ips = config.media.ips.clone();
+    let grace = config.shutdown_grace;
     let open = config.auth.token_key.is_none();
     let server = match Server::new(config).start().await {
         Ok(server) => server,
@@ -88,7 +113,8 @@ async fn main() -> ExitCode {
     info!(
         http = %server.local_addr(),
         media = ?media_ips,
-        "switchyard is serving: open http://localhost:{}/ in a browser",
+        "switchyard is serving: open {}://localhost:{}/ in a browser",
+        if server.is_tls() { "https" } else { "http" },
         server.local_addr().port()
     );
     if open {
@@ -101,9 +127,15 @@ async fn main() -> ExitCode {
         error!(%error, "cannot listen for signals");
     }
     info!("shutting down");
-    if let Err(error) = server.shutdown().await {
-        error!(%error, "shutdown failed");
-        return ExitCode::FAILURE;
+    // The server bounds its own shutdown by the grace period; this bounds it again, in case
+    // something in it does not return.
+    match tokio::time::timeout(grace.saturating_add(SHUTDOWN_MARGIN), server.shutdown()).await {
+        Ok(Ok(())) => info!("shut down"),
+        Ok(Err(error)) => {
+            error!(%error, "shutdown failed");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => warn!("the shutdown overran its grace period; exiting anyway"),
     }
     ExitCode::SUCCESS
 }

@@ -3,10 +3,15 @@
 //! Gauges (rooms aside, which the registry counts itself) are held by RAII guards, so a count
 //! goes down exactly when the thing it counts is dropped: a leak shows up as a count that never
 //! returns to zero, which is what the lifecycle tests check.
+//!
+//! `/metrics` renders everything in the Prometheus text exposition format (version 0.0.4):
+//! every family has its `# HELP` and `# TYPE` lines, counters end in `_total`, and the one
+//! histogram, join latency, has cumulative `_bucket` series, `_sum` and `_count`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -47,6 +52,87 @@ pub struct Metrics {
     pub joins: AtomicU64,
     /// WebSocket messages refused with an `error`.
     pub signaling_errors: AtomicU64,
+    /// Join latency: from a `join` message's arrival to the participant's media connection
+    /// first reaching `connected` (see `docs/deployment.md`, "Metrics").
+    pub join_seconds: Histogram,
+}
+
+/// The upper bounds of the join latency buckets, in seconds. A join on a good network takes a
+/// few hundred milliseconds (signaling, the client's offer, ICE and DTLS); the upper buckets
+/// catch TURN fallbacks and struggling clients.
+pub const JOIN_SECONDS_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0];
+
+/// A Prometheus histogram of durations with the fixed bounds [`JOIN_SECONDS_BUCKETS`].
+///
+/// Each observation adds one to exactly one bucket (the first whose bound is not below it, or
+/// the overflow bucket), so recording is two atomic additions and no lock; rendering adds the
+/// buckets up into Prometheus' cumulative form.
+#[derive(Debug)]
+pub struct Histogram {
+    /// Observations per bucket, not cumulative; the last one is everything above the last bound.
+    buckets: [AtomicU64; JOIN_SECONDS_BUCKETS.len() + 1],
+    /// The sum of all observations, in microseconds.
+    sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        let index = JOIN_SECONDS_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(JOIN_SECONDS_BUCKETS.len());
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// How many observations were recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets
+            .iter()
+            .map(|bucket| bucket.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The sum of all observations.
+    pub fn sum(&self) -> Duration {
+        Duration::from_micros(self.sum_micros.load(Ordering::Relaxed))
+    }
+
+    /// Writes the family `name`: HELP, TYPE, cumulative buckets, sum and count.
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        // One pass over the buckets, so the cumulative counts and `_count` agree even while
+        // observations are being recorded.
+        let mut cumulative = 0;
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            match JOIN_SECONDS_BUCKETS.get(index) {
+                Some(bound) => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+                }
+                None => {
+                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum {}\n{name}_count {cumulative}",
+            self.sum().as_secs_f64()
+        );
+    }
 }
 
 /// The live counts a test or an operator checks return to zero.
@@ -182,6 +268,11 @@ impl Metrics {
                 value.load(Ordering::Relaxed)
             );
         }
+        self.join_seconds.render(
+            &mut out,
+            "switchyard_join_seconds",
+            "Seconds from a join message to the participant's media connection first connected.",
+        );
         out
     }
 }
@@ -255,5 +346,60 @@ mod tests {
         assert!(text.contains("switchyard_rooms 1"));
         assert!(text.contains("switchyard_rtp_packets_out_total 3"));
         assert!(text.contains("# TYPE switchyard_rembs_received_total counter"));
+        assert!(text.contains("# TYPE switchyard_join_seconds histogram"));
+    }
+
+    #[test]
+    fn every_counter_is_named_total_and_every_family_is_described() {
+        let text = Metrics::default().render_prometheus(0);
+        let mut described = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').expect("a TYPE line names a type");
+                assert!(
+                    text.contains(&format!("# HELP {name} ")),
+                    "{name} has a HELP line"
+                );
+                if kind == "counter" {
+                    assert!(name.ends_with("_total"), "counter {name} ends in _total");
+                }
+                described.insert(name.to_owned());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().expect("a sample has a name");
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .filter(|family| described.contains(*family))
+                    .unwrap_or(name);
+                assert!(described.contains(family), "{name} follows its TYPE line");
+            }
+        }
+    }
+
+    #[test]
+    fn the_histogram_counts_each_observation_in_its_bucket() {
+        let histogram = Histogram::default();
+        for millis in [40, 50, 300, 999, 60_000] {
+            histogram.observe(Duration::from_millis(millis));
+        }
+        assert_eq!(histogram.count(), 5);
+        assert_eq!(histogram.sum(), Duration::from_millis(61_389));
+        let mut out = String::new();
+        histogram.render(&mut out, "join_seconds", "help");
+        let expected = "# HELP join_seconds help\n# TYPE join_seconds histogram\n\
+            join_seconds_bucket{le=\"0.05\"} 2\n\
+            join_seconds_bucket{le=\"0.1\"} 2\n\
+            join_seconds_bucket{le=\"0.25\"} 2\n\
+            join_seconds_bucket{le=\"0.5\"} 3\n\
+            join_seconds_bucket{le=\"1\"} 4\n\
+            join_seconds_bucket{le=\"2\"} 4\n\
+            join_seconds_bucket{le=\"3\"} 4\n\
+            join_seconds_bucket{le=\"5\"} 4\n\
+            join_seconds_bucket{le=\"10\"} 4\n\
+            join_seconds_bucket{le=\"30\"} 4\n\
+            join_seconds_bucket{le=\"+Inf\"} 5\n\
+            join_seconds_sum 61.389\n\
+            join_seconds_count 5\n";
+        assert_eq!(out, expected);
     }
 }

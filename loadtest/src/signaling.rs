@@ -12,6 +12,9 @@ use crate::ClientError;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// How long a closed socket is read on for the closing handshake to complete.
+const CLOSE_REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Sends client messages (or, for tests, raw frames).
 pub struct SignalingSender {
     sink: SplitSink<Socket, Message>,
@@ -87,6 +90,9 @@ impl SignalingReceiver {
                     });
                 }
                 Message::Close(frame) => {
+                    // Reading on sends the close frame tungstenite queued in reply, completing
+                    // the closing handshake the server waits for, and sees the socket end.
+                    let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, self.stream.next()).await;
                     return Some(Received::Closed(frame.map(|frame| u16::from(frame.code))));
                 }
                 _ => continue,

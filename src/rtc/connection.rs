@@ -192,6 +192,12 @@ impl MediaConnection {
         }
     }
 
+    /// Whether the peer connection exists: it is opened by the first offer that carries media
+    /// either way (the client's, or the server's once there is something to receive).
+    pub fn has_connection(&self) -> bool {
+        self.peer.is_some()
+    }
+
     /// Refuses every track the participant offers from now on: its offers are answered with
     /// their sending sections inactive, and it is told `publish_not_allowed`.
     pub fn forbid_publishing(&mut self) {

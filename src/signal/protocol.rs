@@ -141,6 +141,12 @@ pub enum ServerMessage {
         /// When the server received it: milliseconds since the Unix epoch.
         at: u64,
     },
+    /// The server is shutting down: the session ends now and the socket closes with 1001
+    /// (going away). The client may join again after a pause, as the server may be restarting.
+    Shutdown {
+        /// A sentence for a human.
+        reason: String,
+    },
     /// The last message was refused; nothing else changed.
     Error {
         /// A stable, machine-readable reason.
@@ -235,6 +241,8 @@ pub enum ErrorCode {
     UnknownTrack,
     /// A chat message that is empty, only white space, or longer than [`MAX_CHAT_CHARS`].
     InvalidChat,
+    /// `join` arrived while the server is shutting down.
+    ShuttingDown,
     /// A chat message longer, in UTF-8 bytes, than the server allows.
     ChatTooLong,
     /// The server needs an access token and `join` carried none.
@@ -443,6 +451,13 @@ mod tests {
             serde_json::to_value(&message).unwrap(),
             json!({"type": "track_published", "participant": "PA_1", "track": "t1",
                    "kind": "video", "stream": "s1", "mid": "3", "muted": false})
+        );
+        let shutdown = ServerMessage::Shutdown {
+            reason: "the server is shutting down".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&shutdown).unwrap(),
+            json!({"type": "shutdown", "reason": "the server is shutting down"})
         );
         let error = ServerMessage::error(ErrorCode::InvalidRoom, "bad");
         assert_eq!(

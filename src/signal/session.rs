@@ -4,8 +4,8 @@
 //! A session is a single task that owns everything about its participant, so nothing in it
 //! needs a lock: it waits on the socket, the room's events, the connection's events and the
 //! subscriber feedback together, and handles one thing at a time. Whatever way it ends (a
-//! `leave`, a closed socket, a failed connection, a client that stopped reading) it leaves the
-//! room and closes the connection on the way out.
+//! `leave`, a closed socket, a failed connection, a client that stopped reading, the server
+//! shutting down) it leaves the room and closes the connection on the way out.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,11 +14,12 @@ use std::time::{Duration, Instant, SystemTime};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info};
+use tracing::{Instrument, debug, info, warn};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::ServerContext;
 use crate::auth::{Access, Grants, TokenError};
+use crate::drain::SessionGuard;
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
 use crate::rtc::connection::{MediaConnection, MediaError, MediaEvent};
@@ -43,17 +44,20 @@ pub mod close_code {
     pub const MEDIA_FAILED: u16 = 4001;
     /// The client did not read its messages.
     pub const NOT_READING: u16 = 4002;
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
     /// A newer session with the same identity joined the room.
     pub const REPLACED: u16 = 4003;
     /// The client kept sending faster than allowed after being told `rate_limited`.
     pub const POLICY_VIOLATION: u16 = 1008;
 }
 
-/// How long the session waits for its last frames to reach the client.
+/// How long the session waits for its last frames to reach the client and for the client to
+/// close the socket in turn.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs one client's session to its end.
-pub async fn run(socket: WebSocket, context: Arc<ServerContext>) {
+/// Runs one client's session to its end; `_guard` counts it in the server's drain until then.
+pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: SessionGuard) {
     let span = tracing::info_span!(
         "session",
         room = tracing::field::Empty,
@@ -77,11 +81,28 @@ pub async fn run(socket: WebSocket, context: Arc<ServerContext>) {
             joined: None,
         };
         let ending = session.drive(&mut stream).await;
+        let context = Arc::clone(&session.context);
         session.finish(ending).await;
-        // Dropping the session dropped the last outbox; the writer drains and stops, unless
-        // the client stopped reading, in which case it is not waited for any longer.
+        // Dropping the session dropped the last outbox: the writer sends what is queued, the
+        // close frame last, and stops. Then the client's own close frame is awaited, reading
+        // and discarding whatever it still sent: a socket torn down with data unread is reset,
+        // and a reset can cost the client our last frames. A client that stopped reading or
+        // never closes is not waited for any longer (nor past the end of a shutdown's grace
+        // period).
+        let mut closed_by = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+        if let Some(deadline) = context.drain.deadline() {
+            closed_by = closed_by.min(deadline);
+        }
         let abort = writer.abort_handle();
-        if tokio::time::timeout(FLUSH_TIMEOUT, writer).await.is_err() {
+        let closing = async {
+            let _ = writer.await;
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout_at(closed_by, closing).await.is_err() {
             abort.abort();
         }
     }
@@ -102,6 +123,8 @@ enum Ending {
     MediaFailed(String),
     /// The client stopped reading.
     NotReading,
+    /// The server is shutting down.
+    ShuttingDown,
     /// A newer session with the same identity took this one's place in the room.
     Replaced,
     /// The client kept sending after being rate limited.
@@ -120,6 +143,7 @@ enum Input {
     Room(RoomEvent),
     Media(MediaEvent),
     AnswerOverdue,
+    ShuttingDown,
 }
 
 /// A participant that has joined.
@@ -129,6 +153,11 @@ struct Joined {
     room: Arc<Room>,
     room_events: mpsc::UnboundedReceiver<RoomEvent>,
     media: MediaConnection,
+    /// When the `join` arrived, until the media connection first connects and the join
+    /// latency is recorded. Cleared unmeasured when the participant's first offer left
+    /// nothing to connect (it publishes nothing and there is nothing to receive yet): its wait
+    /// for somebody else to publish is no measure of the server.
+    join_started: Option<Instant>,
     _gauge: GaugeGuard,
 }
 
@@ -166,6 +195,7 @@ impl Session {
                 Input::AnswerOverdue => Err(Ending::MediaFailed(
                     "the client did not answer the server's offer".to_owned(),
                 )),
+                Input::ShuttingDown => Err(Ending::ShuttingDown),
             };
             if let Err(ending) = result {
                 return ending;
@@ -174,11 +204,19 @@ impl Session {
     }
 
     async fn next_input(&mut self, stream: &mut futures::stream::SplitStream<WebSocket>) -> Input {
+        // A shutdown goes before anything else: whatever else is waiting would only be undone.
+        let drain = &self.context.drain;
         let Some(joined) = self.joined.as_mut() else {
-            return Input::Frame(stream.next().await);
+            return tokio::select! {
+                biased;
+                _ = drain.begun() => Input::ShuttingDown,
+                frame = stream.next() => Input::Frame(frame),
+            };
         };
         let deadline = joined.media.answer_deadline();
         tokio::select! {
+            biased;
+            _ = drain.begun() => Input::ShuttingDown,
             frame = stream.next() => Input::Frame(frame),
             Some(event) = joined.room_events.recv() => Input::Room(event),
             event = joined.media.next_event() => Input::Media(event),
@@ -270,6 +308,9 @@ impl Session {
                     .media
                     .on_offer(sdp, &joined.room, &self.outbox)
                     .await?;
+                if !joined.media.has_connection() {
+                    joined.join_started = None;
+                }
             }
             ClientMessage::Answer { sdp } => joined.media.on_answer(sdp, &self.outbox).await?,
             ClientMessage::Candidate { candidate } => {
@@ -315,10 +356,17 @@ impl Session {
         name: String,
         token: Option<String>,
     ) -> Result<(), MessageError> {
+        let started = Instant::now();
         if self.joined.is_some() {
             return Err(MessageError::Refused(
                 ErrorCode::AlreadyJoined,
                 "this session has already joined a room".to_owned(),
+            ));
+        }
+        if self.context.drain.is_draining() {
+            return Err(MessageError::Refused(
+                ErrorCode::ShuttingDown,
+                "the server is shutting down; join again in a moment".to_owned(),
             ));
         }
         if !is_valid_room_name(&room) {
@@ -405,6 +453,7 @@ impl Session {
             room,
             room_events,
             media,
+            join_started: Some(started),
             _gauge: gauge,
         });
         self.outbox
@@ -485,6 +534,13 @@ impl Session {
             PeerEvent::State(state) => {
                 debug!(%state, "connection state");
                 joined.media.on_connection_state(state);
+                if state == RTCPeerConnectionState::Connected
+                    && let Some(started) = joined.join_started.take()
+                {
+                    let latency = started.elapsed();
+                    self.context.metrics.join_seconds.observe(latency);
+                    info!(seconds = latency.as_secs_f64(), "media connected");
+                }
                 if matches!(
                     state,
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
@@ -521,6 +577,12 @@ impl Session {
                 )
             }
             Ending::NotReading => (close_code::NOT_READING, "not reading".to_owned()),
+            Ending::ShuttingDown => {
+                let _ = self.outbox.send(&ServerMessage::Shutdown {
+                    reason: "the server is shutting down".to_owned(),
+                });
+                (close_code::GOING_AWAY, "server shutting down".to_owned())
+            }
             Ending::Replaced => {
                 let _ = self.outbox.send(&ServerMessage::error(
                     ErrorCode::Replaced,
@@ -539,7 +601,19 @@ impl Session {
         if let Some(joined) = self.joined.take() {
             info!(?ending, "leaving");
             self.context.registry.leave(&joined.room, &joined.id);
-            joined.media.close().await;
+            match self.context.drain.deadline() {
+                // Closing a connection is quick, but a shutdown must end in time whatever the
+                // WebRTC stack does: past the deadline the connection is dropped unfinished.
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, joined.media.close())
+                        .await
+                        .is_err()
+                    {
+                        warn!("the media connection did not close before the shutdown deadline");
+                    }
+                }
+                None => joined.media.close().await,
+            }
         } else {
             debug!(?ending, "session ended before joining");
         }
@@ -621,8 +695,7 @@ async fn write_frames(
         let result = match outgoing {
             Outgoing::Text(text) => sink.send(Message::Text(text.into())).await,
             Outgoing::Close { code, reason } => {
-                // Sent and flushed; the socket is dropped with the session rather than waiting
-                // for the client to complete the closing handshake.
+                // Sent and flushed; `run` waits, briefly, for the client's close frame.
                 let _ = sink
                     .send(Message::Close(Some(CloseFrame {
                         code,

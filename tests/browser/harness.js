@@ -110,14 +110,16 @@ export async function startServer(name, { extraArgs = [] } = {}) {
     async counts() {
       return (await fetch(`${url}/api/counts`)).json();
     },
+    /** Sends SIGTERM, waits for the exit, saves the log; resolves with {code, signal}. */
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         await exited;
       }
       await mkdir(artifacts, { recursive: true });
       await writeFile(path.join(artifacts, `${name}.server.log`), log.join(''));
+      return { code: child.exitCode, signal: child.signalCode };
     },
   };
 }

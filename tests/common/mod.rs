@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+pub mod process;
+pub mod prometheus;
+
 use std::time::Duration;
 
 use loadtest::{Participant, ParticipantOptions, TrackSpec};

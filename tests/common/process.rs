@@ -1,0 +1,146 @@
+//! The real `switchyard` binary as a child process, for what only a process shows: signals,
+//! exit codes and what it prints.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::PATIENCE;
+
+/// A running `switchyard` process.
+pub struct ServerProcess {
+    child: Child,
+    /// The HTTP address it serves on.
+    pub address: SocketAddr,
+    output: Arc<Mutex<String>>,
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("an ephemeral port")
+        .port()
+}
+
+impl ServerProcess {
+    /// Starts the binary with `args` and `env`, and waits until `/healthz` answers at
+    /// `address` (which the arguments or environment must make it listen on).
+    pub async fn start(address: SocketAddr, args: &[String], env: &[(String, String)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info,webrtc=warn,rtc=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the server binary starts");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|out| Box::new(out) as Box<dyn Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|err| Box::new(err) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = Arc::clone(&output);
+            std::thread::spawn(move || collect(stream, &output));
+        }
+        let mut server = ServerProcess {
+            child,
+            address,
+            output,
+        };
+        server.wait_until_healthy().await;
+        server
+    }
+
+    async fn wait_until_healthy(&mut self) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok((200, _)) = super::http::get(self.address, "/healthz").await {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the server exited with {status}:\n{}", self.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not answer /healthz at {}:\n{}",
+                self.address,
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The signaling URL.
+    pub fn websocket_url(&self) -> String {
+        format!("ws://{}/ws", self.address)
+    }
+
+    /// Everything the process printed so far, stdout and stderr.
+    pub fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) with a valid signal number has no memory-safety requirements.
+        let result = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(result, 0, "SIGTERM was delivered");
+    }
+
+    /// Waits up to `timeout` for the process to exit; `None` if it is still running.
+    pub async fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // A test that failed half-way must not leave a server behind.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn collect(mut stream: Box<dyn Read + Send>, output: &Mutex<String>) {
+    let mut buffer = [0u8; 4096];
+    while let Ok(read) = stream.read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+}
