@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Switchyard test on a fresh machine: formatting, lints, unit and integration tests,
-# then the browser client in real Chromium. It installs what it needs first (Rust components,
-# Debian's chromium and coturn, the browser tests' npm packages), so it is also what CI runs
-# (.ci/run).
+# the deployment files, then the browser client in real Chromium. It installs what it needs
+# first (Rust components, Debian's chromium, coturn, docker-compose and caddy, the browser
+# tests' npm packages), so it is also what CI runs (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,10 +40,31 @@ if [ ! -x /usr/bin/turnserver ]; then
 fi
 /usr/bin/turnserver --version 2>/dev/null || true
 
+step "docker-compose and caddy (Debian's packages), for the deployment files' checks"
+missing=()
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v caddy >/dev/null || missing+=(caddy)
+if [ "${#missing[@]}" -gt 0 ]; then
+  as_root apt-get update
+  # docker-compose recommends a Docker engine; `docker-compose config` needs none.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+docker-compose version --short
+caddy version
+
 step "browser test packages (npm ci)"
 (cd tests/browser && npm ci --no-audit --no-fund)
 
 status=0
+
+step "deployment files: docker-compose config, caddy validate"
+# The secrets .env.example leaves for the operator to make; compose refuses to run without them.
+secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
+TOKEN_KEY=$(secret) TURN_SECRET=$(secret) \
+  docker-compose --env-file .env.example --file docker-compose.yml config --quiet || status=1
+DOMAIN=meet.example.com caddy validate --adapter caddyfile --config deploy/Caddyfile \
+  >"$logs/caddy" 2>&1 || { cat "$logs/caddy"; status=1; }
+[ "$status" -eq 0 ] && echo "docker-compose.yml and deploy/Caddyfile are valid"
 
 step "unit and integration tests"
 cargo test --workspace --all-targets 2>&1 | tee "$logs/rust" || status=1

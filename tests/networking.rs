@@ -3,11 +3,11 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr};
 
-use common::{PATIENCE, camera_and_microphone, wait_for_counts};
+use common::{PATIENCE, camera_and_microphone, free_port_range, wait_for_counts};
 use loadtest::{Observed, Participant, ParticipantOptions};
-use switchyard::config::{PortRange, PublicIp};
+use switchyard::config::PublicIp;
 use switchyard::signal::protocol::{ServerMessage, TrackKind};
 use switchyard::{Config, Counts, RunningServer, Server};
 use webrtc::peer_connection::RTCPeerConnectionState;
@@ -40,21 +40,6 @@ fn announced_host_candidates(observed: &Observed) -> Vec<(IpAddr, u16)> {
             Some((fields.get(4)?.parse().ok()?, fields.get(5)?.parse().ok()?))
         })
         .collect()
-}
-
-/// `size` consecutive loopback UDP ports nobody holds now, searched from `start`. Each test
-/// searches its own stretch (tests run in parallel), below the system's ephemeral ports (from
-/// 32768 on Linux), where other connections' sockets land.
-fn free_port_range(size: u16, start: u16) -> PortRange {
-    let free = |port| UdpSocket::bind(SocketAddr::new(LOOPBACK, port)).is_ok();
-    (start..start + 3_000)
-        .step_by(usize::from(size) + 13)
-        .find(|base: &u16| (*base..*base + size).all(free))
-        .map(|min| PortRange {
-            min,
-            max: min + size - 1,
-        })
-        .expect("a free port range on loopback")
 }
 
 async fn start(config: Config) -> RunningServer {

@@ -26,7 +26,8 @@ pub fn free_port() -> u16 {
 }
 
 impl ServerProcess {
-    /// Starts the binary with `args` and `env`, and waits until `/healthz` answers at
+    /// Starts the binary with `args` and `env` (and no other `SWITCHYARD_*` variable), and
+    /// waits until `/healthz` answers at
     /// `address` (which the arguments or environment must make it listen on).
     pub async fn start(address: SocketAddr, args: &[String], env: &[(String, String)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
@@ -37,6 +38,12 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Only the settings the test gives: none leaks in from the environment it runs in.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SWITCHYARD_") {
+                command.env_remove(key);
+            }
+        }
         for (key, value) in env {
             command.env(key, value);
         }
