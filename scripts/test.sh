@@ -25,12 +25,22 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 # Everything that needs the network is installed before the browser tests cut it off.
-step "Chromium (Debian's package)"
-if [ ! -x /usr/bin/chromium ]; then
+step "Chromium and Janus (Debian's packages)"
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+# Janus: the load test's Janus adapter is tested against it (tests/janus.rs).
+command -v janus >/dev/null || missing+=(janus)
+if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+  # The janus package starts a service with its demo configuration; the tests start their own.
+  if [[ " ${missing[*]} " == *" janus "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-active --quiet janus 2>/dev/null; then
+    as_root systemctl disable --now janus
+  fi
 fi
 /usr/bin/chromium --version 2>/dev/null
+janus --help 2>&1 | sed -n 1p || true
 
 step "browser test packages (npm ci)"
 (cd tests/browser && npm ci --no-audit --no-fund)
