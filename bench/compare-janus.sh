@@ -241,6 +241,11 @@ SECTION
 )
 
 printf '\n%s\n' "$section"
+if [ "$status" -ne 0 ]; then
+  say "some run did not measure everything (see above): the tables are not a fair comparison,"
+  say "and docs/benchmarks.md is left as it was"
+  exit "$status"
+fi
 if [ "$write_docs" -eq 1 ]; then
   # Each run's report as printed, next to the other raw results.
   rm -rf docs/benchmarks/janus
@@ -273,7 +278,3 @@ if [ "$write_docs" -eq 1 ]; then
   cat "$work/benchmarks.md" >docs/benchmarks.md
   say "wrote the \"Switchyard vs Janus\" section of docs/benchmarks.md"
 fi
-if [ "$status" -ne 0 ]; then
-  say "some run did not measure everything (see above): the tables are not a fair comparison"
-fi
-exit "$status"

@@ -340,7 +340,7 @@ pub fn shortfalls(report: &Report) -> Vec<String> {
     for (kind, media) in [("video", &report.video), ("audio", &report.audio)] {
         if media.loss_worst >= 0.01 {
             problems.push(format!(
-                "a {kind} track lost {:.2}%",
+                "the worst {kind} track lost {:.2}%",
                 media.loss_worst * 100.0
             ));
         }
