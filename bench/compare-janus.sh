@@ -9,6 +9,7 @@
 #   bench/compare-janus.sh --no-docs            # print the tables only
 #   bench/compare-janus.sh broadcast-100        # just this scenario (docs left alone)
 #   bench/compare-janus.sh --keep /tmp/runs     # also keep every run's report and server log
+#   bench/compare-janus.sh --from /tmp/runs     # the tables and docs again from kept runs
 #   ROUNDS=3 bench/compare-janus.sh             # more rounds
 #
 # Installs Debian's janus when it is missing. Everything it starts runs in a PID namespace and
@@ -125,67 +126,94 @@ fi
 # ---------------------------------------------------------------------------------------------
 write_docs=1
 keep=""
+from=""
 scenarios=()
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --no-docs) write_docs=0 ;;
     --keep) keep=${2:?--keep needs a folder}; shift ;;
-    -*) say "usage: $0 [--no-docs] [--keep FOLDER] [SCENARIO...]"; exit 2 ;;
+    --from) from=${2:?--from needs a folder}; shift ;;
+    -*) say "usage: $0 [--no-docs] [--keep FOLDER | --from FOLDER] [SCENARIO...]"; exit 2 ;;
     *) scenarios+=("$1"); write_docs=0 ;;
   esac
   shift
 done
 [ "${#scenarios[@]}" -gt 0 ] || scenarios=("${all_scenarios[@]}")
-started=$(date +%s)
 
-if ! command -v janus >/dev/null; then
-  say "== installing Janus (Debian's janus package)"
-  as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y janus
-  # The package starts its own service with the demo configuration; this script only needs
-  # the binary, and leaves nothing running.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet janus 2>/dev/null; then
-    as_root systemctl disable --now janus
+if [ -n "$from" ]; then
+  # The tables again from runs kept earlier (--keep), with the conditions they ran in.
+  work=$from
+  if [ ! -f "$work/conditions" ] || [ ! -f "$work/floors" ]; then
+    say "$work holds no kept runs (no conditions or floors file)"
+    exit 2
   fi
+  # shellcheck source=/dev/null
+  . "$work/conditions"
+  say "== building the load test (release)"
+  cargo build --release --quiet -p loadtest --bins
+else
+  started=$(date +%s)
+  if ! command -v janus >/dev/null; then
+    say "== installing Janus (Debian's janus package)"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y janus
+    # The package starts its own service with the demo configuration; this script only needs
+    # the binary, and leaves nothing running.
+    if command -v systemctl >/dev/null && systemctl is-active --quiet janus 2>/dev/null; then
+      as_root systemctl disable --now janus
+    fi
+  fi
+  janus_version=$({ janus --help 2>&1 || true; } | sed -n 's/^Janus version: [0-9]* (\(.*\))$/\1/p' | head -1)
+
+  work=$(mktemp -d)
+  inside=""
+  cleanup() {
+    # unshare ignores SIGTERM while it waits; killed, it kills the namespaces' first process
+    # (--kill-child), and with it every process in them.
+    if [ -n "$inside" ]; then kill -KILL "$inside" 2>/dev/null || true; wait "$inside" 2>/dev/null || true; fi
+    if [ -n "$keep" ]; then mkdir -p "$keep" && cp -r "$work"/. "$keep"/ && say "runs kept in $keep"; fi
+    rm -rf "$work"
+  }
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+
+  say "== building (release)"
+  cargo build --release --quiet -p switchyard -p loadtest --bins
+
+  say "== the floor under forwarding (cargo bench --bench forward_floor)"
+  cargo bench --quiet --bench forward_floor -- --noplot forward_floor/ >/dev/null 2>&1
+  for estimates in target/criterion/forward_floor/*/new/estimates.json; do
+    profile=$(basename "$(dirname "$(dirname "$estimates")")")
+    nanoseconds=$(sed -E 's/.*"mean":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' "$estimates")
+    echo "$profile $nanoseconds" >>"$work/floors"
+  done
+
+  namespaces=(unshare --net --pid --fork --kill-child --mount-proc)
+  [ "$(id -u)" -eq 0 ] || namespaces=(unshare --map-root-user --net --pid --fork --kill-child --mount-proc)
+  "${namespaces[@]}" bash "$self" --inside "$work" "${scenarios[@]}" &
+  inside=$!
+  wait "$inside"
+  inside=""
+
+  machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)"
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  minutes=$(( ($(date +%s) - started + 59) / 60 ))
+  measured_on=$(date -u +%Y-%m-%d)
+  commit=$(git rev-parse --short HEAD)
+  if ! git diff --quiet HEAD -- src loadtest benches Cargo.toml Cargo.lock 2>/dev/null; then
+    commit="$commit with local changes"
+  fi
+  for variable in janus_version machine load minutes measured_on commit rounds; do
+    printf '%s=%q\n' "$variable" "${!variable}"
+  done >"$work/conditions"
 fi
-janus_version=$({ janus --help 2>&1 || true; } | sed -n 's/^Janus version: [0-9]* (\(.*\))$/\1/p' | head -1)
 
-say "== building (release)"
-cargo build --release --quiet -p switchyard -p loadtest --bins
-
-say "== the floor under forwarding (cargo bench --bench forward_floor)"
-cargo bench --quiet --bench forward_floor -- --noplot forward_floor/ >/dev/null 2>&1
 floors=()
 floor_lines=()
-for estimates in target/criterion/forward_floor/*/new/estimates.json; do
-  profile=$(basename "$(dirname "$(dirname "$estimates")")")
-  nanoseconds=$(sed -E 's/.*"mean":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' "$estimates")
+while read -r profile nanoseconds; do
   floors+=(--floor "$profile=$nanoseconds")
   floor_lines+=("$(awk -v p="$profile" -v ns="$nanoseconds" 'BEGIN { printf "| %s | %.2f µs | %.0f |", p, ns / 1000, 1e9 / ns }')")
-done
-
-work=$(mktemp -d)
-inside=""
-cleanup() {
-  # unshare ignores SIGTERM while it waits; killed, it kills the namespaces' first process
-  # (--kill-child), and with it every process in them.
-  if [ -n "$inside" ]; then kill -KILL "$inside" 2>/dev/null || true; wait "$inside" 2>/dev/null || true; fi
-  if [ -n "$keep" ]; then mkdir -p "$keep" && cp -r "$work"/. "$keep"/ && say "runs kept in $keep"; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-namespaces=(unshare --net --pid --fork --kill-child --mount-proc)
-[ "$(id -u)" -eq 0 ] || namespaces=(unshare --map-root-user --net --pid --fork --kill-child --mount-proc)
-"${namespaces[@]}" bash "$self" --inside "$work" "${scenarios[@]}" &
-inside=$!
-wait "$inside"
-inside=""
-
-machine="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(free -g | awk '/^Mem:/ {print $2}') GiB, Linux $(uname -r)"
-load=$(cut -d' ' -f1-3 /proc/loadavg)
-minutes=$(( ($(date +%s) - started + 59) / 60 ))
+done <"$work/floors"
 
 tables=""
 status=0
@@ -206,7 +234,7 @@ done
 section=$(cat <<SECTION
 ## Switchyard vs Janus
 
-Generated by \`bench/compare-janus.sh\` on $(date -u +%Y-%m-%d) at commit \`$(git rev-parse --short HEAD)\`, in about
+Generated by \`bench/compare-janus.sh\` on $measured_on at commit \`$commit\`, in about
 $minutes minutes. Machine: $machine; load average $load when the runs ended
 (other work on the machine shows up as noise in every figure). Janus $janus_version, Debian's package,
 its VideoRoom plugin; Switchyard's release build.
