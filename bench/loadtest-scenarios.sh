@@ -45,6 +45,7 @@ echo "== router benchmark" >&2
 cargo bench --quiet --bench router -- --noplot 2>/dev/null | grep -E '^route|time:|thrpt:' >"$results/router.txt"
 
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+janus_section=$(sed -n '/^<!-- janus:begin -->$/,/^<!-- janus:end -->$/p' docs/benchmarks.md 2>/dev/null || true)
 {
   cat <<HEAD
 # Benchmarks
@@ -97,6 +98,12 @@ HEAD
   if [[ -f bench/benchmarks-reading.md ]]; then
     echo
     cat bench/benchmarks-reading.md
+  fi
+  # The comparison with Janus is measured by bench/compare-janus.sh, which rewrites its own
+  # section: it is kept as it is.
+  if [[ -n "$janus_section" ]]; then
+    echo
+    printf '%s\n' "$janus_section"
   fi
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md" >&2

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Switchyard test on a fresh machine: formatting, lints, unit and integration tests,
 # the deployment files, then the browser client in real Chromium. It installs what it needs
-# first (Rust components, Debian's chromium, coturn, docker-compose and caddy, the browser
-# tests' npm packages), so it is also what CI runs (.ci/run).
+# first (Rust components, Debian's chromium, janus, coturn, docker-compose and caddy, the
+# browser tests' npm packages), so it is also what CI runs (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,29 +26,34 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 # Everything that needs the network is installed before the browser tests cut it off.
-step "Chromium (Debian's package)"
-if [ ! -x /usr/bin/chromium ]; then
+step "Debian packages: chromium, janus, coturn, docker-compose, caddy"
+# chromium drives the browser tests; janus is what the load test's Janus adapter is tested
+# against (tests/janus.rs); coturn is the TURN server of the relay test; docker-compose and
+# caddy check the deployment files.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v janus >/dev/null || missing+=(janus)
+[ -x /usr/bin/turnserver ] || missing+=(coturn)
+bare=() # installed without recommends: docker-compose would pull in a Docker engine
+command -v docker-compose >/dev/null || bare+=(docker-compose)
+command -v caddy >/dev/null || bare+=(caddy)
+if [ "${#missing[@]}" -gt 0 ] || [ "${#bare[@]}" -gt 0 ]; then
   as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+  if [ "${#missing[@]}" -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+  fi
+  if [ "${#bare[@]}" -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${bare[@]}"
+  fi
+  # The janus package starts a service with its demo configuration; the tests start their own.
+  if [[ " ${missing[*]} " == *" janus "* ]] && command -v systemctl >/dev/null &&
+    systemctl is-active --quiet janus 2>/dev/null; then
+    as_root systemctl disable --now janus
+  fi
 fi
 /usr/bin/chromium --version 2>/dev/null
-
-step "coturn (Debian's package), the TURN server of the relay test"
-if [ ! -x /usr/bin/turnserver ]; then
-  as_root apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y coturn
-fi
+janus --version 2>&1 | sed -n 1p || true
 /usr/bin/turnserver --version 2>/dev/null || true
-
-step "docker-compose and caddy (Debian's packages), for the deployment files' checks"
-missing=()
-command -v docker-compose >/dev/null || missing+=(docker-compose)
-command -v caddy >/dev/null || missing+=(caddy)
-if [ "${#missing[@]}" -gt 0 ]; then
-  as_root apt-get update
-  # docker-compose recommends a Docker engine; `docker-compose config` needs none.
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
-fi
 docker-compose version --short
 caddy version
 

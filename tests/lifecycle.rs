@@ -25,8 +25,10 @@ async fn leaving_and_vanishing_participants_are_removed_everywhere() {
         join(&server, "exits", "stayer-1", camera_and_microphone()).await,
         join(&server, "exits", "stayer-2", camera_and_microphone()).await,
     ];
-    for stayer in &stayers {
-        stayer
+    // Everybody, not only those who stay: the counts below include the subscriptions of the
+    // two who go.
+    for participant in [&leaver, &vanisher].into_iter().chain(&stayers) {
+        participant
             .wait_until("six live tracks", PATIENCE, |observed| {
                 observed
                     .live_tracks()

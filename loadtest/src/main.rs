@@ -3,25 +3,36 @@
 //! ```text
 //! cargo run -p loadtest --release -- --rooms 1 --publishers 4 --subscribers 4 --duration 20s
 //! cargo run -p loadtest --release -- --scenario room-of-ten --server-pid "$(pidof switchyard)"
+//! cargo run -p loadtest --release -- --target janus --url ws://10.0.0.1:8188 --scenario smoke
+//! cargo run -p loadtest --release -- compare switchyard-1.json janus-1.json switchyard-2.json
 //! ```
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand, ValueEnum};
 use loadtest::scenario::{self, Scenario};
-use loadtest::{RunOptions, run};
+use loadtest::{Janus, Report, RunOptions, Switchyard, Target, compare, run};
 
-/// Loads a Switchyard server with synthetic participants speaking real WebRTC, and reports
-/// join times, loss, latency, freezes, keyframe response and the server's cost per packet.
+/// Loads a Switchyard (or Janus) server with synthetic participants speaking real WebRTC, and
+/// reports join times, loss, latency, freezes, keyframe response and the server's cost per
+/// packet.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The server's signaling URL.
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    url: String,
+    /// Something else than a load test run.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The server's signaling dialect.
+    #[arg(long, value_enum, default_value_t = TargetName::Switchyard)]
+    target: TargetName,
+    /// The server's signaling URL [default: ws://127.0.0.1:8080/ws, or for Janus its WebSocket
+    /// transport, ws://127.0.0.1:8188].
+    #[arg(long)]
+    url: Option<String>,
     /// A named scenario from the scenarios file; the flags below override it.
     #[arg(long)]
     scenario: Option<String>,
@@ -87,6 +98,105 @@ struct Cli {
     quiet: bool,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Prints one Markdown table comparing two servers, from the JSON reports (`--json`) of the
+    /// same scenario run against each; the ratio is the first server's over the second's.
+    Compare {
+        /// The reports, in the order they ran.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// The floor benchmark's time per packet for an SRTP profile, in nanoseconds, e.g.
+        /// `SRTP_AEAD_AES_128_GCM=950`; may be repeated.
+        #[arg(long = "floor", value_parser = parse_floor)]
+        floors: Vec<(String, f64)>,
+    },
+}
+
+/// The servers the load test speaks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TargetName {
+    /// Switchyard's own signaling.
+    Switchyard,
+    /// Janus's VideoRoom plugin over its WebSocket API.
+    Janus,
+}
+
+impl TargetName {
+    fn target(self) -> Arc<dyn Target> {
+        match self {
+            TargetName::Switchyard => Arc::new(Switchyard),
+            TargetName::Janus => Arc::new(Janus::default()),
+        }
+    }
+
+    /// Where the server listens when it runs with its defaults on this machine.
+    fn default_url(self) -> &'static str {
+        match self {
+            TargetName::Switchyard => "ws://127.0.0.1:8080/ws",
+            TargetName::Janus => "ws://127.0.0.1:8188",
+        }
+    }
+}
+
+/// Parses `PROFILE=NANOSECONDS`.
+fn parse_floor(text: &str) -> Result<(String, f64), String> {
+    let (profile, nanoseconds) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not PROFILE=NANOSECONDS"))?;
+    let nanoseconds: f64 = nanoseconds
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{nanoseconds}` is not a number of nanoseconds"))?;
+    if !(nanoseconds > 0.0 && nanoseconds.is_finite()) {
+        return Err(format!("`{nanoseconds}` is not a positive time"));
+    }
+    Ok((profile.trim().to_owned(), nanoseconds))
+}
+
+/// `loadtest compare`: reads the reports, prints the table, and fails when a run did not
+/// measure everything it should have.
+fn compare_reports(paths: &[PathBuf], floors: &[(String, f64)]) -> ExitCode {
+    let mut reports = Vec::new();
+    for path in paths {
+        let read = std::fs::read_to_string(path)
+            .map_err(|error| error.to_string())
+            .and_then(|text| {
+                serde_json::from_str::<Report>(&text).map_err(|error| error.to_string())
+            });
+        match read {
+            Ok(report) => reports.push(report),
+            Err(error) => {
+                eprintln!("loadtest: {}: {error}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let floors: compare::Floors = floors
+        .iter()
+        .map(|(profile, nanoseconds)| (profile.clone(), 1e9 / nanoseconds))
+        .collect();
+    let mut short = false;
+    for (path, report) in paths.iter().zip(&reports) {
+        for problem in compare::shortfalls(report) {
+            eprintln!("loadtest: {}: {problem}", path.display());
+            short = true;
+        }
+    }
+    match compare::markdown(&compare::group(reports), &floors) {
+        Ok(table) => print!("{table}"),
+        Err(error) => {
+            eprintln!("loadtest: {error}");
+            return ExitCode::from(2);
+        }
+    }
+    if short {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 impl Cli {
     fn scenario(&self) -> Result<Scenario, String> {
         let mut scenario = match &self.scenario {
@@ -140,6 +250,9 @@ impl Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Compare { reports, floors }) = &cli.command {
+        return compare_reports(reports, floors);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -155,7 +268,11 @@ async fn main() -> ExitCode {
         }
     };
     let options = RunOptions {
-        url: cli.url.clone(),
+        target: cli.target.target(),
+        url: cli
+            .url
+            .clone()
+            .unwrap_or_else(|| cli.target.default_url().to_owned()),
         scenario,
         server_pid: cli.server_pid,
         media_ip: cli.media_ip,

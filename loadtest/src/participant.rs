@@ -1,39 +1,47 @@
-//! A synthetic participant: joins a room over the signaling API, publishes synthetic tracks on
-//! one peer connection, receives everybody else's, and measures what arrives.
+//! A synthetic participant: joins a room through a [`Target`]'s signaling, publishes synthetic
+//! tracks, receives everybody else's, and measures what arrives.
 //!
 //! It speaks real WebRTC (ICE, DTLS, SRTP) through webrtc-rs and follows the same rules as the
-//! browser client: its first offer carries its tracks, it answers every server offer, and as
-//! the polite peer it rolls back its own offer when the server's crosses it.
+//! browser client: its opening offer carries its tracks, it answers every server offer, and as
+//! the polite peer it rolls back its own offer when the server's crosses it. Which server it
+//! talks to only changes the signaling, and how many peer connections that takes (one for
+//! Switchyard; for Janus one to publish and one to receive): the media, the checks and the
+//! measurements are the same.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::{BoxStream, SelectAll};
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtp;
 use switchyard::media::vp8;
 use switchyard::rtc::Feedback;
 use switchyard::rtc::engine::{self, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
 use switchyard::rtc::feedback::FEEDBACK_QUEUE;
 use switchyard::rtc::peer::{EventForwarder, PeerEvent, mid_of_remote_track};
-use switchyard::signal::protocol::{ClientMessage, IceCandidate, ServerMessage, TrackKind};
+use switchyard::signal::protocol::{ServerMessage, TrackKind};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCIceCandidateInit,
-    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
+    PeerConnection, PeerConnectionBuilder, RTCConfigurationBuilder, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder, StatsSelector,
 };
 
 use crate::ClientError;
 use crate::impairment::{ImpairedRuntime, Impairment};
-use crate::signaling::{self, Received, SignalingReceiver, SignalingSender};
 use crate::stats::TrackQuality;
 use crate::synthetic::{self, VideoShape};
+use crate::target::{ConnectionId, JoinRequest, SignalCommand, SignalEvent, Switchyard, Target};
 
 /// A track to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,7 +65,9 @@ impl TrackSpec {
 /// How to join.
 #[derive(Debug, Clone)]
 pub struct ParticipantOptions {
-    /// The signaling URL, `ws://host:port/ws`.
+    /// The server to join, which decides the signaling.
+    pub target: Arc<dyn Target>,
+    /// The signaling URL: `ws://host:port/ws` for Switchyard, `ws://host:8188` for Janus.
     pub url: String,
     /// The room to join.
     pub room: String,
@@ -76,10 +86,11 @@ pub struct ParticipantOptions {
 }
 
 impl ParticipantOptions {
-    /// Joins `room` at `url` as `name`, publishing one video and one audio track, with media on
-    /// loopback.
+    /// Joins `room` on the Switchyard server at `url` as `name`, publishing one video and one
+    /// audio track, with media on loopback.
     pub fn new(url: impl Into<String>, room: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
+            target: Arc::new(Switchyard),
             url: url.into(),
             room: room.into(),
             name: name.into(),
@@ -100,6 +111,12 @@ impl ParticipantOptions {
     /// Joins with an access token.
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Joins `target` instead.
+    pub fn with_target(mut self, target: Arc<dyn Target>) -> Self {
+        self.target = target;
         self
     }
 }
@@ -144,15 +161,17 @@ pub struct Observed {
     pub started_at: Option<Instant>,
     /// When the server said `joined`.
     pub joined_at: Option<Instant>,
-    /// Every server message, in order.
+    /// Every Switchyard server message, in order (other targets leave it empty).
     pub messages: Vec<ServerMessage>,
-    /// Received tracks by the `mid` they arrive on.
+    /// Received tracks by the `mid` they arrive on; a track on another connection than the
+    /// main one is keyed `CONNECTION:MID` (for Janus, `1:MID` on the receiving connection).
     pub received: HashMap<String, ReceivedTrack>,
     /// PLI/FIR the server sent about each published track, by the track's id.
     pub keyframe_requests: HashMap<String, u64>,
     /// Bitrates of the REMBs the server sent, in arrival order.
     pub rembs: Vec<u64>,
-    /// The peer connection's state.
+    /// The state of the peer connections in use, taken together: `Connected` once every one
+    /// of them is.
     pub connection_state: Option<RTCPeerConnectionState>,
     /// Set once the socket is closed, with the close code if the server sent one.
     pub socket_closed: Option<Option<u16>>,
@@ -160,6 +179,8 @@ pub struct Observed {
     pub answers_sent: Vec<Instant>,
     /// When each keyframe request from the server arrived.
     pub keyframe_requests_at: Vec<Instant>,
+    /// The SRTP protection profiles the connections negotiated, read once each connected.
+    pub srtp_profiles: BTreeSet<String>,
 }
 
 impl Observed {
@@ -184,6 +205,8 @@ impl Observed {
 struct Shared {
     observed: Mutex<Observed>,
     changed: watch::Sender<u64>,
+    /// Every peer connection opened so far, to close them all however the participant ends.
+    connections: Mutex<Vec<Arc<dyn PeerConnection>>>,
 }
 
 impl Shared {
@@ -197,6 +220,13 @@ impl Shared {
         self.observed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn connections(&self) -> Vec<Arc<dyn PeerConnection>> {
+        self.connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -222,65 +252,53 @@ pub struct Participant {
     id: String,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
-    connection: Arc<dyn PeerConnection>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Participant {
-    /// Connects, joins and starts publishing. Returns once the server said `joined` and the
-    /// first offer is on its way; media follows as the connection comes up.
+    /// Connects, joins and starts publishing. Returns once the server accepted the join and the
+    /// opening offer is on its way; media follows as the connections come up.
     pub async fn join(options: ParticipantOptions) -> Result<Participant, ClientError> {
         let started_at = Instant::now();
-        let (mut sender, mut receiver) = signaling::connect(&options.url).await?;
-        sender
-            .send(&ClientMessage::Join {
+        let session = options
+            .target
+            .join(JoinRequest {
+                url: options.url.clone(),
                 room: options.room.clone(),
                 name: options.name.clone(),
                 token: options.token.clone(),
             })
             .await?;
+        let id = session.participant.clone();
         let (changed, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             observed: Mutex::new(Observed {
                 started_at: Some(started_at),
+                joined_at: Some(session.joined_at),
+                messages: session.messages,
                 ..Observed::default()
             }),
             changed,
+            connections: Mutex::new(Vec::new()),
         });
-        let id = loop {
-            match tokio::time::timeout(Duration::from_secs(10), receiver.next()).await {
-                Err(_) => return Err(ClientError::Timeout("`joined`".to_owned())),
-                Ok(None | Some(Received::Closed(_))) => {
-                    return Err(ClientError::Signaling("closed before `joined`".to_owned()));
-                }
-                Ok(Some(Received::Unknown(text))) => {
-                    return Err(ClientError::Signaling(format!("unexpected frame {text}")));
-                }
-                Ok(Some(Received::Message(message))) => {
-                    let joined = match &message {
-                        ServerMessage::Joined { participant, .. } => Some(participant.clone()),
-                        ServerMessage::Error { code, message } => {
-                            return Err(ClientError::Refused(*code, message.clone()));
-                        }
-                        _ => None,
-                    };
-                    shared.update(|observed| {
-                        if joined.is_some() {
-                            observed.joined_at = Some(Instant::now());
-                        }
-                        observed.messages.push(message);
-                    });
-                    if let Some(id) = joined {
-                        break id;
-                    }
-                }
-            }
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        // From here on, a failure drops the participant, which stops its tasks and closes its
+        // connections.
+        let mut participant = Participant {
+            id: id.clone(),
+            shared: Arc::clone(&shared),
+            commands,
+            tasks: vec![session.task],
         };
 
-        let (events_tx, events) = mpsc::unbounded_channel();
         let (feedback_tx, feedback) = mpsc::channel(FEEDBACK_QUEUE);
-        let connection =
-            build_connection(options.media_ip, options.impairment, events_tx, feedback_tx).await?;
+        let opener = Opener {
+            media_ip: options.media_ip,
+            impairment: options.impairment,
+            feedback: feedback_tx,
+            shared: Arc::clone(&shared),
+        };
+        let (connection, events) = opener.open(ConnectionId::MAIN).await?;
         let mut outgoing = Vec::new();
         for (index, spec) in options.tracks.iter().enumerate() {
             let kind = spec.kind();
@@ -321,11 +339,14 @@ impl Participant {
         // With nothing to publish the offer has no media sections. It is not applied locally:
         // it only tells the server to go ahead with its own offer, and applying it would make
         // webrtc-rs gather candidates for a negotiation that carries nothing.
-        sender
-            .send(&ClientMessage::Offer { sdp: offer.sdp })
-            .await?;
+        session
+            .commands
+            .send(SignalCommand::Offer {
+                connection: ConnectionId::MAIN,
+                sdp: offer.sdp,
+            })
+            .map_err(|_| ClientError::Signaling("the signaling task ended".to_owned()))?;
 
-        let (commands, command_rx) = mpsc::unbounded_channel();
         let keyframe_signals: HashMap<u32, (String, Arc<Notify>)> = outgoing
             .iter()
             .map(|track| {
@@ -335,16 +356,21 @@ impl Participant {
                 )
             })
             .collect();
-        let mut tasks = Vec::new();
         for track in outgoing {
-            tasks.push(tokio::spawn(publish(track, id.clone())));
+            participant
+                .tasks
+                .push(tokio::spawn(publish(track, id.clone())));
         }
+        let mut peer_events = SelectAll::new();
+        peer_events.push(events);
         let driver = Driver {
             shared: Arc::clone(&shared),
-            connection: Arc::clone(&connection),
-            sender,
-            receiver,
-            events,
+            opener,
+            connections: HashMap::from([(ConnectionId::MAIN, connection)]),
+            states: BTreeMap::new(),
+            signal_events: session.events,
+            signal: session.commands,
+            peer_events,
             feedback,
             commands: command_rx,
             keyframe_signals,
@@ -353,14 +379,8 @@ impl Participant {
             freeze_threshold: options.freeze_threshold,
             pli_sent: HashMap::new(),
         };
-        tasks.push(tokio::spawn(driver.run()));
-        Ok(Participant {
-            id,
-            shared,
-            commands,
-            connection,
-            tasks,
-        })
+        participant.tasks.push(tokio::spawn(driver.run()));
+        Ok(participant)
     }
 
     /// The participant id the server gave.
@@ -383,7 +403,7 @@ impl Participant {
             .sum()
     }
 
-    /// Whether the peer connection is connected.
+    /// Whether every peer connection in use is connected.
     pub fn is_connected(&self) -> bool {
         self.shared.lock().connection_state == Some(RTCPeerConnectionState::Connected)
     }
@@ -403,7 +423,7 @@ impl Participant {
             })
     }
 
-    /// The mids of the live received tracks of `kind`.
+    /// The keys (see [`Observed::received`]) of the live received tracks of `kind`.
     pub fn received_mids(&self, kind: TrackKind) -> Vec<String> {
         self.shared
             .lock()
@@ -445,7 +465,8 @@ impl Participant {
         let _ = self.commands.send(Command::Raw(text.into()));
     }
 
-    /// Sends `count` PLIs, back to back, for the track received on `mid`.
+    /// Sends `count` PLIs, back to back, for the track received under `mid` (a key of
+    /// [`Observed::received`]).
     pub fn send_pli(&self, mid: &str, count: usize) {
         let _ = self.commands.send(Command::Pli {
             mid: mid.to_owned(),
@@ -453,7 +474,8 @@ impl Participant {
         });
     }
 
-    /// Sends a REMB of `bitrate` for the track received on `mid`.
+    /// Sends a REMB of `bitrate` for the track received under `mid` (a key of
+    /// [`Observed::received`]).
     pub fn send_remb(&self, mid: &str, bitrate: u64) {
         let _ = self.commands.send(Command::Remb {
             mid: mid.to_owned(),
@@ -461,7 +483,7 @@ impl Participant {
         });
     }
 
-    /// Says `leave`, waits for the server to close the socket, and closes the connection.
+    /// Leaves, waits for the server to close the socket, and closes the connections.
     pub async fn leave(self) {
         let _ = self.commands.send(Command::Leave);
         let _ = self
@@ -472,7 +494,7 @@ impl Participant {
         self.shutdown().await;
     }
 
-    /// Drops the socket and the connection without a word, like a closed browser tab.
+    /// Drops the socket and the connections without a word, like a closed browser tab.
     pub async fn vanish(self) {
         self.shutdown().await;
     }
@@ -481,7 +503,12 @@ impl Participant {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.connection.close()).await;
+        let connections = self.shared.connections();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            futures::future::join_all(connections.iter().map(|connection| connection.close())),
+        )
+        .await;
     }
 }
 
@@ -490,10 +517,12 @@ impl Drop for Participant {
         for task in &self.tasks {
             task.abort();
         }
-        let connection = Arc::clone(&self.connection);
+        let connections = self.shared.connections();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = connection.close().await;
+                for connection in connections {
+                    let _ = connection.close().await;
+                }
             });
         }
     }
@@ -503,46 +532,88 @@ fn webrtc_error(what: &'static str) -> impl Fn(webrtc::error::Error) -> ClientEr
     move |error| ClientError::WebRtc(format!("{what}: {error}"))
 }
 
-async fn build_connection(
-    media_ip: IpAddr,
-    impairment: Impairment,
-    events: mpsc::UnboundedSender<PeerEvent>,
-    feedback: mpsc::Sender<Feedback>,
-) -> Result<Arc<dyn PeerConnection>, ClientError> {
-    let settings = SettingEngineBuilder::new()
-        .with_include_loopback_candidate(media_ip.is_loopback())
-        .build();
-    let mut builder = PeerConnectionBuilder::new();
-    if !impairment.is_none() {
-        builder = builder.with_runtime(Arc::new(ImpairedRuntime::new(impairment)));
+/// The key of a received track in [`Observed::received`]: its mid, qualified with the
+/// connection unless it arrives on the main one.
+fn received_key(connection: ConnectionId, mid: &str) -> String {
+    if connection == ConnectionId::MAIN {
+        mid.to_owned()
+    } else {
+        format!("{connection}:{mid}")
     }
-    let connection = builder
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(engine::media_engine().map_err(webrtc_error("codecs"))?)
-        .with_setting_engine(settings)
-        .with_interceptor_registry(engine::interceptors(feedback))
-        .with_handler(Arc::new(EventForwarder::new(events)))
-        .with_udp_addrs(vec![SocketAddr::new(media_ip, 0)])
-        .build()
-        .await
-        .map_err(webrtc_error("building the connection"))?;
-    Ok(Arc::new(connection))
 }
 
-/// Owns the socket and the negotiation.
+/// What a connection reports, labelled with the connection.
+type PeerEvents = BoxStream<'static, (ConnectionId, PeerEvent)>;
+
+/// Opens the participant's peer connections, all alike.
+struct Opener {
+    media_ip: IpAddr,
+    impairment: Impairment,
+    feedback: mpsc::Sender<Feedback>,
+    shared: Arc<Shared>,
+}
+
+impl Opener {
+    async fn open(
+        &self,
+        id: ConnectionId,
+    ) -> Result<(Arc<dyn PeerConnection>, PeerEvents), ClientError> {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        // No mDNS, as on the server: it needs a multicast route, which a network namespace
+        // with only a veth pair (where Janus is measured) does not have.
+        let settings = SettingEngineBuilder::new()
+            .with_include_loopback_candidate(self.media_ip.is_loopback())
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .build();
+        let mut builder = PeerConnectionBuilder::new();
+        if !self.impairment.is_none() {
+            builder = builder.with_runtime(Arc::new(ImpairedRuntime::new(self.impairment)));
+        }
+        let connection: Arc<dyn PeerConnection> = Arc::new(
+            builder
+                .with_configuration(RTCConfigurationBuilder::new().build())
+                .with_media_engine(engine::media_engine().map_err(webrtc_error("codecs"))?)
+                .with_setting_engine(settings)
+                .with_interceptor_registry(engine::interceptors(self.feedback.clone()))
+                .with_handler(Arc::new(EventForwarder::new(events_tx)))
+                .with_udp_addrs(vec![SocketAddr::new(self.media_ip, 0)])
+                .build()
+                .await
+                .map_err(webrtc_error("building the connection"))?,
+        );
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::clone(&connection));
+        let labelled = futures::stream::unfold(events, move |mut events| async move {
+            let event = events.recv().await?;
+            Some(((id, event), events))
+        })
+        .boxed();
+        Ok((connection, labelled))
+    }
+}
+
+/// Owns the negotiation: acts on what the target reports, and on what the connections report.
 struct Driver {
     shared: Arc<Shared>,
-    connection: Arc<dyn PeerConnection>,
-    sender: SignalingSender,
-    receiver: SignalingReceiver,
-    events: mpsc::UnboundedReceiver<PeerEvent>,
+    opener: Opener,
+    connections: HashMap<ConnectionId, Arc<dyn PeerConnection>>,
+    /// The last state each connection reported; a connection that never reported one is not
+    /// in use (yet).
+    states: BTreeMap<ConnectionId, RTCPeerConnectionState>,
+    signal_events: mpsc::UnboundedReceiver<SignalEvent>,
+    signal: mpsc::UnboundedSender<SignalCommand>,
+    peer_events: SelectAll<PeerEvents>,
     feedback: mpsc::Receiver<Feedback>,
     commands: mpsc::UnboundedReceiver<Command>,
     keyframe_signals: HashMap<u32, (String, Arc<Notify>)>,
+    /// Received tracks by their key in [`Observed::received`].
     remote_tracks: HashMap<String, Arc<dyn TrackRemote>>,
     readers: Vec<JoinHandle<()>>,
     freeze_threshold: Duration,
-    /// When a PLI was last sent for each mid still waiting for its keyframe.
+    /// When a PLI was last sent for each key still waiting for its keyframe.
     pli_sent: HashMap<String, Instant>,
 }
 
@@ -555,19 +626,18 @@ impl Driver {
         loop {
             tokio::select! {
                 _ = repeat.tick(), if !self.pli_sent.is_empty() => self.repeat_plis().await,
-                frame = self.receiver.next() => match frame {
-                    Some(Received::Message(message)) => self.on_message(message).await,
-                    Some(Received::Unknown(_)) => {}
-                    Some(Received::Closed(code)) => {
+                event = self.signal_events.recv() => {
+                    // A target that ended without a word closed its socket all the same.
+                    let event = event.unwrap_or(SignalEvent::Closed(None));
+                    if let SignalEvent::Closed(code) = event {
                         self.shared.update(|observed| observed.socket_closed = Some(code));
                         break;
                     }
-                    None => {
-                        self.shared.update(|observed| observed.socket_closed = Some(None));
-                        break;
-                    }
-                },
-                Some(event) = self.events.recv() => self.on_event(event).await,
+                    self.on_signal(event).await;
+                }
+                Some((connection, event)) = self.peer_events.next() => {
+                    self.on_peer_event(connection, event).await;
+                }
                 Some(feedback) = self.feedback.recv() => self.on_feedback(feedback),
                 Some(command) = self.commands.recv() => self.on_command(command).await,
             }
@@ -577,131 +647,173 @@ impl Driver {
         }
     }
 
-    async fn on_message(&mut self, message: ServerMessage) {
-        self.shared
-            .update(|observed| observed.messages.push(message.clone()));
-        match &message {
-            ServerMessage::Offer { sdp } => {
-                if let Err(error) = self.answer(sdp.clone()).await {
-                    tracing::warn!(%error, "cannot answer the server's offer");
-                }
+    /// The connection `id`, opened on first use.
+    async fn connection(&mut self, id: ConnectionId) -> Option<Arc<dyn PeerConnection>> {
+        if let Some(connection) = self.connections.get(&id) {
+            return Some(Arc::clone(connection));
+        }
+        match self.opener.open(id).await {
+            Ok((connection, events)) => {
+                self.peer_events.push(events);
+                self.connections.insert(id, Arc::clone(&connection));
+                Some(connection)
             }
-            ServerMessage::Answer { sdp }
-                if self.connection.pending_local_description().await.is_some() =>
-            {
-                let applied = match RTCSessionDescription::answer(sdp.clone()) {
-                    Ok(answer) => self.connection.set_remote_description(answer).await.is_ok(),
+            Err(error) => {
+                tracing::warn!(%error, connection = %id, "cannot open a connection");
+                None
+            }
+        }
+    }
+
+    async fn on_signal(&mut self, event: SignalEvent) {
+        match event {
+            SignalEvent::Message(message) => {
+                self.shared
+                    .update(|observed| observed.messages.push(message));
+            }
+            SignalEvent::Offer { connection, sdp } => match self.answer(connection, sdp).await {
+                Ok(()) => {}
+                // An offer that crossed our leaving: nobody is listening for the answer.
+                Err(ClientError::Signaling(_)) => {}
+                Err(error) => {
+                    tracing::warn!(%error, %connection, "cannot answer the server's offer");
+                }
+            },
+            SignalEvent::Answer { connection, sdp } => {
+                let Some(pc) = self.connections.get(&connection).cloned() else {
+                    return;
+                };
+                // An answer to an offer that was rolled back (or never applied) is stale.
+                if pc.pending_local_description().await.is_none() {
+                    return;
+                }
+                let applied = match RTCSessionDescription::answer(sdp) {
+                    Ok(answer) => pc.set_remote_description(answer).await.is_ok(),
                     Err(_) => false,
                 };
                 if !applied {
-                    tracing::warn!("cannot apply the server's answer");
+                    tracing::warn!(%connection, "cannot apply the server's answer");
                 }
             }
-            ServerMessage::Candidate { candidate } => {
-                let _ = self
-                    .connection
-                    .add_ice_candidate(RTCIceCandidateInit {
-                        candidate: candidate.candidate.clone(),
-                        sdp_mid: candidate.sdp_mid.clone(),
-                        sdp_mline_index: candidate.sdp_m_line_index,
-                        username_fragment: candidate.username_fragment.clone(),
-                        url: None,
-                    })
-                    .await;
+            SignalEvent::Candidate {
+                connection,
+                candidate,
+            } => {
+                if let Some(pc) = self.connections.get(&connection) {
+                    let _ = pc.add_ice_candidate(candidate).await;
+                }
             }
-            ServerMessage::TrackPublished {
+            SignalEvent::TrackAnnounced {
+                connection,
+                mid,
                 participant,
                 track,
                 kind,
-                mid,
-                ..
             } => {
                 self.shared.update(|observed| {
-                    let received = observed.received.entry(mid.clone()).or_default();
-                    received.participant = participant.clone();
-                    received.track = track.clone();
-                    received.kind = Some(*kind);
+                    let received = observed
+                        .received
+                        .entry(received_key(connection, &mid))
+                        .or_default();
+                    received.participant = participant;
+                    received.track = track;
+                    received.kind = Some(kind);
                     received.announced = true;
                 });
             }
-            ServerMessage::TrackUnpublished { mid, .. } => {
+            SignalEvent::TrackEnded { connection, mid } => {
                 self.shared.update(|observed| {
-                    if let Some(received) = observed.received.get_mut(mid) {
+                    if let Some(received) =
+                        observed.received.get_mut(&received_key(connection, &mid))
+                    {
                         received.announced = false;
                     }
                 });
             }
-            _ => {}
+            SignalEvent::Closed(_) => {}
         }
     }
 
-    /// Abandons our outstanding offer, if there is one.
-    async fn rollback(&mut self) -> Result<(), ClientError> {
-        if self.connection.pending_local_description().await.is_none() {
+    /// Abandons our outstanding offer on `connection`, if there is one.
+    async fn rollback(connection: &Arc<dyn PeerConnection>) -> Result<(), ClientError> {
+        if connection.pending_local_description().await.is_none() {
             return Ok(());
         }
         let rollback: RTCSessionDescription =
             serde_json::from_value(serde_json::json!({"type": "rollback", "sdp": ""}))
                 .map_err(|error| ClientError::WebRtc(error.to_string()))?;
-        self.connection
+        connection
             .set_local_description(rollback)
             .await
             .map_err(webrtc_error("rolling back"))
     }
 
     /// Answers a server offer, rolling back our own offer first if the two crossed.
-    async fn answer(&mut self, sdp: String) -> Result<(), ClientError> {
-        self.rollback().await?;
+    async fn answer(&mut self, id: ConnectionId, sdp: String) -> Result<(), ClientError> {
+        let connection = self
+            .connection(id)
+            .await
+            .ok_or_else(|| ClientError::WebRtc(format!("no connection {id}")))?;
+        Self::rollback(&connection).await?;
         let offer = RTCSessionDescription::offer(sdp).map_err(webrtc_error("parsing the offer"))?;
-        self.connection
+        connection
             .set_remote_description(offer)
             .await
             .map_err(webrtc_error("applying the offer"))?;
-        let answer = self
-            .connection
+        let answer = connection
             .create_answer(None)
             .await
             .map_err(webrtc_error("creating the answer"))?;
-        self.connection
+        connection
             .set_local_description(answer.clone())
             .await
             .map_err(webrtc_error("applying the answer"))?;
-        self.sender
-            .send(&ClientMessage::Answer { sdp: answer.sdp })
-            .await?;
+        self.signal
+            .send(SignalCommand::Answer {
+                connection: id,
+                sdp: answer.sdp,
+            })
+            .map_err(|_| ClientError::Signaling("the signaling task ended".to_owned()))?;
         self.shared
             .update(|observed| observed.answers_sent.push(Instant::now()));
         Ok(())
     }
 
-    async fn on_event(&mut self, event: PeerEvent) {
+    async fn on_peer_event(&mut self, id: ConnectionId, event: PeerEvent) {
         match event {
             PeerEvent::Candidate(candidate) => {
-                let _ = self
-                    .sender
-                    .send(&ClientMessage::Candidate {
-                        candidate: IceCandidate {
-                            candidate: candidate.candidate,
-                            sdp_mid: candidate.sdp_mid,
-                            sdp_m_line_index: candidate.sdp_mline_index,
-                            username_fragment: candidate.username_fragment,
-                        },
-                    })
-                    .await;
+                let _ = self.signal.send(SignalCommand::Candidate {
+                    connection: id,
+                    candidate,
+                });
             }
             PeerEvent::State(state) => {
-                self.shared
-                    .update(|observed| observed.connection_state = Some(state));
+                self.states.insert(id, state);
+                let overall = overall_state(&self.states);
+                let profile = match (state, self.connections.get(&id)) {
+                    (RTCPeerConnectionState::Connected, Some(connection)) => {
+                        srtp_profile(connection).await
+                    }
+                    _ => None,
+                };
+                self.shared.update(|observed| {
+                    observed.connection_state = overall;
+                    observed.srtp_profiles.extend(profile);
+                });
             }
             PeerEvent::Track(remote) => {
-                let track = remote.track_id().await;
-                let Some(mid) = mid_of_remote_track(&self.connection, &track).await else {
+                let Some(connection) = self.connections.get(&id) else {
                     return;
                 };
-                self.remote_tracks.insert(mid.clone(), Arc::clone(&remote));
+                let track = remote.track_id().await;
+                let Some(mid) = mid_of_remote_track(connection, &track).await else {
+                    return;
+                };
+                let key = received_key(id, &mid);
+                self.remote_tracks.insert(key.clone(), Arc::clone(&remote));
                 self.readers.push(tokio::spawn(read_track(
                     remote,
-                    mid,
+                    key,
                     Arc::clone(&self.shared),
                     self.freeze_threshold,
                 )));
@@ -733,48 +845,43 @@ impl Driver {
         let now = Instant::now();
         let waiting: Vec<String> = {
             let observed = self.shared.lock();
-            self.pli_sent.retain(|mid, _| {
+            self.pli_sent.retain(|key, _| {
                 observed
                     .received
-                    .get(mid)
+                    .get(key)
                     .is_some_and(|track| track.quality.keyframe_asked.is_some())
             });
             self.pli_sent
                 .iter()
                 .filter(|(_, sent)| now.saturating_duration_since(**sent) >= PLI_REPEAT)
-                .map(|(mid, _)| mid.clone())
+                .map(|(key, _)| key.clone())
                 .collect()
         };
-        for mid in waiting {
-            self.write_pli(&mid, 1).await;
+        for key in waiting {
+            self.write_pli(&key, 1).await;
         }
     }
 
-    async fn write_pli(&mut self, mid: &str, count: usize) {
-        let Some(remote) = self.remote_tracks.get(mid) else {
+    async fn write_pli(&mut self, key: &str, count: usize) {
+        let Some(remote) = self.remote_tracks.get(key) else {
             return;
         };
         let Some(media_ssrc) = remote.ssrcs().await.first().copied() else {
             return;
         };
         for _ in 0..count {
-            let _ = remote
-                .write_rtcp(vec![Box::new(PictureLossIndication {
-                    sender_ssrc: 0,
-                    media_ssrc,
-                })])
-                .await;
+            let _ = remote.write_rtcp(keyframe_request(media_ssrc)).await;
         }
-        self.pli_sent.insert(mid.to_owned(), Instant::now());
+        self.pli_sent.insert(key.to_owned(), Instant::now());
     }
 
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Raw(text) => {
-                let _ = self.sender.send_raw(text).await;
+                let _ = self.signal.send(SignalCommand::Raw(text));
             }
             Command::Leave => {
-                let _ = self.sender.send(&ClientMessage::Leave).await;
+                let _ = self.signal.send(SignalCommand::Leave);
             }
             Command::Pli { mid, count } => {
                 let asked = Instant::now();
@@ -802,6 +909,35 @@ impl Driver {
     }
 }
 
+/// The SRTP protection profile a connected connection negotiated.
+async fn srtp_profile(connection: &Arc<dyn PeerConnection>) -> Option<String> {
+    let stats = connection
+        .get_stats(Instant::now(), StatsSelector::None)
+        .await;
+    let cipher = &stats.transport()?.srtp_cipher;
+    (!cipher.is_empty()).then(|| cipher.clone())
+}
+
+/// One state for all the connections in use (those past `new`): connected when every one of
+/// them is, failed or closed when one is, and otherwise the state of the first that is not
+/// connected yet.
+fn overall_state(
+    states: &BTreeMap<ConnectionId, RTCPeerConnectionState>,
+) -> Option<RTCPeerConnectionState> {
+    use RTCPeerConnectionState::{Closed, Connected, Failed, New};
+    let in_use: Vec<RTCPeerConnectionState> = states
+        .values()
+        .copied()
+        .filter(|state| *state != New)
+        .collect();
+    [Failed, Closed]
+        .into_iter()
+        .find(|bad| in_use.contains(bad))
+        .or_else(|| in_use.iter().copied().find(|state| *state != Connected))
+        .or_else(|| in_use.first().copied())
+        .or_else(|| states.values().next().copied())
+}
+
 /// Reads one received track, checking and counting every packet.
 async fn read_track(
     remote: Arc<dyn TrackRemote>,
@@ -809,6 +945,7 @@ async fn read_track(
     shared: Arc<Shared>,
     freeze_threshold: Duration,
 ) {
+    let mut last_request: Option<Instant> = None;
     while let Some(event) = remote.poll().await {
         let TrackRemoteEvent::OnRtpPacket(packet) = event else {
             continue;
@@ -816,7 +953,7 @@ async fn read_track(
         let now = Instant::now();
         let now_micros = synthetic::now_micros();
         let probe = synthetic::read_probe(&packet.payload);
-        shared.update(|observed| {
+        let waiting_for_keyframe = shared.update(|observed| {
             let received = observed.received.entry(mid.clone()).or_default();
             received.packets += 1;
             received.bytes += packet.payload.len() as u64;
@@ -847,8 +984,40 @@ async fn read_track(
                 }
                 None => received.corrupted += 1,
             }
+            video && received.first_keyframe.is_none()
         });
+        // Like a browser's decoder, a receiver whose video starts without a keyframe asks for
+        // one, and asks again every PLI_REPEAT until it comes.
+        if waiting_for_keyframe
+            && last_request.is_none_or(|asked| now.saturating_duration_since(asked) >= PLI_REPEAT)
+            && let Some(media_ssrc) = remote.ssrcs().await.first().copied()
+        {
+            last_request = Some(now);
+            let _ = remote.write_rtcp(keyframe_request(media_ssrc)).await;
+        }
     }
+}
+
+/// A keyframe request as a browser sends it: a PLI in a compound packet led by a receiver
+/// report about the same stream (RFC 4585, section 3.1). A server may need the report to tell
+/// which stream the request is about: Janus, for one, finds the stream of an incoming RTCP
+/// packet from its sender or its first report block, never from a PLI's media SSRC, and drops a
+/// lone PLI from a receiver that sends nothing.
+fn keyframe_request(media_ssrc: u32) -> Vec<Box<dyn rtc::rtcp::Packet>> {
+    vec![
+        Box::new(ReceiverReport {
+            ssrc: 0,
+            reports: vec![ReceptionReport {
+                ssrc: media_ssrc,
+                ..Default::default()
+            }],
+            profile_extensions: bytes::Bytes::new(),
+        }),
+        Box::new(PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        }),
+    ]
 }
 
 /// Sends one synthetic track until the task is aborted.

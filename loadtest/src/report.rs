@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use switchyard::signal::protocol::TrackKind;
 
 use crate::participant::Observed;
@@ -13,8 +13,10 @@ use crate::server_probe::Sample;
 use crate::stats::{Percentiles, new_histogram};
 
 /// Everything one run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
+    /// The server it ran against: `switchyard` or `janus`.
+    pub target: String,
     /// What ran.
     pub scenario: Scenario,
     /// The length of the measurement window, in seconds; it starts once everybody has joined
@@ -36,12 +38,14 @@ pub struct Report {
     pub received: Throughput,
     /// What the server cost and counted during the window, when it could be observed.
     pub server: ServerReport,
+    /// The SRTP protection profiles the participants' connections negotiated.
+    pub srtp_profiles: Vec<String>,
     /// Every received track.
     pub per_track: Vec<TrackReport>,
 }
 
 /// Who took part.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct ParticipantCounts {
     /// Participants the scenario asked for.
     pub planned: usize,
@@ -54,7 +58,7 @@ pub struct ParticipantCounts {
 }
 
 /// Join times over participants, in milliseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct JoinTimes {
     /// WebSocket open to `joined`.
     pub to_joined_ms: Percentiles,
@@ -68,7 +72,7 @@ pub struct JoinTimes {
 }
 
 /// Received tracks, expected and actual.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct TrackCounts {
     /// Remote tracks each participant should receive, summed.
     pub expected: usize,
@@ -81,7 +85,7 @@ pub struct TrackCounts {
 }
 
 /// One kind of received track, summarized over all of them.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct MediaSummary {
     /// How many tracks.
     pub tracks: usize,
@@ -102,7 +106,7 @@ pub struct MediaSummary {
 }
 
 /// Packets receivers got during the window.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct Throughput {
     /// Packets all receivers got.
     pub packets: u64,
@@ -111,7 +115,7 @@ pub struct Throughput {
 }
 
 /// The server's cost and counters during the window.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct ServerReport {
     /// CPU used, in percent of one core.
     pub cpu_percent: Option<f64>,
@@ -127,6 +131,11 @@ pub struct ServerReport {
     pub forwarded_per_cpu_second: Option<f64>,
     /// CPU microseconds per forwarded packet: the figure to judge a change by.
     pub cpu_us_per_forwarded_packet: Option<f64>,
+    /// Packets the synthetic receivers got per CPU-second of the server: the forwarding rate
+    /// counted the same way for any server, whatever its own counters say.
+    pub delivered_per_cpu_second: Option<f64>,
+    /// CPU microseconds per packet the synthetic receivers got.
+    pub cpu_us_per_delivered_packet: Option<f64>,
     /// Packets it dropped because a receiver was not keeping up.
     pub dropped_packets: Option<f64>,
     /// PLIs it sent publishers.
@@ -138,7 +147,7 @@ pub struct ServerReport {
 }
 
 /// One received track.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrackReport {
     /// The receiver.
     pub receiver: String,
@@ -164,6 +173,8 @@ pub struct TrackReport {
 
 /// What the runner hands over for the report.
 pub struct RunRecord<'a> {
+    /// The server's name.
+    pub target: &'a str,
     /// The scenario.
     pub scenario: &'a Scenario,
     /// Participants that could not join.
@@ -202,6 +213,7 @@ impl Report {
         let mut audio = Accumulator::default();
         let mut keyframe_response = Vec::new();
         let mut connected = 0;
+        let mut srtp_profiles = std::collections::BTreeSet::new();
 
         for (id, observed, expected) in record.participants {
             tracks.expected += expected;
@@ -210,6 +222,7 @@ impl Report {
             {
                 connected += 1;
             }
+            srtp_profiles.extend(observed.srtp_profiles.iter().cloned());
             let Some(own_start) = observed.started_at else {
                 continue;
             };
@@ -283,6 +296,7 @@ impl Report {
             .1
             .saturating_sub(record.received_packets.0);
         Report {
+            target: record.target.to_owned(),
             scenario: record.scenario.clone(),
             window_seconds,
             participants: ParticipantCounts {
@@ -305,7 +319,14 @@ impl Report {
                 packets: received_packets,
                 packets_per_second: received_packets as f64 / window_seconds,
             },
-            server: server_report(record.before, record.after, record.rss_max, window_seconds),
+            server: server_report(
+                record.before,
+                record.after,
+                record.rss_max,
+                window_seconds,
+                received_packets,
+            ),
+            srtp_profiles: srtp_profiles.into_iter().collect(),
             per_track,
         }
     }
@@ -432,6 +453,16 @@ impl Report {
         let s = &self.scenario;
         let _ = writeln!(
             out,
+            "target     {}, SRTP {}",
+            self.target,
+            if self.srtp_profiles.is_empty() {
+                "n/a".to_owned()
+            } else {
+                self.srtp_profiles.join(", ")
+            }
+        );
+        let _ = writeln!(
+            out,
             "scenario   {} room(s) x ({} publishers + {} subscribers), video {} kbit/s @ {} fps, audio {}, {:.1} s measured",
             s.rooms,
             s.publishers,
@@ -516,15 +547,17 @@ impl Report {
             );
         }
         let _ = writeln!(out);
-        let _ = writeln!(
-            out,
-            "received   {} packets, {:.0} packets/s",
-            self.received.packets, self.received.packets_per_second
-        );
         let server = &self.server;
         let show = |value: Option<f64>, unit: &str| {
             value.map_or_else(|| "n/a".to_owned(), |value| format!("{value:.1}{unit}"))
         };
+        let _ = writeln!(
+            out,
+            "received   {} packets, {:.0} packets/s; server CPU {} per received packet",
+            self.received.packets,
+            self.received.packets_per_second,
+            show(server.cpu_us_per_delivered_packet, " us")
+        );
         let _ = writeln!(
             out,
             "server     forwarded {} packets/s, CPU {} of one core, {} per forwarded packet, {} packets per CPU-second, RSS {}",
@@ -612,6 +645,7 @@ fn server_report(
     after: &Sample,
     rss_max: Option<u64>,
     window_seconds: f64,
+    delivered: u64,
 ) -> ServerReport {
     let delta =
         |name: &str| -> Option<f64> { Some(after.metrics.get(name)? - before.metrics.get(name)?) };
@@ -634,6 +668,12 @@ fn server_report(
             (Some(packets), Some(cpu)) if packets > 0.0 => Some(cpu * 1e6 / packets),
             _ => None,
         },
+        delivered_per_cpu_second: cpu_seconds
+            .filter(|cpu| *cpu > 0.0)
+            .map(|cpu| delivered as f64 / cpu),
+        cpu_us_per_delivered_packet: cpu_seconds
+            .filter(|_| delivered > 0)
+            .map(|cpu| cpu * 1e6 / delivered as f64),
         dropped_packets: delta("switchyard_rtp_packets_dropped_total"),
         plis_sent: delta("switchyard_plis_sent_total"),
         rembs_received: delta("switchyard_rembs_received_total"),

@@ -3,6 +3,7 @@
 
 use std::io::Write as _;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -13,6 +14,7 @@ use crate::participant::{Participant, ParticipantOptions, TrackSpec};
 use crate::report::{Report, RunRecord};
 use crate::scenario::Scenario;
 use crate::server_probe::{self, Sample};
+use crate::target::{Switchyard, Target};
 use switchyard::signal::protocol::TrackKind;
 
 /// How long one participant may take to join before it counts as failed.
@@ -26,7 +28,10 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How to run a scenario.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// The server's signaling URL, `ws://host:port/ws`.
+    /// The server, which decides the signaling.
+    pub target: Arc<dyn Target>,
+    /// The server's signaling URL: `ws://host:port/ws` for Switchyard, `ws://host:8188` for
+    /// Janus.
     pub url: String,
     /// What to run.
     pub scenario: Scenario,
@@ -41,9 +46,10 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
-    /// Runs `scenario` against the server at `url`, quietly, with media on loopback.
+    /// Runs `scenario` against the Switchyard server at `url`, quietly, with media on loopback.
     pub fn new(url: impl Into<String>, scenario: Scenario) -> Self {
         Self {
+            target: Arc::new(Switchyard),
             url: url.into(),
             scenario,
             server_pid: None,
@@ -67,7 +73,7 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
     let scenario = &options.scenario;
     scenario.validate().map_err(ClientError::Scenario)?;
     let plan = plan(&options);
-    let metrics_url = server_probe::metrics_url(&options.url);
+    let metrics_url = options.target.metrics_url(&options.url);
     let mut rss_max = None;
 
     // Ramp up: one participant per tick, each joining in its own task.
@@ -218,6 +224,7 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
     leaving.abort_all();
 
     Ok(Report::build(RunRecord {
+        target: options.target.name(),
         scenario,
         failed,
         participants: &observed,
@@ -271,7 +278,8 @@ fn participant_options(options: &RunOptions, planned: &Planned) -> ParticipantOp
         planned.room.clone(),
         planned.name.clone(),
     )
-    .with_tracks(tracks);
+    .with_tracks(tracks)
+    .with_target(Arc::clone(&options.target));
     participant.media_ip = options.media_ip;
     participant.impairment = scenario.impairment;
     // A freeze is a gap of more than three frame intervals.

@@ -1,0 +1,188 @@
+//! Switchyard's own signaling (`docs/signaling.md`): one socket, one peer connection.
+//!
+//! Every server message is kept in the participant's log (the integration tests read it), and
+//! the few a participant acts on become [`SignalEvent`]s. Everything happens on
+//! [`ConnectionId::MAIN`]: the participant publishes and receives on the same connection.
+
+use std::time::{Duration, Instant};
+
+use ::switchyard::signal::protocol::{ClientMessage, IceCandidate, ServerMessage};
+use tokio::sync::mpsc;
+use webrtc::peer_connection::RTCIceCandidateInit;
+
+use super::{ConnectionId, JoinRequest, Session, SignalCommand, SignalEvent, Target};
+use crate::ClientError;
+use crate::server_probe;
+use crate::signaling::{self, Received, SignalingReceiver, SignalingSender};
+
+/// How long the server may take to accept a join.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A Switchyard server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Switchyard;
+
+#[async_trait::async_trait]
+impl Target for Switchyard {
+    fn name(&self) -> &'static str {
+        "switchyard"
+    }
+
+    fn metrics_url(&self, url: &str) -> Option<String> {
+        server_probe::metrics_url(url)
+    }
+
+    async fn join(&self, request: JoinRequest) -> Result<Session, ClientError> {
+        let (mut sender, mut receiver) = signaling::connect(&request.url).await?;
+        sender
+            .send(&ClientMessage::Join {
+                room: request.room,
+                name: request.name,
+                token: request.token,
+            })
+            .await?;
+        let mut messages = Vec::new();
+        let participant = loop {
+            let message = match tokio::time::timeout(JOIN_TIMEOUT, receiver.next()).await {
+                Err(_) => return Err(ClientError::Timeout("`joined`".to_owned())),
+                Ok(None | Some(Received::Closed(_))) => {
+                    return Err(ClientError::Signaling("closed before `joined`".to_owned()));
+                }
+                Ok(Some(Received::Unknown(text))) => {
+                    return Err(ClientError::Signaling(format!("unexpected frame {text}")));
+                }
+                Ok(Some(Received::Message(message))) => message,
+            };
+            let joined = match &message {
+                ServerMessage::Joined { participant, .. } => Some(participant.clone()),
+                ServerMessage::Error { code, message } => {
+                    return Err(ClientError::Refused(*code, message.clone()));
+                }
+                _ => None,
+            };
+            messages.push(message);
+            if let Some(participant) = joined {
+                break participant;
+            }
+        };
+        let joined_at = Instant::now();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(relay(sender, receiver, events_tx, commands_rx));
+        Ok(Session {
+            participant,
+            joined_at,
+            messages,
+            events,
+            commands,
+            task,
+        })
+    }
+}
+
+/// Carries messages both ways until the socket closes.
+async fn relay(
+    mut sender: SignalingSender,
+    mut receiver: SignalingReceiver,
+    events: mpsc::UnboundedSender<SignalEvent>,
+    mut commands: mpsc::UnboundedReceiver<SignalCommand>,
+) {
+    loop {
+        tokio::select! {
+            frame = receiver.next() => match frame {
+                Some(Received::Message(message)) => {
+                    for event in events_of(message) {
+                        let _ = events.send(event);
+                    }
+                }
+                Some(Received::Unknown(_)) => {}
+                Some(Received::Closed(code)) => {
+                    let _ = events.send(SignalEvent::Closed(code));
+                    break;
+                }
+                None => {
+                    let _ = events.send(SignalEvent::Closed(None));
+                    break;
+                }
+            },
+            Some(command) = commands.recv() => {
+                let Some(message) = message_of(command) else { continue };
+                // A failed send shows up as the socket closing on the receiving side.
+                let _ = match message {
+                    Outgoing::Message(message) => sender.send(&message).await,
+                    Outgoing::Raw(text) => sender.send_raw(text).await,
+                };
+            }
+        }
+    }
+}
+
+/// What one server message means to the participant: it is always logged, and some also ask
+/// for action.
+fn events_of(message: ServerMessage) -> Vec<SignalEvent> {
+    let main = ConnectionId::MAIN;
+    let action = match &message {
+        ServerMessage::Offer { sdp } => Some(SignalEvent::Offer {
+            connection: main,
+            sdp: sdp.clone(),
+        }),
+        ServerMessage::Answer { sdp } => Some(SignalEvent::Answer {
+            connection: main,
+            sdp: sdp.clone(),
+        }),
+        ServerMessage::Candidate { candidate } => Some(SignalEvent::Candidate {
+            connection: main,
+            candidate: RTCIceCandidateInit {
+                candidate: candidate.candidate.clone(),
+                sdp_mid: candidate.sdp_mid.clone(),
+                sdp_mline_index: candidate.sdp_m_line_index,
+                username_fragment: candidate.username_fragment.clone(),
+                url: None,
+            },
+        }),
+        ServerMessage::TrackPublished {
+            participant,
+            track,
+            kind,
+            mid,
+            ..
+        } => Some(SignalEvent::TrackAnnounced {
+            connection: main,
+            mid: mid.clone(),
+            participant: participant.clone(),
+            track: track.clone(),
+            kind: *kind,
+        }),
+        ServerMessage::TrackUnpublished { mid, .. } => Some(SignalEvent::TrackEnded {
+            connection: main,
+            mid: mid.clone(),
+        }),
+        _ => None,
+    };
+    // Logged first, so a test that sees an effect also finds the message that caused it.
+    std::iter::once(SignalEvent::Message(message))
+        .chain(action)
+        .collect()
+}
+
+enum Outgoing {
+    Message(ClientMessage),
+    Raw(String),
+}
+
+fn message_of(command: SignalCommand) -> Option<Outgoing> {
+    Some(Outgoing::Message(match command {
+        SignalCommand::Offer { sdp, .. } => ClientMessage::Offer { sdp },
+        SignalCommand::Answer { sdp, .. } => ClientMessage::Answer { sdp },
+        SignalCommand::Candidate { candidate, .. } => ClientMessage::Candidate {
+            candidate: IceCandidate {
+                candidate: candidate.candidate,
+                sdp_mid: candidate.sdp_mid,
+                sdp_m_line_index: candidate.sdp_mline_index,
+                username_fragment: candidate.username_fragment,
+            },
+        },
+        SignalCommand::Leave => ClientMessage::Leave,
+        SignalCommand::Raw(text) => return Some(Outgoing::Raw(text)),
+    }))
+}
