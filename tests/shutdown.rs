@@ -61,12 +61,17 @@ async fn read_until_closed(mut socket: Socket) -> (Vec<ServerMessage>, Option<u1
     }
 }
 
-fn was_told_and_closed(observed: &Observed) -> bool {
+/// What a client must get: the `shutdown` message, and a socket that ends, with 1001 or with no
+/// close frame at all. The close frame is sent, but a synthetic participant that is answering a
+/// renegotiation offer at that moment (the others leaving the room trigger one) can see its
+/// socket fail before it reads the frame (about one run in thirty); the raw socket below, which
+/// sends nothing, checks the close code itself.
+fn was_told_and_disconnected(observed: &Observed) -> bool {
     observed
         .messages
         .iter()
         .any(|message| matches!(message, ServerMessage::Shutdown { .. }))
-        && observed.socket_closed == Some(Some(1001))
+        && matches!(observed.socket_closed, Some(Some(1001) | None))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -102,13 +107,18 @@ async fn sigterm_during_a_call_tells_every_client_and_exits_zero() {
     for participant in [&ada, &brian] {
         participant
             .wait_until(
-                "the shutdown message and close 1001",
+                "the shutdown message and the socket closed",
                 PATIENCE,
-                was_told_and_closed,
+                was_told_and_disconnected,
             )
             .await
             .unwrap_or_else(|error| {
-                panic!("{error}: {:?}", participant.observed().messages.last())
+                let observed = participant.observed();
+                panic!(
+                    "{error}: last message {:?}, socket closed {:?}",
+                    observed.messages.last(),
+                    observed.socket_closed
+                )
             });
     }
     ada.vanish().await;
@@ -148,12 +158,19 @@ async fn shutdown_closes_every_session_and_leaves_no_task_behind() {
     for participant in [&ada, &brian] {
         participant
             .wait_until(
-                "the shutdown message and close 1001",
+                "the shutdown message and the socket closed",
                 PATIENCE,
-                was_told_and_closed,
+                was_told_and_disconnected,
             )
             .await
-            .expect("told and closed");
+            .unwrap_or_else(|error| {
+                let observed = participant.observed();
+                panic!(
+                    "{error}: messages {:?}, socket closed {:?}",
+                    observed.messages.iter().rev().take(4).collect::<Vec<_>>(),
+                    observed.socket_closed
+                )
+            });
     }
     let (heard, close_code) = idle.await.expect("the reader ends");
     assert!(

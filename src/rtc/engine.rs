@@ -53,6 +53,12 @@ pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// interceptor before it has acted on the RTCP it sees.
 const FEEDBACK_TAP_SLOT: usize = 14_000;
 
+/// How often ICE sends a connectivity check while connecting (RFC 8445's Ta).
+const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// Checks per candidate pair before it counts as failed: 1.4 s of trying, as webrtc-rs's
+/// default of 7 at 200 ms.
+const ICE_MAX_BINDING_REQUESTS: u16 = 28;
+
 /// Network settings shared by every peer connection.
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
@@ -238,6 +244,10 @@ pub async fn build_peer_connection(
         // so the server first knows its address as peer-reflexive. Waiting the default second
         // before accepting such a pair only delays every join by that second.
         .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        // Connectivity checks paced at RFC 8445's Ta of 50 ms rather than webrtc-rs's 200 ms:
+        // each round of checks and the nomination after it otherwise add 200 ms to every join.
+        // The number of attempts grows to match, keeping the 1.4 s a pair is tried for.
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
         .build();
     let lease = settings
         .ports

@@ -598,6 +598,9 @@ impl Session {
                 (close_code::POLICY_VIOLATION, "too many messages".to_owned())
             }
         };
+        // The socket's last word goes out before the media connection closes: a client that
+        // sees its connection end first may give up on the socket before reading why.
+        self.outbox.close(code, &reason);
         if let Some(joined) = self.joined.take() {
             info!(?ending, "leaving");
             self.context.registry.leave(&joined.room, &joined.id);
@@ -617,7 +620,6 @@ impl Session {
         } else {
             debug!(?ending, "session ended before joining");
         }
-        self.outbox.close(code, &reason);
     }
 }
 
