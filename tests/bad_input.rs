@@ -4,7 +4,9 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use common::{PATIENCE, camera_and_microphone, join, server, wait_for_counts};
+use common::{
+    PATIENCE, camera_and_microphone, join, server, wait_for_counts, wait_for_flowing_tracks,
+};
 use loadtest::signaling::{self, Received, SignalingReceiver};
 use switchyard::Counts;
 use switchyard::signal::protocol::{ErrorCode, ServerMessage};
@@ -164,16 +166,7 @@ async fn bad_input_mid_call_changes_nothing_for_anybody() {
     let ada = join(&server, "steady", "ada", camera_and_microphone()).await;
     let brian = join(&server, "steady", "brian", camera_and_microphone()).await;
     for participant in [&ada, &brian] {
-        participant
-            .wait_until("two tracks", PATIENCE, |observed| {
-                observed
-                    .live_tracks()
-                    .filter(|track| track.intact > 0)
-                    .count()
-                    == 2
-            })
-            .await
-            .expect("media flows");
+        wait_for_flowing_tracks(participant, 2).await;
     }
     let counts = server.counts();
     let (ada_errors, ada_packets) = (ada.observed().errors().len(), total_packets(&ada));

@@ -3,9 +3,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{PATIENCE, camera_and_microphone, join, server, wait_for_counts};
+use common::{
+    PATIENCE, camera_and_microphone, join, server, wait_for_counts, wait_for_flowing_tracks,
+    wait_for_tasks,
+};
 use loadtest::{Participant, TrackSpec};
 use switchyard::Counts;
 use switchyard::signal::protocol::ServerMessage;
@@ -28,16 +29,7 @@ async fn leaving_and_vanishing_participants_are_removed_everywhere() {
     // Everybody, not only those who stay: the counts below include the subscriptions of the
     // two who go.
     for participant in [&leaver, &vanisher].into_iter().chain(&stayers) {
-        participant
-            .wait_until("six live tracks", PATIENCE, |observed| {
-                observed
-                    .live_tracks()
-                    .filter(|track| track.intact > 0)
-                    .count()
-                    == 6
-            })
-            .await
-            .expect("everybody's media flows");
+        wait_for_flowing_tracks(participant, 6).await;
     }
     assert_eq!(
         server.counts(),
@@ -183,11 +175,7 @@ async fn twenty_participants_join_and_leave_five_times() {
         for participant in &participants {
             participant
                 .wait_until("nineteen live tracks", PATIENCE, |observed| {
-                    observed
-                        .live_tracks()
-                        .filter(|track| track.intact > 0)
-                        .count()
-                        == 19
+                    observed.flowing_tracks() == 19
                 })
                 .await
                 .unwrap_or_else(|error| {
@@ -227,23 +215,5 @@ async fn twenty_participants_join_and_leave_five_times() {
         wait_for_counts(&server, Counts::default()).await;
         // Every task started for the round's participants, on either side, has ended.
         wait_for_tasks(baseline).await;
-    }
-}
-
-async fn wait_for_tasks(at_most: usize) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut ticker = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        let alive = tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks();
-        if alive <= at_most {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{alive} tasks alive, {at_most} before the rounds"
-        );
-        ticker.tick().await;
     }
 }

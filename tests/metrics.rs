@@ -5,7 +5,9 @@
 mod common;
 
 use common::prometheus::{self, Scrape};
-use common::{PATIENCE, camera_and_microphone, join, server, wait_for_counts};
+use common::{
+    PATIENCE, camera_and_microphone, join, server, wait_for_counts, wait_for_flowing_tracks,
+};
 use loadtest::Participant;
 use switchyard::signal::protocol::TrackKind;
 use switchyard::{Counts, RunningServer};
@@ -63,16 +65,7 @@ async fn metrics_count_a_call_and_return_to_zero_after_it() {
     let ada = join(&server, "metrics", "ada", camera_and_microphone()).await;
     let brian = join(&server, "metrics", "brian", camera_and_microphone()).await;
     for participant in [&ada, &brian] {
-        participant
-            .wait_until("the other's audio and video", PATIENCE, |observed| {
-                observed
-                    .live_tracks()
-                    .filter(|track| track.intact > 0)
-                    .count()
-                    == 2
-            })
-            .await
-            .expect("media flows both ways");
+        wait_for_flowing_tracks(participant, 2).await;
     }
     let mid_at_brian = video_mid_from(&brian, &ada).await;
     // A subscriber's loss report and bandwidth estimate, as a browser sends them.

@@ -56,11 +56,7 @@ async fn a_late_joiner_gets_tracks_and_publishers_get_a_pli_within_a_second() {
 
     let chen = join(&server, "late", "chen", vec![]).await;
     chen.wait_until("both publishers' tracks", PATIENCE, |observed| {
-        observed
-            .live_tracks()
-            .filter(|track| track.intact > 0)
-            .count()
-            == 4
+        observed.flowing_tracks() == 4
             && observed
                 .live_tracks()
                 .filter(|track| track.keyframes > 0)

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::process::{ServerProcess, free_port};
-use common::{PATIENCE, camera_and_microphone};
+use common::{PATIENCE, camera_and_microphone, wait_for_flowing_tracks, wait_for_tasks};
 use futures::{SinkExt, StreamExt};
 use loadtest::{Observed, Participant, ParticipantOptions};
 use switchyard::signal::protocol::ServerMessage;
@@ -21,19 +21,6 @@ async fn join(url: &str, room: &str, name: &str) -> Participant {
     Participant::join(ParticipantOptions::new(url, room, name).with_tracks(camera_and_microphone()))
         .await
         .expect("the participant joins")
-}
-
-async fn media_flows(participant: &Participant) {
-    participant
-        .wait_until("both tracks of the other", PATIENCE, |observed| {
-            observed
-                .live_tracks()
-                .filter(|track| track.intact > 0)
-                .count()
-                == 2
-        })
-        .await
-        .expect("media flows");
 }
 
 type Socket =
@@ -66,6 +53,24 @@ async fn read_until_closed(mut socket: Socket) -> (Vec<ServerMessage>, Option<u1
 /// renegotiation offer at that moment (the others leaving the room trigger one) can see its
 /// socket fail before it reads the frame (about one run in thirty); the raw socket below, which
 /// sends nothing, checks the close code itself.
+async fn wait_until_told_and_disconnected(participant: &Participant) {
+    participant
+        .wait_until(
+            "the shutdown message and the socket closed",
+            PATIENCE,
+            was_told_and_disconnected,
+        )
+        .await
+        .unwrap_or_else(|error| {
+            let observed = participant.observed();
+            panic!(
+                "{error}: last messages {:?}, socket closed {:?}",
+                observed.messages.iter().rev().take(4).collect::<Vec<_>>(),
+                observed.socket_closed
+            )
+        });
+}
+
 fn was_told_and_disconnected(observed: &Observed) -> bool {
     observed
         .messages
@@ -87,8 +92,8 @@ async fn sigterm_during_a_call_tells_every_client_and_exits_zero() {
     let url = server.websocket_url();
     let ada = join(&url, "standup", "ada").await;
     let brian = join(&url, "standup", "brian").await;
-    media_flows(&ada).await;
-    media_flows(&brian).await;
+    wait_for_flowing_tracks(&ada, 2).await;
+    wait_for_flowing_tracks(&brian, 2).await;
 
     let signalled = Instant::now();
     server.terminate();
@@ -105,21 +110,7 @@ async fn sigterm_during_a_call_tells_every_client_and_exits_zero() {
         "every session ended within the grace period:\n{output}"
     );
     for participant in [&ada, &brian] {
-        participant
-            .wait_until(
-                "the shutdown message and the socket closed",
-                PATIENCE,
-                was_told_and_disconnected,
-            )
-            .await
-            .unwrap_or_else(|error| {
-                let observed = participant.observed();
-                panic!(
-                    "{error}: last message {:?}, socket closed {:?}",
-                    observed.messages.last(),
-                    observed.socket_closed
-                )
-            });
+        wait_until_told_and_disconnected(participant).await;
     }
     ada.vanish().await;
     brian.vanish().await;
@@ -141,8 +132,8 @@ async fn shutdown_closes_every_session_and_leaves_no_task_behind() {
     let url = server.websocket_url();
     let ada = join(&url, "drain", "ada").await;
     let brian = join(&url, "drain", "brian").await;
-    media_flows(&ada).await;
-    media_flows(&brian).await;
+    wait_for_flowing_tracks(&ada, 2).await;
+    wait_for_flowing_tracks(&brian, 2).await;
     // A socket that never joined is told too.
     let (idle, _) = tokio_tungstenite::connect_async(&url)
         .await
@@ -156,21 +147,7 @@ async fn shutdown_closes_every_session_and_leaves_no_task_behind() {
     assert_eq!(context.drain.sessions(), 0);
     assert_eq!(context.counts(), Counts::default());
     for participant in [&ada, &brian] {
-        participant
-            .wait_until(
-                "the shutdown message and the socket closed",
-                PATIENCE,
-                was_told_and_disconnected,
-            )
-            .await
-            .unwrap_or_else(|error| {
-                let observed = participant.observed();
-                panic!(
-                    "{error}: messages {:?}, socket closed {:?}",
-                    observed.messages.iter().rev().take(4).collect::<Vec<_>>(),
-                    observed.socket_closed
-                )
-            });
+        wait_until_told_and_disconnected(participant).await;
     }
     let (heard, close_code) = idle.await.expect("the reader ends");
     assert!(
@@ -185,21 +162,7 @@ async fn shutdown_closes_every_session_and_leaves_no_task_behind() {
 
     ada.vanish().await;
     brian.vanish().await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    let mut ticker = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        let alive = tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks();
-        if alive <= baseline {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{alive} tasks alive after the shutdown, {baseline} before the server started"
-        );
-        ticker.tick().await;
-    }
+    wait_for_tasks(baseline).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -199,6 +199,11 @@ impl Observed {
     pub fn live_tracks(&self) -> impl Iterator<Item = &ReceivedTrack> {
         self.received.values().filter(|track| track.announced)
     }
+
+    /// How many live tracks have delivered intact packets.
+    pub fn flowing_tracks(&self) -> usize {
+        self.live_tracks().filter(|track| track.intact > 0).count()
+    }
 }
 
 /// State shared between the participant's tasks.

@@ -50,6 +50,36 @@ pub fn camera_and_microphone() -> Vec<TrackSpec> {
     vec![TrackSpec::Video(Default::default()), TrackSpec::Audio]
 }
 
+/// Waits until `participant` receives intact packets on `count` live tracks.
+pub async fn wait_for_flowing_tracks(participant: &Participant, count: usize) {
+    participant
+        .wait_until(&format!("{count} flowing tracks"), PATIENCE, |observed| {
+            observed.flowing_tracks() == count
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}: got {}", participant.observed().flowing_tracks()));
+}
+
+/// Waits until at most `at_most` tasks are alive on the test's runtime: whatever a test started
+/// beyond that has ended.
+pub async fn wait_for_tasks(at_most: usize) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut ticker = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        let alive = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        if alive <= at_most {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{alive} tasks alive, {at_most} before"
+        );
+        ticker.tick().await;
+    }
+}
+
 /// Waits until the server's counts equal `expected`.
 pub async fn wait_for_counts(server: &RunningServer, expected: Counts) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
