@@ -33,19 +33,22 @@ impl Drop for ConfigFile {
     }
 }
 
-/// Runs the command with `args` and `env` to completion: a refused configuration exits at once.
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+/// The command with `args` and `env`, its output captured.
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
     command
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let child = command.spawn().expect("the binary runs");
+    command
+}
+
+/// Runs the command with `args` and `env` to completion: a refused configuration exits at once.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let child = command(args, env).spawn().expect("the binary runs");
     wait_with_deadline(child, Duration::from_secs(20))
 }
 
@@ -192,17 +195,10 @@ fn the_environment_and_flags_name_themselves_when_refused() {
 
 /// Starts the command and waits for the line saying where it serves.
 fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
-    let mut command = Command::new(BINARY);
-    command
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().expect("the binary runs");
+    let mut child = command(args, env)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary runs");
     let stdout = child.stdout.take().expect("stdout");
     let (lines_tx, lines_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
