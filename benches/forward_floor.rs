@@ -27,6 +27,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use rtc::crypto::RTCCryptoProvider;
 use rtc::rtp;
 use rtc::shared::marshal::Marshal;
 use rtc::srtp::context::Context;
@@ -140,6 +141,30 @@ fn drain(socket: UdpSocket, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()
     })
 }
 
+/// An SRTP context for `profile`, keyed with fixed bytes (the cost does not depend on them).
+fn srtp_context(profile: ProtectionProfile, crypto: &Arc<dyn RTCCryptoProvider>) -> Context {
+    let key: Vec<u8> = (0..profile.key_len()).map(|byte| byte as u8).collect();
+    let salt: Vec<u8> = (0..profile.salt_len())
+        .map(|byte| 0x40 | byte as u8)
+        .collect();
+    Context::new(&key, &salt, profile, None, None, crypto.crypto()).expect("an SRTP context")
+}
+
+/// A VP8 packet with a [`PAYLOAD`]-byte payload.
+fn video_packet() -> rtp::Packet {
+    rtp::Packet {
+        header: rtp::header::Header {
+            version: 2,
+            payload_type: 96,
+            sequence_number: 1,
+            timestamp: 90_000,
+            ssrc: 0x5357_5944,
+            ..Default::default()
+        },
+        payload: Bytes::from(vec![0x5a; PAYLOAD]),
+    }
+}
+
 fn forward_floor(c: &mut Criterion<ThreadCpuTime>) {
     let crypto = rtc::crypto::default_provider().expect("a built-in crypto provider");
     let receiver = UdpSocket::bind("127.0.0.1:0").expect("a loopback socket");
@@ -154,23 +179,8 @@ fn forward_floor(c: &mut Criterion<ThreadCpuTime>) {
     let mut group = c.benchmark_group("forward_floor");
     group.throughput(Throughput::Elements(1));
     for (name, profile) in PROFILES {
-        let key: Vec<u8> = (0..profile.key_len()).map(|byte| byte as u8).collect();
-        let salt: Vec<u8> = (0..profile.salt_len())
-            .map(|byte| 0x40 | byte as u8)
-            .collect();
-        let mut context = Context::new(&key, &salt, profile, None, None, crypto.crypto())
-            .expect("an SRTP context");
-        let mut packet = rtp::Packet {
-            header: rtp::header::Header {
-                version: 2,
-                payload_type: 96,
-                sequence_number: 1,
-                timestamp: 90_000,
-                ssrc: 0x5357_5944,
-                ..Default::default()
-            },
-            payload: Bytes::from(vec![0x5a; PAYLOAD]),
-        };
+        let mut context = srtp_context(profile, &crypto);
+        let mut packet = video_packet();
         group.bench_function(name, |bench| {
             bench.iter(|| {
                 packet.header.sequence_number = packet.header.sequence_number.wrapping_add(1);
@@ -190,23 +200,8 @@ fn forward_floor(c: &mut Criterion<ThreadCpuTime>) {
     let mut parts = c.benchmark_group("forward_floor_parts");
     parts.throughput(Throughput::Elements(1));
     let (name, profile) = PROFILES[0];
-    let key: Vec<u8> = (0..profile.key_len()).map(|byte| byte as u8).collect();
-    let salt: Vec<u8> = (0..profile.salt_len())
-        .map(|byte| 0x40 | byte as u8)
-        .collect();
-    let mut context =
-        Context::new(&key, &salt, profile, None, None, crypto.crypto()).expect("an SRTP context");
-    let mut packet = rtp::Packet {
-        header: rtp::header::Header {
-            version: 2,
-            payload_type: 96,
-            sequence_number: 1,
-            timestamp: 90_000,
-            ssrc: 0x5357_5944,
-            ..Default::default()
-        },
-        payload: Bytes::from(vec![0x5a; PAYLOAD]),
-    };
+    let mut context = srtp_context(profile, &crypto);
+    let mut packet = video_packet();
     parts.bench_function(format!("{name} without the send"), |bench| {
         bench.iter(|| {
             packet.header.sequence_number = packet.header.sequence_number.wrapping_add(1);
