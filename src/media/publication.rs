@@ -1,7 +1,11 @@
 //! One published track: read once from the publisher, handed to every subscriber.
 //!
-//! A [`Publication`] owns a task that reads the publisher's [`TrackRemote`] and offers each
-//! packet to the current set of [`DownTrack`]s. The set is an atomically swapped list, so the
+//! A [`Publication`] is announced as soon as the publisher's offer says it sends the track, so
+//! subscribers negotiate their slots for it while the publisher's camera and encoder start;
+//! the first packets, a keyframe, then reach them without another round of negotiation and a
+//! keyframe request. From its first packet on ([`begin`](Publication::begin)) the publication
+//! owns a task that reads the publisher's [`TrackRemote`] and offers each packet to the current
+//! set of [`DownTrack`]s. The set is an atomically swapped list, so the
 //! packet path takes no lock that signaling ever holds. The same task is the only thing that
 //! writes RTCP to the publisher: subscribers' keyframe requests and bandwidth estimates reach it
 //! over a bounded channel, which is where they are throttled and aggregated.
@@ -72,8 +76,22 @@ pub struct Publication {
     media_ssrc: AtomicU32,
     subscribers: ArcSwap<Vec<Arc<DownTrack>>>,
     control: mpsc::Sender<Control>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    reading: Mutex<Reading>,
     packets: AtomicU64,
+}
+
+/// Where a publication's read task is in its life.
+enum Reading {
+    /// Announced; its first packet has not arrived. Requests queue up for the task.
+    Awaiting {
+        control: mpsc::Receiver<Control>,
+        bitrate: SharedBitrate,
+        metrics: Arc<Metrics>,
+    },
+    /// The task reads the publisher's packets.
+    Running(JoinHandle<()>),
+    /// Ended: no task runs, and none will.
+    Stopped,
 }
 
 impl std::fmt::Debug for Publication {
@@ -86,48 +104,66 @@ impl std::fmt::Debug for Publication {
 }
 
 impl Publication {
-    /// Starts forwarding `remote`, whose first packet came on `media_ssrc`.
-    pub fn start(
+    /// A publication announced before its first packet; [`begin`](Self::begin) starts reading.
+    pub fn new(
         info: TrackInfo,
-        remote: Arc<dyn TrackRemote>,
-        media_ssrc: u32,
         muted: bool,
         bitrate: SharedBitrate,
         metrics: Arc<Metrics>,
     ) -> Arc<Publication> {
         static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
         let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
-        let span = tracing::info_span!(
-            "publication",
-            participant = %info.participant,
-            track = %info.track,
-            kind = info.kind.as_str(),
-        );
-        let publication = Arc::new(Publication {
+        Arc::new(Publication {
             key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
             info,
             muted: AtomicBool::new(muted),
-            media_ssrc: AtomicU32::new(media_ssrc),
+            media_ssrc: AtomicU32::new(0),
             subscribers: ArcSwap::from_pointee(Vec::new()),
             control,
-            task: Mutex::new(None),
+            reading: Mutex::new(Reading::Awaiting {
+                control: control_rx,
+                bitrate,
+                metrics,
+            }),
             packets: AtomicU64::new(0),
-        });
-        let audio =
-            (publication.info.kind == TrackKind::Audio).then(|| AudioAllowance::new(&bitrate));
+        })
+    }
+
+    /// Starts forwarding `remote`, whose first packet came on `media_ssrc`. Returns `false`,
+    /// and does nothing, when the publication already reads a track or has ended.
+    pub fn begin(self: &Arc<Self>, remote: Arc<dyn TrackRemote>, media_ssrc: u32) -> bool {
+        let mut reading = self.reading();
+        if !matches!(*reading, Reading::Awaiting { .. }) {
+            return false;
+        }
+        let Reading::Awaiting {
+            control,
+            bitrate,
+            metrics,
+        } = std::mem::replace(&mut *reading, Reading::Stopped)
+        else {
+            return false;
+        };
+        self.media_ssrc.store(media_ssrc, Ordering::Relaxed);
+        let span = tracing::info_span!(
+            "publication",
+            participant = %self.info.participant,
+            track = %self.info.track,
+            kind = self.info.kind.as_str(),
+        );
+        let audio = (self.info.kind == TrackKind::Audio).then(|| AudioAllowance::new(&bitrate));
         let reader = Reader {
-            publication: Arc::clone(&publication),
+            publication: Arc::clone(self),
             remote,
-            control: control_rx,
+            control,
             throttle: KeyframeThrottle::default(),
             bitrate,
             metrics: Arc::clone(&metrics),
             _gauge: GaugeGuard::new(&metrics, Gauge::Publications),
             _audio: audio,
         };
-        let handle = tokio::spawn(reader.run().instrument(span));
-        *publication.task_slot() = Some(handle);
-        publication
+        *reading = Reading::Running(tokio::spawn(reader.run().instrument(span)));
+        true
     }
 
     /// A process-wide unique key.
@@ -194,15 +230,17 @@ impl Publication {
         });
     }
 
-    /// Stops the read loop. Subscribers are told by the room, not here.
+    /// Stops the read loop, or keeps it from ever starting. Subscribers are told by the room,
+    /// not here.
     pub fn stop(&self) {
-        if let Some(handle) = self.task_slot().take() {
+        if let Reading::Running(handle) = std::mem::replace(&mut *self.reading(), Reading::Stopped)
+        {
             handle.abort();
         }
     }
 
-    fn task_slot(&self) -> std::sync::MutexGuard<'_, Option<JoinHandle<()>>> {
-        self.task
+    fn reading(&self) -> std::sync::MutexGuard<'_, Reading> {
+        self.reading
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -273,6 +311,7 @@ impl Reader {
                 () = tokio::time::sleep_until(deadline.into()) => {
                     let now = Instant::now();
                     if self.throttle.poll_deferred(now) {
+                        debug!("the deferred keyframe request falls due");
                         self.send_pli().await;
                     }
                     if now >= next_bitrate_poll {
@@ -303,6 +342,7 @@ impl Reader {
             now,
         );
         if keyframe {
+            debug!(ssrc = packet.header.ssrc, "a keyframe from the publisher");
             self.throttle.keyframe_seen(now);
         }
     }
@@ -317,6 +357,8 @@ impl Reader {
                     .fetch_add(1, Ordering::Relaxed);
                 if send {
                     self.send_pli().await;
+                } else {
+                    debug!(?reason, "keyframe request held back by the throttle");
                 }
             }
             Control::Bitrate {
@@ -342,6 +384,9 @@ impl Reader {
         };
         if write_with_timeout(&self.remote, Box::new(pli)).await {
             self.metrics.plis_sent.fetch_add(1, Ordering::Relaxed);
+            debug!(media_ssrc, "sent the publisher a PLI");
+        } else {
+            debug!(media_ssrc, "a PLI could not be written to the publisher");
         }
     }
 

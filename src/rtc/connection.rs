@@ -56,6 +56,10 @@ const EMPTY_SESSION: &str = "v=0\r\no=- 0 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n
 /// How long one call into the connection may take before it counts as failed.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The most tracks one participant may publish at once: a camera, a microphone and a screen
+/// with its sound are four.
+pub const MAX_PUBLISHED_TRACKS: usize = 8;
+
 /// Why a client's message could not be applied to its connection.
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -267,6 +271,13 @@ impl MediaConnection {
             refuse_sending(&sdp)
         };
         let sections = media_sections(&sdp);
+        let sending = sections.iter().filter(|section| section.sends).count();
+        if sending > MAX_PUBLISHED_TRACKS {
+            // Each announced track costs every subscriber a slot and a renegotiation.
+            return Err(MediaError::InvalidSdp(format!(
+                "an offer may send at most {MAX_PUBLISHED_TRACKS} tracks; this one sends {sending}"
+            )));
+        }
         if sections.is_empty() && self.peer.is_none() {
             // A client with nothing to publish: there is nothing to apply, so the answer is an
             // empty session too, and the server's own offers take it from here.
@@ -328,6 +339,7 @@ impl MediaConnection {
         self.phase = Phase::Stable;
         self.remote_sections = sections;
         self.end_stopped_publications(room);
+        self.publish_offered_tracks(room);
         self.negotiate(outbox).await
     }
 
@@ -368,6 +380,7 @@ impl MediaConnection {
         )
         .await
         .map_err(MediaError::InvalidSdp)?;
+        debug!("applied the client's answer");
         self.phase = Phase::Stable;
         self.free.append(&mut self.retiring);
         for subscription in self.subscriptions.values_mut() {
@@ -465,7 +478,8 @@ impl MediaConnection {
         Ok(())
     }
 
-    /// Publishes a track the client started sending.
+    /// Starts reading a track the client started sending: the publication its offer announced,
+    /// or, for a track the offer did not name, a new one.
     pub async fn on_track(&mut self, room: &Room, remote: Arc<dyn TrackRemote>) {
         if !self.publishing_allowed {
             // Its offers were answered inactive, so no track should come; if one does anyway,
@@ -480,11 +494,22 @@ impl MediaConnection {
         };
         let ssrcs = remote.ssrcs().await;
         let media_ssrc = ssrcs.first().copied().unwrap_or_default();
+        let track = remote.track_id().await;
+        if let Some(published) = self.published.get(&track)
+            && published.publication.info().kind == kind
+            && published.publication.begin(Arc::clone(&remote), media_ssrc)
+        {
+            debug!(
+                publication = published.publication.key(),
+                kind = kind.as_str(),
+                "the first packets of a track"
+            );
+            return;
+        }
         let codec = remote
             .codec(media_ssrc)
             .await
             .unwrap_or_else(|| engine::codec(kind));
-        let track = remote.track_id().await;
         let stream = remote.stream_id().await;
         let mid = self.mid_of_remote_track(&track).await;
         let info = TrackInfo {
@@ -495,17 +520,63 @@ impl MediaConnection {
             clock_rate: codec.clock_rate,
             mime_type: codec.mime_type,
         };
-        let muted = self.mutes.get(&track).copied().unwrap_or(false);
-        let publication = Publication::start(
+        let publication = self.new_publication(info);
+        publication.begin(remote, media_ssrc);
+        self.publish(room, publication, mid);
+    }
+
+    /// Announces the tracks the client's latest offer sends and the server does not know yet,
+    /// before their first packets: subscribers negotiate for them meanwhile.
+    fn publish_offered_tracks(&mut self, room: &Room) {
+        let offered: Vec<(TrackInfo, String)> = self
+            .remote_sections
+            .iter()
+            .filter(|section| section.sends)
+            .filter_map(|section| {
+                let kind = section.kind?;
+                let track = section.track.clone()?;
+                if self.published.contains_key(&track) {
+                    return None;
+                }
+                let codec = engine::codec(kind);
+                let info = TrackInfo {
+                    participant: self.participant.clone(),
+                    track,
+                    stream: section.stream.clone().unwrap_or_default(),
+                    kind,
+                    clock_rate: codec.clock_rate,
+                    mime_type: codec.mime_type,
+                };
+                Some((info, section.mid.clone()))
+            })
+            .collect();
+        for (info, mid) in offered {
+            let publication = self.new_publication(info);
+            self.publish(room, publication, Some(mid));
+        }
+    }
+
+    fn new_publication(&self, info: TrackInfo) -> Arc<Publication> {
+        let muted = self.mutes.get(&info.track).copied().unwrap_or(false);
+        Publication::new(
             info,
-            remote,
-            media_ssrc,
             muted,
             Arc::clone(&self.bitrate),
             Arc::clone(&self.metrics),
+        )
+    }
+
+    /// Makes `publication` one of this participant's and announces it to the room, ending the
+    /// one it replaces.
+    fn publish(&mut self, room: &Room, publication: Arc<Publication>, mid: Option<String>) {
+        let info = publication.info();
+        debug!(
+            publication = publication.key(),
+            kind = info.kind.as_str(),
+            "publishing a track"
         );
         if let Some(previous) = self.published.insert(
-            track,
+            info.track.clone(),
             Published {
                 publication: Arc::clone(&publication),
                 mid,
@@ -690,6 +761,10 @@ impl MediaConnection {
             .map_or(offer.sdp, |description| description.sdp);
         let sdp = self.settings.public.rewrite_sdp(&sdp).into_owned();
         outbox.send(&ServerMessage::Offer { sdp })?;
+        debug!(
+            subscriptions = self.subscriptions.len(),
+            "offered the client a renegotiation"
+        );
         self.phase = Phase::AwaitingAnswer {
             since: Instant::now(),
         };
@@ -805,6 +880,11 @@ impl MediaConnection {
 /// Lets an accepted subscription's packets through and asks its publisher for a keyframe, so
 /// the subscriber can start decoding at once instead of at the next periodic keyframe.
 fn start_forwarding(subscription: &Subscription, round_trip: Duration) {
+    debug!(
+        publication = subscription.publication.key(),
+        ssrc = subscription.slot.down.ssrc(),
+        "a subscription starts forwarding"
+    );
     subscription.slot.down.set_ready(true);
     if subscription.publication.info().kind == TrackKind::Video {
         subscription

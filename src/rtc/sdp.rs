@@ -1,13 +1,21 @@
-//! A summary of the media sections of a client's SDP: which of its tracks it still sends.
+//! A summary of the media sections of a client's SDP: which tracks it sends.
 //!
-//! The connection core never reports that a remote track stopped (a client removing a track
-//! only changes its section's direction), so the server reads that from each offer itself.
+//! The connection core reports a remote track only when its first packet arrives, and never
+//! reports that one stopped (a client removing a track only changes its section's direction),
+//! so the server reads both from each offer itself: a track is announced to the room as soon
+//! as the offer that sends it is answered, and ended when an offer stops sending it.
+
+use crate::signal::protocol::TrackKind;
 
 /// One media section of an SDP, as far as publishing goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSection {
     /// The section's `a=mid`.
     pub mid: String,
+    /// Audio or video, from the `m=` line; `None` for other media (data channels).
+    pub kind: Option<TrackKind>,
+    /// The stream id of its `a=msid`, if any.
+    pub stream: Option<String>,
     /// The track id of its `a=msid`, if any.
     pub track: Option<String>,
     /// Whether the side that wrote the SDP sends media in it.
@@ -25,9 +33,16 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
             }
             // `m=<media> <port> ...`: port 0 rejects the section.
             let rejected = media.split_whitespace().nth(1) == Some("0");
+            let kind = match media.split_whitespace().next() {
+                Some("audio") => Some(TrackKind::Audio),
+                Some("video") => Some(TrackKind::Video),
+                _ => None,
+            };
             current = Some((
                 MediaSection {
                     mid: String::new(),
+                    kind,
+                    stream: None,
                     track: None,
                     // RFC 3264: sendrecv is the default direction.
                     sends: !rejected,
@@ -42,7 +57,9 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
         if let Some(mid) = line.strip_prefix("a=mid:") {
             section.mid = mid.trim().to_owned();
         } else if let Some(msid) = line.strip_prefix("a=msid:") {
-            section.track = msid.split_whitespace().nth(1).map(str::to_owned);
+            let mut ids = msid.split_whitespace().map(str::to_owned);
+            section.stream = ids.next();
+            section.track = ids.next();
         } else if matches!(line, "a=sendrecv" | "a=sendonly") {
             section.sends = !*rejected;
         } else if matches!(line, "a=recvonly" | "a=inactive") {
@@ -128,21 +145,37 @@ mod tests {
             vec![
                 MediaSection {
                     mid: "0".into(),
+                    kind: Some(TrackKind::Audio),
+                    stream: Some("s1".into()),
                     track: Some("mic".into()),
                     sends: true
                 },
                 MediaSection {
                     mid: "1".into(),
+                    kind: Some(TrackKind::Video),
+                    stream: Some("s1".into()),
                     track: Some("cam".into()),
                     sends: false
                 },
                 MediaSection {
                     mid: "2".into(),
+                    kind: Some(TrackKind::Video),
+                    stream: None,
                     track: None,
                     sends: false
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_data_channel_section_is_neither_audio_nor_video() {
+        let sections = media_sections(
+            "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:0\r\n",
+        );
+        assert_eq!(sections.len(), 1);
+        assert_eq!(sections[0].kind, None);
+        assert_eq!(sections[0].track, None);
     }
 
     #[test]

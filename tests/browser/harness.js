@@ -394,8 +394,9 @@ export async function waitForRemoteTiles(page, count, timeout) {
 
 /**
  * For each remote tile, what its media connection has received so far for the tile's video
- * (`framesDecoded`, and for diagnosis packets and keyframes) and audio (`packetsReceived`) mids:
- * {[tileKey]: {hasVideo, hasAudio, frames, videoPackets, keyFrames, audioPackets}}.
+ * (`framesDecoded`; for diagnosis also packets, keyframes, losses, NACKs, PLIs and freezes) and
+ * audio (`packetsReceived`) mids: {[tileKey]: {hasVideo, hasAudio, frames, videoPackets,
+ * keyFrames, videoLost, nacks, plis, freezes, audioPackets}}.
  */
 export function tileMedia(page) {
   return page.evaluate(async () => {
@@ -416,6 +417,10 @@ export function tileMedia(page) {
         frames: video?.framesDecoded ?? 0,
         videoPackets: video?.packetsReceived ?? 0,
         keyFrames: video?.keyFramesDecoded ?? 0,
+        videoLost: video?.packetsLost ?? 0,
+        nacks: video?.nackCount ?? 0,
+        plis: video?.pliCount ?? 0,
+        freezes: video?.freezeCount ?? 0,
         audioPackets: audio?.packetsReceived ?? 0,
       };
     }
@@ -424,37 +429,41 @@ export function tileMedia(page) {
 }
 
 /**
- * Waits until every remote tile of `page` (at least `count` of them) plays, twice in a row:
- * its video has decoded more frames and its audio received more packets (unless `audio` is
- * false) than at the previous look. Media is flowing now, not just once. A tile must have both,
- * unless `ifPresent`: then a tile plays what it has (a person without a camera has no video).
+ * Waits until every remote tile of `page` (at least `count` of them) plays: at one look each
+ * tile has decoded video frames and received audio packets (unless `audio` is false), and at
+ * the next look it has more of both. Media is flowing now, not just once. A tile must have
+ * both, unless `ifPresent`: then a tile plays what it has (a person without a camera has no
+ * video).
  */
 export async function waitForFlowingMedia(page, { count, audio = true, ifPresent = false, timeout }) {
   const deadline = Date.now() + timeout;
   const plays = (present, more) => (present ? more : ifPresent);
-  const rose = (before, after) => {
-    const keys = Object.keys(after);
-    return keys.length >= count && keys.every((key) => before[key]
-      && plays(after[key].hasVideo, after[key].frames > before[key].frames)
-      && (!audio || plays(after[key].hasAudio, after[key].audioPackets > before[key].audioPackets)));
+  const started = (look) => {
+    const keys = Object.keys(look);
+    return keys.length >= count && keys.every((key) => plays(look[key].hasVideo, look[key].frames > 0)
+      && (!audio || plays(look[key].hasAudio, look[key].audioPackets > 0)));
   };
-  let baseline = await tileMedia(page);
-  let last = baseline;
-  let rises = 0;
+  const rose = (before, after) => Object.keys(after).length >= count && Object.keys(after).every((key) => before[key]
+    && plays(after[key].hasVideo, after[key].frames > before[key].frames)
+    && (!audio || plays(after[key].hasAudio, after[key].audioPackets > before[key].audioPackets)));
+  // For the failure message: each look's decoded frames, video packets and audio packets per
+  // tile, to tell a tile that froze from one that never started or a page too starved to decode.
+  const looks = [];
+  const begun = Date.now();
+  let baseline = null;
+  let last = {};
   while (Date.now() < deadline) {
-    await page.waitForTimeout(300); // the polling interval
     last = await tileMedia(page);
-    if (rose(baseline, last)) {
-      rises += 1;
-      if (rises === 2) return last;
-      baseline = last;
-    } else if (Object.keys(last).some((key) => !(key in baseline))) {
-      // A tile appeared: measure it from here.
-      baseline = last;
-      rises = 0;
-    }
+    looks.push(`${Date.now() - begun}ms ${Object.values(last).map((tile) => `${tile.frames}/${tile.videoPackets}/${tile.audioPackets}`).join(' ')}`);
+    if (baseline && started(baseline) && rose(baseline, last)) return last;
+    // Measure from this look on until every tile has started, and again when a tile appears;
+    // otherwise keep the baseline, so that a slow tile's frames add up between looks.
+    const newTile = baseline && Object.keys(last).some((key) => !(key in baseline));
+    if (!baseline || !started(baseline) || newTile) baseline = last;
+    await page.waitForTimeout(300); // the polling interval
   }
-  throw new Error(`media did not flow on ${count} tiles within ${timeout} ms: ${JSON.stringify(last)}`);
+  throw new Error(`media did not flow on ${count} tiles within ${timeout} ms: ${JSON.stringify(last)}\n`
+    + `frames/video packets/audio packets per tile at each look:\n${looks.join('\n')}`);
 }
 
 /** Saves a screenshot under artifacts/. */
