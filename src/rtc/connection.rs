@@ -495,8 +495,13 @@ impl MediaConnection {
         let ssrcs = remote.ssrcs().await;
         let media_ssrc = ssrcs.first().copied().unwrap_or_default();
         let track = remote.track_id().await;
-        if let Some(published) = self.published.get(&track)
-            && published.publication.info().kind == kind
+        let mid = self.mid_of_remote_track(&track).await;
+        // The publication the offer announced: the same track id, or else the same section.
+        let announced = self.published.values().find(|published| {
+            let info = published.publication.info();
+            info.kind == kind && (info.track == track || (mid.is_some() && published.mid == mid))
+        });
+        if let Some(published) = announced
             && published.publication.begin(Arc::clone(&remote), media_ssrc)
         {
             debug!(
@@ -511,7 +516,6 @@ impl MediaConnection {
             .await
             .unwrap_or_else(|| engine::codec(kind));
         let stream = remote.stream_id().await;
-        let mid = self.mid_of_remote_track(&track).await;
         let info = TrackInfo {
             participant: self.participant.clone(),
             track: track.clone(),
