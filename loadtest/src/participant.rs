@@ -565,11 +565,14 @@ impl Opener {
     ) -> Result<(Arc<dyn PeerConnection>, PeerEvents), ClientError> {
         let (events_tx, events) = mpsc::unbounded_channel();
         // No mDNS, as on the server: it needs a multicast route, which a network namespace
-        // with only a veth pair (where Janus is measured) does not have.
-        let settings = SettingEngineBuilder::new()
-            .with_include_loopback_candidate(self.media_ip.is_loopback())
-            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .build();
+        // with only a veth pair (where Janus is measured) does not have. ICE is as prompt as a
+        // browser's, whichever server is measured.
+        let settings = engine::prompt_ice(
+            SettingEngineBuilder::new()
+                .with_include_loopback_candidate(self.media_ip.is_loopback())
+                .with_multicast_dns_mode(MulticastDnsMode::Disabled),
+        )
+        .build();
         let mut builder = PeerConnectionBuilder::new();
         if !self.impairment.is_none() {
             builder = builder.with_runtime(Arc::new(ImpairedRuntime::new(self.impairment)));

@@ -224,6 +224,20 @@ pub fn interceptors(feedback: mpsc::Sender<Feedback>) -> Registry {
         .with(Slot::from(FEEDBACK_TAP_SLOT), FeedbackTap::new(feedback))
 }
 
+/// ICE timing as browsers have it, for the server and the synthetic participants alike.
+///
+/// - A peer's first connectivity checks often arrive before its trickled candidates, so its
+///   address is first known as peer-reflexive. webrtc-rs waits a second before accepting such
+///   a pair, which only delayed joins by that second; browsers do not wait.
+/// - Connectivity checks are paced at RFC 8445's Ta of 50 ms rather than webrtc-rs's 200 ms:
+///   each round of checks and the nomination after it otherwise add 200 ms to a join. The
+///   number of attempts grows to match, keeping the 1.4 s a pair is tried for.
+pub fn prompt_ice(settings: SettingEngineBuilder) -> SettingEngineBuilder {
+    settings
+        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
+}
+
 /// Builds one server-side peer connection, with the port it holds when ports are restricted
 /// (the port goes back to the range when the lease drops).
 pub async fn build_peer_connection(
@@ -237,18 +251,12 @@ pub async fn build_peer_connection(
     // holding only `lo`. The server gathers on explicit addresses and needs no `.local` names;
     // a browser that hides its address behind one is still reached through the peer-reflexive
     // candidate its first connectivity check creates.
-    let setting_engine = SettingEngineBuilder::new()
-        .with_include_loopback_candidate(include_loopback)
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        // A client's first connectivity checks usually arrive before its trickled candidates,
-        // so the server first knows its address as peer-reflexive. Waiting the default second
-        // before accepting such a pair only delays every join by that second.
-        .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
-        // Connectivity checks paced at RFC 8445's Ta of 50 ms rather than webrtc-rs's 200 ms:
-        // each round of checks and the nomination after it otherwise add 200 ms to every join.
-        // The number of attempts grows to match, keeping the 1.4 s a pair is tried for.
-        .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
-        .build();
+    let setting_engine = prompt_ice(
+        SettingEngineBuilder::new()
+            .with_include_loopback_candidate(include_loopback)
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled),
+    )
+    .build();
     let lease = settings
         .ports
         .as_ref()
