@@ -7,9 +7,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{PATIENCE, camera_and_microphone, join, server, wait_for_counts};
+use loadtest::synthetic::VideoShape;
 use loadtest::{Observed, Participant, TrackSpec};
 use switchyard::Counts;
 use switchyard::signal::protocol::TrackKind;
+use webrtc::peer_connection::RTCPeerConnectionState;
 
 fn video_mid(observed: &Observed, publisher: &str) -> Option<String> {
     observed
@@ -89,6 +91,44 @@ async fn a_late_joiner_gets_tracks_and_publishers_get_a_pli_within_a_second() {
     for participant in [ada, brian, chen] {
         participant.leave().await;
     }
+    wait_for_counts(&server, Counts::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_subscriber_whose_keyframe_does_not_come_is_asked_for_again() {
+    let server = server().await;
+    // A publisher that lets the first keyframe request go unanswered, and whose own periodic
+    // keyframe is far beyond the test's patience: only a second request starts the subscriber.
+    let shape = VideoShape {
+        keyframe_interval: Duration::from_secs(600),
+        ignored_keyframe_requests: 1,
+        ..VideoShape::default()
+    };
+    let publisher = join(&server, "deaf", "pub", vec![TrackSpec::Video(shape)]).await;
+    publisher
+        .wait_until("connected", PATIENCE, |observed| {
+            observed.connection_state == Some(RTCPeerConnectionState::Connected)
+        })
+        .await
+        .expect("the publisher connects");
+
+    let subscriber = join(&server, "deaf", "sub", vec![]).await;
+    receives_video_from(&subscriber, &publisher).await;
+    let observed = publisher.observed();
+    assert!(
+        video_requests(&observed) >= 2,
+        "the unanswered request was followed by another ({} requests)",
+        video_requests(&observed)
+    );
+    let requests = &observed.keyframe_requests_at;
+    let gap = requests[1].saturating_duration_since(requests[0]);
+    assert!(
+        gap >= Duration::from_millis(400),
+        "the second request waited for the first's keyframe ({gap:?})"
+    );
+
+    publisher.leave().await;
+    subscriber.leave().await;
     wait_for_counts(&server, Counts::default()).await;
 }
 

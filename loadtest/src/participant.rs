@@ -1058,10 +1058,18 @@ async fn publish(track: Outgoing, participant: String) {
             let mut ticker = tokio::time::interval(frame_interval);
             let mut last_keyframe: Option<Instant> = None;
             let ticks_per_frame = 90_000 / shape.fps.max(1);
+            let mut requests_to_ignore = shape.ignored_keyframe_requests;
             loop {
                 let keyframe_requested = tokio::select! {
                     _ = ticker.tick() => false,
-                    () = track.keyframe_wanted.notified() => true,
+                    () = track.keyframe_wanted.notified() => {
+                        let ignored = requests_to_ignore > 0;
+                        requests_to_ignore = requests_to_ignore.saturating_sub(1);
+                        if ignored {
+                            continue;
+                        }
+                        true
+                    }
                 };
                 let now = Instant::now();
                 let keyframe = keyframe_requested

@@ -72,6 +72,7 @@ impl Scenario {
             bitrate: self.video_bitrate,
             fps: self.fps,
             keyframe_interval: self.keyframe_interval,
+            ..VideoShape::default()
         })
     }
 

@@ -104,6 +104,9 @@ pub struct VideoShape {
     pub fps: u32,
     /// Time between keyframes.
     pub keyframe_interval: Duration,
+    /// How many of the first keyframe requests to ignore, as an encoder that is busy would, or
+    /// as if the request were lost on the way: for testing that a server asks again.
+    pub ignored_keyframe_requests: u32,
 }
 
 impl Default for VideoShape {
@@ -112,6 +115,7 @@ impl Default for VideoShape {
             bitrate: 300_000,
             fps: 30,
             keyframe_interval: Duration::from_secs(2),
+            ignored_keyframe_requests: 0,
         }
     }
 }
@@ -208,6 +212,7 @@ mod tests {
             bitrate: 1_500_000,
             fps: 30,
             keyframe_interval: Duration::from_secs(1),
+            ..VideoShape::default()
         };
         let mut index = 0;
         let key = vp8_frame(&shape, true, 1, &mut index);

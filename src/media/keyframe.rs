@@ -2,21 +2,34 @@
 //!
 //! Every subscriber of a video track may ask for a keyframe (PLI or FIR) whenever its decoder is
 //! lost. A keyframe costs the publisher several times the bits of an ordinary frame, so requests
-//! are merged: at most one PLI per publication per [`KEYFRAME_REQUEST_INTERVAL`].
+//! are merged: after a PLI, a subscriber's request waits out [`KEYFRAME_REQUEST_INTERVAL`].
+//! A subscription that has just started waits only [`SUBSCRIPTION_START_INTERVAL`]: its person
+//! sees nothing at all until a keyframe comes, and newcomers arrive one by one, so the shorter
+//! gap bounds the keyframes a burst of arrivals costs (five a second at most) while each
+//! newcomer sees every picture a fraction of a second after connecting.
 //!
-//! A request inside the window is either dropped or deferred to the window's end:
+//! A request inside its gap is either dropped or deferred to the gap's end:
 //! - dropped when the keyframe the last PLI asked for has not arrived yet, or arrived less than
 //!   the requesting subscriber's round-trip time ago, so that the request was sent before the
 //!   subscriber could have seen it: that keyframe answers it;
 //! - deferred when a keyframe arrived a while ago and a subscriber still asks (it lost
-//!   something since), or when the request is for a subscription that just started (that
-//!   subscriber was not attached when the earlier keyframe went out). Waiting for the next
+//!   something since), or when the request is for a subscription that started after the last
+//!   keyframe went out (that subscriber was not attached to see it). Waiting for the next
 //!   natural keyframe instead could take seconds.
+//!
+//! A subscription that starts while the keyframe the last PLI asked for is still on its way
+//! needs no request of its own: it is attached already, so that keyframe starts it. Should
+//! that keyframe never come, the subscriber's connection asks again (see
+//! `rtc::connection`'s keyframe watch), which is why nothing here needs a timer of its own
+//! beyond the deferred request.
 
 use std::time::{Duration, Instant};
 
-/// The shortest gap between two keyframe requests sent to one publication.
+/// The shortest gap between a PLI and the next one sent for a subscriber's request.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The shortest gap between a PLI and the next one sent for a subscription that just started.
+pub const SUBSCRIPTION_START_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The round-trip time assumed for a subscriber whose connection has not measured one yet.
 pub const DEFAULT_ROUND_TRIP: Duration = Duration::from_millis(100);
@@ -41,26 +54,30 @@ pub enum KeyframeReason {
 /// Decides when a PLI goes to the publisher.
 #[derive(Debug)]
 pub struct KeyframeThrottle {
-    interval: Duration,
+    request_interval: Duration,
+    start_interval: Duration,
     last_sent: Option<Instant>,
     last_keyframe: Option<Instant>,
-    deferred: bool,
+    /// When a deferred request falls due.
+    deferred: Option<Instant>,
 }
 
 impl Default for KeyframeThrottle {
     fn default() -> Self {
-        Self::new(KEYFRAME_REQUEST_INTERVAL)
+        Self::new(KEYFRAME_REQUEST_INTERVAL, SUBSCRIPTION_START_INTERVAL)
     }
 }
 
 impl KeyframeThrottle {
-    /// A throttle allowing one request per `interval`.
-    pub fn new(interval: Duration) -> Self {
+    /// A throttle leaving `request_interval` after a PLI before another for a subscriber's
+    /// request, and `start_interval` before another for a subscription's start.
+    pub fn new(request_interval: Duration, start_interval: Duration) -> Self {
         Self {
-            interval,
+            request_interval,
+            start_interval,
             last_sent: None,
             last_keyframe: None,
-            deferred: false,
+            deferred: None,
         }
     }
 
@@ -72,45 +89,51 @@ impl KeyframeThrottle {
     /// Registers a request from a subscriber whose connection has `round_trip` time; `true`
     /// means send a PLI now.
     pub fn request(&mut self, reason: KeyframeReason, round_trip: Duration, now: Instant) -> bool {
-        if self.window_open(now) {
-            self.last_sent = Some(now);
-            self.deferred = false;
-            return true;
-        }
-        let answered_a_while_ago = match (self.last_keyframe, self.last_sent) {
-            (Some(keyframe), Some(sent)) => {
-                let grace = (round_trip + REACTION_MARGIN).max(MIN_STALE_GRACE);
-                keyframe >= sent && now.saturating_duration_since(keyframe) > grace
-            }
-            _ => false,
+        let gap = match reason {
+            KeyframeReason::SubscriberRequest => self.request_interval,
+            KeyframeReason::SubscriptionStart => self.start_interval,
         };
-        if reason == KeyframeReason::SubscriptionStart || answered_a_while_ago {
-            self.deferred = true;
+        let Some(sent) = self
+            .last_sent
+            .filter(|sent| now.saturating_duration_since(*sent) < gap)
+        else {
+            self.send(now);
+            return true;
+        };
+        let in_flight = self.last_keyframe.is_none_or(|keyframe| keyframe < sent);
+        let answered_a_while_ago = self.last_keyframe.is_some_and(|keyframe| {
+            let grace = (round_trip + REACTION_MARGIN).max(MIN_STALE_GRACE);
+            keyframe >= sent && now.saturating_duration_since(keyframe) > grace
+        });
+        let defer = match reason {
+            // Attached before the keyframe on its way arrives: that one starts it.
+            KeyframeReason::SubscriptionStart => !in_flight,
+            KeyframeReason::SubscriberRequest => answered_a_while_ago,
+        };
+        if defer {
+            let due = sent + gap;
+            self.deferred = Some(self.deferred.map_or(due, |earlier| earlier.min(due)));
         }
         false
     }
 
     /// When a deferred request falls due, if one is waiting.
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.deferred, self.last_sent) {
-            (true, Some(last)) => Some(last + self.interval),
-            _ => None,
-        }
+        self.deferred
     }
 
     /// `true` means the deferred request is due: send a PLI now.
     pub fn poll_deferred(&mut self, now: Instant) -> bool {
-        if self.deferred && self.window_open(now) {
-            self.deferred = false;
-            self.last_sent = Some(now);
+        if self.deferred.is_some_and(|due| now >= due) {
+            self.send(now);
             return true;
         }
         false
     }
 
-    fn window_open(&self, now: Instant) -> bool {
-        self.last_sent
-            .is_none_or(|last| now.saturating_duration_since(last) >= self.interval)
+    fn send(&mut self, now: Instant) {
+        self.last_sent = Some(now);
+        self.deferred = None;
     }
 }
 
@@ -172,24 +195,55 @@ mod tests {
     }
 
     #[test]
-    fn a_subscription_start_inside_the_window_is_deferred_not_lost() {
+    fn a_subscription_start_after_the_keyframe_is_deferred_not_lost() {
         let start = Instant::now();
         let mut throttle = KeyframeThrottle::default();
         assert!(throttle.request(KeyframeReason::SubscriberRequest, RTT, start));
+        throttle.keyframe_seen(start + 40 * MS);
         assert!(!throttle.request(KeyframeReason::SubscriptionStart, RTT, start + 100 * MS));
-        assert!(!throttle.request(KeyframeReason::SubscriptionStart, RTT, start + 200 * MS));
-        assert_eq!(throttle.deadline(), Some(start + 500 * MS));
-        assert!(!throttle.poll_deferred(start + 499 * MS));
-        assert!(throttle.poll_deferred(start + 500 * MS));
+        assert!(!throttle.request(KeyframeReason::SubscriptionStart, RTT, start + 150 * MS));
+        assert_eq!(throttle.deadline(), Some(start + 200 * MS));
+        assert!(!throttle.poll_deferred(start + 199 * MS));
+        assert!(throttle.poll_deferred(start + 200 * MS));
         assert!(!throttle.poll_deferred(start + 1200 * MS), "fires once");
+    }
+
+    #[test]
+    fn a_subscription_start_waits_less_than_a_subscribers_request() {
+        let start = Instant::now();
+        let mut throttle = KeyframeThrottle::default();
+        assert!(throttle.request(KeyframeReason::SubscriptionStart, RTT, start));
+        throttle.keyframe_seen(start + 40 * MS);
+        // A subscriber that lost something since waits out the longer gap...
+        assert!(!throttle.request(KeyframeReason::SubscriberRequest, RTT, start + 250 * MS));
+        assert_eq!(throttle.deadline(), Some(start + 500 * MS));
+        // ...and a newcomer brings the PLI forward, which answers both.
+        assert!(throttle.request(KeyframeReason::SubscriptionStart, RTT, start + 260 * MS));
+        assert_eq!(throttle.deadline(), None);
+    }
+
+    #[test]
+    fn a_subscription_start_while_a_keyframe_is_on_its_way_waits_for_it() {
+        let start = Instant::now();
+        let mut throttle = KeyframeThrottle::default();
+        assert!(throttle.request(KeyframeReason::SubscriptionStart, RTT, start));
+        // Before the keyframe arrives: it will start this subscription too.
+        assert!(!throttle.request(KeyframeReason::SubscriptionStart, RTT, start + 30 * MS));
+        assert_eq!(throttle.deadline(), None);
+        // Once it has passed, a newcomer needs the next one.
+        throttle.keyframe_seen(start + 60 * MS);
+        assert!(!throttle.request(KeyframeReason::SubscriptionStart, RTT, start + 90 * MS));
+        assert_eq!(throttle.deadline(), Some(start + 200 * MS));
     }
 
     #[test]
     fn a_request_after_the_window_cancels_the_deferred_one() {
         let start = Instant::now();
         let mut throttle = KeyframeThrottle::default();
-        assert!(throttle.request(KeyframeReason::SubscriptionStart, RTT, start));
-        assert!(!throttle.request(KeyframeReason::SubscriptionStart, RTT, start + 10 * MS));
+        assert!(throttle.request(KeyframeReason::SubscriberRequest, RTT, start));
+        throttle.keyframe_seen(start + 5 * MS);
+        assert!(!throttle.request(KeyframeReason::SubscriberRequest, RTT, start + 300 * MS));
+        assert_eq!(throttle.deadline(), Some(start + 500 * MS));
         assert!(throttle.request(KeyframeReason::SubscriberRequest, RTT, start + 700 * MS));
         assert_eq!(throttle.deadline(), None);
     }

@@ -147,6 +147,7 @@ impl Publication {
         self.media_ssrc.store(media_ssrc, Ordering::Relaxed);
         let span = tracing::info_span!(
             "publication",
+            key = self.key,
             participant = %self.info.participant,
             track = %self.info.track,
             kind = self.info.kind.as_str(),
@@ -228,6 +229,11 @@ impl Publication {
             subscriber,
             bitrate,
         });
+    }
+
+    /// Whether the publisher's packets are being read: it has begun and not ended.
+    pub fn is_reading(&self) -> bool {
+        matches!(*self.reading(), Reading::Running(_))
     }
 
     /// Stops the read loop, or keeps it from ever starting. Subscribers are told by the room,

@@ -126,6 +126,16 @@ struct Subscription {
     mid: String,
     /// Set once the client has answered the offer that added it and packets flow.
     active: Option<GaugeGuard>,
+    /// While a started video subscription waits for the keyframe it starts on.
+    awaiting_keyframe: Option<KeyframeWait>,
+}
+
+/// A video subscription that has asked for its first keyframe and not forwarded a packet yet.
+struct KeyframeWait {
+    /// The slot's packet count when it started: more means the keyframe came.
+    sent_before: u64,
+    /// When the keyframe was last asked for.
+    asked_at: Instant,
 }
 
 /// Something the participant's connection reports.
@@ -137,10 +147,18 @@ pub enum MediaEvent {
     Feedback(Feedback),
     /// Time to refresh the connection's round-trip time.
     MeasureRoundTrip,
+    /// Time to see whether started video subscriptions got their first keyframe.
+    CheckKeyframes,
 }
 
 /// How often the connection's round-trip time is read from its ICE statistics.
 const ROUND_TRIP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a started video subscription waits for its first keyframe before asking again.
+/// A browser asks for a keyframe only once packets arrive, so a subscription whose first
+/// keyframe was lost, or never sent, would otherwise wait for the publisher's next periodic
+/// one, which can be minutes away.
+const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
 /// One participant's media; see the module documentation.
 pub struct MediaConnection {
@@ -156,6 +174,7 @@ pub struct MediaConnection {
     /// The connection's latest round-trip time, from ICE consent checks.
     round_trip: Duration,
     round_trip_timer: tokio::time::Interval,
+    keyframe_timer: tokio::time::Interval,
     phase: Phase,
     dirty: bool,
     remote_sections: Vec<MediaSection>,
@@ -182,6 +201,11 @@ impl MediaConnection {
             connected: false,
             round_trip: DEFAULT_ROUND_TRIP,
             round_trip_timer: tokio::time::interval(ROUND_TRIP_INTERVAL),
+            keyframe_timer: {
+                let mut timer = tokio::time::interval(KEYFRAME_RETRY / 2);
+                timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                timer
+            },
             phase: Phase::Idle,
             dirty: false,
             remote_sections: Vec::new(),
@@ -221,11 +245,41 @@ impl MediaConnection {
         let Some(channels) = self.channels.as_mut() else {
             return std::future::pending().await;
         };
+        let awaiting_keyframes = self
+            .subscriptions
+            .values()
+            .any(|subscription| subscription.awaiting_keyframe.is_some());
         tokio::select! {
             Some(event) = channels.events.recv() => MediaEvent::Peer(event),
             Some(feedback) = channels.feedback.recv() => MediaEvent::Feedback(feedback),
             _ = self.round_trip_timer.tick(), if self.connected => MediaEvent::MeasureRoundTrip,
+            _ = self.keyframe_timer.tick(), if awaiting_keyframes => MediaEvent::CheckKeyframes,
             else => std::future::pending().await,
+        }
+    }
+
+    /// Asks again for the first keyframe of each started video subscription that has waited
+    /// [`KEYFRAME_RETRY`] without one, and stops watching those whose keyframe came.
+    pub fn check_keyframes(&mut self) {
+        let now = Instant::now();
+        for subscription in self.subscriptions.values_mut() {
+            let Some(wait) = &mut subscription.awaiting_keyframe else {
+                continue;
+            };
+            if subscription.slot.down.packets_sent() > wait.sent_before {
+                subscription.awaiting_keyframe = None;
+            } else if now.saturating_duration_since(wait.asked_at) >= KEYFRAME_RETRY
+                && subscription.publication.is_reading()
+            {
+                debug!(
+                    publication = subscription.publication.key(),
+                    "no keyframe yet for a started subscription: asking again"
+                );
+                wait.asked_at = now;
+                subscription
+                    .publication
+                    .request_keyframe(KeyframeReason::SubscriptionStart, self.round_trip);
+            }
         }
     }
 
@@ -410,7 +464,7 @@ impl MediaConnection {
     pub fn on_connection_state(&mut self, state: RTCPeerConnectionState) {
         let connected = state == RTCPeerConnectionState::Connected;
         if connected && !self.connected {
-            for subscription in self.subscriptions.values() {
+            for subscription in self.subscriptions.values_mut() {
                 if subscription.active.is_some() {
                     start_forwarding(subscription, self.round_trip);
                 }
@@ -718,6 +772,7 @@ impl MediaConnection {
                     slot,
                     mid: String::new(),
                     active: None,
+                    awaiting_keyframe: None,
                 },
             );
             announced.push(publication.key());
@@ -883,14 +938,21 @@ impl MediaConnection {
 
 /// Lets an accepted subscription's packets through and asks its publisher for a keyframe, so
 /// the subscriber can start decoding at once instead of at the next periodic keyframe.
-fn start_forwarding(subscription: &Subscription, round_trip: Duration) {
+/// Video subscriptions are then watched until their first keyframe has passed (see
+/// [`MediaConnection::check_keyframes`]).
+fn start_forwarding(subscription: &mut Subscription, round_trip: Duration) {
     debug!(
         publication = subscription.publication.key(),
         ssrc = subscription.slot.down.ssrc(),
         "a subscription starts forwarding"
     );
-    subscription.slot.down.set_ready(true);
+    let down = &subscription.slot.down;
+    down.set_ready(true);
     if subscription.publication.info().kind == TrackKind::Video {
+        subscription.awaiting_keyframe = Some(KeyframeWait {
+            sent_before: down.packets_sent(),
+            asked_at: Instant::now(),
+        });
         subscription
             .publication
             .request_keyframe(KeyframeReason::SubscriptionStart, round_trip);

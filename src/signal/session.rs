@@ -192,6 +192,12 @@ impl Session {
                     }
                     Ok(())
                 }
+                Input::Media(MediaEvent::CheckKeyframes) => {
+                    if let Some(joined) = &mut self.joined {
+                        joined.media.check_keyframes();
+                    }
+                    Ok(())
+                }
                 Input::AnswerOverdue => Err(Ending::MediaFailed(
                     "the client did not answer the server's offer".to_owned(),
                 )),
