@@ -45,20 +45,23 @@ async fn next_message(receiver: &mut SignalingReceiver) -> ServerMessage {
     }
 }
 
-/// Joins `room` over a bare socket and returns the participant id.
+/// Joins `room` as Brian over a bare socket, which sends only what the test writes: the
+/// socket's two halves and the participant id.
 async fn join_bare(
-    sender: &mut SignalingSender,
-    receiver: &mut SignalingReceiver,
+    server: &switchyard::RunningServer,
     room: &str,
-) -> String {
+) -> (SignalingSender, SignalingReceiver, String) {
+    let (mut sender, mut receiver) = signaling::connect(&server.websocket_url())
+        .await
+        .expect("the socket opens");
     sender
         .send_raw(format!(
             r#"{{"type": "join", "room": "{room}", "name": "Brian"}}"#
         ))
         .await
         .expect("join sent");
-    match next_message(receiver).await {
-        ServerMessage::Joined { participant, .. } => participant,
+    match next_message(&mut receiver).await {
+        ServerMessage::Joined { participant, .. } => (sender, receiver, participant),
         other => panic!("expected joined, got {other:?}"),
     }
 }
@@ -84,10 +87,7 @@ fn announced_tracks(observed: &loadtest::Observed, publisher: &str) -> Vec<Strin
 async fn offered_tracks_are_announced_before_their_first_packet() {
     let server = server().await;
     let ada = join(&server, "early", "ada", vec![]).await;
-    let (mut sender, mut receiver) = signaling::connect(&server.websocket_url())
-        .await
-        .expect("the socket opens");
-    let brian = join_bare(&mut sender, &mut receiver, "early").await;
+    let (mut sender, mut receiver, brian) = join_bare(&server, "early").await;
 
     // Brian's offer sends a microphone and a camera; no packet ever follows it.
     send_offer(
@@ -131,10 +131,7 @@ async fn offered_tracks_are_announced_before_their_first_packet() {
 async fn an_offer_sending_too_many_tracks_is_refused_and_announces_none() {
     let server = server().await;
     let ada = join(&server, "crowded", "ada", vec![]).await;
-    let (mut sender, mut receiver) = signaling::connect(&server.websocket_url())
-        .await
-        .expect("the socket opens");
-    let brian = join_bare(&mut sender, &mut receiver, "crowded").await;
+    let (mut sender, mut receiver, brian) = join_bare(&server, "crowded").await;
 
     let tracks: Vec<String> = (0..9).map(|index| format!("camera{index}")).collect();
     let sections: Vec<(&str, &str, &str)> = tracks
