@@ -1,6 +1,6 @@
 //! Publishing: a track is announced as soon as the offer that sends it is answered, before its
-//! first packet, and ended when an offer stops sending it; an offer cannot announce without
-//! bound.
+//! first packet, and ended when an offer stops sending it; the tracks of one offer reach each
+//! subscriber in one server offer; an offer cannot announce without bound.
 
 mod common;
 
@@ -45,18 +45,19 @@ async fn next_message(receiver: &mut SignalingReceiver) -> ServerMessage {
     }
 }
 
-/// Joins `room` as Brian over a bare socket, which sends only what the test writes: the
+/// Joins `room` as `name` over a bare socket, which sends only what the test writes: the
 /// socket's two halves and the participant id.
 async fn join_bare(
     server: &switchyard::RunningServer,
     room: &str,
+    name: &str,
 ) -> (SignalingSender, SignalingReceiver, String) {
     let (mut sender, mut receiver) = signaling::connect(&server.websocket_url())
         .await
         .expect("the socket opens");
     sender
         .send_raw(format!(
-            r#"{{"type": "join", "room": "{room}", "name": "Brian"}}"#
+            r#"{{"type": "join", "room": "{room}", "name": "{name}"}}"#
         ))
         .await
         .expect("join sent");
@@ -87,7 +88,7 @@ fn announced_tracks(observed: &loadtest::Observed, publisher: &str) -> Vec<Strin
 async fn offered_tracks_are_announced_before_their_first_packet() {
     let server = server().await;
     let ada = join(&server, "early", "ada", vec![]).await;
-    let (mut sender, mut receiver, brian) = join_bare(&server, "early").await;
+    let (mut sender, mut receiver, brian) = join_bare(&server, "early", "Brian").await;
 
     // Brian's offer sends a microphone and a camera; no packet ever follows it.
     send_offer(
@@ -128,10 +129,55 @@ async fn offered_tracks_are_announced_before_their_first_packet() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tracks_of_one_offer_reach_a_subscriber_in_one_offer() {
+    let server = server().await;
+    // Ada listens over a bare socket too. She publishes nothing (her offer has no media
+    // sections) and never answers, so the first offer the server makes her is the only one,
+    // and it must hold all of Brian's tracks.
+    let (mut ada_sender, mut ada, _) = join_bare(&server, "together", "Ada").await;
+    send_offer(&mut ada_sender, &offer(&[])).await;
+    assert!(matches!(
+        next_message(&mut ada).await,
+        ServerMessage::Answer { .. }
+    ));
+    let (mut sender, mut receiver, brian) = join_bare(&server, "together", "Brian").await;
+
+    let tracks: Vec<String> = (0..8).map(|index| format!("camera{index}")).collect();
+    let sections: Vec<(&str, &str, &str)> = tracks
+        .iter()
+        .map(|track| ("video", track.as_str(), "sendonly"))
+        .collect();
+    send_offer(&mut sender, &offer(&sections)).await;
+    assert!(matches!(
+        next_message(&mut receiver).await,
+        ServerMessage::Answer { .. }
+    ));
+
+    let mut announced = Vec::new();
+    let sdp = loop {
+        match next_message(&mut ada).await {
+            ServerMessage::TrackPublished {
+                participant, track, ..
+            } if participant == brian => announced.push(track),
+            ServerMessage::Offer { sdp } => break sdp,
+            _ => {}
+        }
+    };
+    announced.sort();
+    assert_eq!(announced, tracks, "every track announced before the offer");
+    let sections = sdp.matches("\r\nm=video ").count();
+    assert_eq!(sections, 8, "one offer carries every track:\n{sdp}");
+
+    sender.close().await;
+    ada_sender.close().await;
+    wait_for_counts(&server, Counts::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_sending_too_many_tracks_is_refused_and_announces_none() {
     let server = server().await;
     let ada = join(&server, "crowded", "ada", vec![]).await;
-    let (mut sender, mut receiver, brian) = join_bare(&server, "crowded").await;
+    let (mut sender, mut receiver, brian) = join_bare(&server, "crowded", "Brian").await;
 
     let tracks: Vec<String> = (0..9).map(|index| format!("camera{index}")).collect();
     let sections: Vec<(&str, &str, &str)> = tracks

@@ -11,6 +11,9 @@
 //! - **delay** and **jitter** add `delay ± jitter` (uniform), so jitter can reorder packets;
 //! - **bandwidth** serializes datagrams at the given rate, dropping the tail when the queue
 //!   holds more than [`MAX_QUEUE_DELAY`] worth of data, as a router's buffer would.
+//!
+//! A [`Dropper`] loses chosen datagrams on top of that, for a test that needs one exact packet
+//! lost (a handshake flight, say).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -60,10 +63,44 @@ impl Impairment {
     }
 }
 
+/// Which way a datagram crosses the participant's link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// From the participant to the network.
+    Outgoing,
+    /// From the network to the participant.
+    Incoming,
+}
+
+/// Whether to lose a datagram, given its way and bytes.
+type Choice = dyn Fn(Way, &[u8]) -> bool + Send + Sync;
+
+/// Chooses datagrams to lose: called with every datagram's way and bytes, `true` drops it.
+#[derive(Clone)]
+pub struct Dropper(Arc<Choice>);
+
+impl Dropper {
+    /// A dropper that loses the datagrams `choose` returns `true` for.
+    pub fn new(choose: impl Fn(Way, &[u8]) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(choose))
+    }
+
+    fn drops(&self, way: Way, bytes: &[u8]) -> bool {
+        (self.0)(way, bytes)
+    }
+}
+
+impl fmt::Debug for Dropper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Dropper")
+    }
+}
+
 /// The tokio runtime with impaired UDP sockets.
 #[derive(Debug)]
 pub struct ImpairedRuntime {
     impairment: Impairment,
+    dropper: Option<Dropper>,
     inner: TokioRuntime,
 }
 
@@ -72,8 +109,15 @@ impl ImpairedRuntime {
     pub fn new(impairment: Impairment) -> Self {
         Self {
             impairment,
+            dropper: None,
             inner: TokioRuntime,
         }
+    }
+
+    /// Also loses the datagrams `dropper` chooses.
+    pub fn with_dropper(mut self, dropper: Option<Dropper>) -> Self {
+        self.dropper = dropper;
+        self
     }
 }
 
@@ -84,7 +128,11 @@ impl Runtime for ImpairedRuntime {
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
         let inner = self.inner.wrap_udp_socket(socket)?;
-        Ok(Arc::new(ImpairedSocket::start(inner, self.impairment)?))
+        Ok(Arc::new(ImpairedSocket::start(
+            inner,
+            self.impairment,
+            self.dropper.clone(),
+        )?))
     }
 
     fn wrap_tcp_listener(
@@ -157,16 +205,20 @@ impl Ord for Held {
 
 /// One direction of the link: its rules and its queue.
 struct Direction {
+    way: Way,
     impairment: Impairment,
+    dropper: Option<Dropper>,
     queue: BinaryHeap<Reverse<Held>>,
     wire_free_at: Instant,
     order: u64,
 }
 
 impl Direction {
-    fn new(impairment: Impairment) -> Self {
+    fn new(way: Way, impairment: Impairment, dropper: Option<Dropper>) -> Self {
         Self {
+            way,
             impairment,
+            dropper,
             queue: BinaryHeap::new(),
             wire_free_at: Instant::now(),
             order: 0,
@@ -177,6 +229,11 @@ impl Direction {
     fn admit(&mut self, datagram: Datagram, now: Instant) {
         let rules = self.impairment;
         if rules.loss > 0.0 && rand::random::<f64>() < rules.loss {
+            return;
+        }
+        if let Some(dropper) = &self.dropper
+            && dropper.drops(self.way, &datagram.bytes)
+        {
             return;
         }
         let mut release = now;
@@ -247,11 +304,23 @@ impl fmt::Debug for ImpairedSocket {
 }
 
 impl ImpairedSocket {
-    fn start(inner: Arc<dyn AsyncUdpSocket>, impairment: Impairment) -> io::Result<Self> {
+    fn start(
+        inner: Arc<dyn AsyncUdpSocket>,
+        impairment: Impairment,
+        dropper: Option<Dropper>,
+    ) -> io::Result<Self> {
         let local = inner.local_addr()?;
         let (outbound, outbound_rx) = mpsc::unbounded_channel();
         let inbox = Arc::new(Mutex::new(Inbox::default()));
-        let link = tokio::spawn(run_link(inner, impairment, outbound_rx, Arc::clone(&inbox)));
+        let link = tokio::spawn(run_link(
+            inner,
+            [
+                Direction::new(Way::Outgoing, impairment, dropper.clone()),
+                Direction::new(Way::Incoming, impairment, dropper),
+            ],
+            outbound_rx,
+            Arc::clone(&inbox),
+        ));
         Ok(Self {
             local,
             outbound,
@@ -326,12 +395,10 @@ impl AsyncUdpSocket for ImpairedSocket {
 /// its direction's impairment.
 async fn run_link(
     socket: Arc<dyn AsyncUdpSocket>,
-    impairment: Impairment,
+    [mut outgoing, mut incoming]: [Direction; 2],
     mut outbound_rx: mpsc::UnboundedReceiver<Datagram>,
     inbox: Arc<Mutex<Inbox>>,
 ) {
-    let mut outgoing = Direction::new(impairment);
-    let mut incoming = Direction::new(impairment);
     let mut buffer = vec![0u8; 4096];
     loop {
         let next = [outgoing.next_release(), incoming.next_release()]
@@ -395,6 +462,10 @@ async fn sleep_until_optional(deadline: Option<Instant>) {
 mod tests {
     use super::*;
 
+    fn direction(impairment: Impairment) -> Direction {
+        Direction::new(Way::Incoming, impairment, None)
+    }
+
     fn datagram(len: usize) -> Datagram {
         Datagram {
             bytes: vec![0; len],
@@ -404,7 +475,7 @@ mod tests {
 
     #[test]
     fn loss_drops_about_the_given_fraction() {
-        let mut direction = Direction::new(Impairment {
+        let mut direction = direction(Impairment {
             loss: 0.05,
             ..Default::default()
         });
@@ -418,7 +489,7 @@ mod tests {
 
     #[test]
     fn delay_holds_and_bandwidth_paces() {
-        let mut direction = Direction::new(Impairment {
+        let mut direction = direction(Impairment {
             delay: Duration::from_millis(40),
             bandwidth: Some(8_000_000),
             ..Default::default()
@@ -435,7 +506,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_the_tail() {
-        let mut direction = Direction::new(Impairment {
+        let mut direction = direction(Impairment {
             bandwidth: Some(80_000),
             ..Default::default()
         });
@@ -445,5 +516,20 @@ mod tests {
             direction.admit(datagram(1000), now);
         }
         assert_eq!(direction.queue.len(), 6);
+    }
+
+    #[test]
+    fn a_dropper_loses_what_it_chooses_in_its_way_only() {
+        let dropper = Dropper::new(|way, bytes| way == Way::Incoming && bytes.len() == 7);
+        let now = Instant::now();
+        let mut incoming =
+            Direction::new(Way::Incoming, Impairment::default(), Some(dropper.clone()));
+        let mut outgoing = Direction::new(Way::Outgoing, Impairment::default(), Some(dropper));
+        for len in [7, 8, 7] {
+            incoming.admit(datagram(len), now);
+            outgoing.admit(datagram(len), now);
+        }
+        assert_eq!(incoming.queue.len(), 1);
+        assert_eq!(outgoing.queue.len(), 3);
     }
 }

@@ -38,7 +38,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::ClientError;
-use crate::impairment::{ImpairedRuntime, Impairment};
+use crate::impairment::{Dropper, ImpairedRuntime, Impairment};
 use crate::stats::TrackQuality;
 use crate::synthetic::{self, VideoShape};
 use crate::target::{ConnectionId, JoinRequest, SignalCommand, SignalEvent, Switchyard, Target};
@@ -79,6 +79,8 @@ pub struct ParticipantOptions {
     pub media_ip: IpAddr,
     /// The network this participant is behind.
     pub impairment: Impairment,
+    /// Datagrams the network loses on purpose, besides the impairment's random loss.
+    pub dropper: Option<Dropper>,
     /// A gap between received video frames longer than this counts as a freeze.
     pub freeze_threshold: Duration,
     /// The access token to join with, for a server that requires one.
@@ -97,6 +99,7 @@ impl ParticipantOptions {
             tracks: vec![TrackSpec::Video(VideoShape::default()), TrackSpec::Audio],
             media_ip: IpAddr::from([127, 0, 0, 1]),
             impairment: Impairment::default(),
+            dropper: None,
             freeze_threshold: Duration::from_millis(100),
             token: None,
         }
@@ -117,6 +120,12 @@ impl ParticipantOptions {
     /// Joins `target` instead.
     pub fn with_target(mut self, target: Arc<dyn Target>) -> Self {
         self.target = target;
+        self
+    }
+
+    /// Loses the datagrams `dropper` chooses on the way to and from the server.
+    pub fn with_dropper(mut self, dropper: Dropper) -> Self {
+        self.dropper = Some(dropper);
         self
     }
 }
@@ -300,6 +309,7 @@ impl Participant {
         let opener = Opener {
             media_ip: options.media_ip,
             impairment: options.impairment,
+            dropper: options.dropper.clone(),
             feedback: feedback_tx,
             shared: Arc::clone(&shared),
         };
@@ -422,10 +432,29 @@ impl Participant {
             .filter(|track| track.kind == Some(TrackKind::Video))
             .fold((0, 0), |(missing, expected), track| {
                 (
-                    missing + track.quality.indices.missing(),
-                    expected + track.quality.indices.expected(),
+                    missing + track.quality.missing(),
+                    expected + track.quality.expected(),
                 )
             })
+    }
+
+    /// Starts judging loss on every track received so far: what was due until now does not
+    /// count (see [`crate::stats::LossWindow`]).
+    pub fn open_loss_window(&self) {
+        self.shared.update(|observed| {
+            for track in observed.received.values_mut() {
+                track.quality.open_loss_window();
+            }
+        });
+    }
+
+    /// Stops judging loss on what is sent from now on; what was sent before may still arrive.
+    pub fn close_loss_window(&self) {
+        self.shared.update(|observed| {
+            for track in observed.received.values_mut() {
+                track.quality.close_loss_window();
+            }
+        });
     }
 
     /// The keys (see [`Observed::received`]) of the live received tracks of `kind`.
@@ -554,6 +583,7 @@ type PeerEvents = BoxStream<'static, (ConnectionId, PeerEvent)>;
 struct Opener {
     media_ip: IpAddr,
     impairment: Impairment,
+    dropper: Option<Dropper>,
     feedback: mpsc::Sender<Feedback>,
     shared: Arc<Shared>,
 }
@@ -574,8 +604,10 @@ impl Opener {
         )
         .build();
         let mut builder = PeerConnectionBuilder::new();
-        if !self.impairment.is_none() {
-            builder = builder.with_runtime(Arc::new(ImpairedRuntime::new(self.impairment)));
+        if !self.impairment.is_none() || self.dropper.is_some() {
+            builder = builder.with_runtime(Arc::new(
+                ImpairedRuntime::new(self.impairment).with_dropper(self.dropper.clone()),
+            ));
         }
         let connection: Arc<dyn PeerConnection> = Arc::new(
             builder

@@ -603,8 +603,8 @@ impl Accumulator {
             self.bitrate_min
                 .map_or(report.bitrate_bps, |min: f64| min.min(report.bitrate_bps)),
         );
-        self.missing += track.quality.indices.missing();
-        self.expected += track.quality.indices.expected();
+        self.missing += track.quality.missing();
+        self.expected += track.quality.expected();
         self.loss_worst = self.loss_worst.max(report.loss);
         let _ = self
             .latency

@@ -24,6 +24,10 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the media of everybody who joined may take to start flowing before measuring
 /// begins anyway. Over a lossy link ICE and DTLS retransmit on timers of a second and more.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the packets sent in the measurement window's last moments may take to be
+/// retransmitted once it closes: several NACK rounds (webrtc-rs NACKs every 100 ms) over both
+/// hops, publisher to server and server to subscriber.
+const RETRANSMISSION_GRACE: Duration = Duration::from_secs(1);
 
 /// How to run a scenario.
 #[derive(Debug, Clone)]
@@ -135,6 +139,9 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
     .await;
 
     // Measure for the duration, asking for keyframes on the way.
+    for (_, participant) in &joined {
+        participant.open_loss_window();
+    }
     let before = server_probe::sample(options.server_pid, metrics_url.as_deref()).await;
     track_rss(&mut rss_max, &before);
     let received_before = received_packets(&joined);
@@ -198,6 +205,19 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
     let after = server_probe::sample(options.server_pid, metrics_url.as_deref()).await;
     track_rss(&mut rss_max, &after);
     let received_after = received_packets(&joined);
+    for (_, participant) in &joined {
+        participant.close_loss_window();
+    }
+    // What was lost just before the window closed may still be retransmitted.
+    let _ = futures::future::join_all(joined.iter().map(|(_, participant)| {
+        participant.wait_until("retransmissions", RETRANSMISSION_GRACE, |observed| {
+            observed
+                .received
+                .values()
+                .all(|track| track.quality.missing() == 0)
+        })
+    }))
+    .await;
     if options.progress {
         progress_line("leaving");
         eprintln!();

@@ -2,6 +2,7 @@
 //! much is lost for good, how late it is, how often the picture freezes, and how fast a
 //! keyframe comes after asking for one.
 
+use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -51,6 +52,48 @@ impl IndexSet {
     pub fn expected(&self) -> u64 {
         self.first.map_or(0, |first| self.highest - first + 1)
     }
+
+    /// From the first index seen to the highest, if any arrived.
+    pub fn span(&self) -> Option<RangeInclusive<u64>> {
+        self.first.map(|first| first..=self.highest)
+    }
+
+    /// How many of the indices in `range` arrived.
+    pub fn arrived_in(&self, range: RangeInclusive<u64>) -> u64 {
+        let Some(first) = self.first else {
+            return 0;
+        };
+        let start = (*range.start()).max(first) - first;
+        let end = (*range.end()).min(self.highest);
+        if end < first || start > end - first {
+            return 0;
+        }
+        let end = end - first;
+        let (first_word, last_word) = ((start / 64) as usize, (end / 64) as usize);
+        (first_word..=last_word)
+            .map(|word| {
+                let mut bits = self.words.get(word).copied().unwrap_or(0);
+                if word == first_word {
+                    bits &= u64::MAX << (start % 64);
+                }
+                if word == last_word {
+                    bits &= u64::MAX >> (63 - end % 64);
+                }
+                u64::from(bits.count_ones())
+            })
+            .sum()
+    }
+}
+
+/// The packets of a track that loss is judged on: those sent during the measurement window.
+/// Packets due before it opened are left out (the track was still starting), and so are
+/// those sent after it closed (their retransmissions could not have come yet).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LossWindow {
+    /// The highest index seen when the window opened; `None` judges from the first.
+    after: Option<u64>,
+    /// The highest index seen when it closed; `None` judges up to the highest seen.
+    until: Option<u64>,
 }
 
 /// Latency and loss bookkeeping for one received track.
@@ -72,6 +115,8 @@ pub struct TrackQuality {
     pub keyframe_asked: Option<Instant>,
     /// How long each PLI waited for the next keyframe.
     pub keyframe_response: Vec<Duration>,
+    /// Which packets loss is judged on.
+    pub loss_window: LossWindow,
 }
 
 impl Default for TrackQuality {
@@ -85,6 +130,7 @@ impl Default for TrackQuality {
             frozen: Duration::ZERO,
             keyframe_asked: None,
             keyframe_response: Vec::new(),
+            loss_window: LossWindow::default(),
         }
     }
 }
@@ -126,13 +172,47 @@ impl TrackQuality {
         }
     }
 
-    /// The fraction of packets that never arrived, retransmissions included.
+    /// Starts the loss window: what was due until now is not judged.
+    pub fn open_loss_window(&mut self) {
+        self.loss_window.after = self.indices.span().map(|span| *span.end());
+    }
+
+    /// Ends the loss window: what is sent from now on is not judged.
+    pub fn close_loss_window(&mut self) {
+        self.loss_window.until = self.indices.span().map(|span| *span.end());
+    }
+
+    /// The indices loss is judged on, if there are any.
+    fn judged(&self) -> Option<RangeInclusive<u64>> {
+        let span = self.indices.span()?;
+        let start = self
+            .loss_window
+            .after
+            .map_or(*span.start(), |after| after + 1);
+        let end = self.loss_window.until.unwrap_or(*span.end());
+        (start <= end).then_some(start..=end)
+    }
+
+    /// Packets in the loss window that should have arrived.
+    pub fn expected(&self) -> u64 {
+        self.judged()
+            .map_or(0, |range| range.end() - range.start() + 1)
+    }
+
+    /// Packets in the loss window that have not arrived (yet: a retransmission may bring them).
+    pub fn missing(&self) -> u64 {
+        self.judged()
+            .map_or(0, |range| self.expected() - self.indices.arrived_in(range))
+    }
+
+    /// The fraction of the packets in the loss window that never arrived, retransmissions
+    /// included.
     pub fn loss(&self) -> f64 {
-        let expected = self.indices.expected();
+        let expected = self.expected();
         if expected == 0 {
             return 0.0;
         }
-        self.indices.missing() as f64 / expected as f64
+        self.missing() as f64 / expected as f64
     }
 }
 
@@ -193,6 +273,48 @@ mod tests {
         assert_eq!(empty.missing(), 0);
         assert!(empty.insert(1000));
         assert_eq!(empty.expected(), 1);
+    }
+
+    #[test]
+    fn counts_what_arrived_in_a_range() {
+        let mut set = IndexSet::default();
+        for index in (100..300).filter(|index| index % 10 != 0) {
+            set.insert(index);
+        }
+        assert_eq!(set.arrived_in(100..=299), 180);
+        assert_eq!(set.arrived_in(0..=1000), 180, "clamped to what was seen");
+        assert_eq!(set.arrived_in(163..=163), 1);
+        assert_eq!(set.arrived_in(170..=170), 0);
+        assert_eq!(set.arrived_in(128..=191), 57, "130, 140, ... 190 missing");
+        assert_eq!(set.arrived_in(301..=400), 0);
+        assert_eq!(set.arrived_in(50..=99), 0);
+        assert_eq!(IndexSet::default().arrived_in(0..=10), 0);
+    }
+
+    #[test]
+    fn loss_is_judged_on_the_window_only() {
+        let mut quality = TrackQuality::default();
+        let probe = |index| Probe {
+            tag: 1,
+            index,
+            sent_at_micros: 0,
+        };
+        let receive = |quality: &mut TrackQuality, indices: std::ops::Range<u64>| {
+            for index in indices.filter(|index| index % 4 != 0) {
+                quality.record(probe(index), Instant::now(), 1, false, false, None);
+            }
+        };
+        receive(&mut quality, 1..100);
+        assert_eq!(quality.missing(), 24, "4, 8, ... 96: judged from the first");
+        quality.open_loss_window();
+        receive(&mut quality, 100..200);
+        quality.close_loss_window();
+        receive(&mut quality, 200..300);
+        assert_eq!(quality.expected(), 100, "100 ... 199");
+        assert_eq!(quality.missing(), 25);
+        quality.record(probe(104), Instant::now(), 1, false, false, None);
+        assert_eq!(quality.missing(), 24, "a late retransmission still counts");
+        assert!((quality.loss() - 0.24).abs() < 1e-9);
     }
 
     #[test]

@@ -24,10 +24,12 @@ pub enum RoomEvent {
     ParticipantJoined(ParticipantInfo),
     /// Somebody left; their publications were announced as unpublished first.
     ParticipantLeft(String),
-    /// A track is now published.
-    Published(Arc<Publication>),
-    /// A track is no longer published.
-    Unpublished(Arc<Publication>),
+    /// Tracks are now published, all by one participant. Tracks announced together (a
+    /// camera and its microphone) arrive together, so a subscriber takes them in one
+    /// negotiation rather than one each.
+    Published(Vec<Arc<Publication>>),
+    /// Tracks are no longer published, all by one participant.
+    Unpublished(Vec<Arc<Publication>>),
     /// A published track was muted or unmuted.
     Muted {
         /// The publisher.
@@ -188,39 +190,51 @@ impl Room {
         state.closed
     }
 
-    /// Announces a new publication to everybody but its publisher.
-    pub fn publish(&self, publication: Arc<Publication>) {
+    /// Announces new publications, all by one participant, to everybody but their publisher.
+    pub fn publish(&self, publications: Vec<Arc<Publication>>) {
+        let Some(publisher) = publications
+            .first()
+            .map(|publication| publication.info().participant.clone())
+        else {
+            return;
+        };
         let mut state = self.state();
-        let publisher = publication.info().participant.clone();
         if !state
             .members
             .iter()
             .any(|member| member.info.id == publisher)
         {
-            // The publisher left while its track was starting.
-            publication.stop();
+            // The publisher left while its tracks were starting.
+            publications
+                .iter()
+                .for_each(|publication| publication.stop());
             return;
         }
-        state.publications.push(Arc::clone(&publication));
-        broadcast(&state, &publisher, RoomEvent::Published(publication));
+        state.publications.extend(publications.iter().cloned());
+        broadcast(&state, &publisher, RoomEvent::Published(publications));
     }
 
-    /// Ends a publication and tells everybody but its publisher.
-    pub fn unpublish(&self, publication: &Arc<Publication>) {
+    /// Ends publications, all by one participant, and tells everybody but their publisher.
+    pub fn unpublish(&self, publications: Vec<Arc<Publication>>) {
         let mut state = self.state();
-        let before = state.publications.len();
-        state
-            .publications
-            .retain(|existing| !Arc::ptr_eq(existing, publication));
-        publication.stop();
-        if state.publications.len() != before {
-            let publisher = publication.info().participant.clone();
-            broadcast(
-                &state,
-                &publisher,
-                RoomEvent::Unpublished(Arc::clone(publication)),
-            );
+        let mut ended = Vec::with_capacity(publications.len());
+        for publication in publications {
+            publication.stop();
+            let before = state.publications.len();
+            state
+                .publications
+                .retain(|existing| !Arc::ptr_eq(existing, &publication));
+            if state.publications.len() != before {
+                ended.push(publication);
+            }
         }
+        let Some(publisher) = ended
+            .first()
+            .map(|publication| publication.info().participant.clone())
+        else {
+            return;
+        };
+        broadcast(&state, &publisher, RoomEvent::Unpublished(ended));
     }
 
     /// Records a mute change on a publication and tells everybody but its publisher.
@@ -277,9 +291,9 @@ fn remove_member(state: &mut RoomState, participant: &str) -> Option<Member> {
         .into_iter()
         .partition(|publication| publication.info().participant == participant);
     state.publications = kept;
-    for publication in gone {
-        publication.stop();
-        broadcast(state, participant, RoomEvent::Unpublished(publication));
+    gone.iter().for_each(|publication| publication.stop());
+    if !gone.is_empty() {
+        broadcast(state, participant, RoomEvent::Unpublished(gone));
     }
     broadcast(
         state,

@@ -580,7 +580,7 @@ impl MediaConnection {
         };
         let publication = self.new_publication(info);
         publication.begin(remote, media_ssrc);
-        self.publish(room, publication, mid);
+        self.publish(room, vec![(publication, mid)]);
     }
 
     /// Announces the tracks the client's latest offer sends and the server does not know yet,
@@ -608,10 +608,11 @@ impl MediaConnection {
                 Some((info, section.mid.clone()))
             })
             .collect();
-        for (info, mid) in offered {
-            let publication = self.new_publication(info);
-            self.publish(room, publication, Some(mid));
-        }
+        let publications = offered
+            .into_iter()
+            .map(|(info, mid)| (self.new_publication(info), Some(mid)))
+            .collect();
+        self.publish(room, publications);
     }
 
     fn new_publication(&self, info: TrackInfo) -> Arc<Publication> {
@@ -624,25 +625,32 @@ impl MediaConnection {
         )
     }
 
-    /// Makes `publication` one of this participant's and announces it to the room, ending the
-    /// one it replaces.
-    fn publish(&mut self, room: &Room, publication: Arc<Publication>, mid: Option<String>) {
-        let info = publication.info();
-        debug!(
-            publication = publication.key(),
-            kind = info.kind.as_str(),
-            "publishing a track"
-        );
-        if let Some(previous) = self.published.insert(
-            info.track.clone(),
-            Published {
+    /// Makes `publications` (each with the media section it arrives on, if known) this
+    /// participant's and announces them to the room together, ending the ones they replace.
+    fn publish(&mut self, room: &Room, publications: Vec<(Arc<Publication>, Option<String>)>) {
+        if publications.is_empty() {
+            return;
+        }
+        let mut replaced = Vec::new();
+        let mut announced = Vec::with_capacity(publications.len());
+        for (publication, mid) in publications {
+            let info = publication.info();
+            debug!(
+                publication = publication.key(),
+                kind = info.kind.as_str(),
+                "publishing a track"
+            );
+            let published = Published {
                 publication: Arc::clone(&publication),
                 mid,
-            },
-        ) {
-            room.unpublish(&previous.publication);
+            };
+            if let Some(previous) = self.published.insert(info.track.clone(), published) {
+                replaced.push(previous.publication);
+            }
+            announced.push(publication);
         }
-        room.publish(publication);
+        room.unpublish(replaced);
+        room.publish(announced);
     }
 
     /// The participant should receive `publication`.
@@ -906,12 +914,15 @@ impl MediaConnection {
             })
             .map(|(track, _)| track.clone())
             .collect();
-        for track in stopped {
-            if let Some(published) = self.published.remove(&track) {
+        let ended: Vec<Arc<Publication>> = stopped
+            .into_iter()
+            .filter_map(|track| {
+                let published = self.published.remove(&track)?;
                 debug!(%track, "the client stopped publishing a track");
-                room.unpublish(&published.publication);
-            }
-        }
+                Some(published.publication)
+            })
+            .collect();
+        room.unpublish(ended);
     }
 
     /// The publication currently forwarded to the down-track with `ssrc`.

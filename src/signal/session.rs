@@ -56,6 +56,10 @@ pub mod close_code {
 /// close the socket in turn.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How many waiting room events one negotiation may gather: enough for everybody in a large
+/// room publishing at once, few enough that the socket and the media are not kept waiting.
+const MAX_ROOM_EVENTS_AT_ONCE: usize = 64;
+
 /// Runs one client's session to its end; `_guard` counts it in the server's drain until then.
 pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: SessionGuard) {
     let span = tracing::info_span!(
@@ -178,7 +182,7 @@ impl Session {
                     Ok(None) => Ok(()),
                     Err(unreachable) => Err(unreachable.into()),
                 },
-                Input::Room(event) => self.on_room_event(event).await,
+                Input::Room(event) => self.on_room_events(event).await,
                 Input::Media(MediaEvent::Peer(event)) => self.on_peer_event(event).await,
                 Input::Media(MediaEvent::Feedback(feedback)) => {
                     if let Some(joined) = &self.joined {
@@ -467,54 +471,86 @@ impl Session {
             .map_err(|unreachable| MessageError::End(unreachable.into()))
     }
 
+    /// Handles `first` and the room events already waiting behind it, negotiating once for
+    /// all the media changes among them: when several people publish or leave at the same
+    /// moment (a meeting's start), the client gets one offer rather than one per change, and
+    /// fewer of its own offers cross the server's.
+    async fn on_room_events(&mut self, first: RoomEvent) -> Result<(), Ending> {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(event) = next.take() {
+            self.on_room_event(event).await?;
+            handled += 1;
+            if handled < MAX_ROOM_EVENTS_AT_ONCE {
+                next = self
+                    .joined
+                    .as_mut()
+                    .and_then(|joined| joined.room_events.try_recv().ok());
+            }
+        }
+        self.negotiate().await
+    }
+
+    /// Applies one room event. A change of the tracks the client receives waits for the next
+    /// negotiation; anything else is passed on at once, after the media changes before it, so
+    /// the client hears of them in the order they happened.
     async fn on_room_event(&mut self, event: RoomEvent) -> Result<(), Ending> {
         let Some(joined) = self.joined.as_mut() else {
             return Ok(());
         };
-        match event {
+        let message = match event {
+            RoomEvent::Published(publications) => {
+                if joined.grants.subscribe {
+                    for publication in publications {
+                        joined.media.want(publication);
+                    }
+                }
+                return Ok(());
+            }
+            RoomEvent::Unpublished(publications) => {
+                for publication in &publications {
+                    joined.media.unwant(publication);
+                }
+                return Ok(());
+            }
+            RoomEvent::Replaced => return Err(Ending::Replaced),
             RoomEvent::ParticipantJoined(participant) => {
-                self.outbox
-                    .send(&ServerMessage::ParticipantJoined { participant })?;
+                ServerMessage::ParticipantJoined { participant }
             }
             RoomEvent::ParticipantLeft(participant) => {
-                self.outbox
-                    .send(&ServerMessage::ParticipantLeft { participant })?;
-            }
-            RoomEvent::Published(publication) => {
-                if joined.grants.subscribe {
-                    joined.media.want(publication);
-                    joined.media.negotiate(&self.outbox).await.map_err(fatal)?;
-                }
-            }
-            RoomEvent::Unpublished(publication) => {
-                joined.media.unwant(&publication);
-                joined.media.negotiate(&self.outbox).await.map_err(fatal)?;
+                ServerMessage::ParticipantLeft { participant }
             }
             RoomEvent::Muted {
                 participant,
                 track,
                 muted,
-            } => {
-                self.outbox.send(&ServerMessage::Mute {
-                    participant,
-                    track,
-                    muted,
-                })?;
-            }
+            } => ServerMessage::Mute {
+                participant,
+                track,
+                muted,
+            },
             RoomEvent::Chat {
                 participant,
                 text,
                 at,
-            } => {
-                self.outbox.send(&ServerMessage::Chat {
-                    participant,
-                    text,
-                    at,
-                })?;
-            }
-            RoomEvent::Replaced => return Err(Ending::Replaced),
-        }
+            } => ServerMessage::Chat {
+                participant,
+                text,
+                at,
+            },
+        };
+        self.negotiate().await?;
+        self.outbox.send(&message)?;
         Ok(())
+    }
+
+    /// Offers the client what changed in the tracks it receives, if anything did and no
+    /// negotiation is under way (the answer's arrival offers the rest).
+    async fn negotiate(&mut self) -> Result<(), Ending> {
+        match self.joined.as_mut() {
+            Some(joined) => joined.media.negotiate(&self.outbox).await.map_err(fatal),
+            None => Ok(()),
+        }
     }
 
     async fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), Ending> {
