@@ -59,8 +59,9 @@ Each scenario runs against a freshly started release server
 samples the server's CPU time and memory from \`/proc\` and its counters from \`/metrics\`
 during the measurement window, which starts once every participant has joined and every
 remote track flows (or after 30 s). Latency is
-publisher send to receiver arrival on the machine's one clock. Loss counts packets that never
-arrived, retransmissions included. The raw reports are next to this file in
+publisher send to receiver arrival on the machine's one clock. Loss counts the packets sent
+during the window that never arrived, retransmissions included, which get up to a second
+after the window to arrive. The raw reports are next to this file in
 \`docs/benchmarks/\` (\`.txt\` as printed, \`.json\` in full).
 
 HEAD
