@@ -72,6 +72,26 @@ async fn send_offer(sender: &mut SignalingSender, sdp: &str) {
     sender.send_raw(frame).await.expect("offer sent");
 }
 
+async fn expect_answer(receiver: &mut SignalingReceiver) {
+    match next_message(receiver).await {
+        ServerMessage::Answer { .. } => {}
+        other => panic!("expected an answer, got {other:?}"),
+    }
+}
+
+/// Track ids `camera0`, `camera1`, ... `count` of them.
+fn cameras(count: usize) -> Vec<String> {
+    (0..count).map(|index| format!("camera{index}")).collect()
+}
+
+/// The sections of an offer sending every one of `tracks` as video.
+fn sending_video(tracks: &[String]) -> Vec<(&str, &str, &str)> {
+    tracks
+        .iter()
+        .map(|track| ("video", track.as_str(), "sendonly"))
+        .collect()
+}
+
 /// The tracks of `publisher` announced to `observed`'s participant and not ended since.
 fn announced_tracks(observed: &loadtest::Observed, publisher: &str) -> Vec<String> {
     let mut tracks: Vec<String> = observed
@@ -96,10 +116,7 @@ async fn offered_tracks_are_announced_before_their_first_packet() {
         &offer(&[("audio", "mic", "sendonly"), ("video", "cam", "sendonly")]),
     )
     .await;
-    assert!(matches!(
-        next_message(&mut receiver).await,
-        ServerMessage::Answer { .. }
-    ));
+    expect_answer(&mut receiver).await;
     ada.wait_until("brian's two tracks", PATIENCE, |observed| {
         announced_tracks(observed, &brian) == ["cam", "mic"]
     })
@@ -136,22 +153,13 @@ async fn the_tracks_of_one_offer_reach_a_subscriber_in_one_offer() {
     // and it must hold all of Brian's tracks.
     let (mut ada_sender, mut ada, _) = join_bare(&server, "together", "Ada").await;
     send_offer(&mut ada_sender, &offer(&[])).await;
-    assert!(matches!(
-        next_message(&mut ada).await,
-        ServerMessage::Answer { .. }
-    ));
+    expect_answer(&mut ada).await;
     let (mut sender, mut receiver, brian) = join_bare(&server, "together", "Brian").await;
 
-    let tracks: Vec<String> = (0..8).map(|index| format!("camera{index}")).collect();
-    let sections: Vec<(&str, &str, &str)> = tracks
-        .iter()
-        .map(|track| ("video", track.as_str(), "sendonly"))
-        .collect();
+    let tracks = cameras(8);
+    let sections = sending_video(&tracks);
     send_offer(&mut sender, &offer(&sections)).await;
-    assert!(matches!(
-        next_message(&mut receiver).await,
-        ServerMessage::Answer { .. }
-    ));
+    expect_answer(&mut receiver).await;
 
     let mut announced = Vec::new();
     let sdp = loop {
@@ -179,11 +187,8 @@ async fn an_offer_sending_too_many_tracks_is_refused_and_announces_none() {
     let ada = join(&server, "crowded", "ada", vec![]).await;
     let (mut sender, mut receiver, brian) = join_bare(&server, "crowded", "Brian").await;
 
-    let tracks: Vec<String> = (0..9).map(|index| format!("camera{index}")).collect();
-    let sections: Vec<(&str, &str, &str)> = tracks
-        .iter()
-        .map(|track| ("video", track.as_str(), "sendonly"))
-        .collect();
+    let tracks = cameras(9);
+    let sections = sending_video(&tracks);
     send_offer(&mut sender, &offer(&sections)).await;
     match next_message(&mut receiver).await {
         ServerMessage::Error { code, message } => {
@@ -195,10 +200,7 @@ async fn an_offer_sending_too_many_tracks_is_refused_and_announces_none() {
 
     // The session goes on: an offer within the limit is answered and announced.
     send_offer(&mut sender, &offer(&sections[..8])).await;
-    assert!(matches!(
-        next_message(&mut receiver).await,
-        ServerMessage::Answer { .. }
-    ));
+    expect_answer(&mut receiver).await;
     ada.wait_until("brian's eight cameras", PATIENCE, |observed| {
         announced_tracks(observed, &brian).len() == 8
     })
