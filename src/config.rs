@@ -61,13 +61,19 @@ pub struct TlsFiles {
 /// `[media]`: the UDP side.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
-    /// Local addresses media is gathered on, one UDP socket per address per connection.
+    /// Local addresses media flows on: one UDP socket each, shared by every connection.
     pub ips: Vec<IpAddr>,
+    /// The one UDP port every connection's media uses, on each address; 0 lets the system
+    /// pick one per address (tests).
+    pub udp_port: u16,
     /// The public addresses announced instead of the local ones (1:1 NAT), if any.
     pub public_ips: Vec<PublicIp>,
     /// The UDP ports media sockets bind to, if restricted.
     pub port_range: Option<PortRange>,
 }
+
+/// The media port when none is configured.
+pub const DEFAULT_UDP_PORT: u16 = 50_000;
 
 /// A public address the server is reached at through 1:1 NAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +206,8 @@ impl Default for Config {
                 tls: None,
             },
             media: MediaConfig {
-                ips: crate::rtc::engine::default_media_ips(),
+                ips: crate::rtc::setup::default_media_ips(),
+                udp_port: DEFAULT_UDP_PORT,
                 public_ips: Vec::new(),
                 port_range: None,
             },
@@ -221,6 +228,7 @@ impl Config {
         let mut config = Self::default();
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.ips = vec![IpAddr::from([127, 0, 0, 1])];
+        config.media.udp_port = 0;
         config
     }
 }

@@ -10,9 +10,12 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod drain;
+pub mod engine;
 pub mod http;
+pub mod ids;
 pub mod media;
 pub mod metrics;
+pub mod net;
 pub mod room;
 pub mod rtc;
 pub mod signal;
@@ -32,8 +35,9 @@ pub use metrics::{Counts, Metrics};
 
 use crate::auth::{TokenKey, WeakKey};
 use crate::drain::Drain;
+use crate::engine::{Engine, EngineConfig};
 use crate::room::Registry;
-use crate::rtc::MediaSettings;
+use crate::rtc::public_address::PublicAddresses;
 use crate::tls::{TlsError, TlsListener};
 
 /// What every session shares.
@@ -43,8 +47,8 @@ pub struct ServerContext {
     pub registry: Registry,
     /// Counts and counters.
     pub metrics: Arc<Metrics>,
-    /// How peer connections gather candidates.
-    pub media: MediaSettings,
+    /// The media engine: every participant's connection, the media sockets.
+    pub engine: Engine,
     /// The key access tokens are checked with; `None` runs the server open.
     pub token_key: Option<TokenKey>,
     /// The configuration the server started with.
@@ -74,6 +78,9 @@ pub enum StartError {
     /// The configured token key cannot be used.
     #[error("auth.token_key: {0}")]
     TokenKey(#[from] WeakKey),
+    /// The media sockets could not be bound.
+    #[error("media.udp_port: {0}")]
+    Media(std::io::Error),
     /// The configured certificate or key cannot be used.
     #[error("http.tls_cert/http.tls_key: {0}")]
     Tls(#[from] TlsError),
@@ -114,13 +121,27 @@ impl Server {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { address, source })?;
+        let metrics = Arc::new(Metrics::default());
+        let engine = Engine::start(
+            EngineConfig {
+                udp: config
+                    .media
+                    .ips
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, config.media.udp_port))
+                    .collect(),
+                public: PublicAddresses::new(config.media.public_ips.clone()),
+            },
+            Arc::clone(&metrics),
+        )
+        .map_err(StartError::Media)?;
         let context = Arc::new(ServerContext {
             registry: Registry::new(
                 config.limits.max_rooms,
                 config.limits.max_participants_per_room,
             ),
-            metrics: Arc::new(Metrics::default()),
-            media: MediaSettings::new(&config.media),
+            metrics,
+            engine,
             token_key,
             config,
             drain: Drain::default(),

@@ -36,6 +36,13 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// RTP packets dropped because a subscriber's connection was not keeping up.
     pub packets_dropped: AtomicU64,
+    /// Datagrams on the media port from an unknown address that were not a binding request
+    /// to a ufrag the server issued.
+    pub datagrams_unknown: AtomicU64,
+    /// Binding requests on the media port naming a ufrag nobody was issued.
+    pub datagrams_unknown_ufrag: AtomicU64,
+    /// Datagrams the kernel refused to send.
+    pub datagrams_send_failed: AtomicU64,
     /// PLI and FIR received from subscribers.
     pub keyframe_requests_received: AtomicU64,
     /// Keyframe requests the publications' tasks have decided on (sent or throttled).
@@ -223,6 +230,21 @@ impl Metrics {
                 "rtp_packets_dropped_total",
                 "RTP packets dropped because a subscriber was not keeping up.",
                 &self.packets_dropped,
+            ),
+            (
+                "media_datagrams_unknown_total",
+                "Datagrams on the media port from an unknown address that were not a binding request to an issued ufrag.",
+                &self.datagrams_unknown,
+            ),
+            (
+                "media_datagrams_unknown_ufrag_total",
+                "Binding requests on the media port naming a ufrag the server never issued.",
+                &self.datagrams_unknown_ufrag,
+            ),
+            (
+                "media_datagrams_send_failed_total",
+                "Datagrams the kernel refused to send.",
+                &self.datagrams_send_failed,
             ),
             (
                 "keyframe_requests_received_total",

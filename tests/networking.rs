@@ -1,14 +1,14 @@
-//! Media networking settings: the UDP port range and the public address announced behind 1:1
-//! NAT, seen from a client.
+//! Media networking, seen from a client: the one media port every connection shares, and the
+//! public address announced behind 1:1 NAT.
 
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use common::{PATIENCE, camera_and_microphone, free_port_range, wait_for_counts};
+use common::{PATIENCE, camera_and_microphone, wait_for_counts};
 use loadtest::{Observed, Participant, ParticipantOptions};
 use switchyard::config::PublicIp;
-use switchyard::signal::protocol::{ServerMessage, TrackKind};
+use switchyard::signal::protocol::ServerMessage;
 use switchyard::{Config, Counts, RunningServer, Server};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
@@ -59,82 +59,32 @@ async fn join(server: &RunningServer, name: &str) -> Participant {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn media_ports_come_from_the_configured_range_and_go_back_to_it() {
-    let range = free_port_range(8, 24_000);
-    let mut config = Config::loopback();
-    config.media.port_range = Some(range);
-    let server = start(config).await;
-    let ports = server
-        .context()
-        .media
-        .ports
-        .clone()
-        .expect("the range is configured");
-
+async fn every_connection_announces_and_uses_the_one_media_port() {
+    let server = start(Config::loopback()).await;
+    let media = server.context().engine.settings().udp.clone();
+    assert_eq!(media.len(), 1, "one socket for the one media address");
     let alice = join(&server, "alice").await;
     let bob = join(&server, "bob").await;
     for participant in [&alice, &bob] {
         participant
-            .wait_until("the other's video flows", PATIENCE, |observed| {
-                observed.received.values().any(|track| {
-                    track.announced && track.kind == Some(TrackKind::Video) && track.packets > 0
-                })
+            .wait_until("media flowing", PATIENCE, |observed| {
+                observed.flowing_tracks() == 2
+                    && observed.connection_state == Some(RTCPeerConnectionState::Connected)
             })
             .await
-            .expect("media flows through ports of the range");
+            .expect("media flows through the one port");
         let announced = announced_host_candidates(&participant.observed());
-        assert!(
-            !announced.is_empty(),
-            "the server announced host candidates"
-        );
+        assert!(!announced.is_empty());
         for (ip, port) in announced {
-            assert_eq!(ip, LOOPBACK);
-            assert!(
-                (range.min..=range.max).contains(&port),
-                "port {port} is outside {range:?}"
+            assert_eq!(
+                (ip, port),
+                (media[0].ip(), media[0].port()),
+                "every connection announces the one port"
             );
         }
     }
-    assert_eq!(ports.leased(), 2, "one port per connection");
-
     alice.leave().await;
     bob.leave().await;
-    wait_for_counts(&server, Counts::default()).await;
-    assert_eq!(ports.leased(), 0, "every port went back to the range");
-    server.shutdown().await.expect("shutdown");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_port_range_refuses_the_next_connection_and_nothing_else() {
-    let range = free_port_range(1, 28_000);
-    let mut config = Config::loopback();
-    config.media.port_range = Some(range);
-    let server = start(config).await;
-
-    let alice = join(&server, "alice").await;
-    alice
-        .wait_until("connected", PATIENCE, |observed| {
-            observed.connection_state == Some(RTCPeerConnectionState::Connected)
-        })
-        .await
-        .expect("the first connection takes the only port");
-    let bob = Participant::join(
-        ParticipantOptions::new(server.websocket_url(), "networking", "bob")
-            .with_tracks(camera_and_microphone()),
-    )
-    .await
-    .expect("bob joins the room; only his connection fails");
-    bob.wait_until("an error naming the port range", PATIENCE, |observed| {
-        observed.messages.iter().any(|message| {
-            matches!(message, ServerMessage::Error { message, .. }
-                if message.contains("no free UDP port left in the media range"))
-        })
-    })
-    .await
-    .expect("the second connection is refused with a clear error");
-    bob.leave().await;
-    assert!(alice.is_connected(), "the first participant is untouched");
-    alice.leave().await;
     wait_for_counts(&server, Counts::default()).await;
     server.shutdown().await.expect("shutdown");
 }

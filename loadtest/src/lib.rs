@@ -12,6 +12,7 @@
 pub mod compare;
 pub mod impairment;
 pub mod participant;
+pub mod peer_events;
 pub mod report;
 pub mod run;
 pub mod scenario;

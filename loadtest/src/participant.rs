@@ -13,6 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::peer_events::{EventForwarder, PeerEvent, mid_of_remote_track};
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
 use rtc::ice::mdns::MulticastDnsMode;
@@ -23,9 +24,8 @@ use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtp;
 use switchyard::media::vp8;
 use switchyard::rtc::Feedback;
-use switchyard::rtc::engine::{self, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
 use switchyard::rtc::feedback::FEEDBACK_QUEUE;
-use switchyard::rtc::peer::{EventForwarder, PeerEvent, mid_of_remote_track};
+use switchyard::rtc::setup::{self as engine, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
 use switchyard::signal::protocol::{ServerMessage, TrackKind};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;

@@ -3,49 +3,30 @@
 //! A [`DownTrack`] is everything the router needs to write into one send-only transceiver of a
 //! subscriber's connection: the SSRC the subscriber knows it by, the payload type and header
 //! extension its SDP negotiated, the [`Rewriter`] that keeps its numbering continuous, and the
-//! [`PacketSink`] packets go to. It outlives the publications that feed it: when one ends, its
-//! transceiver goes inactive and is later reused for the next track of the same kind, so the
-//! subscriber's SDP does not grow as people come and go.
+//! [`Outlet`] (connection and transceiver) the packet is written to. It outlives the
+//! publications that feed it: when one ends, its transceiver goes inactive and is later reused
+//! for the next track of the same kind, so the subscriber's SDP does not grow as people come
+//! and go.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::FutureExt;
 use rtc::rtp;
-use webrtc::media_stream::track_local::TrackLocal;
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 
+use crate::ids::{ConnectionId, TransceiverIndex};
 use crate::media::bitrate::SubscriberKey;
 use crate::media::rewriter::{Rewriter, SourceKey};
-use crate::metrics::Metrics;
 use crate::signal::protocol::TrackKind;
 
-/// What became of one packet offered to a down-track.
+/// Where a down-track's packets are written: a transceiver of a subscriber's connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Forwarded {
-    /// Handed to the subscriber's connection.
-    Sent,
-    /// Not for this down-track now: another source, or waiting for a keyframe.
-    Skipped,
-    /// The subscriber's connection is not keeping up; the packet was dropped and counted.
-    Dropped,
-}
-
-/// Where a down-track's packets go.
-pub trait PacketSink: Send + Sync {
-    /// Hands one packet over without waiting; `false` when it cannot be taken now.
-    fn try_send(&self, packet: rtp::Packet) -> bool;
-}
-
-/// The subscriber's connection: `write_rtp` completes at once when the connection driver's
-/// queue has room, and `now_or_never` drops the write (and the packet) instead of waiting
-/// when it has not.
-impl PacketSink for TrackLocalStaticRTP {
-    fn try_send(&self, packet: rtp::Packet) -> bool {
-        matches!(self.write_rtp(packet).now_or_never(), Some(Ok(())))
-    }
+pub struct Outlet {
+    /// The subscriber's connection.
+    pub connection: ConnectionId,
+    /// The slot's transceiver on it.
+    pub transceiver: TransceiverIndex,
 }
 
 /// A subscriber's sending slot; see the module documentation.
@@ -53,13 +34,13 @@ pub struct DownTrack {
     id: SubscriberKey,
     kind: TrackKind,
     ssrc: u32,
-    sink: Arc<dyn PacketSink>,
+    outlet: Outlet,
     payload_type: AtomicU8,
     /// The abs-send-time extension id the subscriber negotiated for this slot; 0 for none.
     abs_send_time_id: AtomicU8,
     ready: AtomicBool,
+    /// Only the worker that owns the feeding publication locks it, so it is never contended.
     rewriter: Mutex<Rewriter>,
-    metrics: Arc<Metrics>,
     sent: AtomicU64,
 }
 
@@ -74,25 +55,27 @@ impl std::fmt::Debug for DownTrack {
 }
 
 impl DownTrack {
-    /// A down-track writing packets of `kind` on `ssrc` into `sink`.
+    /// A down-track sending `kind` on `ssrc` through `transceiver` of `connection`.
     pub fn new(
         kind: TrackKind,
         ssrc: u32,
         clock_rate: u32,
-        sink: Arc<dyn PacketSink>,
-        metrics: Arc<Metrics>,
+        connection: ConnectionId,
+        transceiver: TransceiverIndex,
     ) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Self {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             kind,
             ssrc,
-            sink,
+            outlet: Outlet {
+                connection,
+                transceiver,
+            },
             payload_type: AtomicU8::new(0),
             abs_send_time_id: AtomicU8::new(0),
             ready: AtomicBool::new(false),
             rewriter: Mutex::new(Rewriter::new(clock_rate, rand::random(), rand::random())),
-            metrics,
             sent: AtomicU64::new(0),
         }
     }
@@ -112,7 +95,12 @@ impl DownTrack {
         self.ssrc
     }
 
-    /// Packets handed to the subscriber's connection so far.
+    /// Where its packets are written.
+    pub fn outlet(&self) -> Outlet {
+        self.outlet
+    }
+
+    /// Packets forwarded to the subscriber's connection so far.
     pub fn packets_sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
@@ -156,11 +144,10 @@ impl DownTrack {
         self.rewriter().source()
     }
 
-    /// Forwards one packet of `source`: rewrites SSRC, payload type, sequence number and
-    /// timestamp, stamps `send_time` (an abs-send-time payload) when the subscriber negotiated
-    /// that extension, and hands the packet to the subscriber's connection without waiting.
-    /// When that connection's queue is full the packet is dropped, so a slow subscriber never
-    /// holds up the publisher's read loop or the other subscribers.
+    /// Rewrites one packet of `source` for this subscriber: SSRC, payload type, sequence number
+    /// and timestamp, and `send_time` (an abs-send-time payload) when the subscriber negotiated
+    /// that extension. `None` when the packet is not for this slot now: another source, not
+    /// ready, or waiting for a keyframe.
     pub fn forward(
         &self,
         source: SourceKey,
@@ -168,19 +155,17 @@ impl DownTrack {
         can_start: bool,
         now: Instant,
         send_time: Option<&Bytes>,
-    ) -> Forwarded {
+    ) -> Option<rtp::Packet> {
         if !self.ready.load(Ordering::Acquire) {
-            return Forwarded::Skipped;
+            return None;
         }
-        let Some(numbers) = self.rewriter().rewrite(
+        let numbers = self.rewriter().rewrite(
             source,
             packet.header.sequence_number,
             packet.header.timestamp,
             can_start,
             now,
-        ) else {
-            return Forwarded::Skipped;
-        };
+        )?;
         let mut outgoing = packet.clone();
         outgoing.header.ssrc = self.ssrc;
         outgoing.header.payload_type = self.payload_type.load(Ordering::Acquire);
@@ -194,21 +179,11 @@ impl DownTrack {
                 .header
                 .set_extension(abs_send_time_id, send_time.clone());
         }
-        let size = outgoing.payload.len() as u64;
-        if self.sink.try_send(outgoing) {
-            self.sent.fetch_add(1, Ordering::Relaxed);
-            self.metrics.packets_out.fetch_add(1, Ordering::Relaxed);
-            self.metrics.bytes_out.fetch_add(size, Ordering::Relaxed);
-            Forwarded::Sent
-        } else {
-            self.metrics.packets_dropped.fetch_add(1, Ordering::Relaxed);
-            Forwarded::Dropped
-        }
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        Some(outgoing)
     }
 
     fn rewriter(&self) -> MutexGuard<'_, Rewriter> {
-        // A panic while holding this lock cannot leave the rewriter half-updated in a way that
-        // matters more than losing the slot, so a poisoned lock is simply taken over.
         self.rewriter
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -218,24 +193,6 @@ impl DownTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-
-    /// Keeps what it is given, or refuses everything.
-    #[derive(Default)]
-    struct Recorder {
-        packets: Mutex<Vec<rtp::Packet>>,
-        full: AtomicBool,
-    }
-
-    impl PacketSink for Recorder {
-        fn try_send(&self, packet: rtp::Packet) -> bool {
-            if self.full.load(Ordering::Relaxed) {
-                return false;
-            }
-            self.packets.lock().unwrap().push(packet);
-            true
-        }
-    }
 
     fn packet(sequence_number: u16, payload: &'static [u8]) -> rtp::Packet {
         rtp::Packet {
@@ -251,90 +208,71 @@ mod tests {
         }
     }
 
-    fn down_track() -> (DownTrack, Arc<Recorder>, Arc<Metrics>) {
-        let recorder = Arc::new(Recorder::default());
-        let metrics = Arc::new(Metrics::default());
-        let down = DownTrack::new(
+    fn down_track() -> DownTrack {
+        DownTrack::new(
             TrackKind::Video,
             9,
             90_000,
-            Arc::clone(&recorder) as Arc<dyn PacketSink>,
-            Arc::clone(&metrics),
-        );
-        (down, recorder, metrics)
+            ConnectionId::next(),
+            TransceiverIndex(3),
+        )
     }
 
     #[test]
     fn forwards_only_when_ready_and_rewrites_the_header_not_the_payload() {
-        let (down, recorder, metrics) = down_track();
+        let down = down_track();
         let now = Instant::now();
         down.switch_to(1);
         down.set_payload_type(96);
-        assert_eq!(
-            down.forward(1, &packet(5, b"abc"), true, now, None),
-            Forwarded::Skipped
-        );
-        down.set_ready(true);
-        assert_eq!(
-            down.forward(2, &packet(5, b"abc"), true, now, None),
-            Forwarded::Skipped
-        );
-        assert_eq!(
-            down.forward(1, &packet(5, b"abc"), true, now, None),
-            Forwarded::Sent
-        );
-        assert_eq!(
-            down.forward(1, &packet(6, b"def"), false, now, None),
-            Forwarded::Sent
-        );
-        let packets = recorder.packets.lock().unwrap();
-        assert_eq!(packets.len(), 2);
         assert!(
-            packets
-                .iter()
-                .all(|p| p.header.ssrc == 9 && p.header.payload_type == 96)
+            down.forward(1, &packet(5, b"abc"), true, now, None)
+                .is_none()
         );
-        assert_eq!(
-            packets[1].header.sequence_number,
-            packets[0].header.sequence_number.wrapping_add(1)
-        );
-        assert_eq!(&packets[0].payload[..], b"abc");
-        assert_eq!(metrics.packets_out.load(Ordering::Relaxed), 2);
-    }
-
-    #[test]
-    fn a_full_sink_drops_and_counts() {
-        let (down, recorder, metrics) = down_track();
-        down.switch_to(1);
         down.set_ready(true);
-        recorder.full.store(true, Ordering::Relaxed);
-        assert_eq!(
-            down.forward(1, &packet(1, b"x"), true, Instant::now(), None),
-            Forwarded::Dropped
+        assert!(
+            down.forward(2, &packet(5, b"abc"), true, now, None)
+                .is_none()
         );
-        assert_eq!(metrics.packets_dropped.load(Ordering::Relaxed), 1);
+        let first = down
+            .forward(1, &packet(5, b"abc"), true, now, None)
+            .expect("forwarded");
+        let second = down
+            .forward(1, &packet(6, b"def"), false, now, None)
+            .expect("forwarded");
+        for sent in [&first, &second] {
+            assert_eq!(sent.header.ssrc, 9);
+            assert_eq!(sent.header.payload_type, 96);
+        }
+        assert_eq!(
+            second.header.sequence_number,
+            first.header.sequence_number.wrapping_add(1)
+        );
+        assert_eq!(&first.payload[..], b"abc");
+        assert_eq!(down.packets_sent(), 2);
+        assert_eq!(down.outlet().transceiver, TransceiverIndex(3));
     }
 
     #[test]
     fn stamps_the_send_time_only_with_a_negotiated_id() {
-        let (down, recorder, _) = down_track();
+        let down = down_track();
         let now = Instant::now();
         down.switch_to(1);
         down.set_payload_type(96);
         down.set_ready(true);
         let send_time = Bytes::from_static(&[1, 2, 3]);
-        down.forward(1, &packet(1, b"a"), true, now, Some(&send_time));
+        let plain = down
+            .forward(1, &packet(1, b"a"), true, now, Some(&send_time))
+            .expect("forwarded");
         down.set_abs_send_time_id(Some(3));
-        down.forward(1, &packet(2, b"b"), false, now, Some(&send_time));
-        down.forward(1, &packet(3, b"c"), false, now, None);
-        let packets = recorder.packets.lock().unwrap();
-        assert_eq!(packets.len(), 3);
-        assert!(
-            !packets[0].header.extension,
-            "no id negotiated: no extension"
-        );
-        assert_eq!(packets[1].header.get_extension(3), Some(send_time.clone()));
-        assert_eq!(packets[1].header.get_extension_ids(), vec![3]);
-        assert!(!packets[2].header.extension, "nothing to stamp");
+        let stamped = down
+            .forward(1, &packet(2, b"b"), false, now, Some(&send_time))
+            .expect("forwarded");
+        let nothing_to_stamp = down
+            .forward(1, &packet(3, b"c"), false, now, None)
+            .expect("forwarded");
+        assert!(!plain.header.extension, "no id negotiated: no extension");
+        assert_eq!(stamped.header.get_extension(3), Some(send_time.clone()));
+        assert_eq!(stamped.header.get_extension_ids(), vec![3]);
+        assert!(!nothing_to_stamp.header.extension, "nothing to stamp");
     }
 }

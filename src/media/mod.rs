@@ -7,4 +7,5 @@ pub mod keyframe;
 pub mod publication;
 pub mod rewriter;
 pub mod send_time;
+pub mod upstream;
 pub mod vp8;

@@ -1,14 +1,15 @@
-//! The WebRTC side of a participant: how peer connections are built, and the handle the
-//! session drives one through.
+//! The WebRTC side of a participant: how its connection is built and negotiated, what it
+//! publishes and what it receives. Nothing here does I/O or speaks the signaling protocol:
+//! the media engine drives a [`connection::Connection`], and the session renders its notices.
 
-pub mod engine;
-pub mod feedback;
-pub mod peer;
-pub mod ports;
-pub mod public_address;
-
-pub use engine::MediaSettings;
-pub use feedback::Feedback;
-pub use peer::{Peer, PeerEvent};
 pub mod connection;
+pub mod feedback;
+pub mod negotiation;
+pub mod public_address;
+pub mod publishing;
 pub mod sdp;
+pub mod setup;
+pub mod subscriptions;
+
+pub use feedback::Feedback;
+pub use setup::MediaSettings;

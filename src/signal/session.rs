@@ -13,21 +13,21 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::{SinkExt, StreamExt};
+use rtc::peer_connection::state::RTCPeerConnectionState;
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info, warn};
-use webrtc::peer_connection::RTCPeerConnectionState;
+use tracing::{Instrument, debug, info};
 
 use crate::ServerContext;
 use crate::auth::{Access, Grants, TokenError};
 use crate::drain::SessionGuard;
+use crate::engine::ConnectionHandle;
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
-use crate::rtc::connection::{MediaConnection, MediaError, MediaEvent};
-use crate::rtc::peer::PeerEvent;
+use crate::rtc::connection::{MediaError, Notice};
 use crate::signal::outbox::{Outbox, Outgoing, Unreachable};
 use crate::signal::protocol::{
-    ClientMessage, ErrorCode, IceCandidate, MAX_CHAT_CHARS, ParticipantInfo, ServerMessage,
-    is_valid_chat_text, is_valid_room_name, normalize_display_name,
+    ClientMessage, ErrorCode, MAX_CHAT_CHARS, ParticipantInfo, ServerMessage, is_valid_chat_text,
+    is_valid_room_name, normalize_display_name,
 };
 use crate::signal::rate::{RateLimiter, Verdict};
 
@@ -145,7 +145,7 @@ impl From<Unreachable> for Ending {
 enum Input {
     Frame(Option<Result<Message, axum::Error>>),
     Room(RoomEvent),
-    Media(MediaEvent),
+    Media(Vec<Notice>),
     AnswerOverdue,
     ShuttingDown,
 }
@@ -156,7 +156,9 @@ struct Joined {
     grants: Grants,
     room: Arc<Room>,
     room_events: mpsc::UnboundedReceiver<RoomEvent>,
-    media: MediaConnection,
+    media: ConnectionHandle,
+    /// What the connection reports on its own: state changes, tracks that start.
+    media_events: mpsc::UnboundedReceiver<Vec<Notice>>,
     /// When the `join` arrived, until the media connection first connects and the join
     /// latency is recorded. Cleared unmeasured when the participant's first offer left
     /// nothing to connect (it publishes nothing and there is nothing to receive yet): its wait
@@ -183,25 +185,7 @@ impl Session {
                     Err(unreachable) => Err(unreachable.into()),
                 },
                 Input::Room(event) => self.on_room_events(event).await,
-                Input::Media(MediaEvent::Peer(event)) => self.on_peer_event(event).await,
-                Input::Media(MediaEvent::Feedback(feedback)) => {
-                    if let Some(joined) = &self.joined {
-                        joined.media.on_feedback(feedback);
-                    }
-                    Ok(())
-                }
-                Input::Media(MediaEvent::MeasureRoundTrip) => {
-                    if let Some(joined) = &mut self.joined {
-                        joined.media.measure_round_trip().await;
-                    }
-                    Ok(())
-                }
-                Input::Media(MediaEvent::CheckKeyframes) => {
-                    if let Some(joined) = &mut self.joined {
-                        joined.media.check_keyframes();
-                    }
-                    Ok(())
-                }
+                Input::Media(notices) => self.apply(notices),
                 Input::AnswerOverdue => Err(Ending::MediaFailed(
                     "the client did not answer the server's offer".to_owned(),
                 )),
@@ -223,13 +207,13 @@ impl Session {
                 frame = stream.next() => Input::Frame(frame),
             };
         };
-        let deadline = joined.media.answer_deadline();
+        let deadline = joined.media.status().answer_deadline;
         tokio::select! {
             biased;
             _ = drain.begun() => Input::ShuttingDown,
             frame = stream.next() => Input::Frame(frame),
             Some(event) = joined.room_events.recv() => Input::Room(event),
-            event = joined.media.next_event() => Input::Media(event),
+            Some(notices) = joined.media_events.recv() => Input::Media(notices),
             () = sleep_until_optional(deadline) => Input::AnswerOverdue,
         }
     }
@@ -314,20 +298,23 @@ impl Session {
             ClientMessage::Join { .. } => unreachable!("handled above"),
             ClientMessage::Leave => return Ok(Some(Ending::Left)),
             ClientMessage::Offer { sdp } => {
-                joined
-                    .media
-                    .on_offer(sdp, &joined.room, &self.outbox)
-                    .await?;
-                if !joined.media.has_connection() {
+                let notices = joined.media.offer(sdp).await?;
+                if !joined.media.status().open {
                     joined.join_started = None;
                 }
+                self.apply(notices).map_err(MessageError::End)?;
             }
-            ClientMessage::Answer { sdp } => joined.media.on_answer(sdp, &self.outbox).await?,
+            ClientMessage::Answer { sdp } => {
+                let notices = joined.media.answer(sdp).await?;
+                self.apply(notices).map_err(MessageError::End)?;
+            }
             ClientMessage::Candidate { candidate } => {
-                joined.media.on_candidate(candidate).await?;
+                joined.media.candidate(candidate).await?;
             }
             ClientMessage::Mute { track, muted } => {
-                joined.media.on_mute(&joined.room, track, muted)?;
+                if let Some(publication) = joined.media.mute(track, muted).await? {
+                    joined.room.set_muted(&publication, muted);
+                }
             }
             ClientMessage::Chat { text } => {
                 if !joined.grants.chat {
@@ -428,11 +415,8 @@ impl Session {
         if let Some(identity) = &identity {
             span.record("identity", identity.as_str());
         }
-        let mut media = MediaConnection::new(
-            id.clone(),
-            context.media.clone(),
-            Arc::clone(&context.metrics),
-        );
+        let (media_events_tx, media_events) = mpsc::unbounded_channel();
+        let media = context.engine.connect(&id, media_events_tx);
         if !grants.publish {
             media.forbid_publishing();
         }
@@ -463,6 +447,7 @@ impl Session {
             room,
             room_events,
             media,
+            media_events,
             join_started: Some(started),
             _gauge: gauge,
         });
@@ -509,7 +494,7 @@ impl Session {
             }
             RoomEvent::Unpublished(publications) => {
                 for publication in &publications {
-                    joined.media.unwant(publication);
+                    joined.media.unwant(publication.key());
                 }
                 return Ok(());
             }
@@ -547,50 +532,82 @@ impl Session {
     /// Offers the client what changed in the tracks it receives, if anything did and no
     /// negotiation is under way (the answer's arrival offers the rest).
     async fn negotiate(&mut self) -> Result<(), Ending> {
-        match self.joined.as_mut() {
-            Some(joined) => joined.media.negotiate(&self.outbox).await.map_err(fatal),
-            None => Ok(()),
-        }
-    }
-
-    async fn on_peer_event(&mut self, event: PeerEvent) -> Result<(), Ending> {
         let Some(joined) = self.joined.as_mut() else {
             return Ok(());
         };
-        match event {
-            PeerEvent::Candidate(candidate) => {
-                self.outbox.send(&ServerMessage::Candidate {
-                    candidate: IceCandidate {
-                        candidate: self
-                            .context
-                            .media
-                            .public
-                            .rewrite_candidate(&candidate.candidate)
-                            .into_owned(),
-                        sdp_mid: candidate.sdp_mid,
-                        sdp_m_line_index: candidate.sdp_mline_index,
-                        username_fragment: candidate.username_fragment,
-                    },
-                })?;
-            }
-            PeerEvent::State(state) => {
-                debug!(%state, "connection state");
-                joined.media.on_connection_state(state);
-                if state == RTCPeerConnectionState::Connected
-                    && let Some(started) = joined.join_started.take()
-                {
-                    let latency = started.elapsed();
-                    self.context.metrics.join_seconds.observe(latency);
-                    info!(seconds = latency.as_secs_f64(), "media connected");
+        let notices = joined.media.negotiate().await.map_err(fatal)?;
+        self.apply(notices)
+    }
+
+    /// Carries out what the connection reports, in order: messages to the client, changes to
+    /// the room, and what its state means for the session.
+    fn apply(&mut self, notices: Vec<Notice>) -> Result<(), Ending> {
+        let Some(joined) = self.joined.as_mut() else {
+            return Ok(());
+        };
+        for notice in notices {
+            let message = match notice {
+                Notice::Answer(sdp) => ServerMessage::Answer { sdp },
+                Notice::Offer(sdp) => ServerMessage::Offer { sdp },
+                Notice::TrackPublished { publication, mid } => {
+                    let info = publication.info();
+                    ServerMessage::TrackPublished {
+                        participant: info.participant.clone(),
+                        track: info.track.clone(),
+                        kind: info.kind,
+                        stream: info.stream.clone(),
+                        mid,
+                        muted: publication.muted(),
+                    }
                 }
-                if matches!(
-                    state,
-                    RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
-                ) {
-                    return Err(Ending::MediaFailed(format!("the connection is {state}")));
+                Notice::TrackUnpublished { publication, mid } => {
+                    let info = publication.info();
+                    ServerMessage::TrackUnpublished {
+                        participant: info.participant.clone(),
+                        track: info.track.clone(),
+                        mid,
+                    }
                 }
-            }
-            PeerEvent::Track(remote) => joined.media.on_track(&joined.room, remote).await,
+                Notice::PublishRefused { mids } => {
+                    self.context
+                        .metrics
+                        .signaling_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    ServerMessage::error(
+                        ErrorCode::PublishNotAllowed,
+                        format!(
+                            "this participant may not publish: the offer was answered with its sending media sections (mid {}) inactive",
+                            mids.join(", ")
+                        ),
+                    )
+                }
+                Notice::Publish(publications) => {
+                    joined.room.publish(publications);
+                    continue;
+                }
+                Notice::Unpublish(publications) => {
+                    joined.room.unpublish(publications);
+                    continue;
+                }
+                Notice::State(state) => {
+                    debug!(%state, "connection state");
+                    if state == RTCPeerConnectionState::Connected
+                        && let Some(started) = joined.join_started.take()
+                    {
+                        let latency = started.elapsed();
+                        self.context.metrics.join_seconds.observe(latency);
+                        info!(seconds = latency.as_secs_f64(), "media connected");
+                    }
+                    if matches!(
+                        state,
+                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+                    ) {
+                        return Err(Ending::MediaFailed(format!("the connection is {state}")));
+                    }
+                    continue;
+                }
+            };
+            self.outbox.send(&message)?;
         }
         Ok(())
     }
@@ -646,19 +663,8 @@ impl Session {
         if let Some(joined) = self.joined.take() {
             info!(?ending, "leaving");
             self.context.registry.leave(&joined.room, &joined.id);
-            match self.context.drain.deadline() {
-                // Closing a connection is quick, but a shutdown must end in time whatever the
-                // WebRTC stack does: past the deadline the connection is dropped unfinished.
-                Some(deadline) => {
-                    if tokio::time::timeout_at(deadline, joined.media.close())
-                        .await
-                        .is_err()
-                    {
-                        warn!("the media connection did not close before the shutdown deadline");
-                    }
-                }
-                None => joined.media.close().await,
-            }
+            // Dropping the handle closes the connection on its worker.
+            drop(joined);
         } else {
             debug!(?ending, "session ended before joining");
         }
@@ -686,7 +692,6 @@ impl From<MediaError> for MessageError {
             }
             MediaError::UnknownTrack(_) => MessageError::Refused(ErrorCode::UnknownTrack, message),
             MediaError::Internal(_) => MessageError::End(Ending::MediaFailed(message)),
-            MediaError::Unreachable(_) => MessageError::End(Ending::NotReading),
         }
     }
 }
@@ -709,10 +714,7 @@ impl From<JoinRefusal> for MessageError {
 
 /// A failure while renegotiating on the room's behalf ends the session.
 fn fatal(error: MediaError) -> Ending {
-    match error {
-        MediaError::Unreachable(_) => Ending::NotReading,
-        other => Ending::MediaFailed(other.to_string()),
-    }
+    Ending::MediaFailed(error.to_string())
 }
 
 /// Whether a socket error means the client sent a frame over the size limit.

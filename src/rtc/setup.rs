@@ -14,33 +14,31 @@
 //!   estimates with its receive-side estimator and reports it as `goog-remb`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::network_type::NetworkType;
 use rtc::interceptor::{
     NackGeneratorBuilder, NackResponderBuilder, ReceiverReportBuilder, Registry,
     SenderReportBuilder, Slot, TwccReceiverBuilder,
 };
 use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::media_engine::{
     MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
 };
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    SettingEngineBuilder,
-};
 
-use crate::config::MediaConfig;
 use crate::media::send_time::ABS_SEND_TIME_URI;
 use crate::rtc::feedback::{Feedback, FeedbackTap};
-use crate::rtc::ports::{PortAllocator, PortLease};
 use crate::rtc::public_address::PublicAddresses;
 use crate::signal::protocol::TrackKind;
 
@@ -59,25 +57,48 @@ const ICE_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 /// default of 7 at 200 ms.
 const ICE_MAX_BINDING_REQUESTS: u16 = 28;
 
-/// Network settings shared by every peer connection.
+/// Where every connection's media flows: the shared ports on each media address, and what is
+/// announced for them.
 #[derive(Debug, Clone)]
 pub struct MediaSettings {
-    /// Local addresses to gather host candidates on (one UDP socket each, per connection).
-    pub ips: Vec<IpAddr>,
-    /// The configured port range, if media ports are restricted; otherwise the system picks.
-    pub ports: Option<Arc<PortAllocator>>,
+    /// The UDP sockets' addresses, one per media address, all on the one media port.
+    pub udp: Vec<SocketAddr>,
+    /// The ICE-TCP listeners' addresses, if ICE over TCP is on.
+    pub tcp: Vec<SocketAddr>,
     /// The public addresses announced for the local ones (1:1 NAT).
     pub public: PublicAddresses,
 }
 
 impl MediaSettings {
-    /// The settings `media` asks for.
-    pub fn new(media: &MediaConfig) -> Self {
-        Self {
-            ips: media.ips.clone(),
-            ports: media.port_range.map(PortAllocator::new),
-            public: PublicAddresses::new(media.public_ips.clone()),
-        }
+    /// Host candidates for every media address: UDP, and TCP passive at a lower priority so
+    /// that a client uses it only when UDP does not get through (RFC 6544).
+    pub fn local_candidates(&self) -> Vec<RTCIceCandidateInit> {
+        let udp = self.udp.iter().enumerate().map(|(index, address)| {
+            // RFC 8445's host priority: type preference 126, local preference by order.
+            let priority = (126u32 << 24) | ((65_535 - index as u32) << 8) | 255;
+            format!(
+                "candidate:{} 1 udp {priority} {} {} typ host",
+                index + 1,
+                address.ip(),
+                address.port()
+            )
+        });
+        let tcp = self.tcp.iter().enumerate().map(|(index, address)| {
+            // Below every UDP candidate: a lower type preference for TCP (RFC 6544 4.2).
+            let priority = (80u32 << 24) | ((65_535 - index as u32) << 8) | 255;
+            format!(
+                "candidate:{} 1 tcp {priority} {} {} typ host tcptype passive",
+                1001 + index,
+                address.ip(),
+                address.port()
+            )
+        });
+        udp.chain(tcp)
+            .map(|candidate| RTCIceCandidateInit {
+                candidate,
+                ..Default::default()
+            })
+            .collect()
     }
 }
 
@@ -146,7 +167,7 @@ pub fn send_only() -> Option<RTCRtpTransceiverInit> {
 }
 
 /// The media engine: codecs, feedback and header extensions, as described above.
-pub fn media_engine() -> webrtc::error::Result<MediaEngine> {
+pub fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
     let mut engine = MediaEngine::default();
     engine.register_codec(
         RTCRtpCodecParameters {
@@ -238,47 +259,34 @@ pub fn prompt_ice(settings: SettingEngineBuilder) -> SettingEngineBuilder {
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
 }
 
-/// Builds one server-side peer connection, with the port it holds when ports are restricted
-/// (the port goes back to the range when the lease drops).
-pub async fn build_peer_connection(
+/// Builds one server-side connection whose ICE answers to `credentials` (ufrag, password),
+/// reporting subscriber feedback to `feedback`.
+pub fn build(
     settings: &MediaSettings,
-    handler: Arc<dyn PeerConnectionEventHandler>,
+    credentials: (String, String),
     feedback: mpsc::Sender<Feedback>,
-) -> webrtc::error::Result<(Arc<dyn PeerConnection>, Option<PortLease>)> {
-    let include_loopback = settings.ips.iter().any(IpAddr::is_loopback);
-    // No mDNS: left on, every connection binds port 5353 and joins the mDNS multicast group,
-    // which fails (ENODEV) wherever there is no multicast route, such as a network namespace
-    // holding only `lo`. The server gathers on explicit addresses and needs no `.local` names;
-    // a browser that hides its address behind one is still reached through the peer-reflexive
-    // candidate its first connectivity check creates.
+    now: Instant,
+) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
+    let mut network_types = vec![NetworkType::Udp4, NetworkType::Udp6];
+    if !settings.tcp.is_empty() {
+        network_types.extend([NetworkType::Tcp4, NetworkType::Tcp6]);
+    }
+    // No mDNS: the server announces explicit addresses, and a browser that hides its address
+    // behind a `.local` name is still reached through the peer-reflexive candidate its first
+    // connectivity check creates.
     let setting_engine = prompt_ice(
         SettingEngineBuilder::new()
-            .with_include_loopback_candidate(include_loopback)
+            .with_ice_credentials(credentials.0, credentials.1)
+            .with_network_types(network_types)
             .with_multicast_dns_mode(MulticastDnsMode::Disabled),
     )
     .build();
-    let lease = settings
-        .ports
-        .as_ref()
-        .map(|ports| ports.lease(&settings.ips))
-        .transpose()
-        .map_err(|exhausted| webrtc::error::Error::Other(exhausted.to_string()))?;
-    let port = lease.as_ref().map_or(0, PortLease::port);
-    let addresses: Vec<SocketAddr> = settings
-        .ips
-        .iter()
-        .map(|ip| SocketAddr::new(*ip, port))
-        .collect();
-    let connection = PeerConnectionBuilder::new()
+    RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media_engine()?)
         .with_setting_engine(setting_engine)
         .with_interceptor_registry(interceptors(feedback))
-        .with_handler(handler)
-        .with_udp_addrs(addresses)
-        .build()
-        .await?;
-    Ok((Arc::new(connection), lease))
+        .build(now)
 }
 
 /// The local IPv4 addresses to gather on by default: every interface, loopback included, so

@@ -1,8 +1,8 @@
-//! One participant's peer connection, and the events it reports.
+//! The events a synthetic participant's peer connection reports.
 //!
 //! The connection's callbacks run on its driver task, which must never block, so the handler
-//! only forwards each event to the participant's session over a channel; the session acts on
-//! them in order, alongside the participant's signaling messages.
+//! only forwards each event to the participant over a channel; the participant acts on them in
+//! order, alongside its signaling.
 
 use std::sync::Arc;
 
@@ -13,18 +13,13 @@ use webrtc::peer_connection::{
     RTCPeerConnectionState,
 };
 
-use crate::metrics::{Gauge, GaugeGuard, Metrics};
-use crate::rtc::engine::{MediaSettings, build_peer_connection};
-use crate::rtc::feedback::{FEEDBACK_QUEUE, Feedback};
-use crate::rtc::ports::PortLease;
-
-/// Something the peer connection reports to the session.
+/// Something the peer connection reports to the participant.
 pub enum PeerEvent {
-    /// A local ICE candidate to trickle to the client.
+    /// A local ICE candidate to trickle to the server.
     Candidate(RTCIceCandidateInit),
     /// The connection's state changed.
     State(RTCPeerConnectionState),
-    /// The client started sending a track.
+    /// The server started sending a track.
     Track(Arc<dyn TrackRemote>),
 }
 
@@ -34,62 +29,6 @@ impl std::fmt::Debug for PeerEvent {
             PeerEvent::Candidate(candidate) => f.debug_tuple("Candidate").field(candidate).finish(),
             PeerEvent::State(state) => f.debug_tuple("State").field(state).finish(),
             PeerEvent::Track(_) => f.write_str("Track(..)"),
-        }
-    }
-}
-
-/// A server-side peer connection; closes itself when dropped.
-pub struct Peer {
-    connection: Arc<dyn PeerConnection>,
-    _port: Option<PortLease>,
-    _gauge: GaugeGuard,
-}
-
-/// The channels a [`Peer`] reports on.
-pub struct PeerChannels {
-    /// Connection events.
-    pub events: mpsc::UnboundedReceiver<PeerEvent>,
-    /// Subscriber RTCP feedback.
-    pub feedback: mpsc::Receiver<Feedback>,
-}
-
-impl Peer {
-    /// Builds a connection with the server's settings.
-    pub async fn new(
-        settings: &MediaSettings,
-        metrics: &Arc<Metrics>,
-    ) -> webrtc::error::Result<(Peer, PeerChannels)> {
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let (feedback_tx, feedback) = mpsc::channel(FEEDBACK_QUEUE);
-        let handler = Arc::new(EventForwarder::new(events_tx));
-        let (connection, port) = build_peer_connection(settings, handler, feedback_tx).await?;
-        let peer = Peer {
-            connection,
-            _port: port,
-            _gauge: GaugeGuard::new(metrics, Gauge::Peers),
-        };
-        Ok((peer, PeerChannels { events, feedback }))
-    }
-
-    /// The underlying connection.
-    pub fn connection(&self) -> &Arc<dyn PeerConnection> {
-        &self.connection
-    }
-
-    /// Closes the connection and stops its driver.
-    pub async fn close(self) {
-        let _ = self.connection.close().await;
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        // `close` is idempotent; this covers a session that ends without reaching it.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let connection = Arc::clone(&self.connection);
-            runtime.spawn(async move {
-                let _ = connection.close().await;
-            });
         }
     }
 }

@@ -1,0 +1,465 @@
+//! The worker loop: sockets, commands and timers in; datagrams out, in batches.
+//!
+//! One pass: wait for a command, a readable socket or the earliest deadline; feed what came to
+//! the connections it belongs to; let each touched connection report what its core produced,
+//! delivering forwarded packets and feedback to the connections they are for (which may touch
+//! more connections); then collect every touched connection's datagrams into one batch per
+//! socket and send each batch with one system call.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::shared::{TransportContext, TransportProtocol};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::engine::EngineConfig;
+use crate::engine::command::{Command, Reply, Status};
+use crate::engine::timers::Timers;
+use crate::ids::ConnectionId;
+use crate::metrics::Metrics;
+use crate::net::demux::{Demux, Path, Verdict};
+use crate::net::udp::{ReceiveBatch, SendBatch, UdpPort};
+use crate::rtc::MediaSettings;
+use crate::rtc::connection::{Connection, Effects, MediaError, Notice};
+
+/// Read calls per socket per pass, so that one busy socket cannot starve the rest.
+const READS_PER_PASS: usize = 8;
+
+/// Rounds of delivering effects in one pass: a packet may cause feedback, feedback an RTCP
+/// packet; nothing needs more.
+const EFFECT_ROUNDS: usize = 4;
+
+/// A connection and where its session hears from it.
+struct Peer {
+    connection: Connection,
+    events: mpsc::UnboundedSender<Vec<Notice>>,
+}
+
+/// One socket with its buffers.
+struct Port {
+    socket: UdpPort,
+    received: ReceiveBatch,
+    outgoing: SendBatch,
+}
+
+struct Worker {
+    settings: Arc<MediaSettings>,
+    metrics: Arc<Metrics>,
+    ports: Vec<Port>,
+    port_of: HashMap<SocketAddr, usize>,
+    demux: Demux<ConnectionId>,
+    peers: HashMap<ConnectionId, Peer>,
+    timers: Timers,
+    touched: HashSet<ConnectionId>,
+    effects: Effects,
+    due: Vec<ConnectionId>,
+}
+
+/// Runs a worker on this thread until [`Command::Stop`] or until every handle is gone.
+pub fn run(
+    config: EngineConfig,
+    metrics: Arc<Metrics>,
+    inbox: mpsc::UnboundedReceiver<Command>,
+    bound: std::sync::mpsc::Sender<io::Result<MediaSettings>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = bound.send(Err(error));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let mut worker = match Worker::bind(&config, metrics) {
+            Ok(worker) => worker,
+            Err(error) => {
+                let _ = bound.send(Err(error));
+                return;
+            }
+        };
+        let _ = bound.send(Ok(MediaSettings::clone(&worker.settings)));
+        worker.serve(inbox).await;
+    });
+}
+
+/// What woke the worker.
+enum Wake {
+    Command(Option<Command>),
+    Readable(usize),
+    Timer,
+}
+
+impl Worker {
+    fn bind(config: &EngineConfig, metrics: Arc<Metrics>) -> io::Result<Worker> {
+        let mut ports = Vec::new();
+        let mut port_of = HashMap::new();
+        for address in &config.udp {
+            let socket = UdpPort::bind(*address).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("binding media address {address}: {error}"),
+                )
+            })?;
+            port_of.insert(socket.local_addr(), ports.len());
+            ports.push(Port {
+                received: ReceiveBatch::new(&socket),
+                outgoing: SendBatch::default(),
+                socket,
+            });
+        }
+        let settings = MediaSettings {
+            udp: ports.iter().map(|port| port.socket.local_addr()).collect(),
+            tcp: Vec::new(),
+            public: config.public.clone(),
+        };
+        Ok(Worker {
+            settings: Arc::new(settings),
+            metrics,
+            ports,
+            port_of,
+            demux: Demux::default(),
+            peers: HashMap::new(),
+            timers: Timers::default(),
+            touched: HashSet::new(),
+            effects: Effects::default(),
+            due: Vec::new(),
+        })
+    }
+
+    async fn serve(&mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        loop {
+            let deadline = self
+                .timers
+                .next()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            sleep.as_mut().reset(deadline.into());
+            let wake = std::future::poll_fn(|cx| {
+                if let Poll::Ready(command) = inbox.poll_recv(cx) {
+                    return Poll::Ready(Wake::Command(command));
+                }
+                for (index, port) in self.ports.iter().enumerate() {
+                    if port.socket.poll_readable(cx).is_ready() {
+                        return Poll::Ready(Wake::Readable(index));
+                    }
+                }
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
+                Poll::Pending
+            })
+            .await;
+            let now = Instant::now();
+            match wake {
+                Wake::Command(None) | Wake::Command(Some(Command::Stop)) => break,
+                Wake::Command(Some(command)) => {
+                    self.on_command(command, now);
+                    // Take whatever else is waiting: one pass sends for all of it.
+                    while let Ok(command) = inbox.try_recv() {
+                        if matches!(command, Command::Stop) {
+                            self.settle(now);
+                            self.flush().await;
+                            return;
+                        }
+                        self.on_command(command, now);
+                    }
+                }
+                Wake::Readable(first) => {
+                    for index in (first..self.ports.len()).chain(0..first) {
+                        self.receive(index, now);
+                    }
+                }
+                Wake::Timer => self.on_timers(now),
+            }
+            self.settle(now);
+            self.flush().await;
+        }
+        for (_, mut peer) in std::mem::take(&mut self.peers) {
+            peer.connection.close(&mut self.effects);
+        }
+    }
+
+    fn receive(&mut self, index: usize, now: Instant) {
+        for _ in 0..READS_PER_PASS {
+            let port = &mut self.ports[index];
+            match port.socket.try_receive(&mut port.received) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(error) => {
+                    debug!(%error, "media socket read failed");
+                    return;
+                }
+            }
+            let local = port.socket.local_addr();
+            for (remote, datagram) in port.received.datagrams() {
+                let path = Path { local, remote };
+                let id = match self.demux.classify(path, datagram) {
+                    Verdict::Known(id) | Verdict::Learned(id) => id,
+                    Verdict::UnknownUfrag => {
+                        self.metrics
+                            .datagrams_unknown_ufrag
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    Verdict::Unknown => {
+                        self.metrics
+                            .datagrams_unknown
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                let Some(peer) = self.peers.get_mut(&id) else {
+                    continue;
+                };
+                let transport = TransportContext {
+                    local_addr: local,
+                    peer_addr: remote,
+                    transport_protocol: TransportProtocol::UDP,
+                    ecn: None,
+                };
+                peer.connection
+                    .handle_read(now, transport, BytesMut::from(datagram));
+                self.touched.insert(id);
+            }
+        }
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        self.timers.due(now, &mut self.due);
+        for id in std::mem::take(&mut self.due) {
+            if let Some(peer) = self.peers.get_mut(&id) {
+                peer.connection.handle_timeout(now, &mut self.effects);
+                self.touched.insert(id);
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Open {
+                id,
+                participant,
+                events,
+            } => {
+                let ufrag = format!("{:016x}", rand::random::<u64>());
+                let password = format!("{:032x}", rand::random::<u128>());
+                match Connection::new(
+                    id,
+                    participant,
+                    (ufrag.clone(), password),
+                    Arc::clone(&self.settings),
+                    Arc::clone(&self.metrics),
+                    now,
+                ) {
+                    Ok(connection) => {
+                        self.demux.issue(ufrag, id);
+                        self.peers.insert(id, Peer { connection, events });
+                        self.touched.insert(id);
+                    }
+                    Err(error) => {
+                        warn!(%error, "a connection could not be made");
+                        let _ = events.send(vec![Notice::State(
+                            rtc::peer_connection::state::RTCPeerConnectionState::Failed,
+                        )]);
+                    }
+                }
+            }
+            Command::ForbidPublishing { id } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connection.forbid_publishing();
+                }
+            }
+            Command::Offer { id, sdp, reply } => {
+                self.answer(id, reply, |connection, effects| {
+                    connection.on_offer(sdp, now, effects)
+                });
+            }
+            Command::Answer { id, sdp, reply } => {
+                self.answer(id, reply, |connection, effects| {
+                    connection.on_answer(sdp, now, effects)
+                });
+            }
+            Command::Candidate {
+                id,
+                candidate,
+                reply,
+            } => {
+                self.answer(id, reply, |connection, _| {
+                    connection.on_candidate(candidate)
+                });
+            }
+            Command::Mute {
+                id,
+                track,
+                muted,
+                reply,
+            } => {
+                self.answer(id, reply, |connection, _| connection.on_mute(track, muted));
+            }
+            Command::Want { id, publication } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connection.want(publication);
+                }
+            }
+            Command::Unwant { id, key } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connection.unwant(key);
+                }
+            }
+            Command::Negotiate { id, reply } => {
+                self.answer(id, reply, |connection, effects| {
+                    let mut notices = Vec::new();
+                    connection.negotiate(now, &mut notices, effects)?;
+                    Ok(notices)
+                });
+            }
+            Command::Close { id } => self.close(id),
+            Command::Stop => {}
+        }
+    }
+
+    /// Runs `act` on connection `id` and replies with its result and the connection's status.
+    fn answer<T>(
+        &mut self,
+        id: ConnectionId,
+        reply: Reply<T>,
+        act: impl FnOnce(&mut Connection, &mut Effects) -> Result<T, MediaError>,
+    ) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            let _ = reply.send((
+                Err(MediaError::Internal("the connection is closed".to_owned())),
+                Status::default(),
+            ));
+            return;
+        };
+        let result = act(&mut peer.connection, &mut self.effects);
+        let status = Status {
+            open: peer.connection.is_open(),
+            answer_deadline: peer.connection.answer_deadline(),
+        };
+        self.touched.insert(id);
+        let _ = reply.send((result, status));
+    }
+
+    fn close(&mut self, id: ConnectionId) {
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return;
+        };
+        peer.connection.close(&mut self.effects);
+        self.collect_transmits(&mut peer.connection);
+        self.demux.forget(id);
+        self.timers.schedule(id, None);
+        self.touched.remove(&id);
+    }
+
+    /// Lets every touched connection report, delivers what crosses between connections, and
+    /// collects their datagrams.
+    fn settle(&mut self, now: Instant) {
+        for _ in 0..EFFECT_ROUNDS {
+            let touched: Vec<ConnectionId> = self.touched.iter().copied().collect();
+            for id in &touched {
+                if let Some(peer) = self.peers.get_mut(id) {
+                    peer.connection.process(now, &mut self.effects);
+                    let notices = peer.connection.take_unsolicited();
+                    if !notices.is_empty() {
+                        let _ = peer.events.send(notices);
+                    }
+                }
+            }
+            if self.effects.is_empty() {
+                break;
+            }
+            self.deliver(now);
+        }
+        let touched: Vec<ConnectionId> = self.touched.drain().collect();
+        for id in touched {
+            let Some(mut peer) = self.peers.remove(&id) else {
+                continue;
+            };
+            self.collect_transmits(&mut peer.connection);
+            self.timers.schedule(id, peer.connection.poll_timeout());
+            self.peers.insert(id, peer);
+        }
+    }
+
+    /// Writes forwarded packets into their subscribers' connections and feedback into their
+    /// publishers'.
+    fn deliver(&mut self, now: Instant) {
+        let mut effects = std::mem::take(&mut self.effects);
+        for (down, packet) in effects.rtp.drain(..) {
+            let outlet = down.outlet();
+            let Some(peer) = self.peers.get_mut(&outlet.connection) else {
+                continue;
+            };
+            let size = packet.payload.len() as u64;
+            if peer.connection.write_rtp(outlet.transceiver, packet, now) {
+                self.metrics.packets_out.fetch_add(1, Ordering::Relaxed);
+                self.metrics.bytes_out.fetch_add(size, Ordering::Relaxed);
+            } else {
+                self.metrics.packets_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            self.touched.insert(outlet.connection);
+        }
+        for request in effects.upstream.drain(..) {
+            let publisher = match &request {
+                crate::rtc::connection::UpstreamRequest::Keyframe { publication, .. }
+                | crate::rtc::connection::UpstreamRequest::Bitrate { publication, .. }
+                | crate::rtc::connection::UpstreamRequest::ForgetSubscriber {
+                    publication, ..
+                } => publication.publisher(),
+            };
+            if let Some(peer) = self.peers.get_mut(&publisher) {
+                peer.connection.on_upstream_request(request, now);
+                self.touched.insert(publisher);
+            }
+        }
+        // Keep the vectors' capacity for the next pass.
+        self.effects.rtp = effects.rtp;
+        self.effects.upstream = effects.upstream;
+    }
+
+    fn collect_transmits(&mut self, connection: &mut Connection) {
+        while let Some(transmit) = connection.poll_transmit() {
+            let Some(&index) = self.port_of.get(&transmit.transport.local_addr) else {
+                continue;
+            };
+            self.ports[index]
+                .outgoing
+                .push(transmit.transport.peer_addr, transmit.message);
+        }
+    }
+
+    async fn flush(&mut self) {
+        for port in &mut self.ports {
+            // A full socket buffer: wait for room rather than drop, but not for long.
+            for _ in 0..16 {
+                match port.socket.send(&mut port.outgoing) {
+                    Ok(()) => break,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(5), port.socket.writable())
+                                .await;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let failed = port.outgoing.take_failed() + port.outgoing.discard();
+            if failed > 0 {
+                self.metrics
+                    .datagrams_send_failed
+                    .fetch_add(failed, Ordering::Relaxed);
+            }
+        }
+    }
+}

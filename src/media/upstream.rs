@@ -1,0 +1,250 @@
+//! What goes back up to one publisher: keyframe requests, throttled per track, and the bitrate
+//! cap aggregated from its subscribers' estimates.
+//!
+//! Subscribers' PLI, FIR and REMB arrive at the media worker, which hands them to the
+//! publisher's [`Upstream`]; it answers with the RTCP to write to the publisher, now or when a
+//! deferred request or the next bitrate report falls due ([`deadline`](Upstream::deadline)).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rtc::rtcp;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+
+use crate::media::bitrate::{BitrateAggregator, REPORT_INTERVAL, SubscriberKey};
+use crate::media::keyframe::{KeyframeReason, KeyframeThrottle};
+use crate::media::rewriter::SourceKey;
+
+/// One RTCP packet for the publisher, about the track `source`.
+pub struct Feedback {
+    /// The track it is about; the REMB names all of them and goes with any.
+    pub source: SourceKey,
+    /// The packet.
+    pub packet: Box<dyn rtcp::Packet>,
+}
+
+impl std::fmt::Debug for Feedback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Feedback")
+            .field("source", &self.source)
+            .field("packet", &self.packet.header().packet_type)
+            .finish()
+    }
+}
+
+/// A published track's upstream state.
+#[derive(Debug, Default)]
+struct Track {
+    media_ssrc: u32,
+    throttle: KeyframeThrottle,
+}
+
+/// One publisher's upstream feedback; see the module documentation.
+#[derive(Debug, Default)]
+pub struct Upstream {
+    tracks: HashMap<SourceKey, Track>,
+    bitrate: BitrateAggregator,
+    next_report: Option<Instant>,
+}
+
+impl Upstream {
+    /// The publisher's track `source` arrives on `media_ssrc`.
+    pub fn track_started(&mut self, source: SourceKey, media_ssrc: u32, audio: bool) {
+        let track = self.tracks.entry(source).or_default();
+        if track.media_ssrc == 0 && audio {
+            self.bitrate.add_audio_track();
+        }
+        track.media_ssrc = media_ssrc;
+    }
+
+    /// The track `source` ended.
+    pub fn track_ended(&mut self, source: SourceKey, audio: bool) {
+        if let Some(track) = self.tracks.remove(&source) {
+            if audio && track.media_ssrc != 0 {
+                self.bitrate.remove_audio_track();
+            }
+            self.bitrate.forget_publication(track.media_ssrc);
+        }
+    }
+
+    /// A keyframe of `source` passed through.
+    pub fn keyframe_seen(&mut self, source: SourceKey, now: Instant) {
+        if let Some(track) = self.tracks.get_mut(&source) {
+            track.throttle.keyframe_seen(now);
+        }
+    }
+
+    /// A subscriber whose connection has `round_trip` time wants a keyframe of `source`: the
+    /// PLI to send now, if the throttle lets it through.
+    pub fn request_keyframe(
+        &mut self,
+        source: SourceKey,
+        reason: KeyframeReason,
+        round_trip: std::time::Duration,
+        now: Instant,
+    ) -> Option<Feedback> {
+        let track = self.tracks.get_mut(&source)?;
+        if track.media_ssrc == 0 {
+            // Not arrived yet: its first packets will be a keyframe anyway.
+            return None;
+        }
+        track
+            .throttle
+            .request(reason, round_trip, now)
+            .then(|| pli(source, track.media_ssrc))
+    }
+
+    /// A subscriber's share of its estimate for `source`: the REMB to send now, if due.
+    pub fn record_bitrate(
+        &mut self,
+        source: SourceKey,
+        subscriber: SubscriberKey,
+        bitrate: u64,
+        now: Instant,
+    ) -> Option<Feedback> {
+        let ssrc = self.tracks.get(&source)?.media_ssrc;
+        self.bitrate.record(ssrc, subscriber, bitrate, now);
+        self.next_report.get_or_insert(now + REPORT_INTERVAL);
+        self.report(source, now)
+    }
+
+    /// A subscriber of `source` left.
+    pub fn forget_subscriber(&mut self, source: SourceKey, subscriber: SubscriberKey) {
+        if let Some(track) = self.tracks.get(&source) {
+            self.bitrate.forget_subscriber(track.media_ssrc, subscriber);
+        }
+    }
+
+    /// When [`poll`](Self::poll) has something to do next.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.tracks
+            .values()
+            .filter_map(|track| track.throttle.deadline())
+            .chain(self.next_report)
+            .min()
+    }
+
+    /// The RTCP due at `now`: deferred keyframe requests and the periodic bitrate report.
+    pub fn poll(&mut self, now: Instant, out: &mut Vec<Feedback>) {
+        for (source, track) in &mut self.tracks {
+            if track.throttle.poll_deferred(now) {
+                out.push(pli(*source, track.media_ssrc));
+            }
+        }
+        if self.next_report.is_some_and(|due| now >= due) {
+            self.next_report = Some(now + REPORT_INTERVAL);
+            if let Some(source) = self.tracks.keys().next().copied()
+                && let Some(remb) = self.report(source, now)
+            {
+                out.push(remb);
+            }
+        }
+    }
+
+    fn report(&mut self, source: SourceKey, now: Instant) -> Option<Feedback> {
+        let cap = self.bitrate.poll(now)?;
+        Some(Feedback {
+            source,
+            packet: Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate: cap.bitrate as f32,
+                ssrcs: cap.ssrcs,
+            }),
+        })
+    }
+}
+
+fn pli(source: SourceKey, media_ssrc: u32) -> Feedback {
+    Feedback {
+        source,
+        packet: Box::new(PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    use crate::media::keyframe::{DEFAULT_ROUND_TRIP, KEYFRAME_REQUEST_INTERVAL};
+
+    fn is_pli(feedback: &Feedback, ssrc: u32) -> bool {
+        feedback
+            .packet
+            .as_any()
+            .downcast_ref::<PictureLossIndication>()
+            .is_some_and(|pli| pli.media_ssrc == ssrc)
+    }
+
+    #[test]
+    fn keyframe_requests_wait_for_the_track_and_are_throttled() {
+        let mut upstream = Upstream::default();
+        let now = Instant::now();
+        let reason = KeyframeReason::SubscriberRequest;
+        assert!(
+            upstream
+                .request_keyframe(1, reason, DEFAULT_ROUND_TRIP, now)
+                .is_none()
+        );
+        upstream.track_started(1, 1111, false);
+        let first = upstream
+            .request_keyframe(1, reason, DEFAULT_ROUND_TRIP, now)
+            .expect("the first request goes out");
+        assert!(is_pli(&first, 1111));
+        let soon = now + Duration::from_millis(50);
+        assert!(
+            upstream
+                .request_keyframe(1, reason, DEFAULT_ROUND_TRIP, soon)
+                .is_none()
+        );
+        // The keyframe came and a subscriber still asks a while later: deferred to the gap's end.
+        upstream.keyframe_seen(1, now + Duration::from_millis(60));
+        let later = now + Duration::from_millis(300);
+        assert!(
+            upstream
+                .request_keyframe(1, reason, DEFAULT_ROUND_TRIP, later)
+                .is_none()
+        );
+        let due = upstream.deadline().expect("a deferred request");
+        assert_eq!(due, now + KEYFRAME_REQUEST_INTERVAL);
+        let mut out = Vec::new();
+        upstream.poll(due, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(is_pli(&out[0], 1111));
+    }
+
+    #[test]
+    fn estimates_become_one_remb_for_the_publisher_repeated_each_second() {
+        let mut upstream = Upstream::default();
+        let now = Instant::now();
+        upstream.track_started(1, 1111, false);
+        upstream.track_started(2, 2222, true);
+        let remb = upstream
+            .record_bitrate(1, 7, 500_000, now)
+            .expect("the first estimate is reported at once");
+        let remb = remb
+            .packet
+            .as_any()
+            .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+            .expect("a REMB")
+            .clone();
+        assert_eq!(remb.ssrcs, vec![1111]);
+        assert_eq!(
+            remb.bitrate as u64,
+            500_000 + crate::media::bitrate::AUDIO_ALLOWANCE
+        );
+        assert!(upstream.record_bitrate(1, 8, 600_000, now).is_none());
+        let mut out = Vec::new();
+        upstream.poll(now + REPORT_INTERVAL, &mut out);
+        assert_eq!(out.len(), 1, "repeated once a second");
+        upstream.track_ended(1, false);
+        upstream.track_ended(2, true);
+        out.clear();
+        upstream.poll(now + REPORT_INTERVAL * 2, &mut out);
+        assert!(out.is_empty(), "nothing left to report");
+    }
+}

@@ -1,0 +1,294 @@
+//! The tracks a participant publishes.
+//!
+//! The core reports a remote track only when its first packet arrives, and never reports that
+//! one stopped (a client removing a track only changes its section's direction), so both come
+//! from each offer: a track is announced to the room as soon as the offer that sends it is
+//! answered, and ended when an offer stops sending it. Its first packet then only starts the
+//! forwarding (or, for a track no offer named, publishes it then).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rtc::peer_connection::event::RTCTrackEventInit;
+use tracing::{debug, warn};
+
+use crate::media::publication::{Publication, TrackInfo};
+use crate::rtc::connection::{Connection, Effects, MediaError, Notice};
+use crate::rtc::setup;
+use crate::signal::protocol::TrackKind;
+
+/// A track the participant publishes.
+pub struct Published {
+    /// The track.
+    pub publication: Arc<Publication>,
+    /// The media section it arrives in, when an offer named it.
+    pub mid: Option<String>,
+    /// The transceiver it arrives on, once its first packet came: RTCP to the publisher about
+    /// it is written there.
+    pub receiver: Option<usize>,
+}
+
+impl Connection {
+    /// Announces the tracks the client's latest offer sends and the server does not know yet,
+    /// before their first packets: subscribers negotiate for them meanwhile.
+    pub(crate) fn publish_offered_tracks(&mut self, notices: &mut Vec<Notice>) {
+        let offered: Vec<(TrackInfo, String)> = self
+            .remote_sections
+            .iter()
+            .filter(|section| section.sends)
+            .filter_map(|section| {
+                let kind = section.kind?;
+                let track = section.track.clone()?;
+                if self.published.contains_key(&track) {
+                    return None;
+                }
+                Some((
+                    self.track_info(kind, track, section.stream.clone().unwrap_or_default()),
+                    section.mid.clone(),
+                ))
+            })
+            .collect();
+        let publications = offered
+            .into_iter()
+            .map(|(info, mid)| (self.new_publication(info), Some(mid)))
+            .collect();
+        self.publish(publications, notices);
+    }
+
+    /// Ends the publications whose media sections the client's latest offer stopped sending.
+    pub(crate) fn end_stopped_publications(
+        &mut self,
+        notices: &mut Vec<Notice>,
+        _effects: &mut Effects,
+    ) {
+        let stopped: Vec<String> = self
+            .published
+            .iter()
+            .filter(|(_, published)| {
+                published.mid.as_ref().is_some_and(|mid| {
+                    !self
+                        .remote_sections
+                        .iter()
+                        .any(|section| &section.mid == mid && section.sends)
+                })
+            })
+            .map(|(track, _)| track.clone())
+            .collect();
+        let ended: Vec<Arc<Publication>> = stopped
+            .into_iter()
+            .filter_map(|track| {
+                let published = self.published.remove(&track)?;
+                debug!(%track, "the client stopped publishing a track");
+                Some(self.forget_published(published))
+            })
+            .collect();
+        if !ended.is_empty() {
+            notices.push(Notice::Unpublish(ended));
+        }
+    }
+
+    /// Starts forwarding a track whose first packet arrived: the publication its offer
+    /// announced, or, for a track the offer did not name, a new one.
+    pub(crate) fn on_track_open(&mut self, init: RTCTrackEventInit, now: Instant) {
+        let receiver = usize::from(rtc::rtp_transceiver::RTCRtpTransceiverId::from(
+            init.receiver_id,
+        ));
+        if !self.opened_streams.insert((receiver, init.ssrc)) {
+            // The core reports every stream again after each renegotiation.
+            return;
+        }
+        if !self.publishing_allowed {
+            // Its offers were answered inactive, so no track should come; if one does anyway,
+            // it reaches nobody.
+            warn!("ignoring a track from a participant that may not publish");
+            return;
+        }
+        let Some((kind, mid, stream)) = self.remote_track(receiver) else {
+            return;
+        };
+        let announced = self.published.values_mut().find(|published| {
+            let info = published.publication.info();
+            info.kind == kind
+                && (info.track == init.track_id || (mid.is_some() && published.mid == mid))
+        });
+        let publication = match announced {
+            Some(published) => {
+                published.receiver = Some(receiver);
+                Arc::clone(&published.publication)
+            }
+            None => {
+                let stream = init.stream_ids.first().cloned().unwrap_or(stream);
+                let info = self.track_info(kind, init.track_id.clone(), stream);
+                let publication = self.new_publication(info);
+                let mut notices = Vec::new();
+                self.publish(vec![(Arc::clone(&publication), mid)], &mut notices);
+                if let Some(published) = self.published.get_mut(&init.track_id) {
+                    published.receiver = Some(receiver);
+                }
+                self.unsolicited.extend(notices);
+                publication
+            }
+        };
+        debug!(
+            publication = publication.key(),
+            kind = kind.as_str(),
+            ssrc = init.ssrc,
+            "the first packets of a track"
+        );
+        self.upstream
+            .track_started(publication.key(), init.ssrc, kind == TrackKind::Audio);
+        publication.begin();
+        self.receiving.insert(init.track_id, publication);
+        let _ = now;
+    }
+
+    /// Records a mute change from the client: the publication the room should mark, if the
+    /// track is published.
+    pub fn on_mute(
+        &mut self,
+        track: String,
+        muted: bool,
+    ) -> Result<Option<Arc<Publication>>, MediaError> {
+        let publication = self
+            .published
+            .get(&track)
+            .map(|published| Arc::clone(&published.publication));
+        if publication.is_none()
+            && !self
+                .remote_sections
+                .iter()
+                .any(|section| section.track.as_deref() == Some(track.as_str()))
+        {
+            return Err(MediaError::UnknownTrack(track));
+        }
+        self.mutes.insert(track, muted);
+        Ok(publication)
+    }
+
+    /// Writes RTCP about one of this participant's tracks to it.
+    pub(crate) fn write_upstream(
+        &mut self,
+        feedback: crate::media::upstream::Feedback,
+        now: Instant,
+    ) {
+        let receiver = self
+            .published
+            .values()
+            .find(|published| published.publication.key() == feedback.source)
+            .and_then(|published| published.receiver)
+            .or_else(|| {
+                self.published
+                    .values()
+                    .find_map(|published| published.receiver)
+            });
+        let Some(receiver) = receiver else {
+            return;
+        };
+        let is_pli = feedback
+            .packet
+            .as_any()
+            .is::<rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>(
+        );
+        let written = self
+            .pc
+            .rtp_receiver(rtc::rtp_transceiver::RTCRtpReceiverId::from(receiver))
+            .is_some_and(|mut receiver| receiver.write_rtcp(now, vec![feedback.packet]).is_ok());
+        if written {
+            let counter = if is_pli {
+                &self.metrics.plis_sent
+            } else {
+                &self.metrics.rembs_sent
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Kind, mid and stream of the remote track arriving on transceiver `receiver`.
+    fn remote_track(&mut self, receiver: usize) -> Option<(TrackKind, Option<String>, String)> {
+        let mid = self.pc.rtp_transceiver(receiver)?.mid().clone();
+        let kind = mid
+            .as_ref()
+            .and_then(|mid| self.remote_sections.iter().find(|s| &s.mid == mid))
+            .and_then(|section| section.kind)
+            .or_else(|| {
+                let receiver = self
+                    .pc
+                    .rtp_receiver(rtc::rtp_transceiver::RTCRtpReceiverId::from(receiver))?;
+                Some(match receiver.track().kind() {
+                    rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Audio => TrackKind::Audio,
+                    _ => TrackKind::Video,
+                })
+            })?;
+        let stream = mid
+            .as_ref()
+            .and_then(|mid| self.remote_sections.iter().find(|s| &s.mid == mid))
+            .and_then(|section| section.stream.clone())
+            .unwrap_or_default();
+        Some((kind, mid, stream))
+    }
+
+    fn track_info(&self, kind: TrackKind, track: String, stream: String) -> TrackInfo {
+        let codec = setup::codec(kind);
+        TrackInfo {
+            participant: self.participant.clone(),
+            track,
+            stream,
+            kind,
+            clock_rate: codec.clock_rate,
+            mime_type: codec.mime_type,
+        }
+    }
+
+    fn new_publication(&self, info: TrackInfo) -> Arc<Publication> {
+        let muted = self.mutes.get(&info.track).copied().unwrap_or(false);
+        Publication::new(info, muted, self.id)
+    }
+
+    /// Makes `publications` (each with the media section it arrives on, if known) this
+    /// participant's and announces them to the room together, ending the ones they replace.
+    fn publish(
+        &mut self,
+        publications: Vec<(Arc<Publication>, Option<String>)>,
+        notices: &mut Vec<Notice>,
+    ) {
+        if publications.is_empty() {
+            return;
+        }
+        let mut replaced = Vec::new();
+        let mut announced = Vec::with_capacity(publications.len());
+        for (publication, mid) in publications {
+            let info = publication.info();
+            debug!(
+                publication = publication.key(),
+                kind = info.kind.as_str(),
+                "publishing a track"
+            );
+            let published = Published {
+                publication: Arc::clone(&publication),
+                mid,
+                receiver: None,
+            };
+            if let Some(previous) = self.published.insert(info.track.clone(), published) {
+                replaced.push(self.forget_published(previous));
+            }
+            announced.push(publication);
+        }
+        if !replaced.is_empty() {
+            notices.push(Notice::Unpublish(replaced));
+        }
+        notices.push(Notice::Publish(announced));
+    }
+
+    /// Stops reading a publication that ends.
+    fn forget_published(&mut self, published: Published) -> Arc<Publication> {
+        let publication = published.publication;
+        self.receiving
+            .retain(|_, receiving| !Arc::ptr_eq(receiving, &publication));
+        self.upstream.track_ended(
+            publication.key(),
+            publication.info().kind == TrackKind::Audio,
+        );
+        publication.stop();
+        publication
+    }
+}
