@@ -1,6 +1,6 @@
 //! The router's own per-packet cost, without the network: one 1,200-byte RTP packet prepared
-//! once (extension strip, keyframe check) and handed to N down-tracks (numbering rewrite,
-//! header rewrite, hand-off). The hand-off goes to a sink that only counts, so the figure is
+//! once (extension strip, keyframe check) and rewritten for N down-tracks (numbering and
+//! header rewrite). The rewritten packets are dropped instead of written, so the figure is
 //! the router's work alone and does not move with the WebRTC stack or the machine's load; what
 //! the stack adds per packet (SRTP, interceptors, the socket) is measured end to end by the
 //! load test.
@@ -8,46 +8,43 @@
 //! `cargo bench --bench router`
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rtc::rtp;
-use switchyard::media::downtrack::{DownTrack, PacketSink};
-use switchyard::media::publication::route;
-use switchyard::metrics::Metrics;
+use switchyard::ids::{ConnectionId, TransceiverIndex};
+use switchyard::media::downtrack::DownTrack;
+use switchyard::media::publication::{Publication, TrackInfo};
 use switchyard::signal::protocol::TrackKind;
 
-/// Counts packets, like a connection whose queue always has room.
-#[derive(Default)]
-struct Counter(AtomicU64);
-
-impl PacketSink for Counter {
-    fn try_send(&self, packet: rtp::Packet) -> bool {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        drop(packet);
-        true
+fn publication_with_subscribers(count: usize) -> Arc<Publication> {
+    let publication = Publication::new(
+        TrackInfo {
+            participant: "PA_bench".to_owned(),
+            track: "camera".to_owned(),
+            stream: "stream".to_owned(),
+            kind: TrackKind::Video,
+            clock_rate: 90_000,
+            mime_type: "video/VP8".to_owned(),
+        },
+        false,
+        ConnectionId::next(),
+    );
+    for index in 0..count {
+        let down = Arc::new(DownTrack::new(
+            TrackKind::Video,
+            1000 + index as u32,
+            90_000,
+            ConnectionId::next(),
+            TransceiverIndex(index),
+        ));
+        down.set_payload_type(96);
+        down.switch_to(publication.key());
+        down.set_ready(true);
+        publication.attach(down);
     }
-}
-
-fn subscribers(count: usize) -> Vec<Arc<DownTrack>> {
-    let metrics = Arc::new(Metrics::default());
-    (0..count)
-        .map(|index| {
-            let down = Arc::new(DownTrack::new(
-                TrackKind::Video,
-                1000 + index as u32,
-                90_000,
-                Arc::new(Counter::default()),
-                Arc::clone(&metrics),
-            ));
-            down.set_payload_type(96);
-            down.switch_to(1);
-            down.set_ready(true);
-            down
-        })
-        .collect()
+    publication
 }
 
 fn packet(sequence_number: u16, keyframe: bool) -> rtp::Packet {
@@ -71,8 +68,9 @@ fn fan_out(c: &mut Criterion) {
     let mut group = c.benchmark_group("route a 1200-byte packet");
     group.measurement_time(Duration::from_secs(5));
     for count in [1usize, 10, 100] {
-        let downs = subscribers(count);
+        let publication = publication_with_subscribers(count);
         let template = packet(0, false);
+        let mut out = Vec::with_capacity(count);
         group.throughput(Throughput::Elements(count as u64));
         group.bench_with_input(BenchmarkId::new("subscribers", count), &count, |b, _| {
             let mut sequence = 0u16;
@@ -83,7 +81,8 @@ fn fan_out(c: &mut Criterion) {
                 if sequence == 1 {
                     next = packet(sequence, true);
                 }
-                route(1, TrackKind::Video, &mut next, &downs, Instant::now());
+                publication.route(next, Instant::now(), &mut out);
+                out.clear();
             });
         });
     }

@@ -13,6 +13,7 @@ use rtc::peer_connection::event::RTCTrackEventInit;
 use tracing::{debug, warn};
 
 use crate::media::publication::{Publication, TrackInfo};
+use crate::metrics::{Gauge, GaugeGuard};
 use crate::rtc::connection::{Connection, Effects, MediaError, Notice};
 use crate::rtc::setup;
 use crate::signal::protocol::TrackKind;
@@ -26,6 +27,8 @@ pub struct Published {
     /// The transceiver it arrives on, once its first packet came: RTCP to the publisher about
     /// it is written there.
     pub receiver: Option<usize>,
+    /// Counts it among the publications being read, from its first packet on.
+    pub reading: Option<GaugeGuard>,
 }
 
 impl Connection {
@@ -90,9 +93,7 @@ impl Connection {
     /// Starts forwarding a track whose first packet arrived: the publication its offer
     /// announced, or, for a track the offer did not name, a new one.
     pub(crate) fn on_track_open(&mut self, init: RTCTrackEventInit, now: Instant) {
-        let receiver = usize::from(rtc::rtp_transceiver::RTCRtpTransceiverId::from(
-            init.receiver_id,
-        ));
+        let receiver: usize = rtc::rtp_transceiver::RTCRtpTransceiverId::from(init.receiver_id);
         if !self.opened_streams.insert((receiver, init.ssrc)) {
             // The core reports every stream again after each renegotiation.
             return;
@@ -114,6 +115,7 @@ impl Connection {
         let publication = match announced {
             Some(published) => {
                 published.receiver = Some(receiver);
+                published.reading = Some(GaugeGuard::new(&self.metrics, Gauge::Publications));
                 Arc::clone(&published.publication)
             }
             None => {
@@ -124,6 +126,7 @@ impl Connection {
                 self.publish(vec![(Arc::clone(&publication), mid)], &mut notices);
                 if let Some(published) = self.published.get_mut(&init.track_id) {
                     published.receiver = Some(receiver);
+                    published.reading = Some(GaugeGuard::new(&self.metrics, Gauge::Publications));
                 }
                 self.unsolicited.extend(notices);
                 publication
@@ -267,6 +270,7 @@ impl Connection {
                 publication: Arc::clone(&publication),
                 mid,
                 receiver: None,
+                reading: None,
             };
             if let Some(previous) = self.published.insert(info.track.clone(), published) {
                 replaced.push(self.forget_published(previous));
