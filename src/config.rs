@@ -68,8 +68,6 @@ pub struct MediaConfig {
     pub udp_port: u16,
     /// The public addresses announced instead of the local ones (1:1 NAT), if any.
     pub public_ips: Vec<PublicIp>,
-    /// The UDP ports media sockets bind to, if restricted.
-    pub port_range: Option<PortRange>,
 }
 
 /// The media port when none is configured.
@@ -109,15 +107,6 @@ impl fmt::Display for PublicIp {
             None => write!(f, "{}", self.public),
         }
     }
-}
-
-/// An inclusive range of UDP ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRange {
-    /// The first port.
-    pub min: u16,
-    /// The last port.
-    pub max: u16,
 }
 
 /// `[ice]`: what clients are told in `joined`.
@@ -209,7 +198,6 @@ impl Default for Config {
                 ips: crate::rtc::setup::default_media_ips(),
                 udp_port: DEFAULT_UDP_PORT,
                 public_ips: Vec::new(),
-                port_range: None,
             },
             ice: IceConfig::default(),
             auth: AuthConfig::default(),

@@ -4,7 +4,7 @@
 //!   `.env.example`, configures the switchyard service; the test runs the real binary with
 //!   exactly the Dockerfile's entrypoint and environment and the service's command and
 //!   environment, and checks that each setting took effect (tokens required, STUN and TURN
-//!   with credentials in `joined`, the public address and port range in the candidates, the
+//!   with credentials in `joined`, the public address and media port in the candidates, the
 //!   graceful shutdown).
 //! - `deploy/Caddyfile`, run by Debian's `caddy` in front of the binary, gives a working HTTPS
 //!   origin: the page, the signaling WebSocket through it, and `/metrics` kept off the internet.
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::process::{ServerProcess, free_port};
-use common::{PATIENCE, camera_and_microphone, free_port_range};
+use common::{PATIENCE, camera_and_microphone, free_udp_port};
 use futures::{SinkExt, StreamExt};
 use loadtest::signaling::{self, Received};
 use loadtest::{Participant, ParticipantOptions};
@@ -199,14 +199,13 @@ fn run_to_end(args: &[&str], env: &[(String, String)]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
     let image = read_dockerfile();
-    let range = free_port_range(16, 30_500);
+    let media_port = free_udp_port();
     let variables = [
         ("DOMAIN", "localhost".to_owned()),
         ("PUBLIC_IP", PUBLIC_IP.to_owned()),
         ("TOKEN_KEY", format!("{:032x}", rand::random::<u128>())),
         ("TURN_SECRET", format!("{:032x}", rand::random::<u128>())),
-        ("MEDIA_PORT_MIN", range.min.to_string()),
-        ("MEDIA_PORT_MAX", range.max.to_string()),
+        ("MEDIA_UDP_PORT", media_port.to_string()),
     ];
     let config = compose_config(&variables);
     let service = &config["services"]["switchyard"];
@@ -325,17 +324,17 @@ async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
         "{ice_servers:?}"
     );
 
-    // media.public_ips and the port range: the server's candidates announce the public
-    // address, on a port of the range.
+    // media.public_ips and media.udp_port: the server's candidates announce the public
+    // address, on the media port.
     let announces = |observed: &loadtest::Observed| {
         observed.messages.iter().any(|message| match message {
-            ServerMessage::Candidate { candidate } => {
-                let fields: Vec<&str> = candidate.candidate.split(' ').collect();
-                fields.get(4) == Some(&PUBLIC_IP)
-                    && fields
-                        .get(5)
-                        .and_then(|port| port.parse::<u16>().ok())
-                        .is_some_and(|port| (range.min..=range.max).contains(&port))
+            ServerMessage::Offer { sdp } | ServerMessage::Answer { sdp } => {
+                sdp.lines().any(|line| {
+                    let fields: Vec<&str> = line.split(' ').collect();
+                    line.starts_with("a=candidate:")
+                        && fields.get(4) == Some(&PUBLIC_IP)
+                        && fields.get(5) == Some(&media_port.to_string().as_str())
+                })
             }
             _ => false,
         })

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::load::Origin;
-use super::{Config, PortRange, TlsFiles, TurnConfig};
+use super::{Config, TlsFiles, TurnConfig};
 use crate::auth::MIN_KEY_BYTES;
 use crate::client::ClientFiles;
 
@@ -29,10 +29,6 @@ pub struct Draft {
     pub media_ips: Option<Vec<IpAddr>>,
     /// `media.interfaces`, when set.
     pub media_interfaces: Option<Vec<String>>,
-    /// `media.port_min`.
-    pub port_min: Option<u16>,
-    /// `media.port_max`.
-    pub port_max: Option<u16>,
     /// `ice.turn_urls`.
     pub turn_urls: Option<Vec<String>>,
     /// `ice.turn_secret`.
@@ -68,8 +64,6 @@ impl Default for Draft {
             client_dir: None,
             media_ips: None,
             media_interfaces: None,
-            port_min: None,
-            port_max: None,
             turn_urls: None,
             turn_secret: None,
             turn_credential_ttl: Duration::from_secs(24 * 3600),
@@ -99,22 +93,6 @@ impl Draft {
             config.client = ClientFiles::Directory(dir);
         }
 
-        config.media.port_range = match (self.port_min, self.port_max) {
-            (Some(min), Some(max)) if min <= max => Some(PortRange { min, max }),
-            (Some(min), Some(max)) => {
-                return Err(refuse(
-                    "media.port_min",
-                    format!("({min}) must not be above media.port_max ({max})"),
-                ));
-            }
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(refuse("media.port_max", "is needed with media.port_min"));
-            }
-            (None, Some(_)) => {
-                return Err(refuse("media.port_min", "is needed with media.port_max"));
-            }
-        };
         if self.media_ips.as_ref().is_some_and(Vec::is_empty) && self.media_interfaces.is_none() {
             return Err(refuse("media.ips", "must list at least one address"));
         }
@@ -245,40 +223,6 @@ fn check_ice_url(url: &str, schemes: &[&str]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_port_range_needs_both_ends_in_order() {
-        let draft = Draft {
-            port_min: Some(50_000),
-            port_max: Some(40_000),
-            ..Draft::default()
-        };
-        let refused = draft.finish().expect_err("inverted range");
-        assert_eq!(refused.key, "media.port_min");
-
-        let draft = Draft {
-            port_min: Some(50_000),
-            ..Draft::default()
-        };
-        assert_eq!(
-            draft.finish().expect_err("half a range").key,
-            "media.port_max"
-        );
-
-        let draft = Draft {
-            port_min: Some(50_000),
-            port_max: Some(50_010),
-            ..Draft::default()
-        };
-        let config = draft.finish().expect("range");
-        assert_eq!(
-            config.media.port_range,
-            Some(PortRange {
-                min: 50_000,
-                max: 50_010
-            })
-        );
-    }
 
     #[test]
     fn turn_needs_urls_and_a_secret() {

@@ -160,26 +160,14 @@ pub static KEYS: &[Key] = &[
         },
     },
     Key {
-        path: "media.port_min",
-        flag: "media-port-min",
+        path: "media.udp_port",
+        flag: "media-udp-port",
         value_name: "PORT",
-        help: "First UDP port media sockets bind to. Needs media.port_max. Default: any port \
-               the system gives.",
+        help: "The one UDP port all media uses, on every media IP; open it in the firewall. \
+               0 lets the system pick one per IP. Default: 50000.",
         shape: Shape::One,
         apply: |draft, raw| {
-            draft.port_min = Some(raw.integer(1, PORT_MAX)? as u16);
-            Ok(())
-        },
-    },
-    Key {
-        path: "media.port_max",
-        flag: "media-port-max",
-        value_name: "PORT",
-        help: "Last UDP port media sockets bind to. Each connected participant holds one port \
-               per media IP.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.port_max = Some(raw.integer(1, PORT_MAX)? as u16);
+            draft.config.media.udp_port = raw.integer(0, PORT_MAX)? as u16;
             Ok(())
         },
     },

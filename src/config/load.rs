@@ -270,14 +270,14 @@ mod tests {
         let config = load(
             "shutdown_grace_secs = 2\n\
              [http]\nlisten = \"127.0.0.1:9000\"\n\
-             [media]\nport_min = 50000\nport_max = 50100\n\
+             [media]\nudp_port = 50100\n\
              [limits]\nmax_rooms = 3\n",
         )
         .expect("valid file");
         assert_eq!(config.http.listen.port(), 9000);
         assert_eq!(config.limits.max_rooms, 3);
         assert_eq!(config.shutdown_grace.as_secs(), 2);
-        assert_eq!(config.media.port_range.map(|range| range.max), Some(50_100));
+        assert_eq!(config.media.udp_port, 50_100);
     }
 
     #[test]
@@ -292,10 +292,10 @@ mod tests {
             error.to_string(),
             "unknown key `limits.max_room` in switchyard.toml; did you mean `limits.max_rooms`?"
         );
-        let error = load("[media]\nport_min = 70000\n").expect_err("port");
+        let error = load("[media]\nudp_port = 70000\n").expect_err("port");
         assert_eq!(
             error.to_string(),
-            "`media.port_min` in switchyard.toml must be between 1 and 65535, not 70000"
+            "`media.udp_port` in switchyard.toml must be between 0 and 65535, not 70000"
         );
         let error = load("[nonsense]\nx = 1\n").expect_err("unknown section");
         assert!(error.to_string().starts_with("unknown key `nonsense`"));

@@ -40,6 +40,8 @@ const EFFECT_ROUNDS: usize = 4;
 struct Peer {
     connection: Connection,
     events: mpsc::UnboundedSender<Vec<Notice>>,
+    /// The ufrag the media port routes to it.
+    ufrag: Option<String>,
 }
 
 /// One socket with its buffers.
@@ -252,19 +254,22 @@ impl Worker {
                 participant,
                 events,
             } => {
-                let ufrag = format!("{:016x}", rand::random::<u64>());
-                let password = format!("{:032x}", rand::random::<u128>());
                 match Connection::new(
                     id,
                     participant,
-                    (ufrag.clone(), password),
                     Arc::clone(&self.settings),
                     Arc::clone(&self.metrics),
                     now,
                 ) {
                     Ok(connection) => {
-                        self.demux.issue(ufrag, id);
-                        self.peers.insert(id, Peer { connection, events });
+                        self.peers.insert(
+                            id,
+                            Peer {
+                                connection,
+                                events,
+                                ufrag: None,
+                            },
+                        );
                         self.touched.insert(id);
                     }
                     Err(error) => {
@@ -344,6 +349,12 @@ impl Worker {
             return;
         };
         let result = act(&mut peer.connection, &mut self.effects);
+        if peer.connection.local_ufrag() != peer.ufrag.as_deref()
+            && let Some(ufrag) = peer.connection.local_ufrag()
+        {
+            peer.ufrag = Some(ufrag.to_owned());
+            self.demux.issue(ufrag.to_owned(), id);
+        }
         let status = Status {
             open: peer.connection.is_open(),
             answer_deadline: peer.connection.answer_deadline(),

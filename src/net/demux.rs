@@ -58,8 +58,10 @@ pub enum Verdict<K> {
 }
 
 impl<K: Copy + Eq + Hash> Demux<K> {
-    /// Datagrams binding requests to `ufrag` go to `connection`.
+    /// Binding requests to `ufrag` go to `connection`, from now on instead of those to the
+    /// ufrag it had before (an ICE restart gives it a new one).
     pub fn issue(&mut self, ufrag: String, connection: K) {
+        self.by_ufrag.retain(|_, owner| *owner != connection);
         self.by_ufrag.insert(ufrag, connection);
         self.paths_of.entry(connection).or_default();
     }
@@ -161,6 +163,21 @@ mod tests {
             Verdict::UnknownUfrag
         );
         assert_eq!((demux.connections(), demux.paths()), (0, 0));
+    }
+
+    #[test]
+    fn an_ice_restart_s_new_ufrag_replaces_the_old_one() {
+        let mut demux = Demux::default();
+        demux.issue("before".to_owned(), 1);
+        demux.issue("after".to_owned(), 1);
+        assert_eq!(
+            demux.classify(path(9000), &binding_request("before:x")),
+            Verdict::UnknownUfrag
+        );
+        assert_eq!(
+            demux.classify(path(9000), &binding_request("after:x")),
+            Verdict::Learned(1)
+        );
     }
 
     #[test]

@@ -184,21 +184,24 @@ pub struct Connection {
     pub(crate) unsolicited: Vec<Notice>,
     /// Counts the connection among the open ones from its first negotiation with media.
     peer_gauge: Option<GaugeGuard>,
+    /// Names the participant in what the connection logs.
+    pub(crate) span: tracing::Span,
+    /// The ICE username fragment of the latest local description: binding requests to it
+    /// belong to this connection.
+    local_ufrag: Option<String>,
 }
 
 impl Connection {
-    /// A connection for `participant` whose ICE answers to `ufrag`/`password`, gathering on
-    /// `candidates` (the worker's addresses).
+    /// A connection for `participant`, announcing the media addresses of `settings`.
     pub fn new(
         id: ConnectionId,
         participant: String,
-        credentials: (String, String),
         settings: Arc<MediaSettings>,
         metrics: Arc<Metrics>,
         now: Instant,
     ) -> Result<Self, MediaError> {
         let (feedback_tx, feedback) = mpsc::channel(FEEDBACK_QUEUE);
-        let mut pc = setup::build(&settings, credentials, feedback_tx, now)
+        let mut pc = setup::build(&settings, feedback_tx, now)
             .map_err(|error| MediaError::Internal(format!("building the connection: {error}")))?;
         for candidate in settings.local_candidates() {
             pc.add_local_candidate(candidate)
@@ -206,7 +209,6 @@ impl Connection {
         }
         Ok(Self {
             id,
-            participant,
             pc,
             settings,
             metrics,
@@ -232,7 +234,25 @@ impl Connection {
             by_ssrc: HashMap::new(),
             unsolicited: Vec::new(),
             peer_gauge: None,
+            span: tracing::info_span!("media", connection = %id, participant = %participant),
+            local_ufrag: None,
+            participant,
         })
+    }
+
+    /// The ICE username fragment the client's checks name, once a local description gave one.
+    pub fn local_ufrag(&self) -> Option<&str> {
+        self.local_ufrag.as_deref()
+    }
+
+    /// Reads the ufrag of the local description just applied: it changes with an ICE restart.
+    pub(crate) fn note_local_description(&mut self, sdp: &str) {
+        if let Some(ufrag) = sdp
+            .lines()
+            .find_map(|line| line.trim_end().strip_prefix("a=ice-ufrag:"))
+        {
+            self.local_ufrag = Some(ufrag.to_owned());
+        }
     }
 
     /// Notes that a negotiation put media on the connection: from now on it connects.
@@ -327,7 +347,9 @@ impl Connection {
     }
 
     fn on_state(&mut self, state: RTCPeerConnectionState, now: Instant, effects: &mut Effects) {
-        debug!(connection = %self.id, %state, "connection state");
+        let span = self.span.clone();
+        let _entered = span.enter();
+        debug!(%state, "connection state");
         self.state = state;
         let connected = state == RTCPeerConnectionState::Connected;
         if connected && !self.connected {

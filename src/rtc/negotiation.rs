@@ -135,6 +135,7 @@ impl Connection {
             .pc
             .local_description()
             .map_or(answer.sdp, |description| description.sdp);
+        self.note_local_description(&sdp);
         notices.push(Notice::Answer(
             self.settings.public.rewrite_sdp(&sdp).into_owned(),
         ));
@@ -211,6 +212,7 @@ impl Connection {
             .pc
             .local_description()
             .map_or(offer.sdp, |description| description.sdp);
+        self.note_local_description(&sdp);
         notices.push(Notice::Offer(
             self.settings.public.rewrite_sdp(&sdp).into_owned(),
         ));

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rtc::peer_connection::event::RTCTrackEventInit;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use tracing::{debug, warn};
 
 use crate::media::publication::{Publication, TrackInfo};
@@ -192,17 +193,30 @@ impl Connection {
             .as_any()
             .is::<rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication>(
         );
+        let bitrate = feedback
+            .packet
+            .as_any()
+            .downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+            .map_or(0, |remb| remb.bitrate as u64);
+        let feedback_source = feedback.source;
         let written = self
             .pc
             .rtp_receiver(rtc::rtp_transceiver::RTCRtpReceiverId::from(receiver))
             .is_some_and(|mut receiver| receiver.write_rtcp(now, vec![feedback.packet]).is_ok());
-        if written {
-            let counter = if is_pli {
-                &self.metrics.plis_sent
-            } else {
-                &self.metrics.rembs_sent
-            };
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !written {
+            return;
+        }
+        let _entered = self.span.enter();
+        if is_pli {
+            self.metrics
+                .plis_sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            debug!(source = feedback_source, "sent the publisher a PLI");
+        } else {
+            self.metrics
+                .rembs_sent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            debug!(bitrate, "sent the publisher a bitrate cap");
         }
     }
 

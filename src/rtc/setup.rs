@@ -259,11 +259,11 @@ pub fn prompt_ice(settings: SettingEngineBuilder) -> SettingEngineBuilder {
         .with_ice_connection_attempts(Some(ICE_CHECK_INTERVAL), Some(ICE_MAX_BINDING_REQUESTS))
 }
 
-/// Builds one server-side connection whose ICE answers to `credentials` (ufrag, password),
-/// reporting subscriber feedback to `feedback`.
+/// Builds one server-side connection, reporting subscriber feedback to `feedback`. Its ICE
+/// credentials are the core's own, fresh at every ICE restart: the media port learns them from
+/// each local description.
 pub fn build(
     settings: &MediaSettings,
-    credentials: (String, String),
     feedback: mpsc::Sender<Feedback>,
     now: Instant,
 ) -> Result<RTCPeerConnection, rtc::shared::error::Error> {
@@ -276,7 +276,6 @@ pub fn build(
     // connectivity check creates.
     let setting_engine = prompt_ice(
         SettingEngineBuilder::new()
-            .with_ice_credentials(credentials.0, credentials.1)
             .with_network_types(network_types)
             .with_multicast_dns_mode(MulticastDnsMode::Disabled),
     )

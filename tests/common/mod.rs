@@ -11,7 +11,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use loadtest::{Participant, ParticipantOptions, TrackSpec};
-use switchyard::config::PortRange;
 use switchyard::{Config, Counts, RunningServer, Server};
 
 /// How long any one condition in a test may take before the test fails.
@@ -108,17 +107,10 @@ fn init_tracing() {
         .try_init();
 }
 
-/// `size` consecutive loopback UDP ports nobody holds now, searched from `start`. Each test
-/// searches its own stretch (tests run in parallel), below the system's ephemeral ports (from
-/// 32768 on Linux), where other connections' sockets land.
-pub fn free_port_range(size: u16, start: u16) -> PortRange {
-    let free = |port| UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], port))).is_ok();
-    (start..start + 3_000)
-        .step_by(usize::from(size) + 13)
-        .find(|base: &u16| (*base..*base + size).all(free))
-        .map(|min| PortRange {
-            min,
-            max: min + size - 1,
-        })
-        .expect("a free port range on loopback")
+/// A loopback UDP port nobody is bound to right now.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .and_then(|socket| socket.local_addr())
+        .expect("an ephemeral UDP port")
+        .port()
 }
