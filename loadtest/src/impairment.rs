@@ -13,7 +13,9 @@
 //!   holds more than [`MAX_QUEUE_DELAY`] worth of data, as a router's buffer would.
 //!
 //! A [`Dropper`] loses chosen datagrams on top of that, for a test that needs one exact packet
-//! lost (a handshake flight, say).
+//! lost (a handshake flight, say), and a [`Handover`] moves the link to a new local port
+//! mid-call, as a phone moving from one network to another does: the connection still thinks
+//! it sends from its old address, and the server sees its packets arrive from a new one.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -96,11 +98,23 @@ impl fmt::Debug for Dropper {
     }
 }
 
+/// Moves a participant's link to a new local port when triggered.
+#[derive(Debug, Clone, Default)]
+pub struct Handover(Arc<tokio::sync::Notify>);
+
+impl Handover {
+    /// From now on the participant's datagrams leave from (and return to) a new port.
+    pub fn trigger(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// The tokio runtime with impaired UDP sockets.
 #[derive(Debug)]
 pub struct ImpairedRuntime {
     impairment: Impairment,
     dropper: Option<Dropper>,
+    handover: Option<Handover>,
     inner: TokioRuntime,
 }
 
@@ -110,8 +124,15 @@ impl ImpairedRuntime {
         Self {
             impairment,
             dropper: None,
+            handover: None,
             inner: TokioRuntime,
         }
+    }
+
+    /// Moves the link to a new port whenever `handover` is triggered.
+    pub fn with_handover(mut self, handover: Option<Handover>) -> Self {
+        self.handover = handover;
+        self
     }
 
     /// Also loses the datagrams `dropper` chooses.
@@ -132,6 +153,7 @@ impl Runtime for ImpairedRuntime {
             inner,
             self.impairment,
             self.dropper.clone(),
+            self.handover.clone().unwrap_or_default(),
         )?))
     }
 
@@ -308,6 +330,7 @@ impl ImpairedSocket {
         inner: Arc<dyn AsyncUdpSocket>,
         impairment: Impairment,
         dropper: Option<Dropper>,
+        handover: Handover,
     ) -> io::Result<Self> {
         let local = inner.local_addr()?;
         let (outbound, outbound_rx) = mpsc::unbounded_channel();
@@ -320,6 +343,7 @@ impl ImpairedSocket {
             ],
             outbound_rx,
             Arc::clone(&inbox),
+            handover,
         ));
         Ok(Self {
             local,
@@ -394,10 +418,11 @@ impl AsyncUdpSocket for ImpairedSocket {
 /// The link emulator: moves datagrams between the connection and the real socket, each after
 /// its direction's impairment.
 async fn run_link(
-    socket: Arc<dyn AsyncUdpSocket>,
+    mut socket: Arc<dyn AsyncUdpSocket>,
     [mut outgoing, mut incoming]: [Direction; 2],
     mut outbound_rx: mpsc::UnboundedReceiver<Datagram>,
     inbox: Arc<Mutex<Inbox>>,
+    handover: Handover,
 ) {
     let mut buffer = vec![0u8; 4096];
     loop {
@@ -419,6 +444,10 @@ async fn run_link(
                 Err(_) => return,
             },
             () = sleep_until_optional(next) => {}
+            () = handover.0.notified() => match rebind(&socket) {
+                Ok(moved) => socket = moved,
+                Err(_) => return,
+            },
         }
         let now = Instant::now();
         while let Some(datagram) = outgoing.pop_due(now) {
@@ -438,6 +467,15 @@ async fn run_link(
             }
         }
     }
+}
+
+/// A new socket on the same address as `socket`, on a port the system picks.
+fn rebind(socket: &Arc<dyn AsyncUdpSocket>) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+    let mut address = socket.local_addr()?;
+    address.set_port(0);
+    let moved = std::net::UdpSocket::bind(address)?;
+    moved.set_nonblocking(true)?;
+    TokioRuntime.wrap_udp_socket(moved)
 }
 
 fn is_transient(error: &io::Error) -> bool {

@@ -22,7 +22,7 @@ pub mod stats;
 pub mod synthetic;
 pub mod target;
 
-pub use impairment::Impairment;
+pub use impairment::{Handover, Impairment};
 pub use participant::{Observed, Participant, ParticipantOptions, ReceivedTrack, TrackSpec};
 pub use report::Report;
 pub use run::{RunOptions, run};

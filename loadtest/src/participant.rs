@@ -17,6 +17,7 @@ use crate::peer_events::{EventForwarder, PeerEvent, mid_of_remote_track};
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
@@ -38,7 +39,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::ClientError;
-use crate::impairment::{Dropper, ImpairedRuntime, Impairment};
+use crate::impairment::{Dropper, Handover, ImpairedRuntime, Impairment};
 use crate::stats::TrackQuality;
 use crate::synthetic::{self, VideoShape};
 use crate::target::{ConnectionId, JoinRequest, SignalCommand, SignalEvent, Switchyard, Target};
@@ -81,6 +82,8 @@ pub struct ParticipantOptions {
     pub impairment: Impairment,
     /// Datagrams the network loses on purpose, besides the impairment's random loss.
     pub dropper: Option<Dropper>,
+    /// Moves the participant to a new local port when triggered.
+    pub handover: Option<Handover>,
     /// A gap between received video frames longer than this counts as a freeze.
     pub freeze_threshold: Duration,
     /// The access token to join with, for a server that requires one.
@@ -100,6 +103,7 @@ impl ParticipantOptions {
             media_ip: IpAddr::from([127, 0, 0, 1]),
             impairment: Impairment::default(),
             dropper: None,
+            handover: None,
             freeze_threshold: Duration::from_millis(100),
             token: None,
         }
@@ -126,6 +130,12 @@ impl ParticipantOptions {
     /// Loses the datagrams `dropper` chooses on the way to and from the server.
     pub fn with_dropper(mut self, dropper: Dropper) -> Self {
         self.dropper = Some(dropper);
+        self
+    }
+
+    /// Moves to a new local port whenever `handover` is triggered.
+    pub fn with_handover(mut self, handover: Handover) -> Self {
+        self.handover = Some(handover);
         self
     }
 }
@@ -248,6 +258,7 @@ impl Shared {
 enum Command {
     Raw(String),
     Leave,
+    RestartIce,
     Pli { mid: String, count: usize },
     Remb { mid: String, bitrate: u64 },
 }
@@ -310,6 +321,7 @@ impl Participant {
             media_ip: options.media_ip,
             impairment: options.impairment,
             dropper: options.dropper.clone(),
+            handover: options.handover.clone(),
             feedback: feedback_tx,
             shared: Arc::clone(&shared),
         };
@@ -499,6 +511,12 @@ impl Participant {
         let _ = self.commands.send(Command::Raw(text.into()));
     }
 
+    /// Restarts ICE on the connection to the server: a new offer with new credentials, as a
+    /// browser sends when its connection was interrupted.
+    pub fn restart_ice(&self) {
+        let _ = self.commands.send(Command::RestartIce);
+    }
+
     /// Sends `count` PLIs, back to back, for the track received under `mid` (a key of
     /// [`Observed::received`]).
     pub fn send_pli(&self, mid: &str, count: usize) {
@@ -584,6 +602,7 @@ struct Opener {
     media_ip: IpAddr,
     impairment: Impairment,
     dropper: Option<Dropper>,
+    handover: Option<Handover>,
     feedback: mpsc::Sender<Feedback>,
     shared: Arc<Shared>,
 }
@@ -604,9 +623,11 @@ impl Opener {
         )
         .build();
         let mut builder = PeerConnectionBuilder::new();
-        if !self.impairment.is_none() || self.dropper.is_some() {
+        if !self.impairment.is_none() || self.dropper.is_some() || self.handover.is_some() {
             builder = builder.with_runtime(Arc::new(
-                ImpairedRuntime::new(self.impairment).with_dropper(self.dropper.clone()),
+                ImpairedRuntime::new(self.impairment)
+                    .with_dropper(self.dropper.clone())
+                    .with_handover(self.handover.clone()),
             ));
         }
         let connection: Arc<dyn PeerConnection> = Arc::new(
@@ -774,6 +795,31 @@ impl Driver {
         }
     }
 
+    /// Offers the server new ICE credentials on the main connection.
+    async fn restart_ice(&mut self) -> Result<(), ClientError> {
+        let connection = self
+            .connection(ConnectionId::MAIN)
+            .await
+            .ok_or_else(|| ClientError::WebRtc("no connection to restart".to_owned()))?;
+        let offer = connection
+            .create_offer(Some(RTCOfferOptions {
+                ice_restart: true,
+                ..Default::default()
+            }))
+            .await
+            .map_err(webrtc_error("creating the restart offer"))?;
+        connection
+            .set_local_description(offer.clone())
+            .await
+            .map_err(webrtc_error("applying the restart offer"))?;
+        self.signal
+            .send(SignalCommand::Offer {
+                connection: ConnectionId::MAIN,
+                sdp: offer.sdp,
+            })
+            .map_err(|_| ClientError::Signaling("the signaling task ended".to_owned()))
+    }
+
     /// Abandons our outstanding offer on `connection`, if there is one.
     async fn rollback(connection: &Arc<dyn PeerConnection>) -> Result<(), ClientError> {
         if connection.pending_local_description().await.is_none() {
@@ -922,6 +968,11 @@ impl Driver {
             }
             Command::Leave => {
                 let _ = self.signal.send(SignalCommand::Leave);
+            }
+            Command::RestartIce => {
+                if let Err(error) = self.restart_ice().await {
+                    tracing::warn!(%error, "the ICE restart could not be offered");
+                }
             }
             Command::Pli { mid, count } => {
                 let asked = Instant::now();

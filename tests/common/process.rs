@@ -106,6 +106,11 @@ impl ServerProcess {
             .clone()
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
