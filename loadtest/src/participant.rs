@@ -802,10 +802,7 @@ impl Driver {
             .await
             .ok_or_else(|| ClientError::WebRtc("no connection to restart".to_owned()))?;
         let offer = connection
-            .create_offer(Some(RTCOfferOptions {
-                ice_restart: true,
-                ..Default::default()
-            }))
+            .create_offer(Some(RTCOfferOptions { ice_restart: true }))
             .await
             .map_err(webrtc_error("creating the restart offer"))?;
         connection
