@@ -66,12 +66,55 @@ pub struct MediaConfig {
     /// The one UDP port every connection's media uses, on each address; 0 lets the system
     /// pick one per address (tests).
     pub udp_port: u16,
+    /// The one TCP port ICE-TCP listens on, on each address; 0 as for UDP.
+    pub tcp_port: u16,
+    /// Which of the two carry media: UDP, TCP or both.
+    pub transports: Vec<MediaTransport>,
     /// The public addresses announced instead of the local ones (1:1 NAT), if any.
     pub public_ips: Vec<PublicIp>,
 }
 
-/// The media port when none is configured.
-pub const DEFAULT_UDP_PORT: u16 = 50_000;
+/// The media port, UDP and TCP alike, when none is configured.
+pub const DEFAULT_MEDIA_PORT: u16 = 50_000;
+
+/// A way media reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaTransport {
+    /// Datagrams on `media.udp_port`: what every client uses when it can.
+    Udp,
+    /// ICE over TCP on `media.tcp_port`: for clients whose network blocks UDP.
+    Tcp,
+}
+
+impl std::str::FromStr for MediaTransport {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "udp" => Ok(Self::Udp),
+            "tcp" => Ok(Self::Tcp),
+            _ => Err("udp or tcp".to_owned()),
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The addresses to bind for `transport`: one per media IP on its port, none when it is
+    /// off.
+    pub fn addresses(&self, transport: MediaTransport) -> Vec<SocketAddr> {
+        if !self.transports.contains(&transport) {
+            return Vec::new();
+        }
+        let port = match transport {
+            MediaTransport::Udp => self.udp_port,
+            MediaTransport::Tcp => self.tcp_port,
+        };
+        self.ips
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, port))
+            .collect()
+    }
+}
 
 /// A public address the server is reached at through 1:1 NAT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +239,9 @@ impl Default for Config {
             },
             media: MediaConfig {
                 ips: crate::rtc::setup::default_media_ips(),
-                udp_port: DEFAULT_UDP_PORT,
+                udp_port: DEFAULT_MEDIA_PORT,
+                tcp_port: DEFAULT_MEDIA_PORT,
+                transports: vec![MediaTransport::Udp, MediaTransport::Tcp],
                 public_ips: Vec::new(),
             },
             ice: IceConfig::default(),
@@ -217,6 +262,7 @@ impl Config {
         config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.ips = vec![IpAddr::from([127, 0, 0, 1])];
         config.media.udp_port = 0;
+        config.media.tcp_port = 0;
         config
     }
 }

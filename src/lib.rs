@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 pub use config::Config;
+use config::MediaTransport;
 pub use metrics::{Counts, Metrics};
 
 use crate::auth::{TokenKey, WeakKey};
@@ -124,12 +125,8 @@ impl Server {
         let metrics = Arc::new(Metrics::default());
         let engine = Engine::start(
             EngineConfig {
-                udp: config
-                    .media
-                    .ips
-                    .iter()
-                    .map(|ip| SocketAddr::new(*ip, config.media.udp_port))
-                    .collect(),
+                udp: config.media.addresses(MediaTransport::Udp),
+                tcp: config.media.addresses(MediaTransport::Tcp),
                 public: PublicAddresses::new(config.media.public_ips.clone()),
             },
             Arc::clone(&metrics),

@@ -172,6 +172,34 @@ pub static KEYS: &[Key] = &[
         },
     },
     Key {
+        path: "media.tcp_port",
+        flag: "media-tcp-port",
+        value_name: "PORT",
+        help: "The one TCP port ICE over TCP listens on, on every media IP, for clients whose \
+               network blocks UDP. 0 lets the system pick one per IP. Default: 50000.",
+        shape: Shape::One,
+        apply: |draft, raw| {
+            draft.config.media.tcp_port = raw.integer(0, PORT_MAX)? as u16;
+            Ok(())
+        },
+    },
+    Key {
+        path: "media.transports",
+        flag: "media-transport",
+        value_name: "udp|tcp",
+        help: "How media may reach the server: udp, tcp (ICE over TCP, tried after UDP), or \
+               both; repeat for several. Default: both.",
+        shape: Shape::List,
+        apply: |draft, raw| {
+            let transports = raw.list("udp or tcp")?;
+            if transports.is_empty() {
+                return Err("must name udp, tcp or both".to_owned());
+            }
+            draft.config.media.transports = transports;
+            Ok(())
+        },
+    },
+    Key {
         path: "ice.urls",
         flag: "ice-url",
         value_name: "URL",

@@ -28,6 +28,8 @@ use command::Command;
 pub struct EngineConfig {
     /// One UDP socket per address, all on one port (0 lets the system pick one per address).
     pub udp: Vec<SocketAddr>,
+    /// One ICE-TCP listener per address.
+    pub tcp: Vec<SocketAddr>,
     /// The public addresses announced for the local ones (1:1 NAT).
     pub public: PublicAddresses,
 }

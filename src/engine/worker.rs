@@ -24,7 +24,8 @@ use crate::engine::command::{Command, Reply, Status};
 use crate::engine::timers::Timers;
 use crate::ids::ConnectionId;
 use crate::metrics::Metrics;
-use crate::net::demux::{Demux, Path, Verdict};
+use crate::net::demux::{Demux, Path, Transport, Verdict};
+use crate::net::tcp::{self, TcpEvent};
 use crate::net::udp::{ReceiveBatch, SendBatch, UdpPort};
 use crate::rtc::MediaSettings;
 use crate::rtc::connection::{Connection, Effects, MediaError, Notice};
@@ -58,6 +59,9 @@ struct Worker {
     port_of: HashMap<SocketAddr, usize>,
     demux: Demux<ConnectionId>,
     peers: HashMap<ConnectionId, Peer>,
+    /// ICE-TCP streams, by path: what the worker sends them goes through these.
+    streams: HashMap<Path, mpsc::Sender<BytesMut>>,
+    tcp_events: mpsc::UnboundedReceiver<TcpEvent>,
     timers: Timers,
     touched: HashSet<ConnectionId>,
     effects: Effects,
@@ -98,6 +102,7 @@ pub fn run(
 enum Wake {
     Command(Option<Command>),
     Readable(usize),
+    Tcp(TcpEvent),
     Timer,
 }
 
@@ -119,9 +124,21 @@ impl Worker {
                 socket,
             });
         }
+        let (tcp_events_tx, tcp_events) = mpsc::unbounded_channel();
+        let mut tcp_addresses = Vec::new();
+        for address in &config.tcp {
+            let listener = tcp::bind(*address).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("listening on {address} for ICE-TCP: {error}"),
+                )
+            })?;
+            tcp_addresses.push(listener.local_addr()?);
+            tokio::spawn(tcp::accept(listener, tcp_events_tx.clone()));
+        }
         let settings = MediaSettings {
             udp: ports.iter().map(|port| port.socket.local_addr()).collect(),
-            tcp: Vec::new(),
+            tcp: tcp_addresses,
             public: config.public.clone(),
         };
         Ok(Worker {
@@ -131,6 +148,8 @@ impl Worker {
             port_of,
             demux: Demux::default(),
             peers: HashMap::new(),
+            streams: HashMap::new(),
+            tcp_events,
             timers: Timers::default(),
             touched: HashSet::new(),
             effects: Effects::default(),
@@ -155,6 +174,9 @@ impl Worker {
                     if port.socket.poll_readable(cx).is_ready() {
                         return Poll::Ready(Wake::Readable(index));
                     }
+                }
+                if let Poll::Ready(Some(event)) = self.tcp_events.poll_recv(cx) {
+                    return Poll::Ready(Wake::Tcp(event));
                 }
                 if sleep.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Wake::Timer);
@@ -182,6 +204,12 @@ impl Worker {
                         self.receive(index, now);
                     }
                 }
+                Wake::Tcp(event) => {
+                    self.on_tcp(event, now);
+                    while let Ok(event) = self.tcp_events.try_recv() {
+                        self.on_tcp(event, now);
+                    }
+                }
                 Wake::Timer => self.on_timers(now),
             }
             self.settle(now);
@@ -205,34 +233,68 @@ impl Worker {
             }
             let local = port.socket.local_addr();
             for (remote, datagram) in port.received.datagrams() {
-                let path = Path { local, remote };
-                let id = match self.demux.classify(path, datagram) {
-                    Verdict::Known(id) | Verdict::Learned(id) => id,
-                    Verdict::UnknownUfrag => {
-                        self.metrics
-                            .datagrams_unknown_ufrag
-                            .fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    Verdict::Unknown => {
-                        self.metrics
-                            .datagrams_unknown
-                            .fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
+                let path = Path {
+                    transport: Transport::Udp,
+                    local,
+                    remote,
                 };
-                let Some(peer) = self.peers.get_mut(&id) else {
+                let Some(id) = Self::route(&mut self.demux, &self.metrics, path, datagram) else {
                     continue;
                 };
-                let transport = TransportContext {
-                    local_addr: local,
-                    peer_addr: remote,
-                    transport_protocol: TransportProtocol::UDP,
-                    ecn: None,
-                };
-                peer.connection
-                    .handle_read(now, transport, BytesMut::from(datagram));
-                self.touched.insert(id);
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connection
+                        .handle_read(now, transport_of(path), BytesMut::from(datagram));
+                    self.touched.insert(id);
+                }
+            }
+        }
+    }
+
+    /// The connection a packet on `path` belongs to; strangers are counted.
+    fn route(
+        demux: &mut Demux<ConnectionId>,
+        metrics: &Metrics,
+        path: Path,
+        packet: &[u8],
+    ) -> Option<ConnectionId> {
+        match demux.classify(path, packet) {
+            Verdict::Known(id) | Verdict::Learned(id) => Some(id),
+            Verdict::UnknownUfrag => {
+                metrics
+                    .datagrams_unknown_ufrag
+                    .fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Verdict::Unknown => {
+                metrics.datagrams_unknown.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn on_tcp(&mut self, event: TcpEvent, now: Instant) {
+        match event {
+            TcpEvent::Opened { path, outgoing } => {
+                self.streams.insert(path, outgoing);
+            }
+            TcpEvent::Packet { path, packet } => {
+                match Self::route(&mut self.demux, &self.metrics, path, &packet)
+                    .and_then(|id| Some((id, self.peers.get_mut(&id)?)))
+                {
+                    Some((id, peer)) => {
+                        peer.connection.handle_read(now, transport_of(path), packet);
+                        self.touched.insert(id);
+                    }
+                    // A stream that does not begin as ICE for a connection here is closed.
+                    None => {
+                        self.streams.remove(&path);
+                        self.demux.forget_path(path);
+                    }
+                }
+            }
+            TcpEvent::Closed { path } => {
+                self.streams.remove(&path);
+                self.demux.forget_path(path);
             }
         }
     }
@@ -442,12 +504,30 @@ impl Worker {
 
     fn collect_transmits(&mut self, connection: &mut Connection) {
         while let Some(transmit) = connection.poll_transmit() {
-            let Some(&index) = self.port_of.get(&transmit.transport.local_addr) else {
+            let context = transmit.transport;
+            if context.transport_protocol == TransportProtocol::TCP {
+                let path = Path {
+                    transport: Transport::Tcp,
+                    local: context.local_addr,
+                    remote: context.peer_addr,
+                };
+                let sent = self
+                    .streams
+                    .get(&path)
+                    .is_some_and(|stream| stream.try_send(transmit.message).is_ok());
+                if !sent {
+                    self.metrics
+                        .datagrams_send_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            let Some(&index) = self.port_of.get(&context.local_addr) else {
                 continue;
             };
             self.ports[index]
                 .outgoing
-                .push(transmit.transport.peer_addr, transmit.message);
+                .push(context.peer_addr, transmit.message);
         }
     }
 
@@ -472,5 +552,18 @@ impl Worker {
                     .fetch_add(failed, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// What the connection's core is told about where a packet came in.
+fn transport_of(path: Path) -> TransportContext {
+    TransportContext {
+        local_addr: path.local,
+        peer_addr: path.remote,
+        transport_protocol: match path.transport {
+            Transport::Udp => TransportProtocol::UDP,
+            Transport::Tcp => TransportProtocol::TCP,
+        },
+        ecn: None,
     }
 }

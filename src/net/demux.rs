@@ -17,9 +17,20 @@ use crate::net::stun;
 /// Remote addresses remembered per connection; the oldest goes when a new one arrives.
 pub const MAX_PATHS: usize = 8;
 
+/// How a path carries packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Datagrams on the media port.
+    Udp,
+    /// A stream accepted on the ICE-TCP port.
+    Tcp,
+}
+
 /// A local address and a remote one: a path a connection's packets travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Path {
+    /// UDP or TCP.
+    pub transport: Transport,
     /// The server's side: the media address the datagram arrived on.
     pub local: SocketAddr,
     /// The client's side.
@@ -71,6 +82,15 @@ impl<K: Copy + Eq + Hash> Demux<K> {
         self.by_ufrag.retain(|_, owner| *owner != connection);
         for path in self.paths_of.remove(&connection).unwrap_or_default() {
             self.by_path.remove(&path);
+        }
+    }
+
+    /// Forgets one path (a TCP stream that closed).
+    pub fn forget_path(&mut self, path: Path) {
+        if let Some(connection) = self.by_path.remove(&path)
+            && let Some(paths) = self.paths_of.get_mut(&connection)
+        {
+            paths.retain(|known| *known != path);
         }
     }
 
@@ -126,6 +146,7 @@ mod tests {
 
     fn path(port: u16) -> Path {
         Path {
+            transport: Transport::Udp,
             local: "127.0.0.1:5000".parse().unwrap(),
             remote: SocketAddr::from(([127, 0, 0, 1], port)),
         }

@@ -4,4 +4,5 @@
 
 pub mod demux;
 pub mod stun;
+pub mod tcp;
 pub mod udp;

@@ -229,7 +229,7 @@ export function participantId(page) {
 
 /**
  * The types of the local and remote candidates of the pair a page's media connection uses
- * (`host`, `srflx`, `relay`), or null before one is selected.
+ * (`host`, `srflx`, `relay`) and its protocol (`udp`, `tcp`), or null before one is selected.
  */
 export function selectedCandidateTypes(page) {
   return page.evaluate(async () => {
@@ -243,7 +243,9 @@ export function selectedCandidateTypes(page) {
       const pair = byId.get(stats.selectedCandidatePairId);
       const local = byId.get(pair?.localCandidateId);
       const remote = byId.get(pair?.remoteCandidateId);
-      if (local && remote) return { local: local.candidateType, remote: remote.candidateType, state: pair.state };
+      if (local && remote) {
+        return { local: local.candidateType, remote: remote.candidateType, protocol: local.protocol, state: pair.state };
+      }
     }
     return null;
   });
