@@ -20,7 +20,7 @@ USER switchyard
 # Listen on every address inside the container: the published port (or the host network) and
 # the reverse proxy decide who reaches it.
 ENV SWITCHYARD_HTTP_LISTEN=0.0.0.0:8080
-EXPOSE 8080 50000/udp
+EXPOSE 8080 50000/udp 50000/tcp
 # bash's /dev/tcp asks /healthz without curl in the image.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
   CMD ["bash", "-c", "port=${SWITCHYARD_HTTP_LISTEN##*:}; exec 3<>/dev/tcp/127.0.0.1/$port && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '^ok' <&3"]
