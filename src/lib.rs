@@ -79,8 +79,8 @@ pub enum StartError {
     /// The configured token key cannot be used.
     #[error("auth.token_key: {0}")]
     TokenKey(#[from] WeakKey),
-    /// The media sockets could not be bound.
-    #[error("media.udp_port: {0}")]
+    /// The media sockets could not be bound; the message names the setting.
+    #[error("{0}")]
     Media(std::io::Error),
     /// The configured certificate or key cannot be used.
     #[error("http.tls_cert/http.tls_key: {0}")]

@@ -141,37 +141,31 @@ fn an_unknown_key_is_refused_with_a_suggestion() {
 }
 
 #[test]
-fn an_out_of_range_or_inverted_port_range_is_refused() {
-    let file = ConfigFile::new("ports", "[media]\nport_min = 50000\nport_max = 70000\n");
+fn a_media_port_or_transport_it_cannot_use_is_refused() {
+    let file = ConfigFile::new("ports", "[media]\nudp_port = 70000\n");
     let output = run(&["--config", file.path.to_str().expect("UTF-8 path")], &[]);
-    assert_refused(&output, &["media.port_max", "between 1 and 65535", "70000"]);
+    assert_refused(&output, &["media.udp_port", "between 0 and 65535", "70000"]);
 
-    let output = run(&["--media-port-min", "0", "--media-port-max", "10"], &[]);
+    let output = run(&["--media-tcp-port", "65536"], &[]);
     assert_refused(
         &output,
-        &["media.port_min", "--media-port-min", "between 1"],
+        &["media.tcp_port", "--media-tcp-port", "between 0"],
     );
 
-    let output = run(
-        &[],
+    let output = run(&["--media-transport", "sctp"], &[]);
+    assert_refused(
+        &output,
+        &["media.transports", "--media-transport", "udp or tcp"],
+    );
+
+    let output = run(&[], &[("SWITCHYARD_MEDIA_TRANSPORTS", "")]);
+    assert_refused(
+        &output,
         &[
-            ("SWITCHYARD_MEDIA_PORT_MIN", "50010"),
-            ("SWITCHYARD_MEDIA_PORT_MAX", "50000"),
+            "media.transports",
+            "SWITCHYARD_MEDIA_TRANSPORTS",
+            "udp, tcp or both",
         ],
-    );
-    assert_refused(
-        &output,
-        &[
-            "media.port_min",
-            "SWITCHYARD_MEDIA_PORT_MIN",
-            "must not be above",
-        ],
-    );
-
-    let output = run(&["--media-port-min", "50000"], &[]);
-    assert_refused(
-        &output,
-        &["media.port_max", "is needed with media.port_min"],
     );
 }
 

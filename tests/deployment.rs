@@ -206,6 +206,7 @@ async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
         ("TOKEN_KEY", format!("{:032x}", rand::random::<u128>())),
         ("TURN_SECRET", format!("{:032x}", rand::random::<u128>())),
         ("MEDIA_UDP_PORT", media_port.to_string()),
+        ("MEDIA_TCP_PORT", free_port().to_string()),
     ];
     let config = compose_config(&variables);
     let service = &config["services"]["switchyard"];

@@ -114,7 +114,7 @@ impl Worker {
             let socket = UdpPort::bind(*address).map_err(|error| {
                 io::Error::new(
                     error.kind(),
-                    format!("binding media address {address}: {error}"),
+                    format!("media.udp_port: binding {address}: {error}"),
                 )
             })?;
             port_of.insert(socket.local_addr(), ports.len());
@@ -130,7 +130,7 @@ impl Worker {
             let listener = tcp::bind(*address).map_err(|error| {
                 io::Error::new(
                     error.kind(),
-                    format!("listening on {address} for ICE-TCP: {error}"),
+                    format!("media.tcp_port: listening on {address}: {error}"),
                 )
             })?;
             tcp_addresses.push(listener.local_addr()?);

@@ -60,7 +60,7 @@ const SERVER_LOG_FILTER = 'info,switchyard=debug,webrtc=warn,rtc=warn,rtc_ice=er
  */
 export async function startServer(name, { extraArgs = [] } = {}) {
   if (!existsSync(SERVER_BINARY)) throw new Error(`no server binary at ${SERVER_BINARY}: run \`cargo build\` first`);
-  const child = spawn(SERVER_BINARY, ['--http', '127.0.0.1:0', '--media-ip', '127.0.0.1', '--media-udp-port', '0', ...extraArgs], {
+  const child = spawn(SERVER_BINARY, ['--http', '127.0.0.1:0', '--media-ip', '127.0.0.1', '--media-udp-port', '0', '--media-tcp-port', '0', ...extraArgs], {
     env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG ?? SERVER_LOG_FILTER },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -44,6 +44,11 @@ impl ServerProcess {
                 command.env_remove(key);
             }
         }
+        // Media on ports the system picks, so that servers started side by side do not meet
+        // on the default one; a test that cares sets its own.
+        command
+            .env("SWITCHYARD_MEDIA_UDP_PORT", "0")
+            .env("SWITCHYARD_MEDIA_TCP_PORT", "0");
         for (key, value) in env {
             command.env(key, value);
         }
