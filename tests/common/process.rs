@@ -4,8 +4,10 @@
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::PATIENCE;
 
@@ -100,10 +102,7 @@ impl ServerProcess {
 
     /// Everything the process printed so far, stdout and stderr.
     pub fn output(&self) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.output.lock().clone()
     }
 
     /// Sends SIGTERM.
@@ -147,7 +146,6 @@ fn collect(mut stream: Box<dyn Read + Send>, output: &Mutex<String>) {
         }
         output
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push_str(&String::from_utf8_lossy(&buffer[..read]));
     }
 }
