@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::ServerContext;
 use crate::signal::session::{self, MAX_FRAME_BYTES};
+use crate::{ServerContext, metrics};
 
 /// Builds the router. Every path the API does not claim is a client file.
 pub fn router(context: Arc<ServerContext>) -> Router {
@@ -51,7 +51,7 @@ async fn counts(State(context): State<Arc<ServerContext>>) -> impl IntoResponse 
 
 async fn metrics(State(context): State<Arc<ServerContext>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        context.metrics.render_prometheus(context.registry.len()),
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        context.metrics.render(context.registry.len()),
     )
 }

@@ -95,6 +95,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The signaling URL.
     pub fn websocket_url(&self) -> String {
         format!("ws://{}/ws", self.address)
