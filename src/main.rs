@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use switchyard::auth::{Claims, Grants, TokenKey, unix_seconds};
-use switchyard::{Config, Server, config};
+use switchyard::{Config, RunningServer, Server, config};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -103,6 +104,15 @@ async fn run() -> ExitCode {
     let media_ips = config.media.ips.clone();
     let grace = config.shutdown_grace;
     let open = config.auth.token_key.is_none();
+    // Listening before saying "serving", so a signal sent from then on is never the default
+    // action (SIGHUP's would end the process).
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(error) => {
+            error!(%error, "cannot listen for signals");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match Server::new(config).start().await {
         Ok(server) => server,
         Err(error) => {
@@ -123,9 +133,7 @@ async fn run() -> ExitCode {
              or [auth] token_key), so anybody who can reach this server may join any room"
         );
     }
-    if let Err(error) = wait_for_signal().await {
-        error!(%error, "cannot listen for signals");
-    }
+    signals.serve_until_stopped(&server).await;
     info!("shutting down");
     // The server bounds its own shutdown by the grace period; this bounds it again, in case
     // something in it does not return.
@@ -204,10 +212,40 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
+/// The signals the server acts on.
+struct Signals {
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for Ctrl-C or SIGTERM, reloading the TLS certificate and key on every SIGHUP
+    /// meanwhile.
+    async fn serve_until_stopped(&mut self, server: &RunningServer) {
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => match server.reload_tls() {
+                    Ok(Some(files)) => info!(
+                        cert = %files.cert.display(),
+                        key = %files.key.display(),
+                        "reloaded the TLS certificate and key"
+                    ),
+                    Ok(None) => info!("SIGHUP: no TLS certificate to reload"),
+                    Err(error) => error!(
+                        %error,
+                        "cannot reload the TLS certificate and key; still serving the previous ones"
+                    ),
+                },
+            }
+        }
     }
 }
