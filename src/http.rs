@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,17 +13,14 @@ use crate::{ServerContext, metrics};
 
 /// Builds the router. Every path the API does not claim is a client file.
 pub fn router(context: Arc<ServerContext>) -> Router {
+    let client = context.config.client.router();
     Router::new()
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/counts", get(counts))
         .route("/metrics", get(metrics))
-        .fallback(get(client_file))
         .with_state(context)
-}
-
-async fn client_file(State(context): State<Arc<ServerContext>>, uri: Uri) -> Response {
-    context.config.client.respond(&uri).await
+        .fallback_service(client)
 }
 
 async fn websocket(
