@@ -1,5 +1,6 @@
 //! The `switchyard` command: runs the server until Ctrl-C or SIGTERM.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -53,9 +54,35 @@ struct TokenArgs {
     /// How long the token is valid, in seconds.
     #[arg(long, default_value_t = 6 * 3600)]
     ttl: u64,
-    /// The server's token key.
+    /// The server's token key. Without it, the key the server is configured with: the
+    /// SWITCHYARD_AUTH_TOKEN_KEY environment variable, or `[auth] token_key` in the
+    /// configuration file (--config or SWITCHYARD_CONFIG).
     #[arg(long, env = "SWITCHYARD_AUTH_TOKEN_KEY", hide_env_values = true)]
-    key: String,
+    key: Option<String>,
+    /// The server's configuration file, to read the token key from.
+    #[arg(long, value_name = "FILE", env = "SWITCHYARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// The key to sign with, and where it came from.
+    fn key(&self) -> Result<(String, String), String> {
+        if let Some(key) = &self.key {
+            return Ok((key.clone(), "--key or SWITCHYARD_AUTH_TOKEN_KEY".to_owned()));
+        }
+        let Some(path) = &self.config else {
+            return Err("no token key: give --key, or configure the server's \
+                        (SWITCHYARD_AUTH_TOKEN_KEY, or [auth] token_key in the --config file)"
+                .to_owned());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let config = config::load::from_toml(path, &text).map_err(|error| error.to_string())?;
+        match config.auth.token_key {
+            Some(key) => Ok((key, format!("[auth] token_key in {}", path.display()))),
+            None => Err(format!("{} sets no [auth] token_key", path.display())),
+        }
+    }
 }
 
 /// How much longer than the grace period the shutdown may take before the process exits
@@ -150,10 +177,17 @@ async fn run() -> ExitCode {
 
 /// Prints a token for `args` on standard output.
 fn mint_token(args: TokenArgs) -> ExitCode {
-    let key = match TokenKey::new(&args.key) {
+    let (key, key_source) = match args.key() {
+        Ok(found) => found,
+        Err(problem) => {
+            eprintln!("switchyard token: {problem}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let key = match TokenKey::new(&key) {
         Ok(key) => key,
         Err(error) => {
-            eprintln!("switchyard token: --key: {error}");
+            eprintln!("switchyard token: the key from {key_source}: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -183,7 +217,7 @@ fn mint_token(args: TokenArgs) -> ExitCode {
         Ok(token) => {
             println!("{token}");
             eprintln!(
-                "a token for `{}` in room `{}`, granting {grants}, valid for {} s (until Unix time {})",
+                "a token for `{}` in room `{}`, granting {grants}, valid for {} s (until Unix time {}), signed with the key from {key_source}",
                 claims.sub,
                 claims.room,
                 claims.exp.saturating_sub(unix_seconds(now)),
