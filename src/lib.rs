@@ -131,7 +131,10 @@ impl Server {
                     .with_graceful_shutdown(shutdown)
                     .into_future(),
             ),
-            Some(tls) => tokio::spawn(async move { tls.serve(listener, app, shutdown).await }),
+            Some(tls) => {
+                let grace = context.config.shutdown_grace;
+                tokio::spawn(async move { tls.serve(listener, app, shutdown, grace).await })
+            }
         };
         Ok(RunningServer {
             local_addr,

@@ -147,18 +147,19 @@ impl Tls {
     }
 
     /// Serves `app` over TLS on `listener` until `stop` resolves, then stops accepting and lets
-    /// open connections finish.
+    /// open connections finish within `grace`, cutting those left then.
     pub async fn serve(
         &self,
         listener: TcpListener,
         app: Router,
         stop: impl Future<Output = ()> + Send + 'static,
+        grace: Duration,
     ) -> io::Result<()> {
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {
             stop.await;
-            stopper.graceful_shutdown(None);
+            stopper.graceful_shutdown(Some(grace));
         });
         let acceptor = HandshakeLimit {
             inner: RustlsAcceptor::new(self.config.clone()).handshake_timeout(HANDSHAKE_TIMEOUT),
