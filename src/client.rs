@@ -1,50 +1,23 @@
 //! The browser client's files, served at `/`.
 //!
-//! The files under `client/` are compiled into the binary, so the server alone serves a working
-//! client wherever it is copied. For work on the client, [`ClientFiles::Directory`] serves a
-//! folder from disk instead, so an edit shows on the next reload without a rebuild.
+//! The files under `client/` are compiled into the binary (`rust-embed`, in every build
+//! profile), so the server alone serves a working client wherever it is copied. For work on the
+//! client, [`ClientFiles::Directory`] serves a folder from disk instead (`tower-http`'s
+//! `ServeDir`), so an edit shows on the next reload without a rebuild.
 //!
 //! Every response says `Cache-Control: no-cache`: the files are small, and a browser must never
-//! combine modules of two different versions after an upgrade.
+//! combine modules of two different versions after an upgrade. It revalidates instead, with
+//! the `ETag` (embedded files) or `Last-Modified` (a folder), and gets a `304` when nothing
+//! changed. Text files are declared UTF-8.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
-use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
-
-/// One embedded file.
-struct Embedded {
-    path: &'static str,
-    bytes: &'static [u8],
-}
-
-/// Embeds `client/<path>`.
-macro_rules! embed {
-    ($path:literal) => {
-        Embedded {
-            path: $path,
-            bytes: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/client/", $path)),
-        }
-    };
-}
-
-/// Every file of the client. A unit test checks this list against the folder, so a file added
-/// there and forgotten here fails the build's tests rather than a browser.
-const EMBEDDED: &[Embedded] = &[
-    embed!("index.html"),
-    embed!("style.css"),
-    embed!("app.js"),
-    embed!("call.js"),
-    embed!("chat.js"),
-    embed!("connection.js"),
-    embed!("controls.js"),
-    embed!("local-media.js"),
-    embed!("roster.js"),
-    embed!("signaling.js"),
-    embed!("status.js"),
-    embed!("tiles.js"),
-    embed!("favicon.svg"),
-];
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Where the client's files come from.
 #[derive(Debug, Clone, Default)]
@@ -56,142 +29,163 @@ pub enum ClientFiles {
     Directory(PathBuf),
 }
 
+/// The files of `client/`, compiled in.
+#[derive(rust_embed::Embed)]
+#[folder = "client/"]
+struct Embedded;
+
 impl ClientFiles {
-    /// Answers a `GET` for `uri`: `/` is `index.html`; anything that is not a client file is
-    /// 404.
-    pub async fn respond(&self, uri: &Uri) -> Response {
-        let Some(path) = file_path(uri.path()) else {
-            return not_found();
+    /// The router answering `GET` for every client file: `/` is `index.html`, and anything
+    /// that is not a client file is 404.
+    pub fn router(&self) -> Router {
+        let files = match self {
+            ClientFiles::Embedded => Router::new().fallback(get(embedded)),
+            ClientFiles::Directory(root) => Router::new().fallback_service(ServeDir::new(root)),
         };
-        let bytes = match self {
-            ClientFiles::Embedded => EMBEDDED
-                .iter()
-                .find(|file| file.path == path)
-                .map(|file| std::borrow::Cow::Borrowed(file.bytes)),
-            ClientFiles::Directory(root) => tokio::fs::read(root.join(&path))
-                .await
-                .ok()
-                .map(std::borrow::Cow::Owned),
-        };
-        match bytes {
-            Some(bytes) => (
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(content_type(&path)),
-                    ),
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-                    (
-                        header::X_CONTENT_TYPE_OPTIONS,
-                        HeaderValue::from_static("nosniff"),
-                    ),
-                ],
-                bytes,
-            )
-                .into_response(),
-            None => not_found(),
-        }
+        files
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CONTENT_TYPE,
+                utf8_text,
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
     }
 }
 
-/// The relative file a request path names, or `None` when it leaves the folder or names
-/// something other than a plain file path.
-fn file_path(request: &str) -> Option<String> {
-    let relative = request.trim_start_matches('/');
-    let relative = if relative.is_empty() {
-        "index.html"
-    } else {
-        relative
+async fn embedded(uri: Uri, request: HeaderMap) -> axum::response::Response {
+    let path = match uri.path().trim_start_matches('/') {
+        "" => "index.html",
+        path => path,
     };
-    let mut parts = Vec::new();
-    for component in Path::new(relative).components() {
-        match component {
-            Component::Normal(part) => parts.push(part.to_str()?),
-            _ => return None,
-        }
+    let Some(file) = Embedded::get(path) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let etag: String = file
+        .metadata
+        .sha256_hash()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let etag = format!("\"{etag}\"");
+    if request
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tag| tag.as_bytes() == etag.as_bytes())
+    {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
-    if parts.is_empty() || parts.iter().any(|part| part.starts_with('.')) {
-        return None;
-    }
-    Some(parts.join("/"))
+    (
+        [
+            (header::CONTENT_TYPE, file.metadata.mimetype().to_owned()),
+            (header::ETAG, etag),
+        ],
+        file.data,
+    )
+        .into_response()
 }
 
-/// The `Content-Type` for a file, by its extension.
-fn content_type(path: &str) -> &'static str {
-    match path.rsplit_once('.').map(|(_, extension)| extension) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("json") => "application/json",
-        _ => "application/octet-stream",
+/// The response's content type, with `charset=utf-8` added to text and scripts that lack one.
+fn utf8_text<B>(response: &Response<B>) -> Option<HeaderValue> {
+    let current = response.headers().get(header::CONTENT_TYPE)?;
+    let text = current.to_str().ok()?;
+    let is_text = text.starts_with("text/") || text == "application/javascript";
+    if is_text && !text.contains("charset") {
+        HeaderValue::from_str(&format!("{text}; charset=utf-8")).ok()
+    } else {
+        Some(current.clone())
     }
-}
-
-fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, "not found\n").into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
     use super::*;
 
-    #[test]
-    fn every_file_in_the_folder_is_embedded_and_nothing_else() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("client");
-        let mut on_disk: Vec<String> = std::fs::read_dir(&folder)
-            .expect("the client folder exists")
-            .map(|entry| {
-                let entry = entry.expect("a readable entry");
-                assert!(
-                    entry.file_type().expect("a file type").is_file(),
-                    "the client is one flat folder: {:?}",
-                    entry.path()
-                );
-                entry.file_name().into_string().expect("a UTF-8 name")
-            })
-            .collect();
-        let mut embedded: Vec<String> = EMBEDDED.iter().map(|file| file.path.into()).collect();
-        on_disk.sort();
-        embedded.sort();
-        assert_eq!(embedded, on_disk);
-        for file in EMBEDDED {
-            assert_ne!(
-                content_type(file.path),
-                "application/octet-stream",
-                "{} has no content type",
-                file.path
-            );
+    async fn get(files: &ClientFiles, path: &str, etag: Option<&str>) -> Response<Body> {
+        let mut request = Request::get(path);
+        if let Some(etag) = etag {
+            request = request.header(header::IF_NONE_MATCH, etag);
         }
+        files
+            .router()
+            .oneshot(request.body(Body::empty()).expect("a request"))
+            .await
+            .expect("a response")
     }
 
-    #[test]
-    fn request_paths_stay_inside_the_folder() {
-        assert_eq!(file_path("/").as_deref(), Some("index.html"));
-        assert_eq!(file_path("/app.js").as_deref(), Some("app.js"));
-        assert_eq!(file_path("/a/b.css").as_deref(), Some("a/b.css"));
-        assert_eq!(file_path("/../secret"), None);
-        assert_eq!(file_path("/a/../../secret"), None);
-        assert_eq!(file_path("/.git/config"), None);
-        assert_eq!(file_path("//etc/passwd").as_deref(), Some("etc/passwd"));
+    fn folder() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("client")
     }
 
     #[tokio::test]
-    async fn serves_embedded_files_with_their_types() {
-        let files = ClientFiles::Embedded;
-        let response = files.respond(&Uri::from_static("/")).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "text/html; charset=utf-8"
-        );
-        let response = files.respond(&Uri::from_static("/app.js?v=1")).await;
-        assert_eq!(
-            response.headers()[header::CONTENT_TYPE],
-            "text/javascript; charset=utf-8"
-        );
-        let response = files.respond(&Uri::from_static("/nope.js")).await;
-        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    async fn every_file_of_the_folder_is_served_both_ways_with_its_type() {
+        for entry in std::fs::read_dir(folder()).expect("the client folder") {
+            let name = entry.expect("an entry").file_name();
+            let path = format!("/{}", name.to_str().expect("a UTF-8 name"));
+            for files in [ClientFiles::Embedded, ClientFiles::Directory(folder())] {
+                let response = get(&files, &path, None).await;
+                assert_eq!(response.status(), StatusCode::OK, "{path} from {files:?}");
+                let headers = response.headers();
+                let content_type = headers[header::CONTENT_TYPE].to_str().expect("text");
+                assert_ne!(content_type, "application/octet-stream", "{path}");
+                if !path.ends_with(".svg") {
+                    assert!(
+                        content_type.ends_with("; charset=utf-8"),
+                        "{path}: {content_type}"
+                    );
+                }
+                assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+                assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn serves_the_page_at_the_root_and_nothing_outside_the_folder() {
+        for files in [ClientFiles::Embedded, ClientFiles::Directory(folder())] {
+            let response = get(&files, "/", None).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/html; charset=utf-8"
+            );
+            let response = get(&files, "/app.js?v=1", None).await;
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/javascript; charset=utf-8"
+            );
+            for path in ["/nope.js", "/../Cargo.toml", "/%2e%2e/Cargo.toml"] {
+                let response = get(&files, path, None).await;
+                assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_file_is_not_sent_again() {
+        for files in [ClientFiles::Embedded, ClientFiles::Directory(folder())] {
+            let first = get(&files, "/app.js", None).await;
+            let (name, value) = match first.headers().get(header::ETAG) {
+                Some(etag) => (header::IF_NONE_MATCH, etag.clone()),
+                None => (
+                    header::IF_MODIFIED_SINCE,
+                    first.headers()[header::LAST_MODIFIED].clone(),
+                ),
+            };
+            let request = Request::get("/app.js")
+                .header(name, value)
+                .body(Body::empty())
+                .expect("a request");
+            let again = files.router().oneshot(request).await.expect("a response");
+            assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{files:?}");
+        }
     }
 }

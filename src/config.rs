@@ -2,12 +2,13 @@
 //!
 //! The settings are grouped the way the TOML file groups them: `[http]`, `[media]`, `[ice]`,
 //! `[auth]`, `[limits]` and `[log]`. [`keys`] lists every key; [`load`] reads them from a file,
-//! the environment and flags.
+//! the environment and flags into the types of `settings`, and `check` makes the checks on
+//! keys that only make sense together.
 
-mod draft;
+mod check;
 pub mod keys;
 pub mod load;
-mod value;
+mod settings;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

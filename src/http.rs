@@ -3,27 +3,24 @@
 use std::sync::Arc;
 
 use axum::extract::{State, WebSocketUpgrade};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::ServerContext;
 use crate::signal::session::{self, MAX_FRAME_BYTES};
+use crate::{ServerContext, metrics};
 
 /// Builds the router. Every path the API does not claim is a client file.
 pub fn router(context: Arc<ServerContext>) -> Router {
+    let client = context.config.client.router();
     Router::new()
         .route("/ws", get(websocket))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/counts", get(counts))
         .route("/metrics", get(metrics))
-        .fallback(get(client_file))
         .with_state(context)
-}
-
-async fn client_file(State(context): State<Arc<ServerContext>>, uri: Uri) -> Response {
-    context.config.client.respond(&uri).await
+        .fallback_service(client)
 }
 
 async fn websocket(
@@ -51,7 +48,7 @@ async fn counts(State(context): State<Arc<ServerContext>>) -> impl IntoResponse 
 
 async fn metrics(State(context): State<Arc<ServerContext>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        context.metrics.render_prometheus(context.registry.len()),
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        context.metrics.render(context.registry.len()),
     )
 }

@@ -39,7 +39,7 @@ use crate::drain::Drain;
 use crate::engine::{Engine, EngineConfig};
 use crate::room::Registry;
 use crate::rtc::public_address::PublicAddresses;
-use crate::tls::{TlsError, TlsListener};
+use crate::tls::{Tls, TlsError};
 
 /// What every session shares.
 #[derive(Debug)]
@@ -109,12 +109,7 @@ impl Server {
             .map(TokenKey::new)
             .transpose()?;
         // Read before binding, so a bad file is reported as such and not after a bind.
-        let tls = config
-            .http
-            .tls
-            .as_ref()
-            .map(tls::server_config)
-            .transpose()?;
+        let tls = config.http.tls.as_ref().map(Tls::load).transpose()?;
         let address = config.http.listen;
         let listener = TcpListener::bind(address)
             .await
@@ -148,26 +143,20 @@ impl Server {
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        let secure = tls.is_some();
-        let task = match tls {
+        let task = match tls.clone() {
             None => tokio::spawn(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown)
                     .into_future(),
             ),
             Some(tls) => {
-                let listener = TlsListener::new(listener, tls)
-                    .map_err(|source| StartError::Bind { address, source })?;
-                tokio::spawn(
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .into_future(),
-                )
+                let grace = context.config.shutdown_grace;
+                tokio::spawn(async move { tls.serve(listener, app, shutdown, grace).await })
             }
         };
         Ok(RunningServer {
             local_addr,
-            secure,
+            tls,
             context,
             stop,
             task,
@@ -179,8 +168,8 @@ impl Server {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
-    /// Whether it serves HTTPS.
-    secure: bool,
+    /// What it serves HTTPS with, if it does.
+    tls: Option<Tls>,
     context: Arc<ServerContext>,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
@@ -194,18 +183,26 @@ impl RunningServer {
 
     /// The signaling WebSocket's URL: `ws://` or, with TLS, `wss://`.
     pub fn websocket_url(&self) -> String {
-        let scheme = if self.secure { "wss" } else { "ws" };
+        let scheme = if self.is_tls() { "wss" } else { "ws" };
         format!("{scheme}://{}/ws", self.local_addr)
     }
 
     /// Whether it serves HTTPS (and `wss://`).
     pub fn is_tls(&self) -> bool {
-        self.secure
+        self.tls.is_some()
+    }
+
+    /// Reads the TLS certificate and key again, for the handshakes from now on (renewals
+    /// without a restart; `main` calls it on SIGHUP). Connections already open keep what they
+    /// have. Returns the files read, or `None` when the server does not serve TLS; on error the
+    /// previous certificate stays.
+    pub fn reload_tls(&self) -> Result<Option<&config::TlsFiles>, TlsError> {
+        self.tls.as_ref().map(Tls::reload).transpose()
     }
 
     /// The URL of the client page: `http://` or, with TLS, `https://`.
     pub fn url(&self) -> String {
-        let scheme = if self.secure { "https" } else { "http" };
+        let scheme = if self.is_tls() { "https" } else { "http" };
         format!("{scheme}://{}/", self.local_addr)
     }
 

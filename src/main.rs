@@ -1,11 +1,13 @@
 //! The `switchyard` command: runs the server until Ctrl-C or SIGTERM.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use switchyard::auth::{Claims, Grants, TokenKey, unix_seconds};
-use switchyard::{Config, Server, config};
+use switchyard::{Config, RunningServer, Server, config};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
@@ -52,9 +54,35 @@ struct TokenArgs {
     /// How long the token is valid, in seconds.
     #[arg(long, default_value_t = 6 * 3600)]
     ttl: u64,
-    /// The server's token key.
+    /// The server's token key. Without it, the key the server is configured with: the
+    /// SWITCHYARD_AUTH_TOKEN_KEY environment variable, or `[auth] token_key` in the
+    /// configuration file (--config or SWITCHYARD_CONFIG).
     #[arg(long, env = "SWITCHYARD_AUTH_TOKEN_KEY", hide_env_values = true)]
-    key: String,
+    key: Option<String>,
+    /// The server's configuration file, to read the token key from.
+    #[arg(long, value_name = "FILE", env = "SWITCHYARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    /// The key to sign with, and where it came from.
+    fn key(&self) -> Result<(String, String), String> {
+        if let Some(key) = &self.key {
+            return Ok((key.clone(), "--key or SWITCHYARD_AUTH_TOKEN_KEY".to_owned()));
+        }
+        let Some(path) = &self.config else {
+            return Err("no token key: give --key, or configure the server's \
+                        (SWITCHYARD_AUTH_TOKEN_KEY, or [auth] token_key in the --config file)"
+                .to_owned());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        let config = config::load::from_toml(path, &text).map_err(|error| error.to_string())?;
+        match config.auth.token_key {
+            Some(key) => Ok((key, format!("[auth] token_key in {}", path.display()))),
+            None => Err(format!("{} sets no [auth] token_key", path.display())),
+        }
+    }
 }
 
 /// How much longer than the grace period the shutdown may take before the process exits
@@ -103,6 +131,15 @@ async fn run() -> ExitCode {
     let media_ips = config.media.ips.clone();
     let grace = config.shutdown_grace;
     let open = config.auth.token_key.is_none();
+    // Listening before saying "serving", so a signal sent from then on is never the default
+    // action (SIGHUP's would end the process).
+    let mut signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(error) => {
+            error!(%error, "cannot listen for signals");
+            return ExitCode::FAILURE;
+        }
+    };
     let server = match Server::new(config).start().await {
         Ok(server) => server,
         Err(error) => {
@@ -123,9 +160,7 @@ async fn run() -> ExitCode {
              or [auth] token_key), so anybody who can reach this server may join any room"
         );
     }
-    if let Err(error) = wait_for_signal().await {
-        error!(%error, "cannot listen for signals");
-    }
+    signals.serve_until_stopped(&server).await;
     info!("shutting down");
     // The server bounds its own shutdown by the grace period; this bounds it again, in case
     // something in it does not return.
@@ -142,10 +177,17 @@ async fn run() -> ExitCode {
 
 /// Prints a token for `args` on standard output.
 fn mint_token(args: TokenArgs) -> ExitCode {
-    let key = match TokenKey::new(&args.key) {
+    let (key, key_source) = match args.key() {
+        Ok(found) => found,
+        Err(problem) => {
+            eprintln!("switchyard token: {problem}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let key = match TokenKey::new(&key) {
         Ok(key) => key,
         Err(error) => {
-            eprintln!("switchyard token: --key: {error}");
+            eprintln!("switchyard token: the key from {key_source}: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -175,7 +217,7 @@ fn mint_token(args: TokenArgs) -> ExitCode {
         Ok(token) => {
             println!("{token}");
             eprintln!(
-                "a token for `{}` in room `{}`, granting {grants}, valid for {} s (until Unix time {})",
+                "a token for `{}` in room `{}`, granting {grants}, valid for {} s (until Unix time {}), signed with the key from {key_source}",
                 claims.sub,
                 claims.room,
                 claims.exp.saturating_sub(unix_seconds(now)),
@@ -204,10 +246,40 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn wait_for_signal() -> std::io::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
+/// The signals the server acts on.
+struct Signals {
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Waits for Ctrl-C or SIGTERM, reloading the TLS certificate and key on every SIGHUP
+    /// meanwhile.
+    async fn serve_until_stopped(&mut self, server: &RunningServer) {
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => match server.reload_tls() {
+                    Ok(Some(files)) => info!(
+                        cert = %files.cert.display(),
+                        key = %files.key.display(),
+                        "reloaded the TLS certificate and key"
+                    ),
+                    Ok(None) => info!("SIGHUP: no TLS certificate to reload"),
+                    Err(error) => error!(
+                        %error,
+                        "cannot reload the TLS certificate and key; still serving the previous ones"
+                    ),
+                },
+            }
+        }
     }
 }

@@ -5,25 +5,26 @@
 //! terminates TLS (the compose setup uses Caddy), or the server does, with `http.tls_cert` and
 //! `http.tls_key`.
 //!
-//! [`TlsListener`] accepts TCP connections and runs their TLS handshakes concurrently, each
-//! bounded in time and their number bounded, so a client that opens a connection and says
-//! nothing holds up neither the others nor the shutdown. Its tasks end when it is dropped.
+//! `axum-server` runs the handshakes, each bounded in time, and [`HandshakeLimit`] bounds
+//! their number, so clients that open connections and say nothing hold up neither the others
+//! nor the shutdown. [`Tls::reload`] reads the files again (on SIGHUP): new handshakes present
+//! the new certificate, and connections already open keep theirs.
 
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum_server::accept::Accept;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tracing::{debug, warn};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::config::TlsFiles;
 
@@ -116,97 +117,142 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// A TCP listener whose connections come out TLS-wrapped; see the module documentation.
-#[derive(Debug)]
-pub struct TlsListener {
-    accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-    acceptor: JoinHandle<()>,
+/// The certificate and key being served, and where they are read from.
+#[derive(Clone)]
+pub struct Tls {
+    files: TlsFiles,
+    config: RustlsConfig,
 }
 
-impl TlsListener {
-    /// Wraps `listener`, handshaking with `config`.
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> io::Result<Self> {
-        let local_addr = listener.local_addr()?;
-        let (sender, accepted) = mpsc::channel(16);
-        let acceptor = tokio::spawn(accept(listener, TlsAcceptor::from(config), sender));
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("files", &self.files).finish()
+    }
+}
+
+impl Tls {
+    /// Reads `files`.
+    pub fn load(files: &TlsFiles) -> Result<Self, TlsError> {
         Ok(Self {
-            accepted,
-            local_addr,
-            acceptor,
+            files: files.clone(),
+            config: RustlsConfig::from_config(server_config(files)?),
+        })
+    }
+
+    /// Reads the files again and serves what they hold from the next handshake on. When they
+    /// cannot be used, the previous certificate stays.
+    pub fn reload(&self) -> Result<&TlsFiles, TlsError> {
+        self.config.reload_from_config(server_config(&self.files)?);
+        Ok(&self.files)
+    }
+
+    /// Serves `app` over TLS on `listener` until `stop` resolves, then stops accepting and lets
+    /// open connections finish within `grace`, cutting those left then.
+    pub async fn serve(
+        &self,
+        listener: TcpListener,
+        app: Router,
+        stop: impl Future<Output = ()> + Send + 'static,
+        grace: Duration,
+    ) -> io::Result<()> {
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            stop.await;
+            stopper.graceful_shutdown(Some(grace));
+        });
+        let acceptor = HandshakeLimit {
+            inner: RustlsAcceptor::new(self.config.clone()).handshake_timeout(HANDSHAKE_TIMEOUT),
+            permits: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
+        };
+        axum_server::from_tcp(listener.into_std()?)?
+            .acceptor(acceptor)
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+    }
+}
+
+/// Wraps an acceptor so that at most [`MAX_PENDING_HANDSHAKES`] of its handshakes run at
+/// once; a connection beyond is closed at once.
+#[derive(Debug, Clone)]
+pub struct HandshakeLimit<A> {
+    inner: A,
+    permits: Arc<Semaphore>,
+}
+
+impl<A, I, S> Accept<I, S> for HandshakeLimit<A>
+where
+    A: Accept<I, S>,
+    A::Future: Send + 'static,
+    A::Stream: Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(A::Stream, A::Service)>> + Send>>;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            return Box::pin(std::future::ready(Err(io::Error::other(
+                "too many TLS handshakes in progress",
+            ))));
+        };
+        let handshake = self.inner.accept(stream, service);
+        Box::pin(async move {
+            let accepted = handshake.await;
+            drop(permit);
+            accepted
         })
     }
 }
 
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        // Its handshakes live in its JoinSet, so they go with it.
-        self.acceptor.abort();
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.accepted.recv().await {
-            Some(connection) => connection,
-            // The accepting task ends only when this listener is dropped.
-            None => std::future::pending().await,
-        }
+    fn self_signed(folder: &Path) -> TlsFiles {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .expect("a certificate");
+        let files = TlsFiles {
+            cert: folder.join("cert.pem"),
+            key: folder.join("key.pem"),
+        };
+        std::fs::write(&files.cert, certified.cert.pem()).expect("write");
+        std::fs::write(&files.key, certified.signing_key.serialize_pem()).expect("write");
+        files
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
+    #[test]
+    fn a_failed_reload_keeps_the_previous_certificate() {
+        let folder =
+            std::env::temp_dir().join(format!("switchyard-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&folder).expect("folder");
+        let files = self_signed(&folder);
+        let tls = Tls::load(&files).expect("the first certificate");
+        let before = tls.config.get_inner();
+        std::fs::write(&files.cert, "not PEM\n").expect("write");
+        let error = tls.reload().expect_err("garbage is refused");
+        assert!(matches!(error, TlsError::NoCertificate { .. }), "{error}");
+        assert!(Arc::ptr_eq(&before, &tls.config.get_inner()));
+        self_signed(&folder);
+        tls.reload().expect("a new certificate");
+        assert!(!Arc::ptr_eq(&before, &tls.config.get_inner()));
+        let _ = std::fs::remove_dir_all(&folder);
     }
-}
 
-type Handshake = (
-    SocketAddr,
-    Result<io::Result<TlsStream<TcpStream>>, tokio::time::error::Elapsed>,
-);
-
-/// Accepts connections and hands over those whose handshake succeeded.
-async fn accept(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    accepted: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    let mut handshakes: JoinSet<Handshake> = JoinSet::new();
-    loop {
-        tokio::select! {
-            incoming = listener.accept() => match incoming {
-                Ok((stream, address)) => {
-                    if handshakes.len() >= MAX_PENDING_HANDSHAKES {
-                        debug!(%address, "too many TLS handshakes in progress: closing");
-                        continue;
-                    }
-                    let acceptor = acceptor.clone();
-                    handshakes.spawn(async move {
-                        let result =
-                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
-                        (address, result)
-                    });
-                }
-                Err(error) => {
-                    // Out of file descriptors and the like: say so, and give it a moment
-                    // instead of spinning.
-                    warn!(%error, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(done) = handshakes.join_next() => match done {
-                Ok((address, Ok(Ok(stream)))) => {
-                    if accepted.send((stream, address)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok((address, Ok(Err(error)))) => debug!(%address, %error, "TLS handshake failed"),
-                Ok((address, Err(_))) => debug!(%address, "TLS handshake timed out"),
-                Err(error) => debug!(%error, "a TLS handshake task ended abnormally"),
-            },
-            () = accepted.closed() => return,
-        }
+    #[tokio::test]
+    async fn handshakes_beyond_the_limit_are_refused_at_once() {
+        let limit = HandshakeLimit {
+            inner: axum_server::accept::DefaultAcceptor,
+            permits: Arc::new(Semaphore::new(1)),
+        };
+        let held = Arc::clone(&limit.permits)
+            .try_acquire_owned()
+            .expect("the one permit");
+        let refused = limit.accept((), ()).await;
+        assert!(refused.is_err());
+        drop(held);
+        assert!(limit.accept((), ()).await.is_ok());
     }
 }

@@ -1,6 +1,7 @@
-//! `/metrics` over HTTP after a short call: valid Prometheus text, the router's packet and
+//! `/metrics` over HTTP after a short call: valid OpenMetrics text, the router's packet and
 //! RTCP counters moving, a join latency observed per participant, and every gauge back at
-//! zero once everybody has left.
+//! zero once everybody has left; and the process metrics of a running server checked against
+//! what `/proc` says of it.
 
 mod common;
 
@@ -140,4 +141,120 @@ async fn metrics_count_a_call_and_return_to_zero_after_it() {
         assert!(after.value(counter) >= during.value(counter), "{counter}");
     }
     assert_eq!(after.value("switchyard_join_seconds_count"), 2.0);
+}
+
+/// What `/proc` says of `pid`, read by the test itself.
+#[derive(Debug)]
+struct ProcView {
+    cpu_seconds: f64,
+    rss_bytes: f64,
+    threads: f64,
+    open_fds: f64,
+    max_fds: f64,
+}
+
+impl ProcView {
+    fn read(pid: u32) -> Self {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let field = |name: &str| -> f64 {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+        };
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+        let max_fds = limits
+            .lines()
+            .find_map(|line| line.strip_prefix("Max open files"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|soft| soft.parse().ok())
+            .expect("the soft limit on open files");
+        Self {
+            cpu_seconds: loadtest::server_probe::cpu_seconds(pid).expect("CPU time"),
+            rss_bytes: field("VmRSS:") * 1024.0,
+            threads: field("Threads:"),
+            open_fds: std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .expect("the fd folder")
+                .count() as f64,
+            max_fds,
+        }
+    }
+}
+
+/// When `pid` started, in whole seconds since the Unix epoch: the boot time from
+/// `/proc/stat` plus the start in clock ticks after boot from `/proc/PID/stat`.
+fn start_time_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let boot: u64 = stat
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("btime");
+    let process = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Field 22 of proc(5); the fields after the command name's closing parenthesis start at 3.
+    let ticks: u64 = process
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(22 - 3))
+        .and_then(|value| value.parse().ok())
+        .expect("starttime");
+    (boot + ticks / 100) as f64
+}
+
+/// Asserts `value` lies within `[low - slack, high + slack]`.
+fn assert_between(name: &str, value: f64, (low, high): (f64, f64), slack: f64) {
+    assert!(
+        value >= low.min(high) - slack && value <= low.max(high) + slack,
+        "{name} is {value}; /proc said {low} before the scrape and {high} after"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_metrics_match_what_proc_says_of_the_server() {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], common::process::free_port()));
+    let args = ["--http", &address.to_string(), "--media-ip", "127.0.0.1"].map(String::from);
+    let server = common::process::ServerProcess::start(address, &args, &[]).await;
+    let pid = server.pid();
+
+    let before = ProcView::read(pid);
+    let (status, body) = common::http::get(address, "/metrics")
+        .await
+        .expect("GET /metrics");
+    let after = ProcView::read(pid);
+    assert_eq!(status, 200, "{body}");
+    let scrape = prometheus::parse(&body).unwrap_or_else(|error| panic!("{error}\n{body}"));
+
+    // CPU time only grows, and both sides count it in the same clock ticks.
+    assert_between(
+        "process_cpu_seconds_total",
+        scrape.value("process_cpu_seconds_total"),
+        (before.cpu_seconds, after.cpu_seconds),
+        0.0,
+    );
+    // Memory, threads and descriptors may move a little while the scrape is served (its own
+    // connection is one descriptor; reading /proc opens another).
+    assert_between(
+        "process_resident_memory_bytes",
+        scrape.value("process_resident_memory_bytes"),
+        (before.rss_bytes, after.rss_bytes),
+        before.rss_bytes * 0.1,
+    );
+    assert_between(
+        "process_threads",
+        scrape.value("process_threads"),
+        (before.threads, after.threads),
+        1.0,
+    );
+    assert_between(
+        "process_open_fds",
+        scrape.value("process_open_fds"),
+        (before.open_fds, after.open_fds),
+        3.0,
+    );
+    assert_eq!(scrape.value("process_max_fds"), before.max_fds);
+    assert_eq!(
+        scrape.value("process_start_time_seconds"),
+        start_time_seconds(pid)
+    );
 }

@@ -3,12 +3,15 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::PATIENCE;
+use common::process::{ServerProcess, free_port};
 use futures::{SinkExt, StreamExt};
+use loadtest::server_probe::MetricsEndpoint;
 use rustls::pki_types::{CertificateDer, ServerName};
 use switchyard::config::TlsFiles;
 use switchyard::signal::protocol::ServerMessage;
@@ -17,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A folder of its own under the system's temporary directory, removed when dropped.
@@ -69,6 +73,16 @@ async fn start(cert: &Path, key: &Path) -> Result<RunningServer, StartError> {
 
 /// Connects to `server` over TLS, trusting only `root`, as `localhost`.
 async fn connect(server: &RunningServer, root: &CertificateDer<'static>) -> TlsStream<TcpStream> {
+    try_connect(server.local_addr(), root)
+        .await
+        .expect("the TLS handshake succeeds with the test's certificate")
+}
+
+/// Connects to `address` over TLS, trusting only `root`, as `localhost`.
+async fn try_connect(
+    address: SocketAddr,
+    root: &CertificateDer<'static>,
+) -> std::io::Result<TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.clone()).expect("the root is accepted");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -77,14 +91,59 @@ async fn connect(server: &RunningServer, root: &CertificateDer<'static>) -> TlsS
         .expect("TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let tcp = TcpStream::connect(server.local_addr())
-        .await
-        .expect("TCP connects");
+    let tcp = TcpStream::connect(address).await?;
     let name = ServerName::try_from("localhost").expect("a server name");
     TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .expect("the TLS handshake succeeds with the test's certificate")
+}
+
+type SecureSocket = WebSocketStream<TlsStream<TcpStream>>;
+
+/// Opens the signaling socket over `wss://` and joins `room`.
+async fn join_over_wss(
+    address: SocketAddr,
+    root: &CertificateDer<'static>,
+    room: &str,
+) -> SecureSocket {
+    let url = format!("wss://localhost:{}/ws", address.port());
+    let tls = try_connect(address, root).await.expect("the TLS handshake");
+    let (mut socket, _) = tokio_tungstenite::client_async(url, tls)
+        .await
+        .expect("the WebSocket upgrade over TLS");
+    let join = serde_json::json!({"type": "join", "room": room, "name": "Ada"});
+    socket
+        .send(Message::Text(join.to_string().into()))
+        .await
+        .expect("sent");
+    let joined = next_message(&mut socket).await;
+    assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
+    socket
+}
+
+async fn next_message(socket: &mut SecureSocket) -> ServerMessage {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("the server answers in time")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).expect("a server message");
+        }
+    }
+}
+
+/// Sends a chat message and waits for it to come back.
+async fn chat_round_trip(socket: &mut SecureSocket, text: &str) {
+    let chat = serde_json::json!({"type": "chat", "text": text});
+    socket
+        .send(Message::Text(chat.to_string().into()))
+        .await
+        .expect("sent");
+    while !matches!(next_message(socket).await, ServerMessage::Chat { text: heard, .. } if heard == text)
+    {
+    }
 }
 
 async fn https_get(
@@ -126,38 +185,20 @@ async fn serves_the_page_over_https_and_signaling_over_wss() {
     );
 
     // A participant joins over wss:// and hears its own chat message back.
-    let url = format!("wss://localhost:{}/ws", server.local_addr().port());
-    let (mut socket, _) = tokio_tungstenite::client_async(url, connect(&server, &root).await)
-        .await
-        .expect("the WebSocket upgrade over TLS");
-    for message in [
-        r#"{"type": "join", "room": "secure", "name": "Ada"}"#,
-        r#"{"type": "chat", "text": "over TLS"}"#,
-    ] {
-        socket
-            .send(Message::Text(message.into()))
-            .await
-            .expect("sent");
-    }
-    let mut heard = Vec::new();
-    while !heard
-        .iter()
-        .any(|message| matches!(message, ServerMessage::Chat { text, .. } if text == "over TLS"))
-    {
-        let frame = tokio::time::timeout(PATIENCE, socket.next())
-            .await
-            .expect("the server answers in time")
-            .expect("the socket is open")
-            .expect("a frame");
-        if let Message::Text(text) = frame {
-            heard.push(serde_json::from_str::<ServerMessage>(&text).expect("a server message"));
-        }
-    }
-    assert!(
-        matches!(heard[0], ServerMessage::Joined { .. }),
-        "{heard:?}"
-    );
+    let mut socket = join_over_wss(server.local_addr(), &root, "secure").await;
+    chat_round_trip(&mut socket, "over TLS").await;
     assert_eq!(server.counts().participants, 1);
+
+    // The load test reads the metrics over HTTPS.
+    let metrics = MetricsEndpoint::new(
+        format!("https://localhost:{}/metrics", server.local_addr().port()),
+        Some(cert.as_bytes()),
+    )
+    .expect("an HTTPS client")
+    .scrape()
+    .await
+    .expect("/metrics over HTTPS");
+    assert_eq!(metrics.get("switchyard_participants"), Some(&1.0));
 
     // Plain HTTP on the TLS port gets no page.
     let plain = common::http::get(server.local_addr(), "/healthz").await;
@@ -238,4 +279,64 @@ async fn the_binary_refuses_a_missing_certificate_and_says_which() {
         printed.contains(&missing.display().to_string()),
         "names the file: {printed}"
     );
+}
+
+/// Writes `contents` to `path` as a certificate renewal does: a new file renamed over the old.
+fn replace(path: &Path, contents: &str) {
+    let fresh = path.with_extension("new");
+    std::fs::write(&fresh, contents).expect("the new file is written");
+    std::fs::rename(&fresh, path).expect("the new file replaces the old");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_while_calls_go_on() {
+    let folder = TempDir::new("tls-reload");
+    let (cert, key, first) = self_signed();
+    let cert_path = folder.write("cert.pem", &cert);
+    let key_path = folder.write("key.pem", &key);
+    let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let args = [
+        "--http".to_owned(),
+        address.to_string(),
+        "--media-ip".to_owned(),
+        "127.0.0.1".to_owned(),
+        "--tls-cert".to_owned(),
+        cert_path.display().to_string(),
+        "--tls-key".to_owned(),
+        key_path.display().to_string(),
+    ];
+    let mut server = ServerProcess::start_serving(address, &args, &[]).await;
+    let mut socket = join_over_wss(address, &first, "renewal").await;
+    chat_round_trip(&mut socket, "before the renewal").await;
+
+    let (cert, key, second) = self_signed();
+    replace(&cert_path, &cert);
+    replace(&key_path, &key);
+    server.signal(libc::SIGHUP);
+    server
+        .wait_for_output("reloaded the TLS certificate and key")
+        .await;
+
+    // New handshakes present the new certificate, and only it.
+    try_connect(address, &second)
+        .await
+        .expect("a client trusting only the new certificate connects");
+    assert!(
+        try_connect(address, &first).await.is_err(),
+        "the old certificate is no longer presented"
+    );
+    // The socket opened before the renewal still carries the call.
+    chat_round_trip(&mut socket, "after the renewal").await;
+
+    // A renewal that went wrong leaves the certificate being served as it was.
+    replace(&cert_path, "not a certificate\n");
+    server.signal(libc::SIGHUP);
+    server
+        .wait_for_output("still serving the previous ones")
+        .await;
+    try_connect(address, &second)
+        .await
+        .expect("the certificate from before the failed reload is still presented");
+    chat_round_trip(&mut socket, "after the failed renewal").await;
+    let _ = socket.close(None).await;
 }

@@ -24,10 +24,11 @@ use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use parking_lot::{Mutex, MutexGuard};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -353,10 +354,8 @@ impl ImpairedSocket {
         })
     }
 
-    fn inbox(&self) -> std::sync::MutexGuard<'_, Inbox> {
-        self.inbox
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn inbox(&self) -> MutexGuard<'_, Inbox> {
+        self.inbox.lock()
     }
 }
 
@@ -455,9 +454,7 @@ async fn run_link(
         }
         let mut released = false;
         {
-            let mut inbox = inbox
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut inbox = inbox.lock();
             while let Some(datagram) = incoming.pop_due(now) {
                 inbox.ready.push_back(datagram);
                 released = true;

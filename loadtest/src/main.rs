@@ -81,7 +81,8 @@ struct Cli {
     /// Bandwidth of every participant's link, each way, e.g. 2M.
     #[arg(long, value_parser = scenario::parse_bitrate)]
     bandwidth: Option<u64>,
-    /// The server's process id, to measure its CPU and memory.
+    /// The server's process id, to measure its CPU and memory from /proc. Without it they
+    /// come from the server's own process metrics (`process_cpu_seconds_total`, ...).
     #[arg(long)]
     server_pid: Option<u32>,
     /// Local address the participants gather media candidates on.

@@ -10,12 +10,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::peer_events::{EventForwarder, PeerEvent, mid_of_remote_track};
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
+use parking_lot::{Mutex, MutexGuard};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::configuration::RTCOfferOptions;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -241,16 +242,11 @@ impl Shared {
     }
 
     fn lock(&self) -> MutexGuard<'_, Observed> {
-        self.observed
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.observed.lock()
     }
 
     fn connections(&self) -> Vec<Arc<dyn PeerConnection>> {
-        self.connections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.connections.lock().clone()
     }
 }
 
@@ -642,11 +638,7 @@ impl Opener {
                 .await
                 .map_err(webrtc_error("building the connection"))?,
         );
-        self.shared
-            .connections
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(Arc::clone(&connection));
+        self.shared.connections.lock().push(Arc::clone(&connection));
         let labelled = futures::stream::unfold(events, move |mut events| async move {
             let event = events.recv().await?;
             Some(((id, event), events))

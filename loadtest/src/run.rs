@@ -77,7 +77,15 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
     let scenario = &options.scenario;
     scenario.validate().map_err(ClientError::Scenario)?;
     let plan = plan(&options);
-    let metrics_url = options.target.metrics_url(&options.url);
+    let metrics = options.target.metrics_url(&options.url).and_then(|url| {
+        match server_probe::MetricsEndpoint::new(url, None) {
+            Ok(endpoint) => Some(endpoint),
+            Err(error) => {
+                tracing::warn!(%error, "the server's metrics will not be read");
+                None
+            }
+        }
+    });
     let mut rss_max = None;
 
     // Ramp up: one participant per tick, each joining in its own task.
@@ -142,7 +150,7 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
     for (_, participant) in &joined {
         participant.open_loss_window();
     }
-    let before = server_probe::sample(options.server_pid, metrics_url.as_deref()).await;
+    let before = server_probe::sample(options.server_pid, metrics.as_ref()).await;
     track_rss(&mut rss_max, &before);
     let received_before = received_packets(&joined);
     let deadline = Instant::now() + scenario.duration;
@@ -202,7 +210,7 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
             () = tokio::time::sleep_until(deadline) => break,
         }
     }
-    let after = server_probe::sample(options.server_pid, metrics_url.as_deref()).await;
+    let after = server_probe::sample(options.server_pid, metrics.as_ref()).await;
     track_rss(&mut rss_max, &after);
     let received_after = received_packets(&joined);
     for (_, participant) in &joined {

@@ -1,11 +1,9 @@
-//! What the server costs while it forwards: CPU time and memory from `/proc`, and its own
-//! counters from `/metrics`.
+//! What the server costs while it forwards: CPU time and memory from `/proc` when it runs on
+//! this machine (or from its `process_` metrics when it does not), and its own counters from
+//! `/metrics`, over HTTP or HTTPS.
 
 use std::collections::HashMap;
 use std::time::Instant;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Linux reports process CPU time in clock ticks of `USER_HZ`, which is 100 on every
 /// architecture Linux supports today.
@@ -16,24 +14,70 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub struct Sample {
     /// When it was taken.
     pub at: Instant,
-    /// CPU seconds the process used so far (user + system), when a PID was given.
+    /// CPU seconds the process used so far (user + system): from `/proc` when a PID was given,
+    /// else from the server's `process_cpu_seconds_total`.
     pub cpu_seconds: Option<f64>,
-    /// Resident memory in bytes, when a PID was given.
+    /// Resident memory in bytes, from `/proc` or `process_resident_memory_bytes` likewise.
     pub rss_bytes: Option<u64>,
     /// The server's counters, when its metrics endpoint answered.
     pub metrics: HashMap<String, f64>,
 }
 
-/// Reads CPU time and RSS of `pid` and scrapes `metrics_url`.
-pub async fn sample(pid: Option<u32>, metrics_url: Option<&str>) -> Sample {
+/// Where the server's metrics are read from.
+#[derive(Debug, Clone)]
+pub struct MetricsEndpoint {
+    /// The client, HTTP and HTTPS (rustls with ring).
+    pub client: reqwest::Client,
+    /// `http://host:port/metrics` or `https://...`.
+    pub url: String,
+}
+
+impl MetricsEndpoint {
+    /// An endpoint at `url`, trusting the system's certificate authorities and, when given,
+    /// the PEM certificate `extra_root` (a test's self-signed one).
+    pub fn new(url: String, extra_root: Option<&[u8]>) -> reqwest::Result<Self> {
+        // reqwest leaves the choice of rustls provider to the program; this one uses ring,
+        // as the server does. An error only means a provider is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10));
+        if let Some(pem) = extra_root {
+            builder = builder.tls_certs_merge([reqwest::Certificate::from_pem(pem)?]);
+        }
+        Ok(Self {
+            client: builder.build()?,
+            url,
+        })
+    }
+
+    /// Fetches and reads the endpoint.
+    pub async fn scrape(&self) -> reqwest::Result<HashMap<String, f64>> {
+        let body = self
+            .client
+            .get(&self.url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(parse_prometheus(&body))
+    }
+}
+
+/// Reads CPU time and RSS of `pid` and scrapes `metrics`.
+pub async fn sample(pid: Option<u32>, metrics: Option<&MetricsEndpoint>) -> Sample {
     let at = Instant::now();
+    let metrics = match metrics {
+        Some(endpoint) => endpoint.scrape().await.unwrap_or_default(),
+        None => HashMap::new(),
+    };
     let (cpu_seconds, rss_bytes) = match pid {
         Some(pid) => (cpu_seconds(pid), rss_bytes(pid)),
-        None => (None, None),
-    };
-    let metrics = match metrics_url {
-        Some(url) => scrape(url).await.unwrap_or_default(),
-        None => HashMap::new(),
+        None => (
+            metrics.get("process_cpu_seconds_total").copied(),
+            metrics
+                .get("process_resident_memory_bytes")
+                .map(|bytes| *bytes as u64),
+        ),
     };
     Sample {
         at,
@@ -62,41 +106,36 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(kilobytes * 1024)
 }
 
-/// Fetches a Prometheus text endpoint over plain HTTP and reads its unlabelled series.
-pub async fn scrape(url: &str) -> Option<HashMap<String, f64>> {
-    let rest = url.strip_prefix("http://")?;
-    let (authority, path) = match rest.find('/') {
-        Some(index) => (&rest[..index], &rest[index..]),
-        None => (rest, "/"),
-    };
-    let mut stream = TcpStream::connect(authority).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return None;
-    }
-    Some(parse_prometheus(body))
-}
-
-/// The unlabelled series of a Prometheus text body.
+/// The unlabelled series of a Prometheus or OpenMetrics text body, by the name of the sample
+/// (a counter's ends in `_total`).
 pub fn parse_prometheus(body: &str) -> HashMap<String, f64> {
-    body.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let (name, value) = line.split_once(' ')?;
-            Some((name.to_owned(), value.trim().parse().ok()?))
+    let lines = body.lines().map(|line| Ok(line.to_owned()));
+    let Ok(scrape) = prometheus_parse::Scrape::parse(lines) else {
+        return HashMap::new();
+    };
+    scrape
+        .samples
+        .into_iter()
+        .filter(|sample| sample.labels.is_empty())
+        .filter_map(|sample| match sample.value {
+            prometheus_parse::Value::Counter(value)
+            | prometheus_parse::Value::Gauge(value)
+            | prometheus_parse::Value::Untyped(value) => Some((sample.metric, value)),
+            _ => None,
         })
         .collect()
 }
 
-/// The metrics URL next to a signaling URL: `ws://host:port/ws` → `http://host:port/metrics`.
+/// The metrics URL next to a signaling URL: `ws://host:port/ws` → `http://host:port/metrics`,
+/// `wss://` → `https://`.
 pub fn metrics_url(signaling_url: &str) -> Option<String> {
-    let rest = signaling_url.strip_prefix("ws://")?;
+    let (scheme, rest) = match signaling_url.split_once("://")? {
+        ("ws", rest) => ("http", rest),
+        ("wss", rest) => ("https", rest),
+        _ => return None,
+    };
     let authority = rest.split('/').next()?;
-    Some(format!("http://{authority}/metrics"))
+    Some(format!("{scheme}://{authority}/metrics"))
 }
 
 #[cfg(test)]
@@ -114,10 +153,15 @@ mod tests {
     #[test]
     fn parses_prometheus_text() {
         let metrics = parse_prometheus(
-            "# HELP x y\n# TYPE x counter\nswitchyard_rtp_packets_out_total 42\nswitchyard_rooms 1\n",
+            "# HELP x y\n# TYPE x counter\nswitchyard_rtp_packets_out_total 42\nswitchyard_rooms 1\n\
+             x_bucket{le=\"1\"} 3\n# EOF\n",
         );
         assert_eq!(metrics["switchyard_rtp_packets_out_total"], 42.0);
         assert_eq!(metrics["switchyard_rooms"], 1.0);
+        assert!(
+            !metrics.contains_key("x_bucket"),
+            "labelled series are left out"
+        );
     }
 
     #[test]
@@ -126,6 +170,10 @@ mod tests {
             metrics_url("ws://127.0.0.1:8080/ws").as_deref(),
             Some("http://127.0.0.1:8080/metrics")
         );
-        assert_eq!(metrics_url("wss://example.org/ws"), None);
+        assert_eq!(
+            metrics_url("wss://example.org/ws").as_deref(),
+            Some("https://example.org/metrics")
+        );
+        assert_eq!(metrics_url("http://example.org/ws"), None);
     }
 }

@@ -1,25 +1,21 @@
 //! Every configuration key, once: its place in the TOML file, its flag, its environment
-//! variable, its help text, and how its value is read.
+//! variable, its help text, and what kind of value it takes.
 //!
-//! The command line, the environment, the TOML file, `--help` and the configuration reference
-//! in `docs/deployment.md` all come from this one table, so they cannot drift apart.
+//! The command line, the environment, `--help` and the configuration reference in
+//! `docs/deployment.md` all come from this one table, so they cannot drift apart; a unit test
+//! keeps it equal to the keys the file's types ([`super::settings`]) accept.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
-use std::time::Duration;
-
-use super::draft::Draft;
-use super::value::{Raw, Refusal};
-
-/// How many values a key takes.
+/// What a key's value is, as the environment and flags give it in text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
-    /// Exactly one.
-    One,
+pub enum Kind {
+    /// Text, taken as it is.
+    Text,
+    /// A whole number.
+    Integer,
+    /// On or off: `--flag` alone means on; the environment also takes `1`/`0`, `yes`/`no`.
+    Switch,
     /// A list: an array in TOML, comma-separated in the environment, a repeatable flag.
     List,
-    /// On or off: `--flag` alone means on.
-    Switch,
 }
 
 /// One configuration key.
@@ -33,10 +29,8 @@ pub struct Key {
     pub value_name: &'static str,
     /// What it does, and its default.
     pub help: &'static str,
-    /// How many values it takes.
-    pub shape: Shape,
-    /// Reads the value into the draft.
-    pub apply: fn(&mut Draft, Raw<'_>) -> Result<(), Refusal>,
+    /// What kind of value it takes.
+    pub kind: Kind,
 }
 
 impl Key {
@@ -54,13 +48,6 @@ impl Key {
     }
 }
 
-const ADDRESS: &str = "an address such as 0.0.0.0:8080";
-const IP: &str = "IP addresses such as 192.0.2.10";
-const PORT_MAX: i64 = u16::MAX as i64;
-const SECONDS_IN_A_WEEK: i64 = 7 * 24 * 3600;
-/// Counts are bounded so that a typo (an extra zero or three) is caught, not obeyed.
-const COUNT_MAX: i64 = 1_000_000;
-
 /// Every key, in the order `--help` and the reference list them.
 pub static KEYS: &[Key] = &[
     Key {
@@ -69,11 +56,7 @@ pub static KEYS: &[Key] = &[
         value_name: "SECS",
         help: "Seconds a graceful shutdown (SIGTERM, Ctrl-C) waits for clients to be told and \
                connections to close before it cuts them. Default 3.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.shutdown_grace = Duration::from_secs(raw.integer(0, 60)? as u64);
-            Ok(())
-        },
+        kind: Kind::Integer,
     },
     Key {
         path: "http.listen",
@@ -81,11 +64,7 @@ pub static KEYS: &[Key] = &[
         value_name: "ADDR",
         help: "Address the HTTP server (client page, WebSocket at /ws, /healthz, /metrics) \
                listens on. Default 0.0.0.0:8080.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.http.listen = raw.parsed::<SocketAddr>(ADDRESS)?;
-            Ok(())
-        },
+        kind: Kind::Text,
     },
     Key {
         path: "http.tls_cert",
@@ -93,22 +72,14 @@ pub static KEYS: &[Key] = &[
         value_name: "FILE",
         help: "PEM certificate chain: serve HTTPS and WSS instead of plain HTTP. Needs \
                http.tls_key. Default: none (plain HTTP).",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.tls_cert = Some(PathBuf::from(raw.text()?));
-            Ok(())
-        },
+        kind: Kind::Text,
     },
     Key {
         path: "http.tls_key",
         flag: "tls-key",
         value_name: "FILE",
         help: "PEM private key of http.tls_cert.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.tls_key = Some(PathBuf::from(raw.text()?));
-            Ok(())
-        },
+        kind: Kind::Text,
     },
     Key {
         path: "http.client_dir",
@@ -116,11 +87,7 @@ pub static KEYS: &[Key] = &[
         value_name: "DIR",
         help: "Serve the browser client from this folder instead of the copy built into the \
                binary (for working on the client: edits show on reload).",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.client_dir = Some(PathBuf::from(raw.text()?));
-            Ok(())
-        },
+        kind: Kind::Text,
     },
     Key {
         path: "media.ips",
@@ -128,11 +95,7 @@ pub static KEYS: &[Key] = &[
         value_name: "IP",
         help: "Local IP to gather media candidates on; repeat for several. Default: every \
                IPv4 address of every interface, loopback included.",
-        shape: Shape::List,
-        apply: |draft, raw| {
-            draft.media_ips = Some(raw.list::<IpAddr>(IP)?);
-            Ok(())
-        },
+        kind: Kind::List,
     },
     Key {
         path: "media.interfaces",
@@ -140,11 +103,7 @@ pub static KEYS: &[Key] = &[
         value_name: "NAME",
         help: "Network interface whose IPv4 addresses media is gathered on (eth0, ens3...); \
                repeat for several. Adds to media.ips.",
-        shape: Shape::List,
-        apply: |draft, raw| {
-            draft.media_interfaces = Some(raw.list::<String>("interface names")?);
-            Ok(())
-        },
+        kind: Kind::List,
     },
     Key {
         path: "media.public_ips",
@@ -153,11 +112,7 @@ pub static KEYS: &[Key] = &[
         help: "Public IP to announce instead of the local one, for a server behind 1:1 NAT \
                (a cloud instance with an elastic/floating IP). One public IP stands for every \
                local address; `PUBLIC/LOCAL` pairs map each local address to its own.",
-        shape: Shape::List,
-        apply: |draft, raw| {
-            draft.config.media.public_ips = raw.list("IP addresses or PUBLIC/LOCAL pairs")?;
-            Ok(())
-        },
+        kind: Kind::List,
     },
     Key {
         path: "media.udp_port",
@@ -165,11 +120,7 @@ pub static KEYS: &[Key] = &[
         value_name: "PORT",
         help: "The one UDP port all media uses, on every media IP; open it in the firewall. \
                0 lets the system pick one per IP. Default: 50000.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.media.udp_port = raw.integer(0, PORT_MAX)? as u16;
-            Ok(())
-        },
+        kind: Kind::Integer,
     },
     Key {
         path: "media.tcp_port",
@@ -177,11 +128,7 @@ pub static KEYS: &[Key] = &[
         value_name: "PORT",
         help: "The one TCP port ICE over TCP listens on, on every media IP, for clients whose \
                network blocks UDP. 0 lets the system pick one per IP. Default: 50000.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.media.tcp_port = raw.integer(0, PORT_MAX)? as u16;
-            Ok(())
-        },
+        kind: Kind::Integer,
     },
     Key {
         path: "media.transports",
@@ -189,26 +136,14 @@ pub static KEYS: &[Key] = &[
         value_name: "udp|tcp",
         help: "How media may reach the server: udp, tcp (ICE over TCP, tried after UDP), or \
                both; repeat for several. Default: both.",
-        shape: Shape::List,
-        apply: |draft, raw| {
-            let transports = raw.list("udp or tcp")?;
-            if transports.is_empty() {
-                return Err("must name udp, tcp or both".to_owned());
-            }
-            draft.config.media.transports = transports;
-            Ok(())
-        },
+        kind: Kind::List,
     },
     Key {
         path: "ice.urls",
         flag: "ice-url",
         value_name: "URL",
         help: "STUN URL (stun:host:port) handed to clients in `joined`; repeat for several.",
-        shape: Shape::List,
-        apply: |draft, raw| {
-            draft.config.ice.urls = raw.list("ICE server URLs")?;
-            Ok(())
-        },
+        kind: Kind::List,
     },
     Key {
         path: "ice.turn_urls",
@@ -216,11 +151,7 @@ pub static KEYS: &[Key] = &[
         value_name: "URL",
         help: "TURN URL (turn:host:3478, turns:host:5349?transport=tcp) handed to clients with \
                short-lived credentials; repeat for several. Needs ice.turn_secret.",
-        shape: Shape::List,
-        apply: |draft, raw| {
-            draft.turn_urls = Some(raw.list("ICE server URLs")?);
-            Ok(())
-        },
+        kind: Kind::List,
     },
     Key {
         path: "ice.turn_secret",
@@ -228,11 +159,7 @@ pub static KEYS: &[Key] = &[
         value_name: "SECRET",
         help: "Secret shared with the TURN server (coturn's static-auth-secret with \
                use-auth-secret); each client gets credentials derived from it.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.turn_secret = Some(raw.text()?);
-            Ok(())
-        },
+        kind: Kind::Text,
     },
     Key {
         path: "ice.turn_credential_ttl_secs",
@@ -240,12 +167,7 @@ pub static KEYS: &[Key] = &[
         value_name: "SECS",
         help: "How long each client's TURN credentials stay valid, in seconds. Default 86400 \
                (a day).",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.turn_credential_ttl =
-                Duration::from_secs(raw.integer(60, SECONDS_IN_A_WEEK)? as u64);
-            Ok(())
-        },
+        kind: Kind::Integer,
     },
     Key {
         path: "auth.token_key",
@@ -254,44 +176,28 @@ pub static KEYS: &[Key] = &[
         help: "Key (at least 32 bytes) that signs join tokens (JWT, HS256). When set, \
                `join` needs a valid token. Default: none, and the server runs open: anybody \
                may join any room.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.auth.token_key = Some(raw.text()?);
-            Ok(())
-        },
+        kind: Kind::Text,
     },
     Key {
         path: "limits.max_rooms",
         flag: "max-rooms",
         value_name: "COUNT",
         help: "Rooms open at once. Default 1000.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.limits.max_rooms = raw.integer(1, COUNT_MAX)? as usize;
-            Ok(())
-        },
+        kind: Kind::Integer,
     },
     Key {
         path: "limits.max_participants_per_room",
         flag: "max-participants-per-room",
         value_name: "COUNT",
         help: "Participants in one room. Default 500.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.limits.max_participants_per_room = raw.integer(1, COUNT_MAX)? as usize;
-            Ok(())
-        },
+        kind: Kind::Integer,
     },
     Key {
         path: "limits.messages_per_second",
         flag: "messages-per-second",
         value_name: "COUNT",
         help: "Signaling messages per second one WebSocket may send, sustained. Default 50.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.limits.messages_per_second = raw.integer(1, COUNT_MAX)? as u32;
-            Ok(())
-        },
+        kind: Kind::Integer,
     },
     Key {
         path: "limits.message_burst",
@@ -299,33 +205,21 @@ pub static KEYS: &[Key] = &[
         value_name: "COUNT",
         help: "Signaling messages one WebSocket may send in a burst above that rate. \
                Default 200.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.limits.message_burst = raw.integer(1, COUNT_MAX)? as u32;
-            Ok(())
-        },
+        kind: Kind::Integer,
     },
     Key {
         path: "limits.max_chat_bytes",
         flag: "max-chat-bytes",
         value_name: "BYTES",
         help: "Bytes of text in one chat message. Default 4096.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.limits.max_chat_bytes = raw.integer(1, 60 * 1024)? as usize;
-            Ok(())
-        },
+        kind: Kind::Integer,
     },
     Key {
         path: "log.json",
         flag: "json-logs",
         value_name: "BOOL",
         help: "Log as JSON lines instead of text. Default false.",
-        shape: Shape::Switch,
-        apply: |draft, raw| {
-            draft.config.log.json = raw.boolean()?;
-            Ok(())
-        },
+        kind: Kind::Switch,
     },
     Key {
         path: "log.filter",
@@ -334,11 +228,7 @@ pub static KEYS: &[Key] = &[
         help: "What to log, as a tracing filter (`info`, `switchyard=debug,webrtc=warn`). \
                RUST_LOG, when set, wins. Default: the server's information and the WebRTC \
                stack's warnings.",
-        shape: Shape::One,
-        apply: |draft, raw| {
-            draft.config.log.filter = raw.text()?;
-            Ok(())
-        },
+        kind: Kind::Text,
     },
 ];
 

@@ -1,22 +1,31 @@
-//! Loading the configuration: defaults, then the TOML file, then the environment, then flags.
+//! Loading the configuration with `figment`: defaults, then the TOML file, then the
+//! environment, then flags, each overriding the one before key by key.
 //!
-//! Each layer overrides the one before it, key by key. A value that does not read, a key the
-//! file should not have, or a pair that does not fit together stops the server at start with a
-//! message naming the key and where it came from.
+//! A value that does not read, a key the file should not have, or a pair that does not fit
+//! together stops the server at start with a message naming the key and where it came from:
+//! figment remembers which layer gave each value, and the key table names its variable and
+//! flag.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches};
+use figment::error::{Actual, Kind as ErrorKind};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 
 use super::Config;
-use super::draft::Draft;
-use super::keys::{self, KEYS, Key, Shape};
-use super::value::Raw;
+use super::check::{self, Refused};
+use super::keys::{self, KEYS, Key, Kind};
+use super::settings::Settings;
 
 /// The flag naming the TOML file.
 pub const CONFIG_FLAG: &str = "config";
+
+/// The names figment knows the text layers by.
+const ENVIRONMENT: &str = "environment";
+const FLAGS: &str = "flags";
 
 /// Where a setting came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,12 +78,12 @@ pub enum ConfigError {
         hint: String,
     },
     /// A value that is not what its key takes.
-    #[error("`{key}` {origin} {reason}")]
+    #[error("`{key}`{} {reason}", origin.as_ref().map(|origin| format!(" {origin}")).unwrap_or_default())]
     Invalid {
         /// The key.
-        key: &'static str,
-        /// Where the value came from.
-        origin: Origin,
+        key: String,
+        /// Where the value came from; `None` for a key that was needed but not set.
+        origin: Option<Origin>,
         /// What is wrong with it.
         reason: String,
     },
@@ -102,10 +111,10 @@ fn key_arg(key: &'static Key) -> Arg {
         .hide_env_values(true)
         .help(format!("{} [file: {}]", key.help, key.path))
         .help_heading(heading(key.section()));
-    match key.shape {
-        Shape::One => arg.action(ArgAction::Set),
-        Shape::List => arg.action(ArgAction::Append),
-        Shape::Switch => arg
+    match key.kind {
+        Kind::Text | Kind::Integer => arg.action(ArgAction::Set),
+        Kind::List => arg.action(ArgAction::Append),
+        Kind::Switch => arg
             .action(ArgAction::Set)
             .num_args(0..=1)
             .default_missing_value("true"),
@@ -127,74 +136,211 @@ fn heading(section: Option<&str>) -> &'static str {
 /// Builds the configuration from parsed command-line arguments (which carry the environment
 /// too, through [`args`]).
 pub fn from_matches(matches: &ArgMatches) -> Result<Config, ConfigError> {
-    let mut draft = Draft::default();
+    let mut figment = Figment::new();
     if let Some(path) = matches.get_one::<String>(CONFIG_FLAG) {
-        apply_file(&mut draft, Path::new(path))?;
+        let path = Path::new(path);
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        figment = figment.merge(file_layer(path, &text)?);
     }
-    for key in KEYS {
-        let origin = match matches.value_source(key.path) {
-            Some(ValueSource::CommandLine) => Origin::Flag(key.flag),
-            Some(ValueSource::EnvVariable) => Origin::Environment(key.env()),
-            _ => continue,
-        };
-        let values: Vec<String> = matches
-            .get_many::<String>(key.path)
-            .map(|values| values.cloned().collect())
-            .unwrap_or_default();
-        apply(&mut draft, key, Raw::Text(&values), origin)?;
-    }
-    finish(draft)
+    let figment = figment
+        .merge(text_layer(matches, ValueSource::EnvVariable, ENVIRONMENT))
+        .merge(text_layer(matches, ValueSource::CommandLine, FLAGS));
+    build(&figment)
 }
 
 /// Builds the configuration from a TOML file's text alone, over the defaults.
 pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
-    let mut draft = Draft::default();
-    apply_toml(&mut draft, path, text)?;
-    finish(draft)
+    build(&Figment::from(file_layer(path, text)?))
 }
 
-fn apply_file(draft: &mut Draft, path: &Path) -> Result<(), ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    apply_toml(draft, path, &text)
+fn build(figment: &Figment) -> Result<Config, ConfigError> {
+    let settings: Settings = figment.extract().map_err(refused_value)?;
+    check::finish(settings).map_err(|refused| refused_pair(figment, refused))
 }
 
-fn apply_toml(draft: &mut Draft, path: &Path, text: &str) -> Result<(), ConfigError> {
-    let table: toml::Table = toml::from_str(text).map_err(|error| ConfigError::Syntax {
+/// One layer of settings, known to figment by its name (and file).
+struct Layer {
+    metadata: Metadata,
+    values: Dict,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        self.metadata.clone()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.values.clone()))
+    }
+}
+
+/// The TOML file's settings, as typed as the file writes them.
+fn file_layer(path: &Path, text: &str) -> Result<Layer, ConfigError> {
+    let syntax = |message: String| ConfigError::Syntax {
         path: path.to_owned(),
-        message: error.message().to_owned(),
-    })?;
-    let origin = Origin::File(path.to_owned());
-    for (name, value) in &table {
-        match value {
-            toml::Value::Table(section) if is_section(name) => {
-                for (inner, value) in section {
-                    let full = format!("{name}.{inner}");
-                    let key = known(&full, &origin)?;
-                    apply(draft, key, Raw::Toml(value), origin.clone())?;
-                }
-            }
-            _ => {
-                let key = known(name, &origin)?;
-                apply(draft, key, Raw::Toml(value), origin.clone())?;
+        message,
+    };
+    let table: toml::Table =
+        toml::from_str(text).map_err(|error| syntax(error.message().to_owned()))?;
+    let values = Value::serialize(table)
+        .ok()
+        .and_then(Value::into_dict)
+        .ok_or_else(|| syntax("it does not read as a table".to_owned()))?;
+    Ok(Layer {
+        metadata: Metadata::named("TOML file").source(path),
+        values,
+    })
+}
+
+/// The settings the environment or the command line gave, each as text made into the kind of
+/// value its key takes, when it reads as one (serde refuses it otherwise, naming the key).
+fn text_layer(matches: &ArgMatches, source: ValueSource, name: &'static str) -> Layer {
+    let mut values = Dict::new();
+    for key in KEYS {
+        if matches.value_source(key.path) != Some(source) {
+            continue;
+        }
+        let texts: Vec<&String> = matches
+            .get_many::<String>(key.path)
+            .map(Iterator::collect)
+            .unwrap_or_default();
+        let value = match (key.kind, texts.as_slice()) {
+            (Kind::List, _) => Value::from(
+                texts
+                    .iter()
+                    .flat_map(|text| text.split(','))
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            ),
+            (Kind::Integer, [text]) => match text.trim().parse::<i64>() {
+                Ok(number) => Value::from(number),
+                Err(_) => Value::from(text.to_string()),
+            },
+            (Kind::Switch, [text]) => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Value::from(true),
+                "false" | "0" | "no" | "off" => Value::from(false),
+                _ => Value::from(text.to_string()),
+            },
+            (_, [text]) => Value::from(text.to_string()),
+            _ => continue,
+        };
+        insert(&mut values, key, value);
+    }
+    Layer {
+        metadata: Metadata::named(name),
+        values,
+    }
+}
+
+/// Puts `value` at `key`'s place: under its section, if it has one.
+fn insert(values: &mut Dict, key: &Key, value: Value) {
+    match key.path.split_once('.') {
+        Some((section, name)) => {
+            let section = values
+                .entry(section.to_owned())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, section) = section {
+                section.insert(name.to_owned(), value);
             }
         }
+        None => {
+            values.insert(key.path.to_owned(), value);
+        }
     }
-    Ok(())
 }
 
-fn is_section(name: &str) -> bool {
-    KEYS.iter().any(|key| key.section() == Some(name))
+/// Where figment says the value of `key` came from.
+fn origin(metadata: Option<&Metadata>, key: &str) -> Option<Origin> {
+    let metadata = metadata?;
+    if let Some(path) = metadata
+        .source
+        .as_ref()
+        .and_then(|source| source.file_path())
+    {
+        return Some(Origin::File(path.to_owned()));
+    }
+    let key = keys::find(key)?;
+    match metadata.name.as_ref() {
+        ENVIRONMENT => Some(Origin::Environment(key.env())),
+        FLAGS => Some(Origin::Flag(key.flag)),
+        _ => None,
+    }
 }
 
-fn known(path: &str, origin: &Origin) -> Result<&'static Key, ConfigError> {
-    keys::find(path).ok_or_else(|| ConfigError::UnknownKey {
-        key: path.to_owned(),
-        origin: origin.clone(),
-        hint: suggestion(path),
-    })
+/// A value serde refused, in the words of the key table.
+fn refused_value(error: figment::Error) -> ConfigError {
+    // The key: the error's path, less any list index below it.
+    let path = error.path.join(".");
+    let key = KEYS
+        .iter()
+        .map(|key| key.path)
+        .find(|known| path == *known || path.starts_with(&format!("{known}.")))
+        .map_or(path.clone(), str::to_owned);
+    let origin = origin(error.metadata.as_ref(), &key);
+    let from_text = matches!(origin, Some(Origin::Environment(_) | Origin::Flag(_)));
+    let reason = match &error.kind {
+        ErrorKind::UnknownField(..) => {
+            return ConfigError::UnknownKey {
+                hint: suggestion(&key),
+                origin: origin.unwrap_or_else(|| Origin::File(PathBuf::new())),
+                key,
+            };
+        }
+        ErrorKind::InvalidType(actual, expected) => {
+            let expected = match expected.as_str() {
+                "a boolean" => "true or false",
+                other => other,
+            };
+            format!("must be {expected}, not {}", described(actual, from_text))
+        }
+        ErrorKind::Message(message) => message.clone(),
+        other => other.to_string(),
+    };
+    ConfigError::Invalid {
+        key,
+        origin,
+        reason,
+    }
+}
+
+/// "a string", "an integer", or the text itself when it came as text.
+fn described(actual: &Actual, from_text: bool) -> String {
+    match actual {
+        Actual::Str(text) if from_text => format!("`{text}`"),
+        Actual::Str(_) => "a string".to_owned(),
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer".to_owned(),
+        Actual::Float(_) => "a float".to_owned(),
+        Actual::Bool(_) => "a boolean".to_owned(),
+        Actual::Seq => "an array".to_owned(),
+        Actual::Map => "a table".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A pair that does not fit, blaming the key the check named.
+fn refused_pair(figment: &Figment, refused: Refused) -> ConfigError {
+    let origin = origin(figment.find_metadata(refused.key), refused.key);
+    let mut reason = refused.reason;
+    if origin.is_none()
+        && let Some(partner) = refused.needed_by
+        && let Some(set) = origin_of(figment, partner)
+    {
+        reason = format!("{reason}, which is set {set}");
+    }
+    ConfigError::Invalid {
+        key: refused.key.to_owned(),
+        origin,
+        reason,
+    }
+}
+
+fn origin_of(figment: &Figment, key: &str) -> Option<Origin> {
+    origin(figment.find_metadata(key), key)
 }
 
 /// "; did you mean `limits.max_rooms`?" when a known key shares the unknown one's last part or
@@ -205,50 +351,10 @@ fn suggestion(path: &str) -> String {
         .map(|key| key.path)
         .find(|known| {
             let known_leaf = known.rsplit('.').next().unwrap_or(known);
-            known_leaf == leaf || edit_distance(known, path) <= 2
+            known_leaf == leaf || strsim::levenshtein(known, path) <= 2
         })
         .map(|known| format!("; did you mean `{known}`?"))
         .unwrap_or_default()
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
-fn apply(
-    draft: &mut Draft,
-    key: &'static Key,
-    raw: Raw<'_>,
-    origin: Origin,
-) -> Result<(), ConfigError> {
-    (key.apply)(draft, raw).map_err(|reason| ConfigError::Invalid {
-        key: key.path,
-        origin: origin.clone(),
-        reason,
-    })?;
-    draft.origins.insert(key.path, origin);
-    Ok(())
-}
-
-fn finish(draft: Draft) -> Result<Config, ConfigError> {
-    let origins = draft.origins.clone();
-    draft.finish().map_err(|refused| ConfigError::Invalid {
-        key: refused.key,
-        origin: origins.get(refused.key).cloned().unwrap_or(Origin::Flag(
-            keys::find(refused.key).map_or("", |key| key.flag),
-        )),
-        reason: refused.reason,
-    })
 }
 
 #[cfg(test)]
@@ -286,6 +392,17 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "`limits.max_rooms` in switchyard.toml must be an integer, not a string"
+        );
+        let error = load("[media]\nips = [\"localhost\"]\n").expect_err("not an address");
+        assert_eq!(
+            error.to_string(),
+            "`media.ips` in switchyard.toml must list IP addresses such as 192.0.2.10: \
+             `localhost` is not (invalid IP address syntax)"
+        );
+        let error = load("[media]\nips = [1]\n").expect_err("not a string");
+        assert_eq!(
+            error.to_string(),
+            "`media.ips` in switchyard.toml must be an array of strings, not an integer"
         );
         let error = load("[limits]\nmax_room = 3\n").expect_err("unknown key");
         assert_eq!(
@@ -329,6 +446,95 @@ mod tests {
         assert_eq!(config.limits.max_chat_bytes, 100);
         assert_eq!(config.media.ips.len(), 2);
         assert!(config.log.json);
+    }
+
+    fn from_flags(flags: &[&str]) -> Result<Config, ConfigError> {
+        let command = clap::Command::new("switchyard").args(args());
+        let matches = command
+            .try_get_matches_from(std::iter::once("switchyard").chain(flags.iter().copied()))
+            .expect("arguments");
+        from_matches(&matches)
+    }
+
+    #[test]
+    fn flags_give_text_that_is_read_as_its_key_takes() {
+        let config = from_flags(&[
+            "--token-key",
+            "0123456789012345678901234567890123456789",
+            "--json-logs",
+            "no",
+            "--ice-url",
+            "stun:a.example.com,stun:b.example.com",
+            "--ice-url",
+            "stun:c.example.com",
+        ])
+        .expect("config");
+        assert_eq!(
+            config.auth.token_key.as_deref(),
+            Some("0123456789012345678901234567890123456789"),
+            "digits stay text for a text key"
+        );
+        assert!(!config.log.json);
+        assert_eq!(config.ice.urls.len(), 3);
+        let error = from_flags(&["--max-rooms", "many"]).expect_err("not a number");
+        assert_eq!(
+            error.to_string(),
+            "`limits.max_rooms` from the flag --max-rooms must be an integer, not `many`"
+        );
+        let error = from_flags(&["--json-logs", "maybe"]).expect_err("not a switch");
+        assert_eq!(
+            error.to_string(),
+            "`log.json` from the flag --json-logs must be true or false, not `maybe`"
+        );
+    }
+
+    #[test]
+    fn a_missing_partner_names_where_the_other_half_was_set() {
+        let error = from_flags(&["--tls-cert", "cert.pem"]).expect_err("half a pair");
+        assert_eq!(
+            error.to_string(),
+            "`http.tls_key` is needed with http.tls_cert, which is set from the flag --tls-cert"
+        );
+        let error = load("[ice]\nturn_secret = \"s\"\n").expect_err("no URLs");
+        assert_eq!(
+            error.to_string(),
+            "`ice.turn_urls` is needed with ice.turn_secret, which is set in switchyard.toml"
+        );
+    }
+
+    /// The keys a part of the file takes, as serde lists them when refusing an unknown one.
+    fn accepted_under(section: Option<&str>) -> Vec<String> {
+        let text = match section {
+            Some(section) => format!("[{section}]\nno_such_key = 1\n"),
+            None => "no_such_key = 1\n".to_owned(),
+        };
+        let figment = Figment::from(file_layer(Path::new("probe.toml"), &text).expect("TOML"));
+        match figment.extract::<Settings>().map_err(|error| error.kind) {
+            Err(ErrorKind::UnknownField(_, accepted)) => accepted
+                .iter()
+                .map(|name| match section {
+                    Some(section) => format!("{section}.{name}"),
+                    None => (*name).to_owned(),
+                })
+                .collect(),
+            other => panic!("an unknown key is refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_key_table_lists_exactly_the_keys_the_file_takes() {
+        let mut accepted = Vec::new();
+        for name in accepted_under(None) {
+            if KEYS.iter().any(|key| key.section() == Some(name.as_str())) {
+                accepted.extend(accepted_under(Some(&name)));
+            } else {
+                accepted.push(name);
+            }
+        }
+        let mut listed: Vec<String> = KEYS.iter().map(|key| key.path.to_owned()).collect();
+        accepted.sort();
+        listed.sort();
+        assert_eq!(accepted, listed);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 
 pub mod registry;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
@@ -273,9 +275,7 @@ impl Room {
     }
 
     fn state(&self) -> MutexGuard<'_, RoomState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock()
     }
 }
 

@@ -595,7 +595,10 @@ impl Session {
                         && let Some(started) = joined.join_started.take()
                     {
                         let latency = started.elapsed();
-                        self.context.metrics.join_seconds.observe(latency);
+                        self.context
+                            .metrics
+                            .join_seconds
+                            .observe(latency.as_secs_f64());
                         info!(seconds = latency.as_secs_f64(), "media connected");
                     }
                     if matches!(

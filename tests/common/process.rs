@@ -4,8 +4,10 @@
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::PATIENCE;
 
@@ -30,6 +32,24 @@ impl ServerProcess {
     /// waits until `/healthz` answers at
     /// `address` (which the arguments or environment must make it listen on).
     pub async fn start(address: SocketAddr, args: &[String], env: &[(String, String)]) -> Self {
+        let mut server = Self::spawn(address, args, env);
+        server.wait_until_healthy().await;
+        server
+    }
+
+    /// Starts the binary as [`start`](Self::start) does, and waits until it says it serves
+    /// (for a server that serves HTTPS, which `/healthz` over plain HTTP does not reach).
+    pub async fn start_serving(
+        address: SocketAddr,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Self {
+        let mut server = Self::spawn(address, args, env);
+        server.wait_for_output("switchyard is serving").await;
+        server
+    }
+
+    fn spawn(address: SocketAddr, args: &[String], env: &[(String, String)]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
         command
             .args(args)
@@ -70,13 +90,27 @@ impl ServerProcess {
             let output = Arc::clone(&output);
             std::thread::spawn(move || collect(stream, &output));
         }
-        let mut server = ServerProcess {
+        ServerProcess {
             child,
             address,
             output,
-        };
-        server.wait_until_healthy().await;
-        server
+        }
+    }
+
+    /// Waits until the process has printed `needle`.
+    pub async fn wait_for_output(&mut self, needle: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.output().contains(needle) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the server exited with {status}:\n{}", self.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not print `{needle}`:\n{}",
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn wait_until_healthy(&mut self) {
@@ -98,6 +132,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The signaling URL.
     pub fn websocket_url(&self) -> String {
         format!("ws://{}/ws", self.address)
@@ -105,23 +144,20 @@ impl ServerProcess {
 
     /// Everything the process printed so far, stdout and stderr.
     pub fn output(&self) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.output.lock().clone()
     }
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Sends `signal`.
+    pub fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
         // SAFETY: kill(2) with a valid signal number has no memory-safety requirements.
-        let result = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(result, 0, "SIGTERM was delivered");
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(result, 0, "signal {signal} was delivered");
     }
 
     /// Waits up to `timeout` for the process to exit; `None` if it is still running.
@@ -157,7 +193,6 @@ fn collect(mut stream: Box<dyn Read + Send>, output: &Mutex<String>) {
         }
         output
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push_str(&String::from_utf8_lossy(&buffer[..read]));
     }
 }

@@ -1,0 +1,323 @@
+//! The checks on settings that only make sense together (a TLS certificate and its key, TURN
+//! URLs and their secret, at least one media transport, ...), made once, after every layer has
+//! spoken, while the settings become a [`Config`].
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::settings::{List, Settings};
+use super::{Config, TlsFiles, TurnConfig};
+use crate::auth::MIN_KEY_BYTES;
+use crate::client::ClientFiles;
+
+/// A setting refused once the layers are combined.
+#[derive(Debug)]
+pub struct Refused {
+    /// The key to blame.
+    pub key: &'static str,
+    /// Why.
+    pub reason: String,
+    /// The key the blamed one was needed with, when the blamed one is missing.
+    pub needed_by: Option<&'static str>,
+}
+
+fn refuse(key: &'static str, reason: impl Into<String>) -> Refused {
+    Refused {
+        key,
+        reason: reason.into(),
+        needed_by: None,
+    }
+}
+
+/// `missing` was not set, and `present` needs it.
+fn missing(missing: &'static str, present: &'static str) -> Refused {
+    Refused {
+        key: missing,
+        reason: format!("is needed with {present}"),
+        needed_by: Some(present),
+    }
+}
+
+/// How long TURN credentials last unless `ice.turn_credential_ttl_secs` says otherwise.
+const DEFAULT_TURN_CREDENTIAL_TTL: Duration = Duration::from_secs(24 * 3600);
+
+fn secs(value: i64) -> Duration {
+    Duration::from_secs(value.unsigned_abs())
+}
+
+fn count(value: i64) -> usize {
+    usize::try_from(value).unwrap_or(usize::MAX)
+}
+
+fn small(value: i64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+/// Checks the settings that go together and builds the configuration over the defaults.
+pub fn finish(settings: Settings) -> Result<Config, Refused> {
+    let mut config = Config::default();
+    let Settings {
+        shutdown_grace_secs,
+        http,
+        media,
+        ice,
+        auth,
+        limits,
+        log,
+    } = settings;
+    if let Some(grace) = shutdown_grace_secs {
+        config.shutdown_grace = secs(grace.0);
+    }
+
+    if let Some(listen) = http.listen {
+        config.http.listen = listen.0;
+    }
+    config.http.tls = match (http.tls_cert, http.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.into(),
+            key: key.into(),
+        }),
+        (None, None) => None,
+        (Some(_), None) => return Err(missing("http.tls_key", "http.tls_cert")),
+        (None, Some(_)) => return Err(missing("http.tls_cert", "http.tls_key")),
+    };
+    if let Some(dir) = http.client_dir.map(PathBuf::from) {
+        if !dir.is_dir() {
+            return Err(refuse(
+                "http.client_dir",
+                format!("must be a folder: {} is not one", dir.display()),
+            ));
+        }
+        config.client = ClientFiles::Directory(dir);
+    }
+
+    if let Some(port) = media.udp_port {
+        config.media.udp_port = port.0 as u16;
+    }
+    if let Some(port) = media.tcp_port {
+        config.media.tcp_port = port.0 as u16;
+    }
+    if let Some(List(transports)) = media.transports {
+        if transports.is_empty() {
+            return Err(refuse("media.transports", "must name udp, tcp or both"));
+        }
+        config.media.transports = transports;
+    }
+    let media_ips = media.ips.map(|List(ips)| ips);
+    let media_interfaces = media.interfaces.map(|List(names)| names);
+    if media_ips.as_ref().is_some_and(Vec::is_empty) && media_interfaces.is_none() {
+        return Err(refuse("media.ips", "must list at least one address"));
+    }
+    if media_ips.is_some() || media_interfaces.is_some() {
+        let mut ips = media_ips.unwrap_or_default();
+        for name in media_interfaces.unwrap_or_default() {
+            ips.extend(interface_ips(&name).map_err(|reason| refuse("media.interfaces", reason))?);
+        }
+        ips.sort();
+        ips.dedup();
+        if ips.is_empty() {
+            return Err(refuse(
+                "media.interfaces",
+                "gave no IPv4 address to gather on",
+            ));
+        }
+        config.media.ips = ips;
+    }
+    config.media.public_ips = media.public_ips.map(|List(ips)| ips).unwrap_or_default();
+    for public in &config.media.public_ips {
+        if let Some(local) = public
+            .local
+            .filter(|local| !config.media.ips.contains(local))
+        {
+            return Err(refuse(
+                "media.public_ips",
+                format!(
+                    "maps {local}, which is not a media address ({:?})",
+                    config.media.ips
+                ),
+            ));
+        }
+    }
+
+    config.ice.urls = ice.urls.map(|List(urls)| urls).unwrap_or_default();
+    for url in config.ice.urls.iter() {
+        check_ice_url(url, &["stun:", "stuns:"]).map_err(|reason| refuse("ice.urls", reason))?;
+    }
+    config.ice.turn = match (ice.turn_urls, ice.turn_secret) {
+        (Some(List(urls)), Some(secret)) => {
+            if urls.is_empty() {
+                return Err(refuse("ice.turn_urls", "must list at least one URL"));
+            }
+            for url in &urls {
+                check_ice_url(url, &["turn:", "turns:"])
+                    .map_err(|reason| refuse("ice.turn_urls", reason))?;
+            }
+            if secret.is_empty() {
+                return Err(refuse("ice.turn_secret", "must not be empty"));
+            }
+            Some(TurnConfig {
+                urls,
+                secret,
+                credential_ttl: ice
+                    .turn_credential_ttl_secs
+                    .map_or(DEFAULT_TURN_CREDENTIAL_TTL, |ttl| secs(ttl.0)),
+            })
+        }
+        (None, None) => None,
+        (Some(_), None) => return Err(missing("ice.turn_secret", "ice.turn_urls")),
+        (None, Some(_)) => return Err(missing("ice.turn_urls", "ice.turn_secret")),
+    };
+
+    if let Some(key) = &auth.token_key
+        && key.len() < MIN_KEY_BYTES
+    {
+        return Err(refuse(
+            "auth.token_key",
+            format!(
+                "must be at least {MIN_KEY_BYTES} bytes long (it has {}); \
+                 `openssl rand -hex 32` makes a good one",
+                key.len()
+            ),
+        ));
+    }
+    config.auth.token_key = auth.token_key;
+
+    let limits_config = &mut config.limits;
+    if let Some(value) = limits.max_rooms {
+        limits_config.max_rooms = count(value.0);
+    }
+    if let Some(value) = limits.max_participants_per_room {
+        limits_config.max_participants_per_room = count(value.0);
+    }
+    if let Some(value) = limits.messages_per_second {
+        limits_config.messages_per_second = small(value.0);
+    }
+    if let Some(value) = limits.message_burst {
+        limits_config.message_burst = small(value.0);
+    }
+    if let Some(value) = limits.max_chat_bytes {
+        limits_config.max_chat_bytes = count(value.0);
+    }
+    if limits_config.message_burst < limits_config.messages_per_second {
+        return Err(refuse(
+            "limits.message_burst",
+            format!(
+                "({}) must not be below limits.messages_per_second ({})",
+                limits_config.message_burst, limits_config.messages_per_second
+            ),
+        ));
+    }
+
+    if let Some(json) = log.json {
+        config.log.json = json;
+    }
+    if let Some(filter) = log.filter {
+        config.log.filter = filter;
+    }
+    Ok(config)
+}
+
+/// The IPv4 addresses of the interface called `name`.
+fn interface_ips(name: &str) -> Result<Vec<IpAddr>, String> {
+    let interfaces = if_addrs::get_if_addrs()
+        .map_err(|error| format!("cannot list the network interfaces: {error}"))?;
+    let ips: Vec<IpAddr> = interfaces
+        .iter()
+        .filter(|interface| interface.name == name)
+        .map(|interface| interface.ip())
+        .filter(IpAddr::is_ipv4)
+        .collect();
+    if ips.is_empty() {
+        let mut names: Vec<&str> = interfaces.iter().map(|i| i.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        return Err(format!(
+            "names `{name}`, which has no IPv4 address here (interfaces: {})",
+            names.join(", ")
+        ));
+    }
+    Ok(ips)
+}
+
+/// Checks that `url` starts with one of `schemes` and names a host.
+fn check_ice_url(url: &str, schemes: &[&str]) -> Result<(), String> {
+    let Some(rest) = schemes.iter().find_map(|scheme| url.strip_prefix(scheme)) else {
+        return Err(format!(
+            "must list URLs starting with {}: `{url}` does not",
+            schemes.join(" or ")
+        ));
+    };
+    if rest.is_empty() || rest.starts_with(':') || rest.starts_with('?') {
+        return Err(format!("must list URLs with a host: `{url}` has none"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::settings::Bounded;
+
+    #[test]
+    fn media_needs_a_transport() {
+        let mut settings = Settings::default();
+        settings.media.transports = Some(List(Vec::new()));
+        assert_eq!(
+            finish(settings).expect_err("no transport").key,
+            "media.transports"
+        );
+        let mut settings = Settings::default();
+        settings.media.transports = Some(List(vec![crate::config::MediaTransport::Tcp]));
+        settings.media.tcp_port = Some(Bounded(0));
+        let config = finish(settings).expect("TCP alone");
+        assert_eq!(
+            config.media.transports,
+            vec![crate::config::MediaTransport::Tcp]
+        );
+        assert!(
+            config
+                .media
+                .addresses(crate::config::MediaTransport::Udp)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn turn_needs_urls_and_a_secret() {
+        let mut settings = Settings::default();
+        settings.ice.turn_secret = Some("s3cret".into());
+        assert_eq!(finish(settings).expect_err("no URLs").key, "ice.turn_urls");
+
+        let mut settings = Settings::default();
+        settings.ice.turn_urls = Some(List(vec!["http://example.com".into()]));
+        settings.ice.turn_secret = Some("s3cret".into());
+        assert_eq!(finish(settings).expect_err("bad URL").key, "ice.turn_urls");
+    }
+
+    #[test]
+    fn short_token_keys_are_refused() {
+        let mut settings = Settings::default();
+        settings.auth.token_key = Some("short".into());
+        assert_eq!(
+            finish(settings).expect_err("short key").key,
+            "auth.token_key"
+        );
+    }
+
+    #[test]
+    fn unknown_interfaces_are_refused() {
+        let mut settings = Settings::default();
+        settings.media.interfaces = Some(List(vec!["no-such-interface0".into()]));
+        let refused = finish(settings).expect_err("unknown interface");
+        assert_eq!(refused.key, "media.interfaces");
+        assert!(refused.reason.contains("no-such-interface0"));
+    }
+
+    #[test]
+    fn ice_urls_are_checked() {
+        assert!(check_ice_url("stun:stun.example.com:3478", &["stun:"]).is_ok());
+        assert!(check_ice_url("stun:", &["stun:"]).is_err());
+        assert!(check_ice_url("turn:example.com", &["stun:"]).is_err());
+    }
+}
