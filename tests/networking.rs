@@ -14,9 +14,9 @@ use webrtc::peer_connection::RTCPeerConnectionState;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
-/// The address and port of every host candidate the server announced, in trickled candidates
-/// and in its SDPs.
-fn announced_host_candidates(observed: &Observed) -> Vec<(IpAddr, u16)> {
+/// The protocol, address and port of every host candidate the server announced, in trickled
+/// candidates and in its SDPs.
+fn announced_host_candidates(observed: &Observed) -> Vec<(String, IpAddr, u16)> {
     let mut lines: Vec<String> = Vec::new();
     for message in &observed.messages {
         match message {
@@ -37,7 +37,11 @@ fn announced_host_candidates(observed: &Observed) -> Vec<(IpAddr, u16)> {
             if fields.get(7) != Some(&"host") {
                 return None;
             }
-            Some((fields.get(4)?.parse().ok()?, fields.get(5)?.parse().ok()?))
+            Some((
+                fields.get(2)?.to_ascii_lowercase(),
+                fields.get(4)?.parse().ok()?,
+                fields.get(5)?.parse().ok()?,
+            ))
         })
         .collect()
 }
@@ -61,8 +65,10 @@ async fn join(server: &RunningServer, name: &str) -> Participant {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_connection_announces_and_uses_the_one_media_port() {
     let server = start(Config::loopback()).await;
-    let media = server.context().engine.settings().udp.clone();
-    assert_eq!(media.len(), 1, "one socket for the one media address");
+    let settings = server.context().engine.settings();
+    let (udp, tcp) = (settings.udp.clone(), settings.tcp.clone());
+    assert_eq!(udp.len(), 1, "one UDP socket for the one media address");
+    assert_eq!(tcp.len(), 1, "one ICE-TCP listener for it");
     let alice = join(&server, "alice").await;
     let bob = join(&server, "bob").await;
     for participant in [&alice, &bob] {
@@ -74,12 +80,14 @@ async fn every_connection_announces_and_uses_the_one_media_port() {
             .await
             .expect("media flows through the one port");
         let announced = announced_host_candidates(&participant.observed());
-        assert!(!announced.is_empty());
-        for (ip, port) in announced {
+        assert!(announced.iter().any(|(protocol, ..)| protocol == "udp"));
+        assert!(announced.iter().any(|(protocol, ..)| protocol == "tcp"));
+        for (protocol, ip, port) in announced {
+            let expected = if protocol == "udp" { udp[0] } else { tcp[0] };
             assert_eq!(
                 (ip, port),
-                (media[0].ip(), media[0].port()),
-                "every connection announces the one port"
+                (expected.ip(), expected.port()),
+                "every connection announces the one {protocol} port"
             );
         }
     }
@@ -107,7 +115,7 @@ async fn the_public_address_is_announced_instead_of_the_local_one() {
         })
         .await
         .expect("the server trickles its candidates");
-    for (ip, _) in announced_host_candidates(&alice.observed()) {
+    for (_, ip, _) in announced_host_candidates(&alice.observed()) {
         assert_eq!(ip, public, "only the public address is announced");
     }
     alice.leave().await;
