@@ -12,7 +12,8 @@ use std::time::Duration;
 use common::process::{ServerProcess, free_port};
 use common::{PATIENCE, camera_and_microphone, server, wait_for_counts, wait_for_flowing_tracks};
 use loadtest::{Handover, Participant, ParticipantOptions, TrackSpec};
-use switchyard::Counts;
+use switchyard::signal::protocol::ServerMessage;
+use switchyard::{Counts, RunningServer};
 
 /// Waits until `participant` has received `more` packets beyond `since`.
 async fn wait_for_more_packets(participant: &Participant, since: u64, more: u64, what: &str) {
@@ -27,6 +28,32 @@ async fn wait_for_more_packets(participant: &Participant, since: u64, more: u64,
         })
         .await
         .unwrap_or_else(|error| panic!("{error}: {} packets", participant.received_packets()));
+}
+
+/// Waits until every one of `participants` has received `more` packets beyond what it had.
+async fn wait_until_all_receive_more(participants: &[&Participant], more: u64, what: &str) {
+    for participant in participants {
+        let since = participant.received_packets();
+        wait_for_more_packets(participant, since, more, what).await;
+    }
+}
+
+/// The answers the server has sent `observed`'s participant.
+fn answers(observed: &loadtest::Observed) -> usize {
+    observed
+        .messages
+        .iter()
+        .filter(|message| matches!(message, ServerMessage::Answer { .. }))
+        .count()
+}
+
+/// Everybody leaves, every count returns to zero, and the server shuts down.
+async fn finish(server: RunningServer, participants: Vec<Participant>) {
+    for participant in participants {
+        participant.leave().await;
+    }
+    wait_for_counts(&server, Counts::default()).await;
+    server.shutdown().await.expect("shutdown");
 }
 
 /// The inodes of the sockets process `pid` holds open.
@@ -192,14 +219,8 @@ async fn strangers_datagrams_are_dropped_and_counted_while_a_call_flows() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The call goes on: both keep receiving.
-    for participant in [&ada, &bob] {
-        let since = participant.received_packets();
-        wait_for_more_packets(participant, since, 100, "media after the flood").await;
-    }
-    ada.leave().await;
-    bob.leave().await;
-    wait_for_counts(&server, Counts::default()).await;
-    server.shutdown().await.expect("shutdown");
+    wait_until_all_receive_more(&[&ada, &bob], 100, "media after the flood").await;
+    finish(server, vec![ada, bob]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,44 +230,15 @@ async fn an_ice_restart_keeps_the_media_flowing_through_the_one_port() {
     let bob = common::join(&server, "restart", "bob", camera_and_microphone()).await;
     wait_for_flowing_tracks(&ada, 2).await;
     wait_for_flowing_tracks(&bob, 2).await;
-    let answers = |participant: &Participant| {
-        participant
-            .observed()
-            .messages
-            .iter()
-            .filter(|message| {
-                matches!(
-                    message,
-                    switchyard::signal::protocol::ServerMessage::Answer { .. }
-                )
-            })
-            .count()
-    };
-    let before = answers(&ada);
+    let before = answers(&ada.observed());
     ada.restart_ice();
     ada.wait_until("the server's answer to the restart", PATIENCE, |observed| {
-        observed
-            .messages
-            .iter()
-            .filter(|message| {
-                matches!(
-                    message,
-                    switchyard::signal::protocol::ServerMessage::Answer { .. }
-                )
-            })
-            .count()
-            > before
+        answers(observed) > before
     })
     .await
     .expect("the restart is answered");
-    for participant in [&ada, &bob] {
-        let since = participant.received_packets();
-        wait_for_more_packets(participant, since, 200, "media after the ICE restart").await;
-    }
-    ada.leave().await;
-    bob.leave().await;
-    wait_for_counts(&server, Counts::default()).await;
-    server.shutdown().await.expect("shutdown");
+    wait_until_all_receive_more(&[&ada, &bob], 200, "media after the ICE restart").await;
+    finish(server, vec![ada, bob]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,12 +260,6 @@ async fn a_participant_that_moves_to_a_new_address_keeps_its_media() {
     // that sees its connection interrupted, she restarts ICE from there.
     handover.trigger();
     ada.restart_ice();
-    for participant in [&ada, &bob] {
-        let since = participant.received_packets();
-        wait_for_more_packets(participant, since, 200, "media after the move").await;
-    }
-    ada.leave().await;
-    bob.leave().await;
-    wait_for_counts(&server, Counts::default()).await;
-    server.shutdown().await.expect("shutdown");
+    wait_until_all_receive_more(&[&ada, &bob], 200, "media after the move").await;
+    finish(server, vec![ada, bob]).await;
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use rtc::shared::{TransportContext, TransportProtocol};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::engine::EngineConfig;
 use crate::engine::command::{Command, Reply, Status};
@@ -64,6 +64,8 @@ struct Worker {
     tcp_events: mpsc::UnboundedReceiver<TcpEvent>,
     timers: Timers,
     touched: HashSet<ConnectionId>,
+    /// Connections whose core panicked this pass: dropped once the pass ends.
+    failed: Vec<ConnectionId>,
     effects: Effects,
     due: Vec<ConnectionId>,
 }
@@ -152,6 +154,7 @@ impl Worker {
             tcp_events,
             timers: Timers::default(),
             touched: HashSet::new(),
+            failed: Vec::new(),
             effects: Effects::default(),
             due: Vec::new(),
         })
@@ -242,8 +245,11 @@ impl Worker {
                     continue;
                 };
                 if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.connection
-                        .handle_read(now, transport_of(path), BytesMut::from(datagram));
+                    let datagram = BytesMut::from(datagram);
+                    guarded(id, &mut self.failed, || {
+                        peer.connection
+                            .handle_read(now, transport_of(path), datagram);
+                    });
                     self.touched.insert(id);
                 }
             }
@@ -282,7 +288,9 @@ impl Worker {
                     .and_then(|id| Some((id, self.peers.get_mut(&id)?)))
                 {
                     Some((id, peer)) => {
-                        peer.connection.handle_read(now, transport_of(path), packet);
+                        guarded(id, &mut self.failed, || {
+                            peer.connection.handle_read(now, transport_of(path), packet);
+                        });
                         self.touched.insert(id);
                     }
                     // A stream that does not begin as ICE for a connection here is closed.
@@ -303,7 +311,10 @@ impl Worker {
         self.timers.due(now, &mut self.due);
         for id in std::mem::take(&mut self.due) {
             if let Some(peer) = self.peers.get_mut(&id) {
-                peer.connection.handle_timeout(now, &mut self.effects);
+                let effects = &mut self.effects;
+                guarded(id, &mut self.failed, || {
+                    peer.connection.handle_timeout(now, effects);
+                });
                 self.touched.insert(id);
             }
         }
@@ -410,7 +421,9 @@ impl Worker {
             ));
             return;
         };
-        let result = act(&mut peer.connection, &mut self.effects);
+        let effects = &mut self.effects;
+        let result = guarded(id, &mut self.failed, || act(&mut peer.connection, effects))
+            .unwrap_or_else(|| Err(MediaError::Internal("the connection failed".to_owned())));
         if peer.connection.local_ufrag() != peer.ufrag.as_deref()
             && let Some(ufrag) = peer.connection.local_ufrag()
         {
@@ -423,6 +436,23 @@ impl Worker {
         };
         self.touched.insert(id);
         let _ = reply.send((result, status));
+    }
+
+    /// Forgets a connection whose core panicked, without touching it again, and tells its
+    /// session that it failed: one participant's connection ends, not the worker.
+    fn drop_failed(&mut self, id: ConnectionId) {
+        let Some(peer) = self.peers.remove(&id) else {
+            return;
+        };
+        error!(connection = %id, "a connection's WebRTC core panicked; the connection is dropped");
+        let _ = peer.events.send(vec![Notice::State(
+            rtc::peer_connection::state::RTCPeerConnectionState::Failed,
+        )]);
+        self.demux.forget(id);
+        self.timers.schedule(id, None);
+        self.touched.remove(&id);
+        // Its state may be half-updated: dropping it unwinds nothing further.
+        drop(peer);
     }
 
     fn close(&mut self, id: ConnectionId) {
@@ -443,7 +473,10 @@ impl Worker {
             let touched: Vec<ConnectionId> = self.touched.iter().copied().collect();
             for id in &touched {
                 if let Some(peer) = self.peers.get_mut(id) {
-                    peer.connection.process(now, &mut self.effects);
+                    let effects = &mut self.effects;
+                    guarded(*id, &mut self.failed, || {
+                        peer.connection.process(now, effects)
+                    });
                     let notices = peer.connection.take_unsolicited();
                     if !notices.is_empty() {
                         let _ = peer.events.send(notices);
@@ -454,6 +487,9 @@ impl Worker {
                 break;
             }
             self.deliver(now);
+        }
+        for id in std::mem::take(&mut self.failed) {
+            self.drop_failed(id);
         }
         let touched: Vec<ConnectionId> = self.touched.drain().collect();
         for id in touched {
@@ -476,7 +512,10 @@ impl Worker {
                 continue;
             };
             let size = packet.payload.len() as u64;
-            if peer.connection.write_rtp(outlet.transceiver, packet, now) {
+            let written = guarded(outlet.connection, &mut self.failed, || {
+                peer.connection.write_rtp(outlet.transceiver, packet, now)
+            });
+            if written == Some(true) {
                 self.metrics.packets_out.fetch_add(1, Ordering::Relaxed);
                 self.metrics.bytes_out.fetch_add(size, Ordering::Relaxed);
             } else {
@@ -493,7 +532,9 @@ impl Worker {
                 } => publication.publisher(),
             };
             if let Some(peer) = self.peers.get_mut(&publisher) {
-                peer.connection.on_upstream_request(request, now);
+                guarded(publisher, &mut self.failed, || {
+                    peer.connection.on_upstream_request(request, now);
+                });
                 self.touched.insert(publisher);
             }
         }
@@ -565,5 +606,36 @@ fn transport_of(path: Path) -> TransportContext {
             Transport::Tcp => TransportProtocol::TCP,
         },
         ecn: None,
+    }
+}
+
+/// Runs `work` for connection `id`; a panic inside the WebRTC core marks the connection failed
+/// instead of ending the worker and every other connection with it.
+fn guarded<T>(
+    id: ConnectionId,
+    failed: &mut Vec<ConnectionId>,
+    work: impl FnOnce() -> T,
+) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            failed.push(id);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_marks_only_its_connection_failed() {
+        let (calm, troubled) = (ConnectionId::next(), ConnectionId::next());
+        let mut failed = Vec::new();
+        assert_eq!(guarded(calm, &mut failed, || 7), Some(7));
+        let outcome: Option<()> = guarded(troubled, &mut failed, || panic!("a core bug"));
+        assert_eq!(outcome, None);
+        assert_eq!(failed, vec![troubled]);
     }
 }
