@@ -145,7 +145,7 @@ impl Connection {
         }
         self.phase = Phase::Stable;
         self.remote_sections = sections;
-        self.end_stopped_publications(&mut notices, effects);
+        self.end_stopped_publications(&mut notices);
         self.publish_offered_tracks(&mut notices);
         self.negotiate(now, &mut notices, effects)?;
         Ok(notices)

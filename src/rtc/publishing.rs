@@ -15,7 +15,7 @@ use tracing::{debug, warn};
 
 use crate::media::publication::{Publication, TrackInfo};
 use crate::metrics::{Gauge, GaugeGuard};
-use crate::rtc::connection::{Connection, Effects, MediaError, Notice};
+use crate::rtc::connection::{Connection, MediaError, Notice};
 use crate::rtc::setup;
 use crate::signal::protocol::TrackKind;
 
@@ -60,11 +60,7 @@ impl Connection {
     }
 
     /// Ends the publications whose media sections the client's latest offer stopped sending.
-    pub(crate) fn end_stopped_publications(
-        &mut self,
-        notices: &mut Vec<Notice>,
-        _effects: &mut Effects,
-    ) {
+    pub(crate) fn end_stopped_publications(&mut self, notices: &mut Vec<Notice>) {
         let stopped: Vec<String> = self
             .published
             .iter()
@@ -93,7 +89,7 @@ impl Connection {
 
     /// Starts forwarding a track whose first packet arrived: the publication its offer
     /// announced, or, for a track the offer did not name, a new one.
-    pub(crate) fn on_track_open(&mut self, init: RTCTrackEventInit, now: Instant) {
+    pub(crate) fn on_track_open(&mut self, init: RTCTrackEventInit) {
         let receiver: usize = rtc::rtp_transceiver::RTCRtpTransceiverId::from(init.receiver_id);
         if !self.opened_streams.insert((receiver, init.ssrc)) {
             // The core reports every stream again after each renegotiation.
@@ -143,7 +139,6 @@ impl Connection {
             .track_started(publication.key(), init.ssrc, kind == TrackKind::Audio);
         publication.begin();
         self.receiving.insert(init.track_id, publication);
-        let _ = now;
     }
 
     /// Records a mute change from the client: the publication the room should mark, if the
