@@ -38,6 +38,9 @@ impl std::fmt::Debug for Feedback {
 struct Track {
     media_ssrc: u32,
     throttle: KeyframeThrottle,
+    /// A keyframe asked for before the track's first packet: sent the moment it arrives, as a
+    /// publisher's first packets are not always a keyframe (a track re-added by the browser).
+    waiting: Option<(KeyframeReason, std::time::Duration)>,
 }
 
 /// One publisher's upstream feedback; see the module documentation.
@@ -49,13 +52,25 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// The publisher's track `source` arrives on `media_ssrc`.
-    pub fn track_started(&mut self, source: SourceKey, media_ssrc: u32, audio: bool) {
+    /// The publisher's track `source` arrives on `media_ssrc`: the PLI to send now for a
+    /// keyframe asked for before, if any.
+    pub fn track_started(
+        &mut self,
+        source: SourceKey,
+        media_ssrc: u32,
+        audio: bool,
+        now: Instant,
+    ) -> Option<Feedback> {
         let track = self.tracks.entry(source).or_default();
         if track.media_ssrc == 0 && audio {
             self.bitrate.add_audio_track();
         }
         track.media_ssrc = media_ssrc;
+        let (reason, round_trip) = track.waiting.take()?;
+        track
+            .throttle
+            .request(reason, round_trip, now)
+            .then(|| pli(source, media_ssrc))
     }
 
     /// The track `source` ended.
@@ -84,9 +99,10 @@ impl Upstream {
         round_trip: std::time::Duration,
         now: Instant,
     ) -> Option<Feedback> {
-        let track = self.tracks.get_mut(&source)?;
+        let track = self.tracks.entry(source).or_default();
         if track.media_ssrc == 0 {
-            // Not arrived yet: its first packets will be a keyframe anyway.
+            // Not arrived yet: asked for when it does.
+            track.waiting = Some((reason, round_trip));
             return None;
         }
         track
@@ -188,12 +204,12 @@ mod tests {
         assert!(
             upstream
                 .request_keyframe(1, reason, DEFAULT_ROUND_TRIP, now)
-                .is_none()
+                .is_none(),
+            "nothing to ask before the track arrives"
         );
-        upstream.track_started(1, 1111, false);
         let first = upstream
-            .request_keyframe(1, reason, DEFAULT_ROUND_TRIP, now)
-            .expect("the first request goes out");
+            .track_started(1, 1111, false, now)
+            .expect("the request waiting for the track goes out as it arrives");
         assert!(is_pli(&first, 1111));
         let soon = now + Duration::from_millis(50);
         assert!(
@@ -221,8 +237,8 @@ mod tests {
     fn estimates_become_one_remb_for_the_publisher_repeated_each_second() {
         let mut upstream = Upstream::default();
         let now = Instant::now();
-        upstream.track_started(1, 1111, false);
-        upstream.track_started(2, 2222, true);
+        upstream.track_started(1, 1111, false, now);
+        upstream.track_started(2, 2222, true, now);
         let remb = upstream
             .record_bitrate(1, 7, 500_000, now)
             .expect("the first estimate is reported at once");

@@ -331,7 +331,7 @@ impl Connection {
                     self.on_state(state, now, effects);
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    self.on_track_open(init);
+                    self.on_track_open(init, now);
                 }
                 _ => {}
             }

@@ -89,7 +89,7 @@ impl Connection {
 
     /// Starts forwarding a track whose first packet arrived: the publication its offer
     /// announced, or, for a track the offer did not name, a new one.
-    pub(crate) fn on_track_open(&mut self, init: RTCTrackEventInit) {
+    pub(crate) fn on_track_open(&mut self, init: RTCTrackEventInit, now: Instant) {
         let receiver: usize = rtc::rtp_transceiver::RTCRtpTransceiverId::from(init.receiver_id);
         if !self.opened_streams.insert((receiver, init.ssrc)) {
             // The core reports every stream again after each renegotiation.
@@ -135,8 +135,12 @@ impl Connection {
             ssrc = init.ssrc,
             "the first packets of a track"
         );
-        self.upstream
-            .track_started(publication.key(), init.ssrc, kind == TrackKind::Audio);
+        if let Some(pli) =
+            self.upstream
+                .track_started(publication.key(), init.ssrc, kind == TrackKind::Audio, now)
+        {
+            self.write_upstream(pli, now);
+        }
         publication.begin();
         self.receiving.insert(init.track_id, publication);
     }
