@@ -460,7 +460,13 @@ impl Worker {
             return;
         };
         peer.connection.close(&mut self.effects);
-        self.collect_transmits(&mut peer.connection);
+        collect_transmits(
+            &mut self.ports,
+            &self.port_of,
+            &self.streams,
+            &self.metrics,
+            &mut peer.connection,
+        );
         self.demux.forget(id);
         self.timers.schedule(id, None);
         self.touched.remove(&id);
@@ -491,14 +497,18 @@ impl Worker {
         for id in std::mem::take(&mut self.failed) {
             self.drop_failed(id);
         }
-        let touched: Vec<ConnectionId> = self.touched.drain().collect();
-        for id in touched {
-            let Some(mut peer) = self.peers.remove(&id) else {
+        for id in self.touched.drain() {
+            let Some(peer) = self.peers.get_mut(&id) else {
                 continue;
             };
-            self.collect_transmits(&mut peer.connection);
+            collect_transmits(
+                &mut self.ports,
+                &self.port_of,
+                &self.streams,
+                &self.metrics,
+                &mut peer.connection,
+            );
             self.timers.schedule(id, peer.connection.poll_timeout());
-            self.peers.insert(id, peer);
         }
     }
 
@@ -543,35 +553,6 @@ impl Worker {
         self.effects.upstream = effects.upstream;
     }
 
-    fn collect_transmits(&mut self, connection: &mut Connection) {
-        while let Some(transmit) = connection.poll_transmit() {
-            let context = transmit.transport;
-            if context.transport_protocol == TransportProtocol::TCP {
-                let path = Path {
-                    transport: Transport::Tcp,
-                    local: context.local_addr,
-                    remote: context.peer_addr,
-                };
-                let sent = self
-                    .streams
-                    .get(&path)
-                    .is_some_and(|stream| stream.try_send(transmit.message).is_ok());
-                if !sent {
-                    self.metrics
-                        .datagrams_send_failed
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                continue;
-            }
-            let Some(&index) = self.port_of.get(&context.local_addr) else {
-                continue;
-            };
-            self.ports[index]
-                .outgoing
-                .push(context.peer_addr, transmit.message);
-        }
-    }
-
     async fn flush(&mut self) {
         for port in &mut self.ports {
             // A full socket buffer: wait for room rather than drop, but not for long.
@@ -593,6 +574,42 @@ impl Worker {
                     .fetch_add(failed, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// Takes what `connection` has to send: UDP datagrams into their socket's batch, TCP packets to
+/// their stream.
+fn collect_transmits(
+    ports: &mut [Port],
+    port_of: &HashMap<SocketAddr, usize>,
+    streams: &HashMap<Path, mpsc::Sender<BytesMut>>,
+    metrics: &Metrics,
+    connection: &mut Connection,
+) {
+    while let Some(transmit) = connection.poll_transmit() {
+        let context = transmit.transport;
+        if context.transport_protocol == TransportProtocol::TCP {
+            let path = Path {
+                transport: Transport::Tcp,
+                local: context.local_addr,
+                remote: context.peer_addr,
+            };
+            let sent = streams
+                .get(&path)
+                .is_some_and(|stream| stream.try_send(transmit.message).is_ok());
+            if !sent {
+                metrics
+                    .datagrams_send_failed
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
+        }
+        let Some(&index) = port_of.get(&context.local_addr) else {
+            continue;
+        };
+        ports[index]
+            .outgoing
+            .push(context.peer_addr, transmit.message);
     }
 }
 
