@@ -73,6 +73,13 @@ pub struct MediaConfig {
     pub transports: Vec<MediaTransport>,
     /// The public addresses announced instead of the local ones (1:1 NAT), if any.
     pub public_ips: Vec<PublicIp>,
+    /// Media worker threads; connections are dealt among them.
+    pub workers: usize,
+}
+
+/// Media workers when none are configured: one per core the process may use.
+pub fn default_media_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// The media port, UDP and TCP alike, when none is configured.
@@ -244,6 +251,7 @@ impl Default for Config {
                 tcp_port: DEFAULT_MEDIA_PORT,
                 transports: vec![MediaTransport::Udp, MediaTransport::Tcp],
                 public_ips: Vec::new(),
+                workers: default_media_workers(),
             },
             ice: IceConfig::default(),
             auth: AuthConfig::default(),

@@ -13,6 +13,11 @@ impl ConnectionId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Self(NEXT.fetch_add(1, Ordering::Relaxed))
     }
+
+    /// Its place in the order connections were made: what the engine deals workers by.
+    pub fn serial(self) -> u64 {
+        self.0
+    }
 }
 
 impl fmt::Display for ConnectionId {
@@ -24,3 +29,13 @@ impl fmt::Display for ConnectionId {
 /// A transceiver of one connection, as the WebRTC core numbers them (its index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TransceiverIndex(pub usize);
+
+/// One of the media engine's worker threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WorkerIndex(pub usize);
+
+impl fmt::Display for WorkerIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "w{}", self.0)
+    }
+}

@@ -123,6 +123,7 @@ impl Server {
                 udp: config.media.addresses(MediaTransport::Udp),
                 tcp: config.media.addresses(MediaTransport::Tcp),
                 public: PublicAddresses::new(config.media.public_ips.clone()),
+                workers: config.media.workers,
             },
             Arc::clone(&metrics),
         )

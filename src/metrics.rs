@@ -79,6 +79,9 @@ pub struct Metrics {
     pub datagrams_unknown_ufrag: Counter,
     /// Datagrams the kernel refused to send, or a stalled ICE-TCP stream had no room for.
     pub datagrams_send_failed: Counter,
+    /// Datagrams and forwarded packets one media worker handed to another, because the
+    /// connection they are for lives there.
+    pub worker_crossings: Counter,
     /// PLI and FIR received from subscribers.
     pub keyframe_requests_received: Counter,
     /// Keyframe requests the publications' tasks have decided on (sent or throttled).
@@ -122,6 +125,7 @@ impl Default for Metrics {
             datagrams_unknown: Counter::default(),
             datagrams_unknown_ufrag: Counter::default(),
             datagrams_send_failed: Counter::default(),
+            worker_crossings: Counter::default(),
             keyframe_requests_received: Counter::default(),
             keyframe_requests_handled: Counter::default(),
             plis_sent: Counter::default(),
@@ -204,6 +208,11 @@ impl Metrics {
                 "media_datagrams_send_failed",
                 "Datagrams the kernel refused to send, or a stalled ICE-TCP stream had no room for",
                 &self.datagrams_send_failed,
+            ),
+            (
+                "media_worker_crossings",
+                "Datagrams and forwarded packets handed from one media worker to another",
+                &self.worker_crossings,
             ),
             (
                 "keyframe_requests_received",

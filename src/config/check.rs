@@ -98,6 +98,9 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
     if let Some(port) = media.tcp_port {
         config.media.tcp_port = port.0 as u16;
     }
+    if let Some(workers) = media.workers {
+        config.media.workers = workers.0 as usize;
+    }
     if let Some(List(transports)) = media.transports {
         if transports.is_empty() {
             return Err(refuse("media.transports", "must name udp, tcp or both"));

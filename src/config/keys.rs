@@ -139,6 +139,14 @@ pub static KEYS: &[Key] = &[
         kind: Kind::List,
     },
     Key {
+        path: "media.workers",
+        flag: "media-workers",
+        value_name: "N",
+        help: "Media worker threads; each owns a share of the connections. Default: one per \
+               core.",
+        kind: Kind::Integer,
+    },
+    Key {
         path: "ice.urls",
         flag: "ice-url",
         value_name: "URL",

@@ -17,6 +17,7 @@ use super::{MediaTransport, PublicIp};
 /// Counts are bounded so that a typo (an extra zero or three) is caught, not obeyed.
 pub const COUNT_MAX: i64 = 1_000_000;
 const PORT_MAX: i64 = u16::MAX as i64;
+const WORKERS_MAX: i64 = 256;
 const SECONDS_IN_A_WEEK: i64 = 7 * 24 * 3600;
 
 /// Every key, by section.
@@ -52,6 +53,7 @@ pub struct Media {
     pub udp_port: Option<Bounded<0, PORT_MAX>>,
     pub tcp_port: Option<Bounded<0, PORT_MAX>>,
     pub transports: Option<List<MediaTransport>>,
+    pub workers: Option<Bounded<1, WORKERS_MAX>>,
 }
 
 /// `[ice]`.

@@ -22,11 +22,11 @@ pub struct ConnectionHandle {
 
 impl ConnectionHandle {
     pub(super) fn open(
+        id: ConnectionId,
         commands: mpsc::UnboundedSender<Command>,
         participant: String,
         events: mpsc::UnboundedSender<Vec<Notice>>,
     ) -> Self {
-        let id = ConnectionId::next();
         let _ = commands.send(Command::Open {
             id,
             participant,

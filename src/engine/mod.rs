@@ -1,11 +1,15 @@
-//! The media engine: a worker thread that owns the media sockets, every participant's
-//! connection and their timers, and moves packets between them in batches.
+//! The media engine: worker threads (one per core by default) that own the media sockets,
+//! every participant's connection and their timers, and move packets between them in batches.
+//! Each connection lives on one worker; one worker reads the sockets; every worker writes them.
 //!
 //! Signaling reaches a connection only through a [`ConnectionHandle`], by message; the packet
 //! path never takes a lock that signaling holds. See docs/architecture.md for the picture.
 
 mod command;
+mod crew;
+mod egress;
 mod handle;
+mod ingress;
 mod timers;
 mod worker;
 
@@ -18,12 +22,15 @@ use tokio::sync::mpsc;
 pub use command::Status;
 pub use handle::ConnectionHandle;
 
+use crate::ids::{ConnectionId, WorkerIndex};
 use crate::metrics::Metrics;
+use crate::net::{tcp, udp};
 use crate::rtc::MediaSettings;
 use crate::rtc::public_address::PublicAddresses;
 use command::Command;
+use crew::{Crew, READER};
 
-/// What the engine binds.
+/// What the engine binds, and how many workers share the work.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// One UDP socket per address, all on one port (0 lets the system pick one per address).
@@ -32,32 +39,101 @@ pub struct EngineConfig {
     pub tcp: Vec<SocketAddr>,
     /// The public addresses announced for the local ones (1:1 NAT).
     pub public: PublicAddresses,
+    /// Worker threads; at least one.
+    pub workers: usize,
 }
 
-/// The running engine; stops its worker when dropped.
+/// The running engine; stops its workers when dropped.
 #[derive(Debug)]
 pub struct Engine {
-    commands: mpsc::UnboundedSender<Command>,
+    /// One command channel per worker, in worker order.
+    commands: Vec<mpsc::UnboundedSender<Command>>,
     settings: Arc<MediaSettings>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Engine {
-    /// Binds the media sockets and starts the worker.
+    /// Binds the media sockets and starts the workers.
     pub fn start(config: EngineConfig, metrics: Arc<Metrics>) -> io::Result<Engine> {
-        let (commands, inbox) = mpsc::unbounded_channel();
-        let (bound_tx, bound) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("media-worker".to_owned())
-            .spawn(move || worker::run(config, metrics, inbox, bound_tx))?;
-        let settings = bound
-            .recv()
-            .map_err(|_| io::Error::other("the media worker stopped while starting"))??;
-        Ok(Engine {
-            commands,
-            settings: Arc::new(settings),
-            thread: Some(thread),
-        })
+        let mut sockets = Vec::new();
+        for address in &config.udp {
+            sockets.push(udp::bind(*address).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("media.udp_port: binding {address}: {error}"),
+                )
+            })?);
+        }
+        let mut listeners = Vec::new();
+        for address in &config.tcp {
+            listeners.push(tcp::bind(*address).map_err(|error| {
+                io::Error::new(
+                    error.kind(),
+                    format!("media.tcp_port: listening on {address}: {error}"),
+                )
+            })?);
+        }
+        let settings = Arc::new(MediaSettings {
+            udp: sockets
+                .iter()
+                .map(std::net::UdpSocket::local_addr)
+                .collect::<io::Result<_>>()?,
+            tcp: listeners
+                .iter()
+                .map(std::net::TcpListener::local_addr)
+                .collect::<io::Result<_>>()?,
+            public: config.public.clone(),
+        });
+        let workers = config.workers.max(1);
+        let (mates, crossings): (Vec<_>, Vec<_>) =
+            (0..workers).map(|_| mpsc::unbounded_channel()).unzip();
+        let writers = (0..workers)
+            .map(|_| {
+                sockets
+                    .iter()
+                    .map(std::net::UdpSocket::try_clone)
+                    .collect::<io::Result<Vec<_>>>()
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let streams = Arc::new(egress::Streams::default());
+        let mut reading = Some((sockets, listeners));
+        let mut engine = Engine {
+            commands: Vec::new(),
+            settings: Arc::clone(&settings),
+            threads: Vec::new(),
+        };
+        let (started_tx, started) = std::sync::mpsc::channel();
+        for (index, (crossings, writers)) in crossings.into_iter().zip(writers).enumerate() {
+            let index = WorkerIndex(index);
+            let (commands_tx, commands) = mpsc::unbounded_channel();
+            let setup = worker::Setup {
+                settings: Arc::clone(&settings),
+                metrics: Arc::clone(&metrics),
+                writers,
+                reading: if index == READER {
+                    reading.take()
+                } else {
+                    None
+                },
+                streams: Arc::clone(&streams),
+                crew: Crew::new(index, mates.clone()),
+                crossings,
+                commands,
+            };
+            engine.commands.push(commands_tx);
+            let started_tx = started_tx.clone();
+            engine.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("media-{index}"))
+                    .spawn(move || worker::run(setup, started_tx))?,
+            );
+        }
+        for _ in 0..workers {
+            started
+                .recv()
+                .map_err(|_| io::Error::other("a media worker stopped while starting"))??;
+        }
+        Ok(engine)
     }
 
     /// Where media flows, as bound.
@@ -65,21 +141,35 @@ impl Engine {
         &self.settings
     }
 
-    /// A new connection for `participant`, reporting what happens on it outside any command to
-    /// `events`.
+    /// Media workers running.
+    pub fn workers(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// A new connection for `participant`, on the next worker in turn, reporting what happens
+    /// on it outside any command to `events`.
     pub fn connect(
         &self,
         participant: &str,
         events: mpsc::UnboundedSender<Vec<crate::rtc::connection::Notice>>,
     ) -> ConnectionHandle {
-        ConnectionHandle::open(self.commands.clone(), participant.to_owned(), events)
+        let id = ConnectionId::next();
+        let worker = crew::owner(id, self.commands.len());
+        ConnectionHandle::open(
+            id,
+            self.commands[worker.0].clone(),
+            participant.to_owned(),
+            events,
+        )
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let _ = self.commands.send(Command::Stop);
-        if let Some(thread) = self.thread.take() {
+        for commands in &self.commands {
+            let _ = commands.send(Command::Stop);
+        }
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }

@@ -1,41 +1,57 @@
-//! The worker loop: sockets, commands and timers in; datagrams out, in batches.
+//! The worker loop: commands, crossings, sockets and timers in; datagrams out, in batches.
 //!
-//! One pass: wait for a command, a readable socket or the earliest deadline; feed what came to
-//! the connections it belongs to; let each touched connection report what its core produced,
-//! delivering forwarded packets and feedback to the connections they are for (which may touch
-//! more connections); then collect every touched connection's datagrams into one batch per
-//! socket and send each batch with one system call.
+//! One pass: wait for a command, a crossing from another worker, a readable socket (on the
+//! reader) or the earliest deadline; feed what came to the connections it belongs to; let each
+//! touched connection report what its core produced, delivering forwarded packets and feedback
+//! to the connections they are for (which may touch more connections, or wait for another
+//! worker); then hand each other worker what is theirs in one message, collect every touched
+//! connection's datagrams into one batch per socket and send each batch with one system call.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
 use rtc::shared::{TransportContext, TransportProtocol};
 use tokio::sync::mpsc;
-use tracing::{debug, error, warn};
+use tracing::{error, warn};
 
-use crate::engine::EngineConfig;
 use crate::engine::command::{Command, Reply, Status};
+use crate::engine::crew::{Arrival, Crew, Crossing, READER};
+use crate::engine::egress::{Egress, Streams};
+use crate::engine::ingress::{Ingress, Ready};
 use crate::engine::timers::Timers;
 use crate::ids::ConnectionId;
 use crate::metrics::Metrics;
-use crate::net::demux::{Demux, Path, Transport, Verdict};
-use crate::net::tcp::{self, TcpEvent};
-use crate::net::udp::{ReceiveBatch, SendBatch, UdpPort};
+use crate::net::demux::{Path, Transport};
 use crate::rtc::MediaSettings;
-use crate::rtc::connection::{Connection, Effects, MediaError, Notice};
-
-/// Read calls per socket per pass, so that one busy socket cannot starve the rest.
-const READS_PER_PASS: usize = 8;
+use crate::rtc::connection::{Connection, Effects, MediaError, Notice, UpstreamRequest};
 
 /// Rounds of delivering effects in one pass: a packet may cause feedback, feedback an RTCP
 /// packet; nothing needs more.
 const EFFECT_ROUNDS: usize = 4;
+
+/// What one worker is given to start.
+pub struct Setup {
+    /// The media settings every connection is built with.
+    pub settings: Arc<MediaSettings>,
+    /// The process's counters.
+    pub metrics: Arc<Metrics>,
+    /// Duplicates of the media sockets, to write.
+    pub writers: Vec<std::net::UdpSocket>,
+    /// For the reader only: the media sockets and ICE-TCP listeners to read.
+    pub reading: Option<(Vec<std::net::UdpSocket>, Vec<std::net::TcpListener>)>,
+    /// The ICE-TCP streams, shared by the crew.
+    pub streams: Arc<Streams>,
+    /// The way to the other workers.
+    pub crew: Crew,
+    /// What the other workers send this one.
+    pub crossings: mpsc::UnboundedReceiver<Crossing>,
+    /// What signaling asks of this worker's connections.
+    pub commands: mpsc::UnboundedReceiver<Command>,
+}
 
 /// A connection and where its session hears from it.
 struct Peer {
@@ -45,122 +61,98 @@ struct Peer {
     ufrag: Option<String>,
 }
 
-/// One socket with its buffers.
-struct Port {
-    socket: UdpPort,
-    received: ReceiveBatch,
-    outgoing: SendBatch,
-}
-
 struct Worker {
     settings: Arc<MediaSettings>,
     metrics: Arc<Metrics>,
-    ports: Vec<Port>,
-    port_of: HashMap<SocketAddr, usize>,
-    demux: Demux<ConnectionId>,
+    /// The sockets and the table, on the reader only.
+    ingress: Option<Ingress>,
+    egress: Egress,
+    crew: Crew,
     peers: HashMap<ConnectionId, Peer>,
-    /// ICE-TCP streams, by path: what the worker sends them goes through these.
-    streams: HashMap<Path, mpsc::Sender<BytesMut>>,
-    tcp_events: mpsc::UnboundedReceiver<TcpEvent>,
     timers: Timers,
     touched: HashSet<ConnectionId>,
     /// Connections whose core panicked this pass: dropped once the pass ends.
     failed: Vec<ConnectionId>,
     effects: Effects,
+    arrivals: Vec<Arrival>,
     due: Vec<ConnectionId>,
 }
 
-/// Runs a worker on this thread until [`Command::Stop`] or until every handle is gone.
-pub fn run(
-    config: EngineConfig,
-    metrics: Arc<Metrics>,
-    inbox: mpsc::UnboundedReceiver<Command>,
-    bound: std::sync::mpsc::Sender<io::Result<MediaSettings>>,
-) {
+/// Runs a worker on this thread until [`Command::Stop`] or until the engine is gone; says on
+/// `started` whether it could start.
+pub fn run(setup: Setup, started: std::sync::mpsc::Sender<io::Result<()>>) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            let _ = bound.send(Err(error));
+            let _ = started.send(Err(error));
             return;
         }
     };
     runtime.block_on(async move {
-        let mut worker = match Worker::bind(&config, metrics) {
-            Ok(worker) => worker,
-            Err(error) => {
-                let _ = bound.send(Err(error));
+        let Setup {
+            settings,
+            metrics,
+            writers,
+            reading,
+            streams,
+            crew,
+            crossings,
+            commands,
+        } = setup;
+        let ingress = reading
+            .map(|(sockets, listeners)| {
+                Ingress::new(
+                    sockets,
+                    listeners,
+                    Arc::clone(&streams),
+                    Arc::clone(&metrics),
+                )
+            })
+            .transpose();
+        let egress = Egress::new(writers, streams, Arc::clone(&metrics));
+        let (ingress, egress) = match (ingress, egress) {
+            (Ok(ingress), Ok(egress)) => (ingress, egress),
+            (Err(error), _) | (_, Err(error)) => {
+                let _ = started.send(Err(error));
                 return;
             }
         };
-        let _ = bound.send(Ok(MediaSettings::clone(&worker.settings)));
-        worker.serve(inbox).await;
+        let _ = started.send(Ok(()));
+        let mut worker = Worker {
+            settings,
+            metrics,
+            ingress,
+            egress,
+            crew,
+            peers: HashMap::new(),
+            timers: Timers::default(),
+            touched: HashSet::new(),
+            failed: Vec::new(),
+            effects: Effects::default(),
+            arrivals: Vec::new(),
+            due: Vec::new(),
+        };
+        worker.serve(commands, crossings).await;
     });
 }
 
 /// What woke the worker.
 enum Wake {
     Command(Option<Command>),
-    Readable(usize),
-    Tcp(TcpEvent),
+    Crossing(Crossing),
+    Ready(Ready),
     Timer,
 }
 
 impl Worker {
-    fn bind(config: &EngineConfig, metrics: Arc<Metrics>) -> io::Result<Worker> {
-        let mut ports = Vec::new();
-        let mut port_of = HashMap::new();
-        for address in &config.udp {
-            let socket = UdpPort::bind(*address).map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("media.udp_port: binding {address}: {error}"),
-                )
-            })?;
-            port_of.insert(socket.local_addr(), ports.len());
-            ports.push(Port {
-                received: ReceiveBatch::new(&socket),
-                outgoing: SendBatch::default(),
-                socket,
-            });
-        }
-        let (tcp_events_tx, tcp_events) = mpsc::unbounded_channel();
-        let mut tcp_addresses = Vec::new();
-        for address in &config.tcp {
-            let listener = tcp::bind(*address).map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("media.tcp_port: listening on {address}: {error}"),
-                )
-            })?;
-            tcp_addresses.push(listener.local_addr()?);
-            tokio::spawn(tcp::accept(listener, tcp_events_tx.clone()));
-        }
-        let settings = MediaSettings {
-            udp: ports.iter().map(|port| port.socket.local_addr()).collect(),
-            tcp: tcp_addresses,
-            public: config.public.clone(),
-        };
-        Ok(Worker {
-            settings: Arc::new(settings),
-            metrics,
-            ports,
-            port_of,
-            demux: Demux::default(),
-            peers: HashMap::new(),
-            streams: HashMap::new(),
-            tcp_events,
-            timers: Timers::default(),
-            touched: HashSet::new(),
-            failed: Vec::new(),
-            effects: Effects::default(),
-            due: Vec::new(),
-        })
-    }
-
-    async fn serve(&mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
+    async fn serve(
+        &mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut crossings: mpsc::UnboundedReceiver<Crossing>,
+    ) {
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
         loop {
@@ -170,16 +162,16 @@ impl Worker {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             sleep.as_mut().reset(deadline.into());
             let wake = std::future::poll_fn(|cx| {
-                if let Poll::Ready(command) = inbox.poll_recv(cx) {
+                if let Poll::Ready(command) = commands.poll_recv(cx) {
                     return Poll::Ready(Wake::Command(command));
                 }
-                for (index, port) in self.ports.iter().enumerate() {
-                    if port.socket.poll_readable(cx).is_ready() {
-                        return Poll::Ready(Wake::Readable(index));
-                    }
+                if let Poll::Ready(Some(crossing)) = crossings.poll_recv(cx) {
+                    return Poll::Ready(Wake::Crossing(crossing));
                 }
-                if let Poll::Ready(Some(event)) = self.tcp_events.poll_recv(cx) {
-                    return Poll::Ready(Wake::Tcp(event));
+                if let Some(ingress) = &mut self.ingress
+                    && let Poll::Ready(ready) = ingress.poll_ready(cx)
+                {
+                    return Poll::Ready(Wake::Ready(ready));
                 }
                 if sleep.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Wake::Timer);
@@ -193,117 +185,110 @@ impl Worker {
                 Wake::Command(Some(command)) => {
                     self.on_command(command, now);
                     // Take whatever else is waiting: one pass sends for all of it.
-                    while let Ok(command) = inbox.try_recv() {
+                    while let Ok(command) = commands.try_recv() {
                         if matches!(command, Command::Stop) {
-                            self.settle(now);
-                            self.flush().await;
+                            self.end_pass(now).await;
                             return;
                         }
                         self.on_command(command, now);
                     }
                 }
-                Wake::Readable(first) => {
-                    for index in (first..self.ports.len()).chain(0..first) {
-                        self.receive(index, now);
+                Wake::Crossing(crossing) => {
+                    self.on_crossing(crossing, now);
+                    while let Ok(crossing) = crossings.try_recv() {
+                        self.on_crossing(crossing, now);
                     }
                 }
-                Wake::Tcp(event) => {
-                    self.on_tcp(event, now);
-                    while let Ok(event) = self.tcp_events.try_recv() {
-                        self.on_tcp(event, now);
-                    }
-                }
+                Wake::Ready(ready) => self.on_ready(ready, now),
                 Wake::Timer => self.on_timers(now),
             }
-            self.settle(now);
-            self.flush().await;
+            self.end_pass(now).await;
         }
         for (_, mut peer) in std::mem::take(&mut self.peers) {
             peer.connection.close(&mut self.effects);
         }
     }
 
-    fn receive(&mut self, index: usize, now: Instant) {
-        for _ in 0..READS_PER_PASS {
-            let port = &mut self.ports[index];
-            match port.socket.try_receive(&mut port.received) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(error) => {
-                    debug!(%error, "media socket read failed");
-                    return;
+    /// Settles the pass, hands the other workers what is theirs and sends the datagrams.
+    async fn end_pass(&mut self, now: Instant) {
+        self.settle(now);
+        let crossed = self.crew.ship();
+        if crossed > 0 {
+            self.metrics
+                .worker_crossings
+                .fetch_add(crossed as u64, Ordering::Relaxed);
+        }
+        self.egress.flush().await;
+    }
+
+    fn on_ready(&mut self, ready: Ready, now: Instant) {
+        let Some(ingress) = &mut self.ingress else {
+            return;
+        };
+        let mut arrivals = std::mem::take(&mut self.arrivals);
+        match ready {
+            Ready::Socket(first) => ingress.receive(first, &mut arrivals),
+            Ready::Stream(event) => ingress.on_stream(event, &mut arrivals),
+        }
+        for arrival in arrivals.drain(..) {
+            if self.crew.owns(arrival.connection) {
+                self.read(arrival, now);
+            } else {
+                self.crew.pass_arrival(arrival);
+            }
+        }
+        self.arrivals = arrivals;
+    }
+
+    /// Feeds a datagram to the connection it is for, on this worker.
+    fn read(&mut self, arrival: Arrival, now: Instant) {
+        let Arrival {
+            connection: id,
+            path,
+            datagram,
+        } = arrival;
+        if let Some(peer) = self.peers.get_mut(&id) {
+            guarded(id, &mut self.failed, || {
+                peer.connection
+                    .handle_read(now, transport_of(path), datagram);
+            });
+            self.touched.insert(id);
+        }
+    }
+
+    fn on_crossing(&mut self, crossing: Crossing, now: Instant) {
+        match crossing {
+            Crossing::Arrivals(arrivals) => {
+                for arrival in arrivals {
+                    self.read(arrival, now);
                 }
             }
-            let local = port.socket.local_addr();
-            for (remote, datagram) in port.received.datagrams() {
-                let path = Path {
-                    transport: Transport::Udp,
-                    local,
-                    remote,
-                };
-                let Some(id) = Self::route(&mut self.demux, &self.metrics, path, datagram) else {
-                    continue;
-                };
-                if let Some(peer) = self.peers.get_mut(&id) {
-                    let datagram = BytesMut::from(datagram);
-                    guarded(id, &mut self.failed, || {
-                        peer.connection
-                            .handle_read(now, transport_of(path), datagram);
-                    });
-                    self.touched.insert(id);
+            Crossing::Effects(effects) => {
+                self.effects.rtp.extend(effects.rtp);
+                self.effects.upstream.extend(effects.upstream);
+            }
+            Crossing::Issue { ufrag, connection } => {
+                if let Some(ingress) = &mut self.ingress {
+                    ingress.issue(ufrag, connection);
+                }
+            }
+            Crossing::Forget(connection) => {
+                if let Some(ingress) = &mut self.ingress {
+                    ingress.forget(connection);
                 }
             }
         }
     }
 
-    /// The connection a packet on `path` belongs to; strangers are counted.
-    fn route(
-        demux: &mut Demux<ConnectionId>,
-        metrics: &Metrics,
-        path: Path,
-        packet: &[u8],
-    ) -> Option<ConnectionId> {
-        match demux.classify(path, packet) {
-            Verdict::Known(id) | Verdict::Learned(id) => Some(id),
-            Verdict::UnknownUfrag => {
-                metrics
-                    .datagrams_unknown_ufrag
-                    .fetch_add(1, Ordering::Relaxed);
-                None
-            }
-            Verdict::Unknown => {
-                metrics.datagrams_unknown.fetch_add(1, Ordering::Relaxed);
-                None
-            }
-        }
-    }
-
-    fn on_tcp(&mut self, event: TcpEvent, now: Instant) {
-        match event {
-            TcpEvent::Opened { path, outgoing } => {
-                self.streams.insert(path, outgoing);
-            }
-            TcpEvent::Packet { path, packet } => {
-                match Self::route(&mut self.demux, &self.metrics, path, &packet)
-                    .and_then(|id| Some((id, self.peers.get_mut(&id)?)))
-                {
-                    Some((id, peer)) => {
-                        guarded(id, &mut self.failed, || {
-                            peer.connection.handle_read(now, transport_of(path), packet);
-                        });
-                        self.touched.insert(id);
-                    }
-                    // A stream that does not begin as ICE for a connection here is closed.
-                    None => {
-                        self.streams.remove(&path);
-                        self.demux.forget_path(path);
-                    }
-                }
-            }
-            TcpEvent::Closed { path } => {
-                self.streams.remove(&path);
-                self.demux.forget_path(path);
-            }
+    /// Tells the reader about a table change, directly when this worker is the reader.
+    fn tell_reader(&mut self, crossing: Crossing) {
+        match &mut self.ingress {
+            Some(ingress) => match crossing {
+                Crossing::Issue { ufrag, connection } => ingress.issue(ufrag, connection),
+                Crossing::Forget(connection) => ingress.forget(connection),
+                Crossing::Arrivals(_) | Crossing::Effects(_) => {}
+            },
+            None => self.crew.tell(READER, crossing),
         }
     }
 
@@ -424,16 +409,24 @@ impl Worker {
         let effects = &mut self.effects;
         let result = guarded(id, &mut self.failed, || act(&mut peer.connection, effects))
             .unwrap_or_else(|| Err(MediaError::Internal("the connection failed".to_owned())));
-        if peer.connection.local_ufrag() != peer.ufrag.as_deref()
-            && let Some(ufrag) = peer.connection.local_ufrag()
-        {
-            peer.ufrag = Some(ufrag.to_owned());
-            self.demux.issue(ufrag.to_owned(), id);
-        }
         let status = Status {
             open: peer.connection.is_open(),
             answer_deadline: peer.connection.answer_deadline(),
         };
+        let issued = match peer.connection.local_ufrag() {
+            Some(ufrag) if peer.ufrag.as_deref() != Some(ufrag) => {
+                peer.ufrag = Some(ufrag.to_owned());
+                Some(ufrag.to_owned())
+            }
+            _ => None,
+        };
+        // The reader learns the ufrag before the client can hear of it in this reply.
+        if let Some(ufrag) = issued {
+            self.tell_reader(Crossing::Issue {
+                ufrag,
+                connection: id,
+            });
+        }
         self.touched.insert(id);
         let _ = reply.send((result, status));
     }
@@ -448,7 +441,7 @@ impl Worker {
         let _ = peer.events.send(vec![Notice::State(
             rtc::peer_connection::state::RTCPeerConnectionState::Failed,
         )]);
-        self.demux.forget(id);
+        self.tell_reader(Crossing::Forget(id));
         self.timers.schedule(id, None);
         self.touched.remove(&id);
         // Its state may be half-updated: dropping it unwinds nothing further.
@@ -460,14 +453,8 @@ impl Worker {
             return;
         };
         peer.connection.close(&mut self.effects);
-        collect_transmits(
-            &mut self.ports,
-            &self.port_of,
-            &self.streams,
-            &self.metrics,
-            &mut peer.connection,
-        );
-        self.demux.forget(id);
+        self.egress.collect(&mut peer.connection);
+        self.tell_reader(Crossing::Forget(id));
         self.timers.schedule(id, None);
         self.touched.remove(&id);
     }
@@ -501,46 +488,55 @@ impl Worker {
             let Some(peer) = self.peers.get_mut(&id) else {
                 continue;
             };
-            collect_transmits(
-                &mut self.ports,
-                &self.port_of,
-                &self.streams,
-                &self.metrics,
-                &mut peer.connection,
-            );
+            self.egress.collect(&mut peer.connection);
             self.timers.schedule(id, peer.connection.poll_timeout());
         }
     }
 
     /// Writes forwarded packets into their subscribers' connections and feedback into their
-    /// publishers'.
+    /// publishers'; what is for another worker's connections waits for the end of the pass.
     fn deliver(&mut self, now: Instant) {
         let mut effects = std::mem::take(&mut self.effects);
+        let (mut written, mut bytes, mut dropped) = (0, 0, 0);
         for (down, packet) in effects.rtp.drain(..) {
             let outlet = down.outlet();
+            if !self.crew.owns(outlet.connection) {
+                self.crew.pass_rtp((down, packet));
+                continue;
+            }
             let Some(peer) = self.peers.get_mut(&outlet.connection) else {
                 continue;
             };
             let size = packet.payload.len() as u64;
-            let written = guarded(outlet.connection, &mut self.failed, || {
+            let sent = guarded(outlet.connection, &mut self.failed, || {
                 peer.connection.write_rtp(outlet.transceiver, packet, now)
             });
-            if written == Some(true) {
-                self.metrics.packets_out.fetch_add(1, Ordering::Relaxed);
-                self.metrics.bytes_out.fetch_add(size, Ordering::Relaxed);
+            if sent == Some(true) {
+                written += 1;
+                bytes += size;
             } else {
-                self.metrics.packets_dropped.fetch_add(1, Ordering::Relaxed);
+                dropped += 1;
             }
             self.touched.insert(outlet.connection);
         }
+        // Counted once per pass: the counters are shared by every worker.
+        self.metrics
+            .packets_out
+            .fetch_add(written, Ordering::Relaxed);
+        self.metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
+        self.metrics
+            .packets_dropped
+            .fetch_add(dropped, Ordering::Relaxed);
         for request in effects.upstream.drain(..) {
             let publisher = match &request {
-                crate::rtc::connection::UpstreamRequest::Keyframe { publication, .. }
-                | crate::rtc::connection::UpstreamRequest::Bitrate { publication, .. }
-                | crate::rtc::connection::UpstreamRequest::ForgetSubscriber {
-                    publication, ..
-                } => publication.publisher(),
+                UpstreamRequest::Keyframe { publication, .. }
+                | UpstreamRequest::Bitrate { publication, .. }
+                | UpstreamRequest::ForgetSubscriber { publication, .. } => publication.publisher(),
             };
+            if !self.crew.owns(publisher) {
+                self.crew.pass_upstream(publisher, request);
+                continue;
+            }
             if let Some(peer) = self.peers.get_mut(&publisher) {
                 guarded(publisher, &mut self.failed, || {
                     peer.connection.on_upstream_request(request, now);
@@ -551,65 +547,6 @@ impl Worker {
         // Keep the vectors' capacity for the next pass.
         self.effects.rtp = effects.rtp;
         self.effects.upstream = effects.upstream;
-    }
-
-    async fn flush(&mut self) {
-        for port in &mut self.ports {
-            // A full socket buffer: wait for room rather than drop, but not for long.
-            for _ in 0..16 {
-                match port.socket.send(&mut port.outgoing) {
-                    Ok(()) => break,
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                        let _ =
-                            tokio::time::timeout(Duration::from_millis(5), port.socket.writable())
-                                .await;
-                    }
-                    Err(_) => break,
-                }
-            }
-            let failed = port.outgoing.take_failed() + port.outgoing.discard();
-            if failed > 0 {
-                self.metrics
-                    .datagrams_send_failed
-                    .fetch_add(failed, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// Takes what `connection` has to send: UDP datagrams into their socket's batch, TCP packets to
-/// their stream.
-fn collect_transmits(
-    ports: &mut [Port],
-    port_of: &HashMap<SocketAddr, usize>,
-    streams: &HashMap<Path, mpsc::Sender<BytesMut>>,
-    metrics: &Metrics,
-    connection: &mut Connection,
-) {
-    while let Some(transmit) = connection.poll_transmit() {
-        let context = transmit.transport;
-        if context.transport_protocol == TransportProtocol::TCP {
-            let path = Path {
-                transport: Transport::Tcp,
-                local: context.local_addr,
-                remote: context.peer_addr,
-            };
-            let sent = streams
-                .get(&path)
-                .is_some_and(|stream| stream.try_send(transmit.message).is_ok());
-            if !sent {
-                metrics
-                    .datagrams_send_failed
-                    .fetch_add(1, Ordering::Relaxed);
-            }
-            continue;
-        }
-        let Some(&index) = port_of.get(&context.local_addr) else {
-            continue;
-        };
-        ports[index]
-            .outgoing
-            .push(context.peer_addr, transmit.message);
     }
 }
 

@@ -47,8 +47,8 @@ pub enum TcpEvent {
     },
 }
 
-/// Binds the listener for `address` (port 0 picks one).
-pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+/// Binds the listener for `address` (port 0 picks one); [`accept`] serves it.
+pub fn bind(address: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(address),
         socket2::Type::STREAM,
@@ -58,11 +58,14 @@ pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
     socket.listen(1024)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Accepts streams on `listener` until the worker goes away.
-pub async fn accept(listener: TcpListener, events: mpsc::UnboundedSender<TcpEvent>) {
+pub async fn accept(listener: std::net::TcpListener, events: mpsc::UnboundedSender<TcpEvent>) {
+    let Ok(listener) = TcpListener::from_std(listener) else {
+        return;
+    };
     let Ok(local) = listener.local_addr() else {
         return;
     };

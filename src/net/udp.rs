@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, setsockopt, sockopt};
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 
 /// Datagrams per system call, both ways.
 pub const BATCH: usize = quinn_udp::BATCH_SIZE;
@@ -21,31 +22,38 @@ const MAX_DATAGRAM: usize = 1500;
 /// The kernel buffers asked for: bursts of keyframes to many subscribers must not overflow them.
 const SOCKET_BUFFER_BYTES: usize = 8 << 20;
 
-/// A bound media socket.
+/// Binds the media socket for `address` (port 0 picks one): non-blocking, with large kernel
+/// buffers. The one socket is then shared: one [`UdpReader`] reads it, and every worker writes
+/// it through its own [`UdpWriter`] (a duplicate of the descriptor, still the same socket).
+pub fn bind(address: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    let socket: std::net::UdpSocket = socket.into();
+    enlarge_buffers(&socket);
+    Ok(socket)
+}
+
+/// The reading side of a media socket, on the current tokio runtime.
 #[derive(Debug)]
-pub struct UdpPort {
-    socket: tokio::net::UdpSocket,
+pub struct UdpReader {
+    socket: AsyncFd<std::net::UdpSocket>,
     state: UdpSocketState,
     local: SocketAddr,
 }
 
-impl UdpPort {
-    /// Binds `address` (port 0 picks one) on the current tokio runtime.
-    pub fn bind(address: SocketAddr) -> io::Result<Self> {
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(address),
-            socket2::Type::DGRAM,
-            Some(socket2::Protocol::UDP),
-        )?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&address.into())?;
-        let socket: std::net::UdpSocket = socket.into();
-        enlarge_buffers(&socket);
+impl UdpReader {
+    /// Reads `socket` (from [`bind`]); registers only read interest, so a worker that merely
+    /// writes the same socket is not woken by arrivals.
+    pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
-        let socket = tokio::net::UdpSocket::from_std(socket)?;
         let local = socket.local_addr()?;
         Ok(Self {
-            socket,
+            socket: register(socket, Interest::READABLE)?,
             state,
             local,
         })
@@ -58,12 +66,12 @@ impl UdpPort {
 
     /// Ready when a datagram may be waiting.
     pub fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.socket.poll_recv_ready(cx)
+        self.socket.poll_read_ready(cx).map_ok(|_| ())
     }
 
-    /// Waits until the socket can take more datagrams.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.socket.writable().await
+    /// Waits until a datagram may be waiting.
+    pub async fn readable(&self) -> io::Result<()> {
+        std::future::poll_fn(|cx| self.poll_readable(cx)).await
     }
 
     /// Reads what is waiting, up to [`BATCH`] system buffers, into `batch`; `Ok(0)` when
@@ -75,9 +83,9 @@ impl UdpPort {
             .iter_mut()
             .map(|buffer| IoSliceMut::new(buffer))
             .collect();
-        match self.socket.try_io(Interest::READABLE, || {
+        match self.socket.try_io(Interest::READABLE, |socket| {
             self.state
-                .recv(UdpSockRef::from(&self.socket), &mut slices, &mut batch.meta)
+                .recv(UdpSockRef::from(socket), &mut slices, &mut batch.meta)
         }) {
             Ok(count) => {
                 batch.filled = count;
@@ -86,6 +94,34 @@ impl UdpPort {
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(0),
             Err(error) => Err(error),
         }
+    }
+}
+
+/// The writing side of a media socket, on the current tokio runtime.
+#[derive(Debug)]
+pub struct UdpWriter {
+    socket: AsyncFd<std::net::UdpSocket>,
+    local: SocketAddr,
+}
+
+impl UdpWriter {
+    /// Writes `socket` (from [`bind`], or a `try_clone` of it); registers only write interest.
+    pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
+        let local = socket.local_addr()?;
+        Ok(Self {
+            socket: register(socket, Interest::WRITABLE)?,
+            local,
+        })
+    }
+
+    /// The address bound: every datagram leaves from it.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Waits until the socket can take more datagrams.
+    pub async fn writable(&self) -> io::Result<()> {
+        self.socket.writable().await.map(|_| ())
     }
 
     /// Sends what `batch` holds, [`BATCH`] datagrams per system call. Datagrams the kernel
@@ -98,18 +134,22 @@ impl UdpPort {
                 .iter()
                 .map(|payload| [IoSlice::new(payload)])
                 .collect();
-            // Straight to the system call: the socket is non-blocking, and tokio only knows
-            // the socket is writable once its reactor has said so.
-            let result = nix::sys::socket::sendmmsg(
-                self.socket.as_raw_fd(),
-                &mut batch.headers,
-                &slices,
-                &batch.destinations[pending.clone()],
-                [],
-                MsgFlags::empty(),
-            )
-            .map(|results| results.count())
-            .map_err(io::Error::from);
+            let headers = &mut batch.headers;
+            let destinations = &batch.destinations[pending.clone()];
+            // `try_io` clears the readiness tokio remembers when the kernel says WouldBlock,
+            // so that `writable` then really waits.
+            let result = self.socket.try_io(Interest::WRITABLE, |socket| {
+                nix::sys::socket::sendmmsg(
+                    socket.as_raw_fd(),
+                    headers,
+                    &slices,
+                    destinations,
+                    [],
+                    MsgFlags::empty(),
+                )
+                .map(|results| results.count())
+                .map_err(io::Error::from)
+            });
             match result {
                 Ok(sent) => batch.sent += sent.max(1),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Err(error),
@@ -124,6 +164,16 @@ impl UdpPort {
         batch.clear();
         Ok(())
     }
+}
+
+/// Registers `socket` with the current runtime for `interest` only.
+fn register(
+    socket: std::net::UdpSocket,
+    interest: Interest,
+) -> io::Result<AsyncFd<std::net::UdpSocket>> {
+    // SAFETY: the `AsyncFd` owns the socket, and so its descriptor, which stays open and the
+    // same until the `AsyncFd` drops it; nothing here swaps the socket inside.
+    Ok(unsafe { AsyncFd::register_with_interest(socket, interest) }?)
 }
 
 /// Asks for large kernel buffers, beyond the system's default cap where the process may.
@@ -145,7 +195,7 @@ pub struct ReceiveBatch {
 
 impl ReceiveBatch {
     /// Buffers for `port`, sized for the datagrams GRO may coalesce into one.
-    pub fn new(port: &UdpPort) -> Self {
+    pub fn new(port: &UdpReader) -> Self {
         let buffer = MAX_DATAGRAM * port.state.gro_segments().max(1);
         Self {
             buffers: vec![vec![0; buffer]; BATCH],
@@ -230,12 +280,16 @@ impl SendBatch {
 mod tests {
     use super::*;
 
+    fn reader() -> UdpReader {
+        UdpReader::new(bind("127.0.0.1:0".parse().unwrap()).unwrap()).unwrap()
+    }
+
     #[tokio::test]
     async fn sends_a_batch_to_many_destinations_and_reads_it_back_in_one_batch() {
-        let server = UdpPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let receivers: Vec<UdpPort> = (0..40)
-            .map(|_| UdpPort::bind("127.0.0.1:0".parse().unwrap()).unwrap())
-            .collect();
+        let socket = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // A duplicate of the descriptor writes for the one socket.
+        let server = UdpWriter::new(socket.try_clone().unwrap()).unwrap();
+        let receivers: Vec<UdpReader> = (0..40).map(|_| reader()).collect();
         let mut batch = SendBatch::default();
         for (index, receiver) in receivers.iter().enumerate() {
             batch.push(
@@ -244,7 +298,12 @@ mod tests {
             );
         }
         assert_eq!(batch.len(), 40);
-        server.send(&mut batch).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while let Err(error) = server.send(&mut batch) {
+            assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
+            assert!(std::time::Instant::now() < deadline, "never writable");
+            server.writable().await.unwrap();
+        }
         assert!(batch.is_empty());
         for (index, receiver) in receivers.iter().enumerate() {
             let mut read = ReceiveBatch::new(receiver);
@@ -254,18 +313,18 @@ mod tests {
                     std::time::Instant::now() < deadline,
                     "datagram {index} never came"
                 );
-                receiver.socket.readable().await.unwrap();
+                receiver.readable().await.unwrap();
             }
             let datagrams: Vec<_> = read.datagrams().collect();
             assert_eq!(datagrams.len(), 1);
-            assert_eq!(datagrams[0].0, server.local_addr());
+            assert_eq!(datagrams[0].0, socket.local_addr().unwrap());
             assert_eq!(datagrams[0].1, &[index as u8; 100][..]);
         }
     }
 
     #[tokio::test]
     async fn reads_many_datagrams_with_one_call() {
-        let server = UdpPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let server = reader();
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         for index in 0..10u8 {
             client.send_to(&[index; 50], server.local_addr()).unwrap();
@@ -275,7 +334,7 @@ mod tests {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while seen.len() < 10 {
             assert!(std::time::Instant::now() < deadline);
-            server.socket.readable().await.unwrap();
+            server.readable().await.unwrap();
             server.try_receive(&mut read).unwrap();
             seen.extend(read.datagrams().map(|(from, datagram)| {
                 assert_eq!(from, client.local_addr().unwrap());
