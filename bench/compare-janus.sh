@@ -181,11 +181,15 @@ else
   cargo build --release --quiet -p switchyard -p loadtest --bins
 
   say "== the floor under forwarding (cargo bench --bench forward_floor)"
-  cargo bench --quiet --bench forward_floor -- --noplot forward_floor/ >/dev/null 2>&1
-  for estimates in target/criterion/forward_floor/*/new/estimates.json; do
-    profile=$(basename "$(dirname "$(dirname "$estimates")")")
-    nanoseconds=$(sed -E 's/.*"mean":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' "$estimates")
-    echo "$profile $nanoseconds" >>"$work/floors"
+  cargo bench --quiet --bench forward_floor -- --noplot 'forward_floor(_batched)?/' >/dev/null 2>&1
+  # criterion's mean per iteration; a batched iteration is 32 packets.
+  for group in forward_floor:1:floors forward_floor_batched:32:batched_floors; do
+    IFS=: read -r name packets file <<<"$group"
+    for estimates in "target/criterion/$name"/*/new/estimates.json; do
+      profile=$(basename "$(dirname "$(dirname "$estimates")")")
+      nanoseconds=$(sed -E 's/.*"mean":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' "$estimates")
+      awk -v p="$profile" -v ns="$nanoseconds" -v n="$packets" 'BEGIN { print p, ns / n }' >>"$work/$file"
+    done
   done
 
   namespaces=(unshare --net --pid --fork --kill-child --mount-proc)
@@ -211,8 +215,12 @@ fi
 floors=()
 floor_lines=()
 while read -r profile nanoseconds; do
+  batched=$(awk -v p="$profile" '$1 == p { print $2 }' "$work/batched_floors" 2>/dev/null || true)
   floors+=(--floor "$profile=$nanoseconds")
-  floor_lines+=("$(awk -v p="$profile" -v ns="$nanoseconds" 'BEGIN { printf "| %s | %.2f µs | %.0f |", p, ns / 1000, 1e9 / ns }')")
+  [ -n "$batched" ] && floors+=(--batched-floor "$profile=$batched")
+  floor_lines+=("$(awk -v p="$profile" -v ns="$nanoseconds" -v b="${batched:-0}" 'BEGIN {
+    if (b > 0) printf "| %s | %.2f µs | %.0f | %.2f µs | %.0f |", p, ns / 1000, 1e9 / ns, b / 1000, 1e9 / b
+    else printf "| %s | %.2f µs | %.0f | n/a | n/a |", p, ns / 1000, 1e9 / ns }')")
 done <"$work/floors"
 
 tables=""
@@ -259,12 +267,15 @@ $tables### The floor under forwarding
 
 \`cargo bench --bench forward_floor\`: one 1,200-byte RTP packet numbered, serialized, protected
 with SRTP and sent with one \`send_to\` on loopback, per protection profile; the time is the
-sending thread's CPU time (criterion's mean). Its inverse is the most packets one core could
-forward per CPU-second if a server did nothing else; the share-of-the-floor rows above set
-each server's forwarded packets per CPU-second against the floor for the profile it negotiated.
+sending thread's CPU time (criterion's mean). The batched floor does the same for 32
+subscribers at once, each with its own SRTP context, and sends the 32 datagrams with one
+\`sendmmsg\` (the server's own \`SendBatch\`), as a media worker does; its time is per packet.
+Their inverses are the most packets one core could forward per CPU-second if a server did
+nothing else; the share-of-the-floor rows above set each server's forwarded packets per
+CPU-second against each floor for the profile it negotiated.
 
-| SRTP profile | time per packet | packets per CPU-second |
-|---|---|---|
+| SRTP profile | floor: time per packet | packets per CPU-second | batched floor: time per packet | packets per CPU-second |
+|---|---|---|---|---|
 $(printf '%s\n' "${floor_lines[@]}")
 SECTION
 )

@@ -46,6 +46,7 @@ cargo bench --quiet --bench router -- --noplot 2>/dev/null | grep -E '^route|tim
 
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 janus_section=$(sed -n '/^<!-- janus:begin -->$/,/^<!-- janus:end -->$/p' docs/benchmarks.md 2>/dev/null || true)
+engine_section=$(sed -n '/^<!-- engine:begin -->$/,/^<!-- engine:end -->$/p' docs/benchmarks.md 2>/dev/null || true)
 {
   cat <<HEAD
 # Benchmarks
@@ -100,11 +101,15 @@ HEAD
     echo
     cat bench/benchmarks-reading.md
   fi
-  # The comparison with Janus is measured by bench/compare-janus.sh, which rewrites its own
-  # section: it is kept as it is.
+  # The comparison with Janus (bench/compare-janus.sh) and the media engine's benchmarks
+  # (bench/engine.sh) rewrite their own sections: they are kept as they are.
   if [[ -n "$janus_section" ]]; then
     echo
     printf '%s\n' "$janus_section"
+  fi
+  if [[ -n "$engine_section" ]]; then
+    echo
+    printf '%s\n' "$engine_section"
   fi
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md" >&2

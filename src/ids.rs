@@ -3,26 +3,34 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// One participant's media connection on the server, unique for the process's life.
+/// One participant's media connection on the server, unique for the process's life. It names
+/// the media worker that owns the connection, so that any worker can tell where a packet for it
+/// goes without asking anyone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionId(u64);
+pub struct ConnectionId {
+    serial: u64,
+    worker: WorkerIndex,
+}
 
 impl ConnectionId {
-    /// A fresh id.
-    pub fn next() -> Self {
+    /// A fresh id for a connection on `worker`.
+    pub fn next(worker: WorkerIndex) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+        Self {
+            serial: NEXT.fetch_add(1, Ordering::Relaxed),
+            worker,
+        }
     }
 
-    /// Its place in the order connections were made: what the engine deals workers by.
-    pub fn serial(self) -> u64 {
-        self.0
+    /// The worker that owns it.
+    pub fn worker(self) -> WorkerIndex {
+        self.worker
     }
 }
 
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c{}", self.0)
+        write!(f, "c{}", self.serial)
     }
 }
 
@@ -31,7 +39,7 @@ impl fmt::Display for ConnectionId {
 pub struct TransceiverIndex(pub usize);
 
 /// One of the media engine's worker threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkerIndex(pub usize);
 
 impl fmt::Display for WorkerIndex {

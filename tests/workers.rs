@@ -1,5 +1,6 @@
-//! Several media workers share one room: each connection lives on one worker, packets for a
-//! subscriber on another worker cross in batches, and every track still reaches everyone.
+//! Several media workers: rooms spread over them, a room bigger than one worker's share
+//! spreads too, its packets for subscribers on other workers cross in batches, and every track
+//! still reaches everyone.
 
 mod common;
 
@@ -18,44 +19,78 @@ fn threads_named(prefix: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_room_spread_over_three_workers_reaches_everyone() {
+async fn rooms_spread_over_workers_and_a_big_room_crosses_between_them() {
     let mut config = Config::loopback();
     config.media.workers = 3;
     let server = server_with(config).await;
     assert_eq!(threads_named("media-w"), 3, "one thread per media worker");
+    let engine = &server.context().engine;
 
-    let mut participants = Vec::new();
-    for name in ["ada", "brian", "chen", "dana"] {
-        participants.push(join(&server, "spread", name, camera_and_microphone()).await);
+    // A room bigger than one worker's share: a publisher and seventeen receivers.
+    let mut big = vec![join(&server, "big", "speaker", camera_and_microphone()).await];
+    for index in 0..17 {
+        big.push(join(&server, "big", &format!("listener-{index}"), Vec::new()).await);
     }
-    for participant in &participants {
-        participant
-            .wait_until("six live tracks with packets", PATIENCE, |observed| {
-                observed.live_tracks().count() == 6
-                    && observed.live_tracks().all(|track| track.intact >= 20)
-            })
-            .await
-            .unwrap_or_else(|error| panic!("{}: {error}", participant.id()));
-        let observed = participant.observed();
-        for track in observed.received.values() {
-            assert_eq!(
-                track.corrupted, 0,
-                "every payload arrives as sent: {track:?}"
-            );
-            assert_eq!(track.foreign, 0, "every packet on its own track: {track:?}");
+    // Two small rooms.
+    let mut small = Vec::new();
+    for room in ["left", "right"] {
+        for name in ["ada", "brian"] {
+            small.push(join(&server, room, name, camera_and_microphone()).await);
         }
     }
-
-    // Four connections dealt round-robin over three workers: some subscribers live on another
-    // worker than their publishers, so packets must have crossed.
-    let metrics = &server.context().metrics;
+    let load = engine.load();
+    assert_eq!(load.iter().sum::<usize>(), 22);
     assert!(
-        metrics.worker_crossings.load(Ordering::Relaxed) > 0,
+        load.iter().all(|connections| *connections > 0),
+        "every worker holds connections: {load:?}"
+    );
+
+    for participant in big.iter().skip(1) {
+        wait_intact(participant, 2).await;
+    }
+    for participant in &small {
+        wait_intact(participant, 2).await;
+    }
+    // The big room's receivers past the first sixteen connections live on other workers
+    // than the speaker, so its packets crossed.
+    assert!(
+        engine_crossings(&server) > 0,
         "packets crossed between workers"
     );
 
-    for participant in participants {
+    for participant in big.into_iter().chain(small) {
         participant.leave().await;
     }
     wait_for_counts(&server, Counts::default()).await;
+    assert_eq!(engine.load(), vec![0, 0, 0], "every seat given back");
+}
+
+fn engine_crossings(server: &switchyard::RunningServer) -> u64 {
+    server
+        .context()
+        .metrics
+        .worker_crossings
+        .load(Ordering::Relaxed)
+}
+
+/// Waits until `participant` receives `count` live tracks, each with intact packets only.
+async fn wait_intact(participant: &loadtest::Participant, count: usize) {
+    participant
+        .wait_until(
+            &format!("{count} live tracks with packets"),
+            PATIENCE,
+            |observed| {
+                observed.live_tracks().count() == count
+                    && observed.live_tracks().all(|track| track.intact >= 20)
+            },
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{}: {error}", participant.id()));
+    for track in participant.observed().received.values() {
+        assert_eq!(
+            track.corrupted, 0,
+            "every payload arrives as sent: {track:?}"
+        );
+        assert_eq!(track.foreign, 0, "every packet on its own track: {track:?}");
+    }
 }

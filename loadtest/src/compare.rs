@@ -142,10 +142,19 @@ pub fn group(reports: Vec<Report>) -> Vec<ServerRuns> {
 /// of the floor benchmark's time per packet (`cargo bench --bench forward_floor`).
 pub type Floors = BTreeMap<String, f64>;
 
+/// A floor benchmark's figures, with what the table calls it.
+#[derive(Debug, Clone, Default)]
+pub struct FloorSet {
+    /// How the share row names the floor, e.g. "the floor" or "the batched floor".
+    pub name: String,
+    /// Packets per CPU-second by SRTP profile.
+    pub floors: Floors,
+}
+
 /// The Markdown table comparing exactly two servers, the ratio being the first's figure over
-/// the second's. With `floors`, each server's forwarded packets per CPU-second are also given
-/// as a share of the floor for the SRTP profile it negotiated.
-pub fn markdown(servers: &[ServerRuns], floors: &Floors) -> Result<String, String> {
+/// the second's. For each of `floor_sets`, each server's forwarded packets per CPU-second are
+/// also given as a share of that floor for the SRTP profile it negotiated.
+pub fn markdown(servers: &[ServerRuns], floor_sets: &[FloorSet]) -> Result<String, String> {
     let [first, second] = servers else {
         return Err(format!(
             "a comparison needs reports of exactly two servers, not {}",
@@ -175,8 +184,8 @@ pub fn markdown(servers: &[ServerRuns], floors: &Floors) -> Result<String, Strin
         all
     };
     let (profiles_a, profiles_b) = (profiles(first), profiles(second));
-    // The floor of a server's one negotiated profile.
-    let floor = |profiles: &[String]| match profiles {
+    // A floor of a server's one negotiated profile.
+    let floor = |floors: &Floors, profiles: &[String]| match profiles {
         [profile] => floors.get(profile).copied(),
         _ => None,
     };
@@ -186,7 +195,6 @@ pub fn markdown(servers: &[ServerRuns], floors: &Floors) -> Result<String, Strin
             .zip(floor)
             .map(|(rate, floor)| rate / floor)
     };
-    let (share_a, share_b) = (share(&a, floor(&profiles_a)), share(&b, floor(&profiles_b)));
     let listed = |profiles: &[String]| {
         if profiles.is_empty() {
             "n/a".to_owned()
@@ -211,17 +219,22 @@ pub fn markdown(servers: &[ServerRuns], floors: &Floors) -> Result<String, Strin
         number(b.packets_per_cpu_second, 0),
         ratio(a.packets_per_cpu_second, b.packets_per_cpu_second),
     );
-    if !floors.is_empty() {
+    for set in floor_sets.iter().filter(|set| !set.floors.is_empty()) {
         let percent = |share: Option<f64>, floor: Option<f64>| match (share, floor) {
             (Some(share), Some(floor)) => {
                 format!("{:.1}% of {:.0}", share * 100.0, floor)
             }
             _ => "n/a".to_owned(),
         };
+        let (floor_a, floor_b) = (
+            floor(&set.floors, &profiles_a),
+            floor(&set.floors, &profiles_b),
+        );
+        let (share_a, share_b) = (share(&a, floor_a), share(&b, floor_b));
         row(
-            "… as a share of the floor for its SRTP profile",
-            percent(share_a, floor(&profiles_a)),
-            percent(share_b, floor(&profiles_b)),
+            &format!("… as a share of {} for its SRTP profile", set.name),
+            percent(share_a, floor_a),
+            percent(share_b, floor_b),
             ratio(share_a, share_b),
         );
     }
@@ -446,8 +459,11 @@ mod tests {
         );
         assert_eq!(pooled.cpu_us_per_packet_range, Some((10.0, 15.0)));
         assert_eq!(pooled.tracks, (8, 8));
-        let floors = Floors::from([("SRTP_AEAD_AES_128_GCM".to_owned(), 1_000_000.0)]);
-        let table = markdown(&groups, &floors).unwrap();
+        let floors = FloorSet {
+            name: "the floor".to_owned(),
+            floors: Floors::from([("SRTP_AEAD_AES_128_GCM".to_owned(), 1_000_000.0)]),
+        };
+        let table = markdown(&groups, &[floors]).unwrap();
         assert!(table.contains("| switchyard / janus |"), "{table}");
         assert!(
             table.contains("| server CPU µs per forwarded packet (runs: low–high) | 12.5 (10.0–15.0) | 20.0 (20.0–20.0) | 0.62 |"),
@@ -470,7 +486,7 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_compared() {
-        let none = Floors::new();
+        let none = [];
         assert!(markdown(&group(vec![report("switchyard", 1.0, 10, 0.0)]), &none).is_err());
         let mut other = report("janus", 1.0, 10, 0.0);
         other.scenario.publishers = 9;

@@ -60,6 +60,10 @@ struct Cli {
     /// Publish audio too (true/false).
     #[arg(long)]
     audio: Option<bool>,
+    /// Send packets on the published tracks (true/false); false negotiates them and sends
+    /// nothing.
+    #[arg(long)]
+    send_media: Option<bool>,
     /// Participants started per second.
     #[arg(long)]
     ramp_up: Option<f64>,
@@ -111,6 +115,9 @@ enum Command {
         /// `SRTP_AEAD_AES_128_GCM=950`; may be repeated.
         #[arg(long = "floor", value_parser = parse_floor)]
         floors: Vec<(String, f64)>,
+        /// The batched floor's time per packet (32 packets, one `sendmmsg`), likewise.
+        #[arg(long = "batched-floor", value_parser = parse_floor)]
+        batched_floors: Vec<(String, f64)>,
     },
 }
 
@@ -157,7 +164,11 @@ fn parse_floor(text: &str) -> Result<(String, f64), String> {
 
 /// `loadtest compare`: reads the reports, prints the table, and fails when a run did not
 /// measure everything it should have.
-fn compare_reports(paths: &[PathBuf], floors: &[(String, f64)]) -> ExitCode {
+fn compare_reports(
+    paths: &[PathBuf],
+    floors: &[(String, f64)],
+    batched_floors: &[(String, f64)],
+) -> ExitCode {
     let mut reports = Vec::new();
     for path in paths {
         let read = std::fs::read_to_string(path)
@@ -173,10 +184,17 @@ fn compare_reports(paths: &[PathBuf], floors: &[(String, f64)]) -> ExitCode {
             }
         }
     }
-    let floors: compare::Floors = floors
-        .iter()
-        .map(|(profile, nanoseconds)| (profile.clone(), 1e9 / nanoseconds))
-        .collect();
+    let set = |name: &str, floors: &[(String, f64)]| compare::FloorSet {
+        name: name.to_owned(),
+        floors: floors
+            .iter()
+            .map(|(profile, nanoseconds)| (profile.clone(), 1e9 / nanoseconds))
+            .collect(),
+    };
+    let floors = [
+        set("the floor", floors),
+        set("the batched floor", batched_floors),
+    ];
     let mut short = false;
     for (path, report) in paths.iter().zip(&reports) {
         for problem in compare::shortfalls(report) {
@@ -227,6 +245,7 @@ impl Cli {
             fps,
             keyframe_interval,
             audio,
+            send_media,
             ramp_up,
             duration,
             pli_interval
@@ -251,8 +270,13 @@ impl Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Compare { reports, floors }) = &cli.command {
-        return compare_reports(reports, floors);
+    if let Some(Command::Compare {
+        reports,
+        floors,
+        batched_floors,
+    }) = &cli.command
+    {
+        return compare_reports(reports, floors, batched_floors);
     }
     tracing_subscriber::fmt()
         .with_env_filter(

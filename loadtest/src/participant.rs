@@ -89,6 +89,8 @@ pub struct ParticipantOptions {
     pub freeze_threshold: Duration,
     /// The access token to join with, for a server that requires one.
     pub token: Option<String>,
+    /// Whether the tracks carry packets; without, they are negotiated and stay silent.
+    pub send_media: bool,
 }
 
 impl ParticipantOptions {
@@ -107,6 +109,7 @@ impl ParticipantOptions {
             handover: None,
             freeze_threshold: Duration::from_millis(100),
             token: None,
+            send_media: true,
         }
     }
 
@@ -379,7 +382,7 @@ impl Participant {
                 )
             })
             .collect();
-        for track in outgoing {
+        for track in outgoing.into_iter().filter(|_| options.send_media) {
             participant
                 .tasks
                 .push(tokio::spawn(publish(track, id.clone())));

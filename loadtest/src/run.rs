@@ -16,6 +16,7 @@ use crate::scenario::Scenario;
 use crate::server_probe::{self, Sample};
 use crate::target::{Switchyard, Target};
 use switchyard::signal::protocol::TrackKind;
+use webrtc::peer_connection::RTCPeerConnectionState;
 
 /// How long one participant may take to join before it counts as failed.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -141,6 +142,8 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
                     .filter(|track| track.intact > 0 && !track.participant.is_empty())
                     .count()
                     >= expected
+                    && (expected > 0
+                        || observed.connection_state == Some(RTCPeerConnectionState::Connected))
             })
         })),
     )
@@ -269,6 +272,8 @@ fn plan(options: &RunOptions) -> Vec<Planned> {
     let scenario = &options.scenario;
     let run_id: u32 = rand::random();
     let per_publisher = scenario.tracks_per_publisher();
+    // Silent tracks never flow: only the connections are waited for.
+    let flowing = usize::from(scenario.send_media);
     let mut plan = Vec::with_capacity(scenario.participants());
     for room in 0..scenario.rooms {
         let room_name = format!("{}-{run_id:08x}-{room}", options.room_prefix);
@@ -277,7 +282,7 @@ fn plan(options: &RunOptions) -> Vec<Planned> {
                 room: room_name.clone(),
                 name: format!("publisher-{room}-{publisher}"),
                 publishes: true,
-                expected_tracks: (scenario.publishers - 1) * per_publisher,
+                expected_tracks: (scenario.publishers - 1) * per_publisher * flowing,
             });
         }
         for subscriber in 0..scenario.subscribers {
@@ -285,7 +290,7 @@ fn plan(options: &RunOptions) -> Vec<Planned> {
                 room: room_name.clone(),
                 name: format!("subscriber-{room}-{subscriber}"),
                 publishes: false,
-                expected_tracks: scenario.publishers * per_publisher,
+                expected_tracks: scenario.publishers * per_publisher * flowing,
             });
         }
     }
@@ -311,6 +316,7 @@ fn participant_options(options: &RunOptions, planned: &Planned) -> ParticipantOp
     .with_tracks(tracks)
     .with_target(Arc::clone(&options.target));
     participant.media_ip = options.media_ip;
+    participant.send_media = scenario.send_media;
     participant.impairment = scenario.impairment;
     // A freeze is a gap of more than three frame intervals.
     participant.freeze_threshold = Duration::from_secs(3) / scenario.fps.max(1);

@@ -29,6 +29,10 @@ pub struct Scenario {
     pub keyframe_interval: Duration,
     /// Whether publishers also send audio.
     pub audio: bool,
+    /// Whether publishers send packets at all. With `false` their tracks are negotiated and
+    /// nothing is sent, as with cameras and microphones switched off: what idle connections
+    /// cost.
+    pub send_media: bool,
     /// Participants started per second.
     pub ramp_up: f64,
     /// How long to measure once everybody has joined.
@@ -52,6 +56,7 @@ impl Default for Scenario {
             fps: 30,
             keyframe_interval: Duration::from_secs(3),
             audio: true,
+            send_media: true,
             ramp_up: 20.0,
             duration: Duration::from_secs(10),
             pli_interval: Duration::from_secs(5),

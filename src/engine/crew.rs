@@ -1,6 +1,7 @@
 //! The media workers as a crew: which one owns a connection, and what crosses between them.
 //!
-//! Connections are dealt to workers round-robin as they are made. One worker, the reader,
+//! Each connection lives on the worker its id names (see [`placement`](super::placement)).
+//! One worker, the reader,
 //! reads the media sockets; a datagram for another worker's connection is handed over, as are
 //! forwarded packets and feedback for a connection on another worker. What a worker has for
 //! each other one waits until its pass ends and then goes as one message: a crossing costs one
@@ -16,11 +17,6 @@ use crate::rtc::connection::{Effects, UpstreamRequest};
 
 /// The worker that reads the media sockets and keeps the table of who is where.
 pub const READER: WorkerIndex = WorkerIndex(0);
-
-/// The worker that owns `connection`, among `workers`.
-pub fn owner(connection: ConnectionId, workers: usize) -> WorkerIndex {
-    WorkerIndex((connection.serial() % workers.max(1) as u64) as usize)
-}
 
 /// A datagram received for a connection, with the path it came on.
 #[derive(Debug)]
@@ -79,7 +75,7 @@ impl Crew {
 
     /// Whether this worker owns `connection`.
     pub fn owns(&self, connection: ConnectionId) -> bool {
-        owner(connection, self.mates.len()) == self.me
+        connection.worker() == self.me
     }
 
     /// Keeps `arrival` for the worker that owns its connection.
@@ -125,25 +121,14 @@ impl Crew {
     }
 
     fn waiting_for(&mut self, connection: ConnectionId) -> &mut Waiting {
-        let worker = owner(connection, self.mates.len());
-        &mut self.waiting[worker.0]
+        let worker = connection.worker().0.min(self.waiting.len() - 1);
+        &mut self.waiting[worker]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn connections_are_dealt_round_robin() {
-        let ids: Vec<ConnectionId> = (0..6).map(|_| ConnectionId::next()).collect();
-        let owners: Vec<usize> = ids.iter().map(|id| owner(*id, 3).0).collect();
-        // Consecutive ids go to consecutive workers, whatever the first one was.
-        for pair in owners.windows(2) {
-            assert_eq!(pair[1], (pair[0] + 1) % 3);
-        }
-        assert!(ids.iter().all(|id| owner(*id, 1) == WorkerIndex(0)));
-    }
 
     #[test]
     fn what_waits_goes_as_one_message_per_worker_and_kind() {
@@ -155,14 +140,12 @@ mod tests {
             local: "127.0.0.1:1".parse().unwrap(),
             remote: "127.0.0.1:2".parse().unwrap(),
         };
-        let mut sent_to_one = 0;
+        let theirs = ConnectionId::next(WorkerIndex(1));
+        assert!(!crew.owns(theirs));
+        assert!(crew.owns(ConnectionId::next(WorkerIndex(0))));
         for _ in 0..10 {
-            let connection = ConnectionId::next();
-            if !crew.owns(connection) {
-                sent_to_one += 1;
-            }
             crew.pass_arrival(Arrival {
-                connection,
+                connection: theirs,
                 path,
                 datagram: BytesMut::from(&b"x"[..]),
             });
@@ -171,12 +154,9 @@ mod tests {
         let Ok(Crossing::Arrivals(batch)) = one.try_recv() else {
             panic!("worker one got no batch");
         };
-        assert_eq!(batch.len(), sent_to_one);
+        assert_eq!(batch.len(), 10);
         assert!(one.try_recv().is_err(), "one message, not one per datagram");
-        let Ok(Crossing::Arrivals(own)) = zero.try_recv() else {
-            panic!("worker zero got no batch");
-        };
-        assert_eq!(own.len(), 10 - sent_to_one);
+        assert!(zero.try_recv().is_err(), "nothing for the sender itself");
         assert_eq!(crew.ship(), 0, "nothing is sent twice");
     }
 }

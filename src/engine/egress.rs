@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use dashmap::DashMap;
@@ -99,16 +99,17 @@ impl Egress {
         }
     }
 
-    /// Sends every batch. A full socket buffer is waited for, briefly: past that, what is left
-    /// is dropped and counted, as a router drops what its queue cannot hold.
-    pub async fn flush(&mut self) {
+    /// Sends every batch. A full socket buffer is waited for, briefly and blocking the worker
+    /// (it has nothing better to do than send): past that, what is left is dropped and counted,
+    /// as a router drops what its queue cannot hold.
+    pub fn flush(&mut self) {
         for outlet in &mut self.outlets {
-            let deadline = tokio::time::Instant::now() + FULL_SOCKET_PATIENCE;
+            let deadline = Instant::now() + FULL_SOCKET_PATIENCE;
             loop {
                 match outlet.writer.send(&mut outlet.batch) {
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                        let wait = tokio::time::timeout_at(deadline, outlet.writer.writable());
-                        if wait.await.is_err() {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() || !outlet.writer.wait_writable(left) {
                             break;
                         }
                     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::command::{Command, Reply, Status};
+use crate::engine::placement::Seat;
 use crate::ids::ConnectionId;
 use crate::media::publication::Publication;
 use crate::media::rewriter::SourceKey;
@@ -18,11 +19,14 @@ pub struct ConnectionHandle {
     id: ConnectionId,
     commands: mpsc::UnboundedSender<Command>,
     status: Status,
+    /// Its place on the worker, given back when the handle goes.
+    _seat: Seat,
 }
 
 impl ConnectionHandle {
     pub(super) fn open(
         id: ConnectionId,
+        seat: Seat,
         commands: mpsc::UnboundedSender<Command>,
         participant: String,
         events: mpsc::UnboundedSender<Vec<Notice>>,
@@ -36,6 +40,7 @@ impl ConnectionHandle {
             id,
             commands,
             status: Status::default(),
+            _seat: seat,
         }
     }
 

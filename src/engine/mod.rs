@@ -1,6 +1,7 @@
 //! The media engine: worker threads (one per core by default) that own the media sockets,
 //! every participant's connection and their timers, and move packets between them in batches.
-//! Each connection lives on one worker; one worker reads the sockets; every worker writes them.
+//! Each connection lives on one worker, its room's where it can; one worker reads the sockets;
+//! every worker writes them.
 //!
 //! Signaling reaches a connection only through a [`ConnectionHandle`], by message; the packet
 //! path never takes a lock that signaling holds. See docs/architecture.md for the picture.
@@ -10,6 +11,7 @@ mod crew;
 mod egress;
 mod handle;
 mod ingress;
+mod placement;
 mod timers;
 mod worker;
 
@@ -29,6 +31,7 @@ use crate::rtc::MediaSettings;
 use crate::rtc::public_address::PublicAddresses;
 use command::Command;
 use crew::{Crew, READER};
+use placement::Placement;
 
 /// What the engine binds, and how many workers share the work.
 #[derive(Debug, Clone)]
@@ -49,6 +52,7 @@ pub struct Engine {
     /// One command channel per worker, in worker order.
     commands: Vec<mpsc::UnboundedSender<Command>>,
     settings: Arc<MediaSettings>,
+    placement: Arc<Placement>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -100,6 +104,7 @@ impl Engine {
         let mut engine = Engine {
             commands: Vec::new(),
             settings: Arc::clone(&settings),
+            placement: Placement::new(workers),
             threads: Vec::new(),
         };
         let (started_tx, started) = std::sync::mpsc::channel();
@@ -146,17 +151,24 @@ impl Engine {
         self.commands.len()
     }
 
-    /// A new connection for `participant`, on the next worker in turn, reporting what happens
-    /// on it outside any command to `events`.
+    /// Connections per worker, in worker order.
+    pub fn load(&self) -> Vec<usize> {
+        self.placement.load()
+    }
+
+    /// A new connection for `participant` of `room`, on the worker [`placement`] gives it,
+    /// reporting what happens on it outside any command to `events`.
     pub fn connect(
         &self,
+        room: &str,
         participant: &str,
         events: mpsc::UnboundedSender<Vec<crate::rtc::connection::Notice>>,
     ) -> ConnectionHandle {
-        let id = ConnectionId::next();
-        let worker = crew::owner(id, self.commands.len());
+        let seat = self.placement.place(room);
+        let worker = seat.worker();
         ConnectionHandle::open(
-            id,
+            ConnectionId::next(worker),
+            seat,
             self.commands[worker.0].clone(),
             participant.to_owned(),
             events,

@@ -46,13 +46,17 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::WorkerIndex;
     use std::time::Duration;
 
     #[test]
     fn hands_out_due_connections_in_order_and_keeps_one_deadline_each() {
         let mut timers = Timers::default();
         let now = Instant::now();
-        let (a, b) = (ConnectionId::next(), ConnectionId::next());
+        let (a, b) = (
+            ConnectionId::next(WorkerIndex(0)),
+            ConnectionId::next(WorkerIndex(0)),
+        );
         timers.schedule(a, Some(now + Duration::from_millis(30)));
         timers.schedule(b, Some(now + Duration::from_millis(10)));
         timers.schedule(a, Some(now + Duration::from_millis(5)));

@@ -218,7 +218,7 @@ impl Worker {
                 .worker_crossings
                 .fetch_add(crossed as u64, Ordering::Relaxed);
         }
-        self.egress.flush().await;
+        self.egress.flush();
     }
 
     fn on_ready(&mut self, ready: Ready, now: Instant) {
@@ -582,10 +582,14 @@ fn guarded<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::WorkerIndex;
 
     #[test]
     fn a_panic_marks_only_its_connection_failed() {
-        let (calm, troubled) = (ConnectionId::next(), ConnectionId::next());
+        let (calm, troubled) = (
+            ConnectionId::next(WorkerIndex(0)),
+            ConnectionId::next(WorkerIndex(0)),
+        );
         let mut failed = Vec::new();
         assert_eq!(guarded(calm, &mut failed, || 7), Some(7));
         let outcome: Option<()> = guarded(troubled, &mut failed, || panic!("a core bug"));

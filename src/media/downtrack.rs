@@ -193,6 +193,7 @@ impl DownTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::WorkerIndex;
 
     fn packet(sequence_number: u16, payload: &'static [u8]) -> rtp::Packet {
         rtp::Packet {
@@ -213,7 +214,7 @@ mod tests {
             TrackKind::Video,
             9,
             90_000,
-            ConnectionId::next(),
+            ConnectionId::next(WorkerIndex(0)),
             TransceiverIndex(3),
         )
     }

@@ -192,6 +192,7 @@ impl Publication {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::WorkerIndex;
     use bytes::Bytes;
 
     fn video() -> Arc<Publication> {
@@ -205,7 +206,7 @@ mod tests {
                 mime_type: "video/VP8".to_owned(),
             },
             false,
-            ConnectionId::next(),
+            ConnectionId::next(WorkerIndex(0)),
         )
     }
 
@@ -238,7 +239,7 @@ mod tests {
             TrackKind::Video,
             77,
             90_000,
-            ConnectionId::next(),
+            ConnectionId::next(WorkerIndex(0)),
             crate::ids::TransceiverIndex(1),
         ));
         down.set_payload_type(96);
@@ -277,7 +278,7 @@ mod tests {
             TrackKind::Video,
             5,
             90_000,
-            ConnectionId::next(),
+            ConnectionId::next(WorkerIndex(0)),
             crate::ids::TransceiverIndex(0),
         ));
         down.switch_to(publication.key());

@@ -4,10 +4,12 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::Bytes;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, setsockopt, sockopt};
 use quinn_udp::{RecvMeta, UdpSockRef, UdpSocketState};
 use tokio::io::Interest;
@@ -97,21 +99,20 @@ impl UdpReader {
     }
 }
 
-/// The writing side of a media socket, on the current tokio runtime.
+/// The writing side of a media socket. It is not registered with any reactor: a UDP socket is
+/// writable nearly always, and a registration for writability would wake its thread each time
+/// the kernel frees a sent datagram's buffer. A full buffer is waited for with `poll(2)`.
 #[derive(Debug)]
 pub struct UdpWriter {
-    socket: AsyncFd<std::net::UdpSocket>,
+    socket: std::net::UdpSocket,
     local: SocketAddr,
 }
 
 impl UdpWriter {
-    /// Writes `socket` (from [`bind`], or a `try_clone` of it); registers only write interest.
+    /// Writes `socket` (from [`bind`], or a `try_clone` of it).
     pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         let local = socket.local_addr()?;
-        Ok(Self {
-            socket: register(socket, Interest::WRITABLE)?,
-            local,
-        })
+        Ok(Self { socket, local })
     }
 
     /// The address bound: every datagram leaves from it.
@@ -119,14 +120,17 @@ impl UdpWriter {
         self.local
     }
 
-    /// Waits until the socket can take more datagrams.
-    pub async fn writable(&self) -> io::Result<()> {
-        self.socket.writable().await.map(|_| ())
+    /// Blocks the calling thread until the socket can take more datagrams or `patience` has
+    /// passed; says whether it can.
+    pub fn wait_writable(&self, patience: Duration) -> bool {
+        let millis = u16::try_from(patience.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.socket.as_fd(), PollFlags::POLLOUT)];
+        matches!(poll(&mut fds, PollTimeout::from(millis)), Ok(ready) if ready > 0)
     }
 
     /// Sends what `batch` holds, [`BATCH`] datagrams per system call. Datagrams the kernel
     /// would not take now stay in the batch and the error is `WouldBlock`: wait for
-    /// [`writable`](Self::writable) and send again.
+    /// [`wait_writable`](Self::wait_writable) and send again.
     pub fn send(&self, batch: &mut SendBatch) -> io::Result<()> {
         while batch.sent < batch.payloads.len() {
             let pending = batch.sent..batch.payloads.len().min(batch.sent + BATCH);
@@ -134,22 +138,16 @@ impl UdpWriter {
                 .iter()
                 .map(|payload| [IoSlice::new(payload)])
                 .collect();
-            let headers = &mut batch.headers;
-            let destinations = &batch.destinations[pending.clone()];
-            // `try_io` clears the readiness tokio remembers when the kernel says WouldBlock,
-            // so that `writable` then really waits.
-            let result = self.socket.try_io(Interest::WRITABLE, |socket| {
-                nix::sys::socket::sendmmsg(
-                    socket.as_raw_fd(),
-                    headers,
-                    &slices,
-                    destinations,
-                    [],
-                    MsgFlags::empty(),
-                )
-                .map(|results| results.count())
-                .map_err(io::Error::from)
-            });
+            let result = nix::sys::socket::sendmmsg(
+                self.socket.as_raw_fd(),
+                &mut batch.headers,
+                &slices,
+                &batch.destinations[pending.clone()],
+                [],
+                MsgFlags::empty(),
+            )
+            .map(|results| results.count())
+            .map_err(io::Error::from);
             match result {
                 Ok(sent) => batch.sent += sent.max(1),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Err(error),
@@ -220,7 +218,7 @@ impl ReceiveBatch {
 
 /// Datagrams waiting to leave one socket.
 pub struct SendBatch {
-    payloads: Vec<BytesMut>,
+    payloads: Vec<Bytes>,
     destinations: Vec<Option<SockaddrStorage>>,
     headers: MultiHeaders<SockaddrStorage>,
     sent: usize,
@@ -241,10 +239,10 @@ impl Default for SendBatch {
 
 impl SendBatch {
     /// Queues one datagram.
-    pub fn push(&mut self, destination: SocketAddr, payload: BytesMut) {
+    pub fn push(&mut self, destination: SocketAddr, payload: impl Into<Bytes>) {
         self.destinations
             .push(Some(SockaddrStorage::from(destination)));
-        self.payloads.push(payload);
+        self.payloads.push(payload.into());
     }
 
     /// Datagrams queued and not sent yet.
@@ -292,18 +290,10 @@ mod tests {
         let receivers: Vec<UdpReader> = (0..40).map(|_| reader()).collect();
         let mut batch = SendBatch::default();
         for (index, receiver) in receivers.iter().enumerate() {
-            batch.push(
-                receiver.local_addr(),
-                BytesMut::from(&[index as u8; 100][..]),
-            );
+            batch.push(receiver.local_addr(), Bytes::from(vec![index as u8; 100]));
         }
         assert_eq!(batch.len(), 40);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while let Err(error) = server.send(&mut batch) {
-            assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
-            assert!(std::time::Instant::now() < deadline, "never writable");
-            server.writable().await.unwrap();
-        }
+        server.send(&mut batch).unwrap();
         assert!(batch.is_empty());
         for (index, receiver) in receivers.iter().enumerate() {
             let mut read = ReceiveBatch::new(receiver);

@@ -416,7 +416,7 @@ impl Session {
             span.record("identity", identity.as_str());
         }
         let (media_events_tx, media_events) = mpsc::unbounded_channel();
-        let media = context.engine.connect(&id, media_events_tx);
+        let media = context.engine.connect(room.name(), &id, media_events_tx);
         if !grants.publish {
             media.forbid_publishing();
         }
