@@ -97,9 +97,9 @@ fixed() { awk -v v="$1" -v d="$2" 'BEGIN { if (v == "null" || v == "") print "n/
 cost_row() {
   local name=$1 label=$2 connections
   connections=$(field "$name" .participants.connected)
-  jq -r --arg label "$label" --argjson n "$connections" '
+  jq -r --arg title "$label" --argjson n "$connections" '
     (.server.cpu_seconds / .window_seconds) as $cores
-    | "| \($label) | \(.participants.connected)/\(.participants.planned) | \(.server.forwarded_per_second | floor) | \($cores * 100 * 100 | round / 100)% | \($cores / $n * 1e6 | round) µs | \(.server.rss_bytes / 1048576 | round) MiB | \(.server.rss_bytes / $n / 1024 | round) KiB |"
+    | "| \($title) | \(.participants.connected)/\(.participants.planned) | \(.server.forwarded_per_second | floor) | \($cores * 100 * 100 | round / 100)% | \($cores / $n * 1e6 | round) µs | \(.server.rss_bytes / 1048576 | round) MiB | \(.server.rss_bytes / $n / 1024 | round) KiB |"
   ' "$work/$name.json"
 }
 

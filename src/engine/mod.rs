@@ -6,6 +6,7 @@
 //! Signaling reaches a connection only through a [`ConnectionHandle`], by message; the packet
 //! path never takes a lock that signaling holds. See docs/architecture.md for the picture.
 
+mod busy;
 mod command;
 mod crew;
 mod egress;
@@ -100,11 +101,12 @@ impl Engine {
             })
             .collect::<io::Result<Vec<_>>>()?;
         let streams = Arc::new(egress::Streams::default());
+        let busy: Vec<Arc<busy::Busy>> = (0..workers).map(|_| Arc::default()).collect();
         let mut reading = Some((sockets, listeners));
         let mut engine = Engine {
             commands: Vec::new(),
             settings: Arc::clone(&settings),
-            placement: Placement::new(workers),
+            placement: Placement::new(busy.clone()),
             threads: Vec::new(),
         };
         let (started_tx, started) = std::sync::mpsc::channel();
@@ -122,6 +124,7 @@ impl Engine {
                 },
                 streams: Arc::clone(&streams),
                 crew: Crew::new(index, mates.clone()),
+                busy: Arc::clone(&busy[index.0]),
                 crossings,
                 commands,
             };

@@ -18,6 +18,7 @@ use rtc::shared::{TransportContext, TransportProtocol};
 use tokio::sync::mpsc;
 use tracing::{error, warn};
 
+use crate::engine::busy::{Busy, BusyMeter};
 use crate::engine::command::{Command, Reply, Status};
 use crate::engine::crew::{Arrival, Crew, Crossing, READER};
 use crate::engine::egress::{Egress, Streams};
@@ -47,6 +48,8 @@ pub struct Setup {
     pub streams: Arc<Streams>,
     /// The way to the other workers.
     pub crew: Crew,
+    /// Where the worker says how busy it is.
+    pub busy: Arc<Busy>,
     /// What the other workers send this one.
     pub crossings: mpsc::UnboundedReceiver<Crossing>,
     /// What signaling asks of this worker's connections.
@@ -68,6 +71,7 @@ struct Worker {
     ingress: Option<Ingress>,
     egress: Egress,
     crew: Crew,
+    busy: BusyMeter,
     peers: HashMap<ConnectionId, Peer>,
     timers: Timers,
     touched: HashSet<ConnectionId>,
@@ -99,6 +103,7 @@ pub fn run(setup: Setup, started: std::sync::mpsc::Sender<io::Result<()>>) {
             reading,
             streams,
             crew,
+            busy,
             crossings,
             commands,
         } = setup;
@@ -127,6 +132,7 @@ pub fn run(setup: Setup, started: std::sync::mpsc::Sender<io::Result<()>>) {
             ingress,
             egress,
             crew,
+            busy: BusyMeter::new(busy, Instant::now()),
             peers: HashMap::new(),
             timers: Timers::default(),
             touched: HashSet::new(),
@@ -156,10 +162,12 @@ impl Worker {
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(sleep);
         loop {
+            // Wake at least once a window, so that an idle worker says it is idle.
+            let window_end = self.busy.window_end();
             let deadline = self
                 .timers
                 .next()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                .map_or(window_end, |next| next.min(window_end));
             sleep.as_mut().reset(deadline.into());
             let wake = std::future::poll_fn(|cx| {
                 if let Poll::Ready(command) = commands.poll_recv(cx) {
@@ -187,7 +195,7 @@ impl Worker {
                     // Take whatever else is waiting: one pass sends for all of it.
                     while let Ok(command) = commands.try_recv() {
                         if matches!(command, Command::Stop) {
-                            self.end_pass(now).await;
+                            self.end_pass(now);
                             return;
                         }
                         self.on_command(command, now);
@@ -202,7 +210,7 @@ impl Worker {
                 Wake::Ready(ready) => self.on_ready(ready, now),
                 Wake::Timer => self.on_timers(now),
             }
-            self.end_pass(now).await;
+            self.end_pass(now);
         }
         for (_, mut peer) in std::mem::take(&mut self.peers) {
             peer.connection.close(&mut self.effects);
@@ -210,7 +218,7 @@ impl Worker {
     }
 
     /// Settles the pass, hands the other workers what is theirs and sends the datagrams.
-    async fn end_pass(&mut self, now: Instant) {
+    fn end_pass(&mut self, now: Instant) {
         self.settle(now);
         let crossed = self.crew.ship();
         if crossed > 0 {
@@ -219,6 +227,7 @@ impl Worker {
                 .fetch_add(crossed as u64, Ordering::Relaxed);
         }
         self.egress.flush();
+        self.busy.pass(now, Instant::now());
     }
 
     fn on_ready(&mut self, ready: Ready, now: Instant) {
