@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rtc::rtp;
-use switchyard::ids::{ConnectionId, TransceiverIndex, WorkerIndex};
+use switchyard::ids::{ConnectionId, Ssrc, TransceiverIndex, WorkerIndex};
 use switchyard::media::downtrack::DownTrack;
 use switchyard::media::publication::{Publication, TrackInfo};
 use switchyard::signal::protocol::TrackKind;
@@ -34,7 +34,7 @@ fn publication_with_subscribers(count: usize) -> Arc<Publication> {
     for index in 0..count {
         let down = Arc::new(DownTrack::new(
             TrackKind::Video,
-            1000 + index as u32,
+            Ssrc(1000 + index as u32),
             90_000,
             ConnectionId::next(WorkerIndex(0)),
             TransceiverIndex(index),

@@ -47,3 +47,86 @@ impl fmt::Display for WorkerIndex {
         write!(f, "w{}", self.0)
     }
 }
+
+/// A published track, unique for the process's life: what down-tracks, subscriptions and the
+/// publisher's feedback name it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublicationKey(pub(crate) u64);
+
+impl PublicationKey {
+    /// A fresh key.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for PublicationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// One subscriber's down-track, unique for the process's life: whose bitrate estimate a
+/// publisher's aggregation holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriberKey(pub(crate) u64);
+
+impl SubscriberKey {
+    /// A fresh key.
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// An RTP stream's synchronization source: the publisher's, as it arrives, or a subscriber
+/// slot's own, as forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ssrc(pub u32);
+
+impl fmt::Display for Ssrc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#010x}", self.0)
+    }
+}
+
+/// A media section's identifier in the SDP (`a=mid:`), which names a transceiver on both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Mid(String);
+
+impl Mid {
+    /// The identifier as the SDP writes it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it names nothing (a section without `a=mid:`).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Mid {
+    fn from(mid: &str) -> Self {
+        Self(mid.to_owned())
+    }
+}
+
+impl From<String> for Mid {
+    fn from(mid: String) -> Self {
+        Self(mid)
+    }
+}
+
+impl From<Mid> for String {
+    fn from(mid: Mid) -> Self {
+        mid.0
+    }
+}
+
+impl fmt::Display for Mid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -902,7 +902,7 @@ impl Driver {
     fn on_feedback(&mut self, feedback: Feedback) {
         match feedback {
             Feedback::KeyframeRequest { media_ssrc } => {
-                if let Some((track, wanted)) = self.keyframe_signals.get(&media_ssrc) {
+                if let Some((track, wanted)) = self.keyframe_signals.get(&media_ssrc.0) {
                     wanted.notify_one();
                     let track = track.clone();
                     self.shared.update(|observed| {

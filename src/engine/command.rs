@@ -6,8 +6,8 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::ids::ConnectionId;
+use crate::ids::PublicationKey;
 use crate::media::publication::Publication;
-use crate::media::rewriter::SourceKey;
 use crate::rtc::connection::{MediaError, Notice};
 use crate::signal::protocol::IceCandidate;
 
@@ -64,7 +64,10 @@ pub enum Command {
         publication: Arc<Publication>,
     },
     /// Stop receiving a publication, at the next negotiation.
-    Unwant { id: ConnectionId, key: SourceKey },
+    Unwant {
+        id: ConnectionId,
+        key: PublicationKey,
+    },
     /// Offer what changed, if nothing is outstanding.
     Negotiate {
         id: ConnectionId,

@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::engine::command::{Command, Reply, Status};
 use crate::engine::placement::Seat;
 use crate::ids::ConnectionId;
+use crate::ids::PublicationKey;
 use crate::media::publication::Publication;
-use crate::media::rewriter::SourceKey;
 use crate::rtc::connection::{MediaError, Notice};
 use crate::signal::protocol::IceCandidate;
 
@@ -109,7 +109,7 @@ impl ConnectionHandle {
     }
 
     /// The participant should no longer receive the publication `key`.
-    pub fn unwant(&self, key: SourceKey) {
+    pub fn unwant(&self, key: PublicationKey) {
         let _ = self.commands.send(Command::Unwant { id: self.id, key });
     }
 

@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::ids::{Ssrc, SubscriberKey};
+
 /// How long a subscriber's estimate counts; browsers send REMB about once a second.
 pub const ESTIMATE_LIFETIME: Duration = Duration::from_secs(5);
 /// How often an unchanged cap is repeated to the publisher.
@@ -28,16 +30,13 @@ pub const SHARP_DROP: f64 = 0.8;
 /// browsers' default rate, with its packet overhead, stays below it.
 pub const AUDIO_ALLOWANCE: u64 = 64_000;
 
-/// Identifies one subscriber's down-track in the aggregation.
-pub type SubscriberKey = u64;
-
 /// A REMB to send to the publisher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BitrateCap {
     /// Bits per second.
     pub bitrate: u64,
     /// The publisher's media SSRCs the cap covers.
-    pub ssrcs: Vec<u32>,
+    pub ssrcs: Vec<Ssrc>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -55,14 +54,14 @@ struct Report {
 /// One publisher's subscriber estimates, per publication.
 #[derive(Debug, Default)]
 pub struct BitrateAggregator {
-    publications: HashMap<u32, HashMap<SubscriberKey, Estimate>>,
+    publications: HashMap<Ssrc, HashMap<SubscriberKey, Estimate>>,
     audio_tracks: u64,
     last_report: Option<Report>,
 }
 
 impl BitrateAggregator {
     /// Records a subscriber's latest share for the publication whose media SSRC is `ssrc`.
-    pub fn record(&mut self, ssrc: u32, subscriber: SubscriberKey, bitrate: u64, now: Instant) {
+    pub fn record(&mut self, ssrc: Ssrc, subscriber: SubscriberKey, bitrate: u64, now: Instant) {
         self.publications
             .entry(ssrc)
             .or_default()
@@ -70,7 +69,7 @@ impl BitrateAggregator {
     }
 
     /// Forgets a subscriber that no longer receives the publication.
-    pub fn forget_subscriber(&mut self, ssrc: u32, subscriber: SubscriberKey) {
+    pub fn forget_subscriber(&mut self, ssrc: Ssrc, subscriber: SubscriberKey) {
         if let Some(estimates) = self.publications.get_mut(&ssrc) {
             estimates.remove(&subscriber);
         }
@@ -87,7 +86,7 @@ impl BitrateAggregator {
     }
 
     /// Forgets a publication that ended.
-    pub fn forget_publication(&mut self, ssrc: u32) {
+    pub fn forget_publication(&mut self, ssrc: Ssrc) {
         self.publications.remove(&ssrc);
     }
 
@@ -147,13 +146,13 @@ mod tests {
     fn the_weakest_subscriber_sets_the_cap() {
         let now = Instant::now();
         let mut aggregator = BitrateAggregator::default();
-        aggregator.record(11, 1, 1_000_000, now);
-        aggregator.record(11, 2, 300_000, now);
+        aggregator.record(Ssrc(11), SubscriberKey(1), 1_000_000, now);
+        aggregator.record(Ssrc(11), SubscriberKey(2), 300_000, now);
         assert_eq!(
             aggregator.poll(now),
             Some(BitrateCap {
                 bitrate: 300_000,
-                ssrcs: vec![11]
+                ssrcs: vec![Ssrc(11)]
             })
         );
     }
@@ -162,11 +161,11 @@ mod tests {
     fn repeats_once_a_second_and_at_once_on_a_sharp_drop() {
         let start = Instant::now();
         let mut aggregator = BitrateAggregator::default();
-        aggregator.record(11, 1, 1_000_000, start);
+        aggregator.record(Ssrc(11), SubscriberKey(1), 1_000_000, start);
         assert!(aggregator.poll(start).is_some());
-        aggregator.record(11, 1, 900_000, start + 100 * MS);
+        aggregator.record(Ssrc(11), SubscriberKey(1), 900_000, start + 100 * MS);
         assert_eq!(aggregator.poll(start + 100 * MS), None, "a 10% dip waits");
-        aggregator.record(11, 1, 700_000, start + 200 * MS);
+        aggregator.record(Ssrc(11), SubscriberKey(1), 700_000, start + 200 * MS);
         assert_eq!(
             aggregator.poll(start + 200 * MS).map(|cap| cap.bitrate),
             Some(700_000),
@@ -183,11 +182,16 @@ mod tests {
     fn stale_and_departed_subscribers_stop_counting() {
         let start = Instant::now();
         let mut aggregator = BitrateAggregator::default();
-        aggregator.record(11, 1, 200_000, start);
-        aggregator.record(11, 2, 800_000, start + ESTIMATE_LIFETIME / 2);
+        aggregator.record(Ssrc(11), SubscriberKey(1), 200_000, start);
+        aggregator.record(
+            Ssrc(11),
+            SubscriberKey(2),
+            800_000,
+            start + ESTIMATE_LIFETIME / 2,
+        );
         let later = start + ESTIMATE_LIFETIME + 10 * MS;
         assert_eq!(aggregator.poll(later).map(|cap| cap.bitrate), Some(800_000));
-        aggregator.forget_subscriber(11, 2);
+        aggregator.forget_subscriber(Ssrc(11), SubscriberKey(2));
         assert_eq!(aggregator.poll(later + REPORT_INTERVAL), None);
     }
 
@@ -197,13 +201,13 @@ mod tests {
         let mut aggregator = BitrateAggregator::default();
         aggregator.add_audio_track();
         assert_eq!(aggregator.poll(now), None, "no estimate, no cap");
-        aggregator.record(11, 1, 300_000, now);
+        aggregator.record(Ssrc(11), SubscriberKey(1), 300_000, now);
         assert_eq!(
             aggregator.poll(now).map(|cap| cap.bitrate),
             Some(300_000 + AUDIO_ALLOWANCE)
         );
         aggregator.remove_audio_track();
-        aggregator.record(11, 1, 300_000, now + REPORT_INTERVAL);
+        aggregator.record(Ssrc(11), SubscriberKey(1), 300_000, now + REPORT_INTERVAL);
         assert_eq!(
             aggregator
                 .poll(now + REPORT_INTERVAL)
@@ -216,17 +220,17 @@ mod tests {
     fn one_remb_covers_every_publication_of_the_publisher() {
         let now = Instant::now();
         let mut aggregator = BitrateAggregator::default();
-        aggregator.record(22, 1, 500_000, now);
-        aggregator.record(11, 1, 1_500_000, now);
-        aggregator.record(11, 2, 1_000_000, now);
+        aggregator.record(Ssrc(22), SubscriberKey(1), 500_000, now);
+        aggregator.record(Ssrc(11), SubscriberKey(1), 1_500_000, now);
+        aggregator.record(Ssrc(11), SubscriberKey(2), 1_000_000, now);
         assert_eq!(
             aggregator.poll(now),
             Some(BitrateCap {
                 bitrate: 1_500_000,
-                ssrcs: vec![11, 22]
+                ssrcs: vec![Ssrc(11), Ssrc(22)]
             })
         );
-        aggregator.forget_publication(22);
+        aggregator.forget_publication(Ssrc(22));
         assert_eq!(
             aggregator
                 .poll(now + REPORT_INTERVAL)

@@ -15,9 +15,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use rtc::rtp;
 
-use crate::ids::{ConnectionId, TransceiverIndex};
-use crate::media::bitrate::SubscriberKey;
-use crate::media::rewriter::{Rewriter, SourceKey};
+use crate::ids::{ConnectionId, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex};
+use crate::media::rewriter::Rewriter;
 use crate::signal::protocol::TrackKind;
 
 /// Where a down-track's packets are written: a transceiver of a subscriber's connection.
@@ -33,7 +32,7 @@ pub struct Outlet {
 pub struct DownTrack {
     id: SubscriberKey,
     kind: TrackKind,
-    ssrc: u32,
+    ssrc: Ssrc,
     outlet: Outlet,
     payload_type: AtomicU8,
     /// The abs-send-time extension id the subscriber negotiated for this slot; 0 for none.
@@ -58,14 +57,13 @@ impl DownTrack {
     /// A down-track sending `kind` on `ssrc` through `transceiver` of `connection`.
     pub fn new(
         kind: TrackKind,
-        ssrc: u32,
+        ssrc: Ssrc,
         clock_rate: u32,
         connection: ConnectionId,
         transceiver: TransceiverIndex,
     ) -> Self {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: SubscriberKey::next(),
             kind,
             ssrc,
             outlet: Outlet {
@@ -91,7 +89,7 @@ impl DownTrack {
     }
 
     /// The SSRC the subscriber receives this slot's packets on.
-    pub fn ssrc(&self) -> u32 {
+    pub fn ssrc(&self) -> Ssrc {
         self.ssrc
     }
 
@@ -130,7 +128,7 @@ impl DownTrack {
     }
 
     /// Makes `source` the publication this slot forwards, from its next keyframe on.
-    pub fn switch_to(&self, source: SourceKey) {
+    pub fn switch_to(&self, source: PublicationKey) {
         self.rewriter().switch_to(source);
     }
 
@@ -140,7 +138,7 @@ impl DownTrack {
     }
 
     /// The publication currently feeding this slot.
-    pub fn source(&self) -> Option<SourceKey> {
+    pub fn source(&self) -> Option<PublicationKey> {
         self.rewriter().source()
     }
 
@@ -150,7 +148,7 @@ impl DownTrack {
     /// ready, or waiting for a keyframe.
     pub fn forward(
         &self,
-        source: SourceKey,
+        source: PublicationKey,
         packet: &rtp::Packet,
         can_start: bool,
         now: Instant,
@@ -167,7 +165,7 @@ impl DownTrack {
             now,
         )?;
         let mut outgoing = packet.clone();
-        outgoing.header.ssrc = self.ssrc;
+        outgoing.header.ssrc = self.ssrc.0;
         outgoing.header.payload_type = self.payload_type.load(Ordering::Acquire);
         outgoing.header.sequence_number = numbers.sequence;
         outgoing.header.timestamp = numbers.timestamp;
@@ -212,7 +210,7 @@ mod tests {
     fn down_track() -> DownTrack {
         DownTrack::new(
             TrackKind::Video,
-            9,
+            Ssrc(9),
             90_000,
             ConnectionId::next(WorkerIndex(0)),
             TransceiverIndex(3),
@@ -223,22 +221,22 @@ mod tests {
     fn forwards_only_when_ready_and_rewrites_the_header_not_the_payload() {
         let down = down_track();
         let now = Instant::now();
-        down.switch_to(1);
+        down.switch_to(PublicationKey(1));
         down.set_payload_type(96);
         assert!(
-            down.forward(1, &packet(5, b"abc"), true, now, None)
+            down.forward(PublicationKey(1), &packet(5, b"abc"), true, now, None)
                 .is_none()
         );
         down.set_ready(true);
         assert!(
-            down.forward(2, &packet(5, b"abc"), true, now, None)
+            down.forward(PublicationKey(2), &packet(5, b"abc"), true, now, None)
                 .is_none()
         );
         let first = down
-            .forward(1, &packet(5, b"abc"), true, now, None)
+            .forward(PublicationKey(1), &packet(5, b"abc"), true, now, None)
             .expect("forwarded");
         let second = down
-            .forward(1, &packet(6, b"def"), false, now, None)
+            .forward(PublicationKey(1), &packet(6, b"def"), false, now, None)
             .expect("forwarded");
         for sent in [&first, &second] {
             assert_eq!(sent.header.ssrc, 9);
@@ -257,19 +255,31 @@ mod tests {
     fn stamps_the_send_time_only_with_a_negotiated_id() {
         let down = down_track();
         let now = Instant::now();
-        down.switch_to(1);
+        down.switch_to(PublicationKey(1));
         down.set_payload_type(96);
         down.set_ready(true);
         let send_time = Bytes::from_static(&[1, 2, 3]);
         let plain = down
-            .forward(1, &packet(1, b"a"), true, now, Some(&send_time))
+            .forward(
+                PublicationKey(1),
+                &packet(1, b"a"),
+                true,
+                now,
+                Some(&send_time),
+            )
             .expect("forwarded");
         down.set_abs_send_time_id(Some(3));
         let stamped = down
-            .forward(1, &packet(2, b"b"), false, now, Some(&send_time))
+            .forward(
+                PublicationKey(1),
+                &packet(2, b"b"),
+                false,
+                now,
+                Some(&send_time),
+            )
             .expect("forwarded");
         let nothing_to_stamp = down
-            .forward(1, &packet(3, b"c"), false, now, None)
+            .forward(PublicationKey(1), &packet(3, b"c"), false, now, None)
             .expect("forwarded");
         assert!(!plain.header.extension, "no id negotiated: no extension");
         assert_eq!(stamped.header.get_extension(3), Some(send_time.clone()));

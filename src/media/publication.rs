@@ -15,9 +15,8 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use rtc::rtp;
 
-use crate::ids::ConnectionId;
+use crate::ids::{ConnectionId, PublicationKey};
 use crate::media::downtrack::DownTrack;
-use crate::media::rewriter::SourceKey;
 use crate::media::send_time::abs_send_time;
 use crate::media::vp8;
 use crate::signal::protocol::TrackKind;
@@ -41,7 +40,7 @@ pub struct TrackInfo {
 
 /// A published track; see the module documentation.
 pub struct Publication {
-    key: SourceKey,
+    key: PublicationKey,
     info: TrackInfo,
     publisher: ConnectionId,
     muted: AtomicBool,
@@ -66,9 +65,8 @@ pub type Outgoing = (Arc<DownTrack>, rtp::Packet);
 impl Publication {
     /// A publication of the connection `publisher`, announced before its first packet.
     pub fn new(info: TrackInfo, muted: bool, publisher: ConnectionId) -> Arc<Publication> {
-        static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
         Arc::new(Publication {
-            key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
+            key: PublicationKey::next(),
             info,
             publisher,
             muted: AtomicBool::new(muted),
@@ -80,7 +78,7 @@ impl Publication {
     }
 
     /// A process-wide unique key.
-    pub fn key(&self) -> SourceKey {
+    pub fn key(&self) -> PublicationKey {
         self.key
     }
 
@@ -192,6 +190,7 @@ impl Publication {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::Ssrc;
     use crate::ids::WorkerIndex;
     use bytes::Bytes;
 
@@ -237,7 +236,7 @@ mod tests {
         let publication = video();
         let down = Arc::new(DownTrack::new(
             TrackKind::Video,
-            77,
+            Ssrc(77),
             90_000,
             ConnectionId::next(WorkerIndex(0)),
             crate::ids::TransceiverIndex(1),
@@ -276,7 +275,7 @@ mod tests {
         let publication = video();
         let down = Arc::new(DownTrack::new(
             TrackKind::Video,
-            5,
+            Ssrc(5),
             90_000,
             ConnectionId::next(WorkerIndex(0)),
             crate::ids::TransceiverIndex(0),

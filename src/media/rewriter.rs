@@ -9,8 +9,7 @@
 
 use std::time::Instant;
 
-/// Identifies the publication feeding a down-track, so a packet from a stale source is refused.
-pub type SourceKey = u64;
+use crate::ids::PublicationKey;
 
 /// Rewrites sequence numbers and timestamps from the current source into one continuous space.
 #[derive(Debug)]
@@ -24,7 +23,7 @@ pub struct Rewriter {
 
 #[derive(Debug, Clone, Copy)]
 struct Source {
-    key: SourceKey,
+    key: PublicationKey,
     offsets: Option<Offsets>,
 }
 
@@ -66,7 +65,7 @@ impl Rewriter {
 
     /// Makes `key` the source. Its numbering starts at the first packet passed to
     /// [`rewrite`](Self::rewrite) with `can_start` set.
-    pub fn switch_to(&mut self, key: SourceKey) {
+    pub fn switch_to(&mut self, key: PublicationKey) {
         self.source = Some(Source { key, offsets: None });
     }
 
@@ -76,7 +75,7 @@ impl Rewriter {
     }
 
     /// The source currently feeding this rewriter.
-    pub fn source(&self) -> Option<SourceKey> {
+    pub fn source(&self) -> Option<PublicationKey> {
         self.source.map(|source| source.key)
     }
 
@@ -85,7 +84,7 @@ impl Rewriter {
     /// here", e.g. at a keyframe), or one older than the packet the source started with.
     pub fn rewrite(
         &mut self,
-        key: SourceKey,
+        key: PublicationKey,
         sequence: u16,
         timestamp: u32,
         can_start: bool,
@@ -159,20 +158,25 @@ mod tests {
     #[test]
     fn refuses_everything_without_a_source() {
         let mut rewriter = rewriter();
-        assert_eq!(rewriter.rewrite(1, 5, 5, true, Instant::now()), None);
+        assert_eq!(
+            rewriter.rewrite(PublicationKey(1), 5, 5, true, Instant::now()),
+            None
+        );
     }
 
     #[test]
     fn starts_at_the_initial_numbers_and_keeps_gaps() {
         let now = Instant::now();
         let mut rewriter = rewriter();
-        rewriter.switch_to(7);
+        rewriter.switch_to(PublicationKey(7));
         assert_eq!(
-            rewriter.rewrite(7, 300, 9000, false, now),
+            rewriter.rewrite(PublicationKey(7), 300, 9000, false, now),
             None,
             "waits for a start"
         );
-        let first = rewriter.rewrite(7, 301, 9000, true, now).unwrap();
+        let first = rewriter
+            .rewrite(PublicationKey(7), 301, 9000, true, now)
+            .unwrap();
         assert_eq!(
             first,
             Rewritten {
@@ -180,7 +184,9 @@ mod tests {
                 timestamp: 50_000
             }
         );
-        let gap = rewriter.rewrite(7, 304, 12_000, false, now).unwrap();
+        let gap = rewriter
+            .rewrite(PublicationKey(7), 304, 12_000, false, now)
+            .unwrap();
         assert_eq!(
             gap,
             Rewritten {
@@ -189,38 +195,49 @@ mod tests {
             }
         );
         // A late retransmission fills the gap with the number the subscriber is missing.
-        let late = rewriter.rewrite(7, 302, 9000, false, now).unwrap();
+        let late = rewriter
+            .rewrite(PublicationKey(7), 302, 9000, false, now)
+            .unwrap();
         assert_eq!(late.sequence, 1001);
         // Anything before the start would collide with numbers the subscriber never saw.
-        assert_eq!(rewriter.rewrite(7, 300, 9000, false, now), None);
+        assert_eq!(
+            rewriter.rewrite(PublicationKey(7), 300, 9000, false, now),
+            None
+        );
     }
 
     #[test]
     fn refuses_a_stale_source() {
         let now = Instant::now();
         let mut rewriter = rewriter();
-        rewriter.switch_to(1);
-        rewriter.rewrite(1, 10, 10, true, now).unwrap();
-        rewriter.switch_to(2);
-        assert_eq!(rewriter.rewrite(1, 11, 10, true, now), None);
+        rewriter.switch_to(PublicationKey(1));
+        rewriter
+            .rewrite(PublicationKey(1), 10, 10, true, now)
+            .unwrap();
+        rewriter.switch_to(PublicationKey(2));
+        assert_eq!(rewriter.rewrite(PublicationKey(1), 11, 10, true, now), None);
         rewriter.detach();
-        assert_eq!(rewriter.rewrite(2, 11, 10, true, now), None);
+        assert_eq!(rewriter.rewrite(PublicationKey(2), 11, 10, true, now), None);
     }
 
     #[test]
     fn a_new_source_continues_the_numbering() {
         let start = Instant::now();
         let mut rewriter = rewriter();
-        rewriter.switch_to(1);
+        rewriter.switch_to(PublicationKey(1));
         rewriter
-            .rewrite(1, 65_534, 4_000_000_000, true, start)
+            .rewrite(PublicationKey(1), 65_534, 4_000_000_000, true, start)
             .unwrap();
-        let wrapped = rewriter.rewrite(1, 1, 4_000_003_000, false, start).unwrap();
+        let wrapped = rewriter
+            .rewrite(PublicationKey(1), 1, 4_000_003_000, false, start)
+            .unwrap();
         assert_eq!(wrapped.sequence, 1003, "wraps with the source");
 
-        rewriter.switch_to(2);
+        rewriter.switch_to(PublicationKey(2));
         let later = start + Duration::from_millis(100);
-        let next = rewriter.rewrite(2, 40_000, 123, true, later).unwrap();
+        let next = rewriter
+            .rewrite(PublicationKey(2), 40_000, 123, true, later)
+            .unwrap();
         assert_eq!(next.sequence, 1004);
         assert_eq!(next.timestamp, wrapped.timestamp.wrapping_add(9000));
     }

@@ -12,14 +12,14 @@ use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 
-use crate::media::bitrate::{BitrateAggregator, REPORT_INTERVAL, SubscriberKey};
+use crate::ids::{PublicationKey, Ssrc, SubscriberKey};
+use crate::media::bitrate::{BitrateAggregator, REPORT_INTERVAL};
 use crate::media::keyframe::{KeyframeReason, KeyframeThrottle};
-use crate::media::rewriter::SourceKey;
 
 /// One RTCP packet for the publisher, about the track `source`.
 pub struct Feedback {
     /// The track it is about; the REMB names all of them and goes with any.
-    pub source: SourceKey,
+    pub source: PublicationKey,
     /// The packet.
     pub packet: Box<dyn rtcp::Packet>,
 }
@@ -36,7 +36,8 @@ impl std::fmt::Debug for Feedback {
 /// A published track's upstream state.
 #[derive(Debug, Default)]
 struct Track {
-    media_ssrc: u32,
+    /// Unknown until the track's first packet.
+    media_ssrc: Option<Ssrc>,
     throttle: KeyframeThrottle,
     /// A keyframe asked for before the track's first packet: sent the moment it arrives, as a
     /// publisher's first packets are not always a keyframe (a track re-added by the browser).
@@ -46,7 +47,7 @@ struct Track {
 /// One publisher's upstream feedback; see the module documentation.
 #[derive(Debug, Default)]
 pub struct Upstream {
-    tracks: HashMap<SourceKey, Track>,
+    tracks: HashMap<PublicationKey, Track>,
     bitrate: BitrateAggregator,
     next_report: Option<Instant>,
 }
@@ -56,16 +57,16 @@ impl Upstream {
     /// keyframe asked for before, if any.
     pub fn track_started(
         &mut self,
-        source: SourceKey,
-        media_ssrc: u32,
+        source: PublicationKey,
+        media_ssrc: Ssrc,
         audio: bool,
         now: Instant,
     ) -> Option<Feedback> {
         let track = self.tracks.entry(source).or_default();
-        if track.media_ssrc == 0 && audio {
+        if track.media_ssrc.is_none() && audio {
             self.bitrate.add_audio_track();
         }
-        track.media_ssrc = media_ssrc;
+        track.media_ssrc = Some(media_ssrc);
         let (reason, round_trip) = track.waiting.take()?;
         track
             .throttle
@@ -74,17 +75,19 @@ impl Upstream {
     }
 
     /// The track `source` ended.
-    pub fn track_ended(&mut self, source: SourceKey, audio: bool) {
+    pub fn track_ended(&mut self, source: PublicationKey, audio: bool) {
         if let Some(track) = self.tracks.remove(&source) {
-            if audio && track.media_ssrc != 0 {
+            if audio && track.media_ssrc.is_some() {
                 self.bitrate.remove_audio_track();
             }
-            self.bitrate.forget_publication(track.media_ssrc);
+            if let Some(ssrc) = track.media_ssrc {
+                self.bitrate.forget_publication(ssrc);
+            }
         }
     }
 
     /// A keyframe of `source` passed through.
-    pub fn keyframe_seen(&mut self, source: SourceKey, now: Instant) {
+    pub fn keyframe_seen(&mut self, source: PublicationKey, now: Instant) {
         if let Some(track) = self.tracks.get_mut(&source) {
             track.throttle.keyframe_seen(now);
         }
@@ -94,41 +97,41 @@ impl Upstream {
     /// PLI to send now, if the throttle lets it through.
     pub fn request_keyframe(
         &mut self,
-        source: SourceKey,
+        source: PublicationKey,
         reason: KeyframeReason,
         round_trip: std::time::Duration,
         now: Instant,
     ) -> Option<Feedback> {
         let track = self.tracks.entry(source).or_default();
-        if track.media_ssrc == 0 {
+        let Some(media_ssrc) = track.media_ssrc else {
             // Not arrived yet: asked for when it does.
             track.waiting = Some((reason, round_trip));
             return None;
-        }
+        };
         track
             .throttle
             .request(reason, round_trip, now)
-            .then(|| pli(source, track.media_ssrc))
+            .then(|| pli(source, media_ssrc))
     }
 
     /// A subscriber's share of its estimate for `source`: the REMB to send now, if due.
     pub fn record_bitrate(
         &mut self,
-        source: SourceKey,
+        source: PublicationKey,
         subscriber: SubscriberKey,
         bitrate: u64,
         now: Instant,
     ) -> Option<Feedback> {
-        let ssrc = self.tracks.get(&source)?.media_ssrc;
+        let ssrc = self.tracks.get(&source)?.media_ssrc?;
         self.bitrate.record(ssrc, subscriber, bitrate, now);
         self.next_report.get_or_insert(now + REPORT_INTERVAL);
         self.report(source, now)
     }
 
     /// A subscriber of `source` left.
-    pub fn forget_subscriber(&mut self, source: SourceKey, subscriber: SubscriberKey) {
-        if let Some(track) = self.tracks.get(&source) {
-            self.bitrate.forget_subscriber(track.media_ssrc, subscriber);
+    pub fn forget_subscriber(&mut self, source: PublicationKey, subscriber: SubscriberKey) {
+        if let Some(ssrc) = self.tracks.get(&source).and_then(|track| track.media_ssrc) {
+            self.bitrate.forget_subscriber(ssrc, subscriber);
         }
     }
 
@@ -144,8 +147,10 @@ impl Upstream {
     /// The RTCP due at `now`: deferred keyframe requests and the periodic bitrate report.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Feedback>) {
         for (source, track) in &mut self.tracks {
-            if track.throttle.poll_deferred(now) {
-                out.push(pli(*source, track.media_ssrc));
+            if let Some(media_ssrc) = track.media_ssrc
+                && track.throttle.poll_deferred(now)
+            {
+                out.push(pli(*source, media_ssrc));
             }
         }
         if self.next_report.is_some_and(|due| now >= due) {
@@ -158,25 +163,25 @@ impl Upstream {
         }
     }
 
-    fn report(&mut self, source: SourceKey, now: Instant) -> Option<Feedback> {
+    fn report(&mut self, source: PublicationKey, now: Instant) -> Option<Feedback> {
         let cap = self.bitrate.poll(now)?;
         Some(Feedback {
             source,
             packet: Box::new(ReceiverEstimatedMaximumBitrate {
                 sender_ssrc: 0,
                 bitrate: cap.bitrate as f32,
-                ssrcs: cap.ssrcs,
+                ssrcs: cap.ssrcs.iter().map(|ssrc| ssrc.0).collect(),
             }),
         })
     }
 }
 
-fn pli(source: SourceKey, media_ssrc: u32) -> Feedback {
+fn pli(source: PublicationKey, media_ssrc: Ssrc) -> Feedback {
     Feedback {
         source,
         packet: Box::new(PictureLossIndication {
             sender_ssrc: 0,
-            media_ssrc,
+            media_ssrc: media_ssrc.0,
         }),
     }
 }
@@ -203,26 +208,26 @@ mod tests {
         let reason = KeyframeReason::SubscriberRequest;
         assert!(
             upstream
-                .request_keyframe(1, reason, DEFAULT_ROUND_TRIP, now)
+                .request_keyframe(PublicationKey(1), reason, DEFAULT_ROUND_TRIP, now)
                 .is_none(),
             "nothing to ask before the track arrives"
         );
         let first = upstream
-            .track_started(1, 1111, false, now)
+            .track_started(PublicationKey(1), Ssrc(1111), false, now)
             .expect("the request waiting for the track goes out as it arrives");
         assert!(is_pli(&first, 1111));
         let soon = now + Duration::from_millis(50);
         assert!(
             upstream
-                .request_keyframe(1, reason, DEFAULT_ROUND_TRIP, soon)
+                .request_keyframe(PublicationKey(1), reason, DEFAULT_ROUND_TRIP, soon)
                 .is_none()
         );
         // The keyframe came and a subscriber still asks a while later: deferred to the gap's end.
-        upstream.keyframe_seen(1, now + Duration::from_millis(60));
+        upstream.keyframe_seen(PublicationKey(1), now + Duration::from_millis(60));
         let later = now + Duration::from_millis(300);
         assert!(
             upstream
-                .request_keyframe(1, reason, DEFAULT_ROUND_TRIP, later)
+                .request_keyframe(PublicationKey(1), reason, DEFAULT_ROUND_TRIP, later)
                 .is_none()
         );
         let due = upstream.deadline().expect("a deferred request");
@@ -237,10 +242,10 @@ mod tests {
     fn estimates_become_one_remb_for_the_publisher_repeated_each_second() {
         let mut upstream = Upstream::default();
         let now = Instant::now();
-        upstream.track_started(1, 1111, false, now);
-        upstream.track_started(2, 2222, true, now);
+        upstream.track_started(PublicationKey(1), Ssrc(1111), false, now);
+        upstream.track_started(PublicationKey(2), Ssrc(2222), true, now);
         let remb = upstream
-            .record_bitrate(1, 7, 500_000, now)
+            .record_bitrate(PublicationKey(1), SubscriberKey(7), 500_000, now)
             .expect("the first estimate is reported at once");
         let remb = remb
             .packet
@@ -253,12 +258,16 @@ mod tests {
             remb.bitrate as u64,
             500_000 + crate::media::bitrate::AUDIO_ALLOWANCE
         );
-        assert!(upstream.record_bitrate(1, 8, 600_000, now).is_none());
+        assert!(
+            upstream
+                .record_bitrate(PublicationKey(1), SubscriberKey(8), 600_000, now)
+                .is_none()
+        );
         let mut out = Vec::new();
         upstream.poll(now + REPORT_INTERVAL, &mut out);
         assert_eq!(out.len(), 1, "repeated once a second");
-        upstream.track_ended(1, false);
-        upstream.track_ended(2, true);
+        upstream.track_ended(PublicationKey(1), false);
+        upstream.track_ended(PublicationKey(2), true);
         out.clear();
         upstream.poll(now + REPORT_INTERVAL * 2, &mut out);
         assert!(out.is_empty(), "nothing left to report");

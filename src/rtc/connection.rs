@@ -24,12 +24,10 @@ use rtc::shared::{TaggedBytesMut, TransportContext};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::ids::{ConnectionId, TransceiverIndex};
-use crate::media::bitrate::SubscriberKey;
+use crate::ids::{ConnectionId, Mid, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex};
 use crate::media::downtrack::DownTrack;
 use crate::media::keyframe::{DEFAULT_ROUND_TRIP, KeyframeReason};
 use crate::media::publication::{Outgoing, Publication};
-use crate::media::rewriter::SourceKey;
 use crate::media::upstream::Upstream;
 use crate::metrics::{Gauge, GaugeGuard, Metrics};
 use crate::rtc::feedback::{FEEDBACK_QUEUE, Feedback};
@@ -78,19 +76,19 @@ pub enum Notice {
         /// The track.
         publication: Arc<Publication>,
         /// Its media section on the client's connection.
-        mid: String,
+        mid: Mid,
     },
     /// A track no longer travels to the client in `mid`.
     TrackUnpublished {
         /// The track.
         publication: Arc<Publication>,
         /// The media section it used.
-        mid: String,
+        mid: Mid,
     },
     /// The client may not publish: its offer's sending sections `mids` were answered inactive.
     PublishRefused {
         /// The refused sections.
-        mids: Vec<String>,
+        mids: Vec<Mid>,
     },
     /// Announce these tracks of the participant's to the room.
     Publish(Vec<Arc<Publication>>),
@@ -175,11 +173,11 @@ pub struct Connection {
     pub(crate) opened_streams: HashSet<(usize, u32)>,
     pub(crate) mutes: HashMap<String, bool>,
     pub(crate) upstream: Upstream,
-    pub(crate) wanted: BTreeMap<SourceKey, Arc<Publication>>,
-    pub(crate) subscriptions: BTreeMap<SourceKey, Subscription>,
+    pub(crate) wanted: BTreeMap<PublicationKey, Arc<Publication>>,
+    pub(crate) subscriptions: BTreeMap<PublicationKey, Subscription>,
     pub(crate) free: Vec<Slot>,
     pub(crate) retiring: Vec<Slot>,
-    pub(crate) by_ssrc: HashMap<u32, Arc<DownTrack>>,
+    pub(crate) by_ssrc: HashMap<Ssrc, Arc<DownTrack>>,
     /// Notices produced outside a command (a track's first packet, a state change).
     pub(crate) unsolicited: Vec<Notice>,
     /// Counts the connection among the open ones from its first negotiation with media.

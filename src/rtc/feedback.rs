@@ -19,20 +19,22 @@ use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 use tokio::sync::mpsc;
 
+use crate::ids::Ssrc;
+
 /// Feedback a subscriber sent about one of the streams it receives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Feedback {
     /// PLI or FIR: the subscriber's decoder needs a keyframe of the stream with this SSRC.
     KeyframeRequest {
         /// The SSRC of the down-track.
-        media_ssrc: u32,
+        media_ssrc: Ssrc,
     },
     /// REMB: the subscriber estimates its downlink can carry `bitrate` bit/s for these SSRCs.
     BitrateEstimate {
         /// Bits per second.
         bitrate: u64,
         /// The down-track SSRCs the estimate covers.
-        ssrcs: Vec<u32>,
+        ssrcs: Vec<Ssrc>,
     },
     /// NACK: the subscriber lost packets (answered by the interceptors; counted here).
     Nack,
@@ -64,19 +66,19 @@ impl FeedbackTap {
             let any = packet.as_any();
             let feedback = if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
                 Feedback::KeyframeRequest {
-                    media_ssrc: pli.media_ssrc,
+                    media_ssrc: Ssrc(pli.media_ssrc),
                 }
             } else if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
                 for entry in &fir.fir {
                     let _ = self.sink.try_send(Feedback::KeyframeRequest {
-                        media_ssrc: entry.ssrc,
+                        media_ssrc: Ssrc(entry.ssrc),
                     });
                 }
                 continue;
             } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                 Feedback::BitrateEstimate {
                     bitrate: remb.bitrate.max(0.0) as u64,
-                    ssrcs: remb.ssrcs.clone(),
+                    ssrcs: remb.ssrcs.iter().copied().map(Ssrc).collect(),
                 }
             } else if any.is::<TransportLayerNack>() {
                 Feedback::Nack

@@ -239,7 +239,7 @@ impl Connection {
             && !self
                 .remote_sections
                 .iter()
-                .any(|section| section.mid == mid)
+                .any(|section| section.mid.as_str() == mid)
         {
             return Err(MediaError::InvalidCandidate(format!(
                 "no media section with mid `{mid}`"

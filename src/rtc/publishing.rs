@@ -13,6 +13,7 @@ use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use tracing::{debug, warn};
 
+use crate::ids::{Mid, Ssrc};
 use crate::media::publication::{Publication, TrackInfo};
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::rtc::connection::{Connection, MediaError, Notice};
@@ -24,7 +25,7 @@ pub struct Published {
     /// The track.
     pub publication: Arc<Publication>,
     /// The media section it arrives in, when an offer named it.
-    pub mid: Option<String>,
+    pub mid: Option<Mid>,
     /// The transceiver it arrives on, once its first packet came: RTCP to the publisher about
     /// it is written there.
     pub receiver: Option<usize>,
@@ -36,7 +37,7 @@ impl Connection {
     /// Announces the tracks the client's latest offer sends and the server does not know yet,
     /// before their first packets: subscribers negotiate for them meanwhile.
     pub(crate) fn publish_offered_tracks(&mut self, notices: &mut Vec<Notice>) {
-        let offered: Vec<(TrackInfo, String)> = self
+        let offered: Vec<(TrackInfo, Mid)> = self
             .remote_sections
             .iter()
             .filter(|section| section.sends)
@@ -130,15 +131,17 @@ impl Connection {
             }
         };
         debug!(
-            publication = publication.key(),
+            publication = %publication.key(),
             kind = kind.as_str(),
             ssrc = init.ssrc,
             "the first packets of a track"
         );
-        if let Some(pli) =
-            self.upstream
-                .track_started(publication.key(), init.ssrc, kind == TrackKind::Audio, now)
-        {
+        if let Some(pli) = self.upstream.track_started(
+            publication.key(),
+            Ssrc(init.ssrc),
+            kind == TrackKind::Audio,
+            now,
+        ) {
             self.write_upstream(pli, now);
         }
         publication.begin();
@@ -210,7 +213,7 @@ impl Connection {
             self.metrics
                 .plis_sent
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            debug!(source = feedback_source, "sent the publisher a PLI");
+            debug!(source = %feedback_source, "sent the publisher a PLI");
         } else {
             self.metrics
                 .rembs_sent
@@ -220,8 +223,13 @@ impl Connection {
     }
 
     /// Kind, mid and stream of the remote track arriving on transceiver `receiver`.
-    fn remote_track(&mut self, receiver: usize) -> Option<(TrackKind, Option<String>, String)> {
-        let mid = self.pc.rtp_transceiver(receiver)?.mid().clone();
+    fn remote_track(&mut self, receiver: usize) -> Option<(TrackKind, Option<Mid>, String)> {
+        let mid = self
+            .pc
+            .rtp_transceiver(receiver)?
+            .mid()
+            .clone()
+            .map(Mid::from);
         let kind = mid
             .as_ref()
             .and_then(|mid| self.remote_sections.iter().find(|s| &s.mid == mid))
@@ -264,7 +272,7 @@ impl Connection {
     /// participant's and announces them to the room together, ending the ones they replace.
     fn publish(
         &mut self,
-        publications: Vec<(Arc<Publication>, Option<String>)>,
+        publications: Vec<(Arc<Publication>, Option<Mid>)>,
         notices: &mut Vec<Notice>,
     ) {
         if publications.is_empty() {
@@ -275,7 +283,7 @@ impl Connection {
         for (publication, mid) in publications {
             let info = publication.info();
             debug!(
-                publication = publication.key(),
+                publication = %publication.key(),
                 kind = info.kind.as_str(),
                 "publishing a track"
             );

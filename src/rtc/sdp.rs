@@ -5,13 +5,14 @@
 //! so the server reads both from each offer itself: a track is announced to the room as soon
 //! as the offer that sends it is answered, and ended when an offer stops sending it.
 
+use crate::ids::Mid;
 use crate::signal::protocol::TrackKind;
 
 /// One media section of an SDP, as far as publishing goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaSection {
     /// The section's `a=mid`.
-    pub mid: String,
+    pub mid: Mid,
     /// Audio or video, from the `m=` line; `None` for other media (data channels).
     pub kind: Option<TrackKind>,
     /// The stream id of its `a=msid`, if any.
@@ -40,7 +41,7 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
             };
             current = Some((
                 MediaSection {
-                    mid: String::new(),
+                    mid: Mid::default(),
                     kind,
                     stream: None,
                     track: None,
@@ -55,7 +56,7 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
             continue;
         };
         if let Some(mid) = line.strip_prefix("a=mid:") {
-            section.mid = mid.trim().to_owned();
+            section.mid = Mid::from(mid.trim());
         } else if let Some(msid) = line.strip_prefix("a=msid:") {
             let mut ids = msid.split_whitespace().map(str::to_owned);
             section.stream = ids.next();
@@ -77,8 +78,8 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
 /// session-level direction. Answering the result refuses the offerer's tracks while keeping
 /// every section, so the connection itself goes on. Returns the new SDP and the mids of the
 /// sections that were refused.
-pub fn refuse_sending(sdp: &str) -> (String, Vec<String>) {
-    let refused: Vec<String> = media_sections(sdp)
+pub fn refuse_sending(sdp: &str) -> (String, Vec<Mid>) {
+    let refused: Vec<Mid> = media_sections(sdp)
         .into_iter()
         .filter(|section| section.sends)
         .map(|section| section.mid)
@@ -187,7 +188,7 @@ mod tests {
     #[test]
     fn refusing_sending_leaves_every_section_but_makes_it_inactive() {
         let (rewritten, refused) = refuse_sending(OFFER);
-        assert_eq!(refused, vec!["0".to_owned()]);
+        assert_eq!(refused, vec![Mid::from("0")]);
         assert!(
             media_sections(&rewritten)
                 .iter()
@@ -206,7 +207,7 @@ mod tests {
         // A section without a direction sends and receives: it gets one.
         let implicit = "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\na=recvonly\r\n";
         let (rewritten, refused) = refuse_sending(implicit);
-        assert_eq!(refused, vec!["a".to_owned()]);
+        assert_eq!(refused, vec![Mid::from("a")]);
         assert_eq!(
             rewritten,
             "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a\r\na=inactive\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v\r\na=recvonly\r\n"

@@ -17,11 +17,10 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection};
 use tracing::{debug, warn};
 
-use crate::ids::TransceiverIndex;
+use crate::ids::{Mid, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex};
 use crate::media::downtrack::DownTrack;
 use crate::media::keyframe::KeyframeReason;
 use crate::media::publication::Publication;
-use crate::media::rewriter::SourceKey;
 use crate::media::send_time::ABS_SEND_TIME_URI;
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::rtc::connection::{Connection, Effects, MediaError, Notice, UpstreamRequest};
@@ -47,7 +46,7 @@ pub struct Slot {
 pub struct Subscription {
     publication: Arc<Publication>,
     slot: Slot,
-    mid: String,
+    mid: Mid,
     /// Set once the client has answered the offer that added it and packets flow.
     active: Option<GaugeGuard>,
     /// While a started video subscription waits for the keyframe it starts on.
@@ -70,7 +69,7 @@ impl Connection {
     }
 
     /// The participant should no longer receive `publication`.
-    pub fn unwant(&mut self, publication: SourceKey) {
+    pub fn unwant(&mut self, publication: PublicationKey) {
         if self.wanted.remove(&publication).is_some() {
             self.dirty = true;
         }
@@ -82,7 +81,7 @@ impl Connection {
         notices: &mut Vec<Notice>,
         effects: &mut Effects,
     ) -> Result<bool, MediaError> {
-        let ended: Vec<SourceKey> = self
+        let ended: Vec<PublicationKey> = self
             .subscriptions
             .keys()
             .filter(|key| !self.wanted.contains_key(key))
@@ -109,7 +108,7 @@ impl Connection {
     }
 
     /// Gives every wanted publication without a subscription a slot; returns their keys.
-    pub(crate) fn add_wanted_subscriptions(&mut self) -> Result<Vec<SourceKey>, MediaError> {
+    pub(crate) fn add_wanted_subscriptions(&mut self) -> Result<Vec<PublicationKey>, MediaError> {
         let added: Vec<Arc<Publication>> = self
             .wanted
             .iter()
@@ -125,7 +124,7 @@ impl Connection {
                 Subscription {
                     publication,
                     slot,
-                    mid: String::new(),
+                    mid: Mid::default(),
                     active: None,
                     awaiting_keyframe: None,
                 },
@@ -138,7 +137,7 @@ impl Connection {
     /// that adds them gave them one.
     pub(crate) fn announce_subscriptions(
         &mut self,
-        added: &[SourceKey],
+        added: &[PublicationKey],
         notices: &mut Vec<Notice>,
     ) {
         for key in added {
@@ -149,6 +148,7 @@ impl Connection {
                 .pc
                 .rtp_transceiver(subscription.slot.transceiver.0)
                 .and_then(|transceiver| transceiver.mid().clone())
+                .map(Mid::from)
                 .unwrap_or_default();
             notices.push(Notice::TrackPublished {
                 publication: Arc::clone(&subscription.publication),
@@ -160,7 +160,7 @@ impl Connection {
     /// After the client's answer: attaches the subscriptions it accepted to their publications
     /// (they forward once the connection is up).
     pub(crate) fn activate_answered_subscriptions(&mut self, now: Instant, effects: &mut Effects) {
-        let pending: Vec<SourceKey> = self
+        let pending: Vec<PublicationKey> = self
             .subscriptions
             .iter()
             .filter(|(_, subscription)| subscription.active.is_none())
@@ -222,7 +222,7 @@ impl Connection {
                 wait.asked_at = now;
                 if subscription.publication.is_reading() {
                     debug!(
-                        publication = subscription.publication.key(),
+                        publication = %subscription.publication.key(),
                         "no keyframe yet for a started subscription: asking again"
                     );
                     effects.upstream.push(UpstreamRequest::Keyframe {
@@ -253,7 +253,7 @@ impl Connection {
             }
             Feedback::BitrateEstimate { bitrate, ssrcs } => {
                 self.metrics.rembs_received.fetch_add(1, Relaxed);
-                let video: Vec<(u64, Arc<Publication>)> = ssrcs
+                let video: Vec<(SubscriberKey, Arc<Publication>)> = ssrcs
                     .iter()
                     .filter_map(|ssrc| {
                         let down = self.by_ssrc.get(ssrc)?;
@@ -318,8 +318,8 @@ impl Connection {
             return Ok(slot);
         }
         let ssrc = loop {
-            let candidate: u32 = rand::random();
-            if candidate != 0 && !self.by_ssrc.contains_key(&candidate) {
+            let candidate = Ssrc(rand::random());
+            if candidate.0 != 0 && !self.by_ssrc.contains_key(&candidate) {
                 break candidate;
             }
         };
@@ -344,7 +344,7 @@ impl Connection {
     /// What the subscriber's answer negotiated for the subscription `key`'s slot: the payload
     /// type of its publication's codec, and the abs-send-time id if it accepted one. `None` when
     /// it accepted no codec for it.
-    fn negotiated(&mut self, key: SourceKey) -> Option<(u8, Option<u8>)> {
+    fn negotiated(&mut self, key: PublicationKey) -> Option<(u8, Option<u8>)> {
         let subscription = self.subscriptions.get(&key)?;
         let mime_type = subscription.publication.info().mime_type.clone();
         let transceiver = subscription.slot.transceiver;
@@ -366,7 +366,7 @@ impl Connection {
     }
 
     /// The publication currently forwarded to the down-track with `ssrc`.
-    fn active_publication(&self, ssrc: u32) -> Option<&Arc<Publication>> {
+    fn active_publication(&self, ssrc: Ssrc) -> Option<&Arc<Publication>> {
         let down = self.by_ssrc.get(&ssrc)?;
         let subscription = self.subscriptions.get(&down.source()?)?;
         subscription
@@ -386,8 +386,8 @@ fn start_forwarding(
     effects: &mut Effects,
 ) {
     debug!(
-        publication = subscription.publication.key(),
-        ssrc = subscription.slot.down.ssrc(),
+        publication = %subscription.publication.key(),
+        ssrc = %subscription.slot.down.ssrc(),
         "a subscription starts forwarding"
     );
     let down = &subscription.slot.down;
@@ -407,13 +407,18 @@ fn start_forwarding(
 
 /// The identity a slot takes on while it carries `publication`: the publisher's participant id
 /// as the stream, a fresh track id, and the slot's own SSRC.
-fn outgoing_track(publication: &Publication, ssrc: u32) -> MediaStreamTrack {
+fn outgoing_track(publication: &Publication, ssrc: Ssrc) -> MediaStreamTrack {
     let info = publication.info();
     setup::single_stream_track(
         info.participant.clone(),
-        format!("{}-{}-{ssrc:08x}", info.kind.as_str(), publication.key()),
+        format!(
+            "{}-{}-{:08x}",
+            info.kind.as_str(),
+            publication.key(),
+            ssrc.0
+        ),
         info.track.clone(),
         info.kind,
-        ssrc,
+        ssrc.0,
     )
 }

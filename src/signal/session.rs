@@ -21,6 +21,7 @@ use crate::ServerContext;
 use crate::auth::{Access, Grants, TokenError};
 use crate::drain::SessionGuard;
 use crate::engine::ConnectionHandle;
+use crate::ids::Mid;
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
 use crate::rtc::connection::{MediaError, Notice};
@@ -556,7 +557,7 @@ impl Session {
                         track: info.track.clone(),
                         kind: info.kind,
                         stream: info.stream.clone(),
-                        mid,
+                        mid: mid.into(),
                         muted: publication.muted(),
                     }
                 }
@@ -565,7 +566,7 @@ impl Session {
                     ServerMessage::TrackUnpublished {
                         participant: info.participant.clone(),
                         track: info.track.clone(),
-                        mid,
+                        mid: mid.into(),
                     }
                 }
                 Notice::PublishRefused { mids } => {
@@ -577,7 +578,7 @@ impl Session {
                         ErrorCode::PublishNotAllowed,
                         format!(
                             "this participant may not publish: the offer was answered with its sending media sections (mid {}) inactive",
-                            mids.join(", ")
+                            mids.iter().map(Mid::as_str).collect::<Vec<_>>().join(", ")
                         ),
                     )
                 }
