@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rtc::rtp;
-use switchyard::ids::{ConnectionId, Ssrc, TransceiverIndex, WorkerIndex};
+use switchyard::ids::{ConnectionId, ParticipantId, Ssrc, TransceiverIndex, WorkerIndex};
 use switchyard::media::downtrack::DownTrack;
 use switchyard::media::publication::{Publication, TrackInfo};
 use switchyard::signal::protocol::TrackKind;
@@ -21,7 +21,7 @@ use switchyard::signal::protocol::TrackKind;
 fn publication_with_subscribers(count: usize) -> Arc<Publication> {
     let publication = Publication::new(
         TrackInfo {
-            participant: "PA_bench".to_owned(),
+            participant: ParticipantId::from("PA_bench"),
             track: "camera".to_owned(),
             stream: "stream".to_owned(),
             kind: TrackKind::Video,

@@ -130,3 +130,53 @@ impl fmt::Display for Mid {
         f.write_str(&self.0)
     }
 }
+
+/// A participant, as the server names it for the life of its session (`PA_` and twelve hex
+/// digits). The wire carries it as a plain string.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct ParticipantId(String);
+
+impl ParticipantId {
+    /// A fresh, random id.
+    pub fn random() -> Self {
+        Self(format!("PA_{:012x}", rand::random::<u64>() >> 16))
+    }
+
+    /// The id as the wire carries it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ParticipantId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl PartialEq<str> for ParticipantId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<String> for ParticipantId {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for ParticipantId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -21,7 +21,7 @@ fn chats(participant: &Participant) -> Vec<(String, String, u64)> {
                 participant,
                 text,
                 at,
-            } => Some((participant, text, at)),
+            } => Some((participant.to_string(), text, at)),
             _ => None,
         })
         .collect()

@@ -62,7 +62,7 @@ async fn join_bare(
         .await
         .expect("join sent");
     match next_message(&mut receiver).await {
-        ServerMessage::Joined { participant, .. } => (sender, receiver, participant),
+        ServerMessage::Joined { participant, .. } => (sender, receiver, participant.to_string()),
         other => panic!("expected joined, got {other:?}"),
     }
 }
@@ -166,7 +166,7 @@ async fn the_tracks_of_one_offer_reach_a_subscriber_in_one_offer() {
         match next_message(&mut ada).await {
             ServerMessage::TrackPublished {
                 participant, track, ..
-            } if participant == brian => announced.push(track),
+            } if participant == brian.as_str() => announced.push(track),
             ServerMessage::Offer { sdp } => break sdp,
             _ => {}
         }

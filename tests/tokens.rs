@@ -379,7 +379,10 @@ async fn a_second_session_with_the_same_identity_replaces_the_first() {
             _ => None,
         });
     assert_eq!(
-        joined_participants.map(|list| list.into_iter().map(|p| p.id).collect::<Vec<_>>()),
+        joined_participants.map(|list| list
+            .into_iter()
+            .map(|p| p.id.to_string())
+            .collect::<Vec<_>>()),
         Some(vec![bob.id().to_owned()]),
         "the new session does not see the old one"
     );

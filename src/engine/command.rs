@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::ids::ConnectionId;
 use crate::ids::PublicationKey;
+use crate::ids::{ConnectionId, ParticipantId};
 use crate::media::publication::Publication;
 use crate::rtc::connection::{MediaError, Notice};
 use crate::signal::protocol::IceCandidate;
@@ -28,7 +28,7 @@ pub enum Command {
     /// Make a connection.
     Open {
         id: ConnectionId,
-        participant: String,
+        participant: ParticipantId,
         events: mpsc::UnboundedSender<Vec<Notice>>,
     },
     /// Refuse what the participant offers to publish.

@@ -7,8 +7,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::command::{Command, Reply, Status};
 use crate::engine::placement::Seat;
-use crate::ids::ConnectionId;
 use crate::ids::PublicationKey;
+use crate::ids::{ConnectionId, ParticipantId};
 use crate::media::publication::Publication;
 use crate::rtc::connection::{MediaError, Notice};
 use crate::signal::protocol::IceCandidate;
@@ -28,7 +28,7 @@ impl ConnectionHandle {
         id: ConnectionId,
         seat: Seat,
         commands: mpsc::UnboundedSender<Command>,
-        participant: String,
+        participant: ParticipantId,
         events: mpsc::UnboundedSender<Vec<Notice>>,
     ) -> Self {
         let _ = commands.send(Command::Open {

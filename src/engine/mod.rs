@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 pub use command::Status;
 pub use handle::ConnectionHandle;
 
-use crate::ids::{ConnectionId, WorkerIndex};
+use crate::ids::{ConnectionId, ParticipantId, WorkerIndex};
 use crate::metrics::Metrics;
 use crate::net::{tcp, udp};
 use crate::rtc::MediaSettings;
@@ -164,7 +164,7 @@ impl Engine {
     pub fn connect(
         &self,
         room: &str,
-        participant: &str,
+        participant: &ParticipantId,
         events: mpsc::UnboundedSender<Vec<crate::rtc::connection::Notice>>,
     ) -> ConnectionHandle {
         let seat = self.placement.place(room);
@@ -173,7 +173,7 @@ impl Engine {
             ConnectionId::next(worker),
             seat,
             self.commands[worker.0].clone(),
-            participant.to_owned(),
+            participant.clone(),
             events,
         )
     }

@@ -15,7 +15,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use rtc::rtp;
 
-use crate::ids::{ConnectionId, PublicationKey};
+use crate::ids::{ConnectionId, ParticipantId, PublicationKey};
 use crate::media::downtrack::DownTrack;
 use crate::media::send_time::abs_send_time;
 use crate::media::vp8;
@@ -25,7 +25,7 @@ use crate::signal::protocol::TrackKind;
 #[derive(Debug, Clone)]
 pub struct TrackInfo {
     /// The publisher's participant id.
-    pub participant: String,
+    pub participant: ParticipantId,
     /// The publisher's track id (its SDP `msid` track id).
     pub track: String,
     /// The publisher's stream id.
@@ -197,7 +197,7 @@ mod tests {
     fn video() -> Arc<Publication> {
         Publication::new(
             TrackInfo {
-                participant: "PA_1".to_owned(),
+                participant: ParticipantId::from("PA_1"),
                 track: "camera".to_owned(),
                 stream: "stream".to_owned(),
                 kind: TrackKind::Video,

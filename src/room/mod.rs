@@ -13,6 +13,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use tokio::sync::mpsc;
 
+use crate::ids::ParticipantId;
 use crate::media::publication::Publication;
 use crate::signal::protocol::ParticipantInfo;
 
@@ -25,7 +26,7 @@ pub enum RoomEvent {
     /// Somebody joined.
     ParticipantJoined(ParticipantInfo),
     /// Somebody left; their publications were announced as unpublished first.
-    ParticipantLeft(String),
+    ParticipantLeft(ParticipantId),
     /// Tracks are now published, all by one participant. Tracks announced together (a
     /// camera and its microphone) arrive together, so a subscriber takes them in one
     /// negotiation rather than one each.
@@ -35,7 +36,7 @@ pub enum RoomEvent {
     /// A published track was muted or unmuted.
     Muted {
         /// The publisher.
-        participant: String,
+        participant: ParticipantId,
         /// The publisher's track id.
         track: String,
         /// The new state.
@@ -44,7 +45,7 @@ pub enum RoomEvent {
     /// A chat message.
     Chat {
         /// The sender.
-        participant: String,
+        participant: ParticipantId,
         /// The message.
         text: String,
         /// When the room received it, in milliseconds since the Unix epoch.
@@ -184,7 +185,7 @@ impl Room {
     }
 
     /// Removes a member and everything it published. Returns whether the room is now closed.
-    fn leave(&self, participant: &str) -> bool {
+    fn leave(&self, participant: &ParticipantId) -> bool {
         let mut state = self.state();
         if remove_member(&mut state, participant).is_some() && state.members.is_empty() {
             state.closed = true;
@@ -257,7 +258,7 @@ impl Room {
 
     /// Sends a chat message to every member, the sender included, stamped with the time the
     /// room received it. Stamping under the lock keeps the stamps in the order members see.
-    pub fn chat(&self, participant: &str, text: String) {
+    pub fn chat(&self, participant: &ParticipantId, text: String) {
         let state = self.state();
         let at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -265,7 +266,7 @@ impl Room {
                 u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
             });
         let event = RoomEvent::Chat {
-            participant: participant.to_owned(),
+            participant: participant.clone(),
             text,
             at,
         };
@@ -281,15 +282,15 @@ impl Room {
 
 /// Removes a member and everything it published, telling everybody else. Returns the member,
 /// if it was there.
-fn remove_member(state: &mut RoomState, participant: &str) -> Option<Member> {
+fn remove_member(state: &mut RoomState, participant: &ParticipantId) -> Option<Member> {
     let index = state
         .members
         .iter()
-        .position(|member| member.info.id == participant)?;
+        .position(|member| member.info.id == *participant)?;
     let member = state.members.remove(index);
     let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.publications)
         .into_iter()
-        .partition(|publication| publication.info().participant == participant);
+        .partition(|publication| publication.info().participant == *participant);
     state.publications = kept;
     gone.iter().for_each(|publication| publication.stop());
     if !gone.is_empty() {
@@ -298,18 +299,18 @@ fn remove_member(state: &mut RoomState, participant: &str) -> Option<Member> {
     broadcast(
         state,
         participant,
-        RoomEvent::ParticipantLeft(participant.to_owned()),
+        RoomEvent::ParticipantLeft(participant.clone()),
     );
     Some(member)
 }
 
 /// Sends `event` to every member but `origin`. A member whose session has ended is skipped;
 /// it is about to leave.
-fn broadcast(state: &RoomState, origin: &str, event: RoomEvent) {
+fn broadcast(state: &RoomState, origin: &ParticipantId, event: RoomEvent) {
     for member in state
         .members
         .iter()
-        .filter(|member| member.info.id != origin)
+        .filter(|member| member.info.id != *origin)
     {
         let _ = member.events.send(event.clone());
     }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
+use crate::ids::ParticipantId;
 use crate::room::{JoinFailure, Newcomer, Room, Snapshot};
 
 /// Why a join was refused.
@@ -93,7 +94,7 @@ impl Registry {
     }
 
     /// Removes a participant from its room, and the room from the server once empty.
-    pub fn leave(&self, room: &Arc<Room>, participant: &str) {
+    pub fn leave(&self, room: &Arc<Room>, participant: &ParticipantId) {
         if room.leave(participant) {
             self.remove(room);
         }
@@ -131,7 +132,7 @@ mod tests {
 
     fn info(id: &str) -> ParticipantInfo {
         ParticipantInfo {
-            id: id.to_owned(),
+            id: ParticipantId::from(id),
             name: id.to_owned(),
         }
     }
@@ -167,10 +168,10 @@ mod tests {
         assert_eq!(snapshot.participants, vec![info("a")]);
         assert!(matches!(a_rx.try_recv(), Ok(RoomEvent::ParticipantJoined(p)) if p.id == "b"));
 
-        registry.leave(&room, "b");
+        registry.leave(&room, &ParticipantId::from("b"));
         assert!(matches!(a_rx.try_recv(), Ok(RoomEvent::ParticipantLeft(id)) if id == "b"));
         assert_eq!(registry.len(), 1);
-        registry.leave(&room, "a");
+        registry.leave(&room, &ParticipantId::from("a"));
         assert_eq!(registry.len(), 0);
 
         // A closed room is never rejoined: a fresh one replaces it.
@@ -207,10 +208,10 @@ mod tests {
         );
         assert_eq!(registry.len(), 2);
         // An existing room still takes members, and a room that closes frees its place.
-        registry.leave(&one, "a");
+        registry.leave(&one, &ParticipantId::from("a"));
         join(&registry, "one", "e");
-        registry.leave(&one, "b");
-        registry.leave(&one, "e");
+        registry.leave(&one, &ParticipantId::from("b"));
+        registry.leave(&one, &ParticipantId::from("e"));
         assert_eq!(registry.len(), 1);
         join(&registry, "three", "d");
         assert_eq!(registry.len(), 2);
@@ -240,7 +241,7 @@ mod tests {
                 if left == "first" && joined.id == "second"
         ));
         // The old session's own leave, when it comes, changes nothing.
-        registry.leave(&room, "first");
+        registry.leave(&room, &ParticipantId::from("first"));
         assert_eq!(room.len(), 2);
         assert!(bob_rx.try_recv().is_err());
     }

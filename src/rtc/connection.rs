@@ -24,7 +24,9 @@ use rtc::shared::{TaggedBytesMut, TransportContext};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::ids::{ConnectionId, Mid, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex};
+use crate::ids::{
+    ConnectionId, Mid, ParticipantId, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex,
+};
 use crate::media::downtrack::DownTrack;
 use crate::media::keyframe::{DEFAULT_ROUND_TRIP, KeyframeReason};
 use crate::media::publication::{Outgoing, Publication};
@@ -147,7 +149,7 @@ impl Effects {
 /// One participant's media; see the module documentation.
 pub struct Connection {
     pub(crate) id: ConnectionId,
-    pub(crate) participant: String,
+    pub(crate) participant: ParticipantId,
     pub(crate) pc: RTCPeerConnection,
     pub(crate) settings: Arc<MediaSettings>,
     pub(crate) metrics: Arc<Metrics>,
@@ -193,7 +195,7 @@ impl Connection {
     /// A connection for `participant`, announcing the media addresses of `settings`.
     pub fn new(
         id: ConnectionId,
-        participant: String,
+        participant: ParticipantId,
         settings: Arc<MediaSettings>,
         metrics: Arc<Metrics>,
         now: Instant,

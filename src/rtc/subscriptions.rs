@@ -410,7 +410,7 @@ fn start_forwarding(
 fn outgoing_track(publication: &Publication, ssrc: Ssrc) -> MediaStreamTrack {
     let info = publication.info();
     setup::single_stream_track(
-        info.participant.clone(),
+        info.participant.to_string(),
         format!(
             "{}-{}-{:08x}",
             info.kind.as_str(),

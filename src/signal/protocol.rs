@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Grants;
+use crate::ids::ParticipantId;
 
 /// A message a client sends to the server.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -61,7 +62,7 @@ pub enum ServerMessage {
     /// The join succeeded.
     Joined {
         /// The id the server gave this participant.
-        participant: String,
+        participant: ParticipantId,
         /// The room joined.
         room: String,
         /// This participant's display name, as the others see it.
@@ -81,7 +82,7 @@ pub enum ServerMessage {
     /// Somebody left the room; their tracks are being removed.
     ParticipantLeft {
         /// The id of the participant who left.
-        participant: String,
+        participant: ParticipantId,
     },
     /// A server-initiated offer: tracks to add to or remove from this connection.
     Offer {
@@ -101,7 +102,7 @@ pub enum ServerMessage {
     /// A track this client is about to receive, announced before the offer that carries it.
     TrackPublished {
         /// The publisher's participant id.
-        participant: String,
+        participant: ParticipantId,
         /// The publisher's track id.
         track: String,
         /// `audio` or `video`.
@@ -116,7 +117,7 @@ pub enum ServerMessage {
     /// A track this client was receiving has ended; its transceiver goes inactive.
     TrackUnpublished {
         /// The publisher's participant id.
-        participant: String,
+        participant: ParticipantId,
         /// The publisher's track id.
         track: String,
         /// The `mid` that carried it on this client's connection.
@@ -125,7 +126,7 @@ pub enum ServerMessage {
     /// A participant muted or unmuted one of its tracks.
     Mute {
         /// Whose track.
-        participant: String,
+        participant: ParticipantId,
         /// The publisher's track id.
         track: String,
         /// Whether it is now muted.
@@ -135,7 +136,7 @@ pub enum ServerMessage {
     /// every member sees the room's messages in the same order.
     Chat {
         /// The sender's participant id.
-        participant: String,
+        participant: ParticipantId,
         /// The message, as sent.
         text: String,
         /// When the server received it: milliseconds since the Unix epoch.
@@ -160,7 +161,7 @@ pub enum ServerMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ParticipantInfo {
     /// The server-assigned id.
-    pub id: String,
+    pub id: ParticipantId,
     /// The display name.
     pub name: String,
 }

@@ -21,7 +21,7 @@ use crate::ServerContext;
 use crate::auth::{Access, Grants, TokenError};
 use crate::drain::SessionGuard;
 use crate::engine::ConnectionHandle;
-use crate::ids::Mid;
+use crate::ids::{Mid, ParticipantId};
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
 use crate::rtc::connection::{MediaError, Notice};
@@ -153,7 +153,7 @@ enum Input {
 
 /// A participant that has joined.
 struct Joined {
-    id: String,
+    id: ParticipantId,
     grants: Grants,
     room: Arc<Room>,
     room_events: mpsc::UnboundedReceiver<RoomEvent>,
@@ -396,7 +396,7 @@ impl Session {
                 grants,
             }) => (Some(identity), token_name.unwrap_or(name), grants),
         };
-        let id = format!("PA_{:012x}", rand::random::<u64>() >> 16);
+        let id = ParticipantId::random();
         let info = ParticipantInfo {
             id: id.clone(),
             name: name.clone(),
@@ -429,7 +429,7 @@ impl Session {
         let gauge = GaugeGuard::new(&context.metrics, Gauge::Participants);
         context.metrics.joins.fetch_add(1, Ordering::Relaxed);
         info!(others = snapshot.participants.len(), %grants, "joined");
-        let turn_user = identity.as_deref().unwrap_or(&id);
+        let turn_user = identity.as_deref().unwrap_or(id.as_str());
         let joined_message = ServerMessage::Joined {
             participant: id.clone(),
             room: room.name().to_owned(),

@@ -70,7 +70,7 @@ impl Target for Switchyard {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(relay(sender, receiver, events_tx, commands_rx));
         Ok(Session {
-            participant,
+            participant: participant.to_string(),
             joined_at,
             messages,
             events,
@@ -149,7 +149,7 @@ fn events_of(message: ServerMessage) -> Vec<SignalEvent> {
         } => Some(SignalEvent::TrackAnnounced {
             connection: main,
             mid: mid.clone(),
-            participant: participant.clone(),
+            participant: participant.to_string(),
             track: track.clone(),
             kind: *kind,
         }),
