@@ -7,6 +7,9 @@
 //! worker); then hand each other worker what is theirs in one message, collect every touched
 //! connection's datagrams into one batch per socket and send each batch with one system call.
 
+mod delivery;
+mod requests;
+
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
@@ -16,10 +19,9 @@ use std::time::{Duration, Instant};
 
 use rtc::shared::{TransportContext, TransportProtocol};
 use tokio::sync::mpsc;
-use tracing::{error, warn};
 
 use crate::engine::busy::{Busy, BusyMeter};
-use crate::engine::command::{Command, Reply, Status};
+use crate::engine::command::Command;
 use crate::engine::crew::{Arrival, Crew, Crossing, READER};
 use crate::engine::egress::{Egress, Streams};
 use crate::engine::ingress::{Ingress, Ready};
@@ -28,7 +30,7 @@ use crate::ids::ConnectionId;
 use crate::metrics::Metrics;
 use crate::net::demux::{Path, Transport};
 use crate::rtc::MediaSettings;
-use crate::rtc::connection::{Connection, Effects, MediaError, Notice, UpstreamRequest};
+use crate::rtc::connection::{Connection, Effects, Notice};
 
 /// Rounds of delivering effects in one pass: a packet may cause feedback, feedback an RTCP
 /// packet; nothing needs more.
@@ -312,250 +314,6 @@ impl Worker {
                 self.touched.insert(id);
             }
         }
-    }
-
-    fn on_command(&mut self, command: Command, now: Instant) {
-        match command {
-            Command::Open {
-                id,
-                participant,
-                events,
-            } => {
-                match Connection::new(
-                    id,
-                    participant,
-                    Arc::clone(&self.settings),
-                    Arc::clone(&self.metrics),
-                    now,
-                ) {
-                    Ok(connection) => {
-                        self.peers.insert(
-                            id,
-                            Peer {
-                                connection,
-                                events,
-                                ufrag: None,
-                            },
-                        );
-                        self.touched.insert(id);
-                    }
-                    Err(error) => {
-                        warn!(%error, "a connection could not be made");
-                        let _ = events.send(vec![Notice::State(
-                            rtc::peer_connection::state::RTCPeerConnectionState::Failed,
-                        )]);
-                    }
-                }
-            }
-            Command::ForbidPublishing { id } => {
-                if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.connection.forbid_publishing();
-                }
-            }
-            Command::Offer { id, sdp, reply } => {
-                self.answer(id, reply, |connection, effects| {
-                    connection.on_offer(sdp, now, effects)
-                });
-            }
-            Command::Answer { id, sdp, reply } => {
-                self.answer(id, reply, |connection, effects| {
-                    connection.on_answer(sdp, now, effects)
-                });
-            }
-            Command::Candidate {
-                id,
-                candidate,
-                reply,
-            } => {
-                self.answer(id, reply, |connection, _| {
-                    connection.on_candidate(candidate)
-                });
-            }
-            Command::Mute {
-                id,
-                track,
-                muted,
-                reply,
-            } => {
-                self.answer(id, reply, |connection, _| connection.on_mute(track, muted));
-            }
-            Command::Want { id, publication } => {
-                if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.connection.want(publication);
-                }
-            }
-            Command::Unwant { id, key } => {
-                if let Some(peer) = self.peers.get_mut(&id) {
-                    peer.connection.unwant(key);
-                }
-            }
-            Command::Negotiate { id, reply } => {
-                self.answer(id, reply, |connection, effects| {
-                    let mut notices = Vec::new();
-                    connection.negotiate(now, &mut notices, effects)?;
-                    Ok(notices)
-                });
-            }
-            Command::Close { id } => self.close(id),
-            Command::Stop => {}
-        }
-    }
-
-    /// Runs `act` on connection `id` and replies with its result and the connection's status.
-    fn answer<T>(
-        &mut self,
-        id: ConnectionId,
-        reply: Reply<T>,
-        act: impl FnOnce(&mut Connection, &mut Effects) -> Result<T, MediaError>,
-    ) {
-        let Some(peer) = self.peers.get_mut(&id) else {
-            let _ = reply.send((
-                Err(MediaError::Internal("the connection is closed".to_owned())),
-                Status::default(),
-            ));
-            return;
-        };
-        let effects = &mut self.effects;
-        let result = guarded(id, &mut self.failed, || act(&mut peer.connection, effects))
-            .unwrap_or_else(|| Err(MediaError::Internal("the connection failed".to_owned())));
-        let status = Status {
-            open: peer.connection.is_open(),
-            answer_deadline: peer.connection.answer_deadline(),
-        };
-        let issued = match peer.connection.local_ufrag() {
-            Some(ufrag) if peer.ufrag.as_deref() != Some(ufrag) => {
-                peer.ufrag = Some(ufrag.to_owned());
-                Some(ufrag.to_owned())
-            }
-            _ => None,
-        };
-        // The reader learns the ufrag before the client can hear of it in this reply.
-        if let Some(ufrag) = issued {
-            self.tell_reader(Crossing::Issue {
-                ufrag,
-                connection: id,
-            });
-        }
-        self.touched.insert(id);
-        let _ = reply.send((result, status));
-    }
-
-    /// Forgets a connection whose core panicked, without touching it again, and tells its
-    /// session that it failed: one participant's connection ends, not the worker.
-    fn drop_failed(&mut self, id: ConnectionId) {
-        let Some(peer) = self.peers.remove(&id) else {
-            return;
-        };
-        error!(connection = %id, "a connection's WebRTC core panicked; the connection is dropped");
-        let _ = peer.events.send(vec![Notice::State(
-            rtc::peer_connection::state::RTCPeerConnectionState::Failed,
-        )]);
-        self.tell_reader(Crossing::Forget(id));
-        self.timers.schedule(id, None);
-        self.touched.remove(&id);
-        // Its state may be half-updated: dropping it unwinds nothing further.
-        drop(peer);
-    }
-
-    fn close(&mut self, id: ConnectionId) {
-        let Some(mut peer) = self.peers.remove(&id) else {
-            return;
-        };
-        peer.connection.close(&mut self.effects);
-        self.egress.collect(&mut peer.connection);
-        self.tell_reader(Crossing::Forget(id));
-        self.timers.schedule(id, None);
-        self.touched.remove(&id);
-    }
-
-    /// Lets every touched connection report, delivers what crosses between connections, and
-    /// collects their datagrams.
-    fn settle(&mut self, now: Instant) {
-        for _ in 0..EFFECT_ROUNDS {
-            let touched: Vec<ConnectionId> = self.touched.iter().copied().collect();
-            for id in &touched {
-                if let Some(peer) = self.peers.get_mut(id) {
-                    let effects = &mut self.effects;
-                    guarded(*id, &mut self.failed, || {
-                        peer.connection.process(now, effects)
-                    });
-                    let notices = peer.connection.take_unsolicited();
-                    if !notices.is_empty() {
-                        let _ = peer.events.send(notices);
-                    }
-                }
-            }
-            if self.effects.is_empty() {
-                break;
-            }
-            self.deliver(now);
-        }
-        for id in std::mem::take(&mut self.failed) {
-            self.drop_failed(id);
-        }
-        for id in self.touched.drain() {
-            let Some(peer) = self.peers.get_mut(&id) else {
-                continue;
-            };
-            self.egress.collect(&mut peer.connection);
-            self.timers.schedule(id, peer.connection.poll_timeout());
-        }
-    }
-
-    /// Writes forwarded packets into their subscribers' connections and feedback into their
-    /// publishers'; what is for another worker's connections waits for the end of the pass.
-    fn deliver(&mut self, now: Instant) {
-        let mut effects = std::mem::take(&mut self.effects);
-        let (mut written, mut bytes, mut dropped) = (0, 0, 0);
-        for (down, packet) in effects.rtp.drain(..) {
-            let outlet = down.outlet();
-            if !self.crew.owns(outlet.connection) {
-                self.crew.pass_rtp((down, packet));
-                continue;
-            }
-            let Some(peer) = self.peers.get_mut(&outlet.connection) else {
-                continue;
-            };
-            let size = packet.payload.len() as u64;
-            let sent = guarded(outlet.connection, &mut self.failed, || {
-                peer.connection.write_rtp(outlet.transceiver, packet, now)
-            });
-            if sent == Some(true) {
-                written += 1;
-                bytes += size;
-            } else {
-                dropped += 1;
-            }
-            self.touched.insert(outlet.connection);
-        }
-        // Counted once per pass: the counters are shared by every worker.
-        self.metrics
-            .packets_out
-            .fetch_add(written, Ordering::Relaxed);
-        self.metrics.bytes_out.fetch_add(bytes, Ordering::Relaxed);
-        self.metrics
-            .packets_dropped
-            .fetch_add(dropped, Ordering::Relaxed);
-        for request in effects.upstream.drain(..) {
-            let publisher = match &request {
-                UpstreamRequest::Keyframe { publication, .. }
-                | UpstreamRequest::Bitrate { publication, .. }
-                | UpstreamRequest::ForgetSubscriber { publication, .. } => publication.publisher(),
-            };
-            if !self.crew.owns(publisher) {
-                self.crew.pass_upstream(publisher, request);
-                continue;
-            }
-            if let Some(peer) = self.peers.get_mut(&publisher) {
-                guarded(publisher, &mut self.failed, || {
-                    peer.connection.on_upstream_request(request, now);
-                });
-                self.touched.insert(publisher);
-            }
-        }
-        // Keep the vectors' capacity for the next pass.
-        self.effects.rtp = effects.rtp;
-        self.effects.upstream = effects.upstream;
     }
 }
 
