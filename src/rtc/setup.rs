@@ -233,11 +233,22 @@ pub fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
     Ok(engine)
 }
 
+/// Packets each forwarded video stream keeps for retransmission: about 3 s of a 1.5 Mbit/s
+/// camera, over 1 s of a 4 Mbit/s screen share, far beyond the round trip a NACK waits for.
+/// webrtc-rs's default of 1024 takes about 115 KB for every video slot of every subscriber,
+/// twice this, with nothing gained (docs/benchmarks.md, "What a connection costs").
+pub const RETRANSMISSION_HISTORY: u16 = 512;
+
 /// The interceptor chain: NACK both ways, RTCP reports, TWCC feedback for what the server
 /// receives, and the tap that hands subscriber feedback to the session.
 pub fn interceptors(feedback: mpsc::Sender<Feedback>) -> Registry {
     Registry::new()
-        .with(Slot::NackResponder, NackResponderBuilder::new().build())
+        .with(
+            Slot::NackResponder,
+            NackResponderBuilder::new()
+                .with_size(RETRANSMISSION_HISTORY)
+                .build(),
+        )
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build())
         .with(Slot::TwccReceiver, TwccReceiverBuilder::new().build())
         .with(Slot::ReceiverReport, ReceiverReportBuilder::new().build())
