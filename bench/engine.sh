@@ -6,12 +6,12 @@
 #     publishing audio only (audio-room-of-50), per connection;
 #   - scale: 500 participants on one process and its one media port, with loss and latency
 #     (scale-500), and the server's counts back to zero after they leave;
-#   - cores: room-of-eight and twenty-rooms-of-five with one and with two media workers, in
-#     alternating rounds.
+#   - cores: room-of-eight and twenty-rooms-of-five with one media worker, with two, and with
+#     two told to spread every connection (--media-spread-when-busy 0), in alternating rounds.
 #
 #   bench/engine.sh                 # everything, docs/benchmarks.md rewritten
 #   bench/engine.sh --no-docs       # print the section only
-#   ROUNDS=3 bench/engine.sh        # more rounds for the cores comparison
+#   ROUNDS=5 bench/engine.sh        # more rounds for the cores comparison (default 3)
 #
 # Everything runs in a network namespace of its own holding only loopback, so no packet
 # leaves the machine, and every server it starts is stopped when the script ends.
@@ -19,7 +19,7 @@ set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$self")/.."
 
-rounds=${ROUNDS:-2}
+rounds=${ROUNDS:-3}
 port=18090
 say() { printf '%s\n' "$*" >&2; }
 
@@ -39,6 +39,10 @@ if [ "${1:-}" = "--inside" ]; then
   }
   trap stop_server EXIT
   counts() { exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /api/counts HTTP/1.0\r\n\r\n' >&3 && sed -n '/^{/p' <&3; }
+  crossings() {
+    exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 &&
+      awk '$1 == "switchyard_media_worker_crossings_total" { print $2 }' <&3
+  }
   # run NAME SCENARIO [server flags...]
   run() {
     local name=$1 scenario=$2
@@ -54,6 +58,7 @@ if [ "${1:-}" = "--inside" ]; then
     target/release/loadtest --url "ws://127.0.0.1:$port/ws" --scenario "$scenario" \
       --server-pid "$server_pid" --quiet --json "$work/$name.json" --markdown "$work/$name.md" \
       | tee "$work/$name.txt" >&2
+    crossings >"$work/$name.crossings"
     # Everybody has left: the server's counts must come back to zero, and soon.
     local waited=0 now
     while now=$(counts) && [ "$now" != '{"rooms":0,"participants":0,"peers":0,"publications":0,"subscriptions":0}' ]; do
@@ -69,9 +74,9 @@ if [ "${1:-}" = "--inside" ]; then
   run scale-500 scale-500
   for round in $(seq "$rounds"); do
     for scenario in room-of-eight twenty-rooms-of-five; do
-      for workers in 1 2; do
-        run "$scenario.$workers-workers.$round" "$scenario" --media-workers "$workers"
-      done
+      run "$scenario.1-workers.$round" "$scenario" --media-workers 1
+      run "$scenario.2-workers.$round" "$scenario" --media-workers 2
+      run "$scenario.2-spread.$round" "$scenario" --media-workers 2 --media-spread-when-busy 0
     done
   done
   exit 0
@@ -105,15 +110,21 @@ cost_row() {
 
 cores_rows() {
   local scenario=$1
-  for workers in 1 2; do
-    local files=()
-    for round in $(seq "$rounds"); do files+=("$work/$scenario.$workers-workers.$round.json"); done
-    jq -s -r --arg scenario "$scenario" --arg workers "$workers" '
+  for setup in 1-workers:1 2-workers:2 "2-spread:2, spread from 0"; do
+    local name=${setup%%:*} workers=${setup#*:} files=() crossed=0
+    for round in $(seq "$rounds"); do
+      files+=("$work/$scenario.$name.$round.json")
+      local value
+      value=$(cat "$work/$scenario.$name.$round.crossings" 2>/dev/null || true)
+      crossed=$((crossed + ${value:-0}))
+    done
+    crossed=$((crossed / rounds))
+    jq -s -r --arg scenario "$scenario" --arg workers "$workers" --arg crossed "$crossed" '
       (map(.server.cpu_seconds) | add) as $cpu
       | (map(.server.forwarded_packets) | add) as $packets
       | (map(.server.forwarded_per_cpu_second) | min) as $low
       | (map(.server.forwarded_per_cpu_second) | max) as $high
-      | "| `\($scenario)` | \($workers) | \(map(.server.forwarded_per_second) | add / length | floor) | \(map(.server.cpu_percent) | add / length * 10 | round / 10)% | \($cpu * 1e6 / $packets * 10 | round / 10) | \($packets / $cpu | round) (\($low | round)–\($high | round)) | \(map(.video.loss_worst * 100) | max * 1000 | round / 1000)% |"
+      | "| `\($scenario)` | \($workers) | \(map(.server.forwarded_per_second) | add / length | floor) | \(map(.server.cpu_percent) | add / length * 10 | round / 10)% | \($cpu * 1e6 / $packets * 10 | round / 10) | \($packets / $cpu | round) (\($low | round)–\($high | round)) | \($crossed) | \(map(.video.loss_worst * 100) | max * 1000 | round / 1000)% |"
     ' "${files[@]}"
   done
 }
@@ -173,14 +184,20 @@ $(counts_line idle-200); after \`audio-room-of-50\`: $(counts_line audio-room-of
 
 ### Cores: one media worker and two
 
-The same scenario with \`--media-workers 1\` and \`--media-workers 2\`, $rounds alternating rounds;
-per-packet cost pools the rounds (their CPU time over their packets), the range is the lowest
-and highest round. A room's connections share one worker (docs/architecture.md, "Threads"), so
-the single \`room-of-eight\` stays on the reading worker with two workers as with one, and
-\`twenty-rooms-of-five\` spreads its rooms over both.
+Each scenario with \`--media-workers 1\`, with \`--media-workers 2\`, and with two workers told to
+spread every connection (\`--media-spread-when-busy 0\`), in $rounds alternating rounds; per-packet
+cost pools the rounds (their CPU time over their packets), the range is the lowest and highest
+round. "Crossed" is what one worker handed another in a run (datagrams and forwarded packets,
+\`switchyard_media_worker_crossings_total\`, mean of the rounds). By default a room's
+connections share one worker until it is three quarters busy (docs/architecture.md,
+"Concurrency"): neither load comes near that here, so with two workers everything stays on the
+reading worker, nothing crosses, and the work is the same as with one; the differences between
+those two rows are the machine's run-to-run noise, which the ranges show. The spread rows
+deal every connection over both workers, as the default does once a worker is busy, and show
+what crossing costs.
 
-| scenario | workers | forwarded packets/s | server CPU, % of one core | CPU µs per forwarded packet | forwarded packets per CPU-second (rounds: low–high) | worst video loss |
-|---|---|---|---|---|---|---|
+| scenario | workers | forwarded packets/s | server CPU, % of one core | CPU µs per forwarded packet | forwarded packets per CPU-second (rounds: low–high) | crossed | worst video loss |
+|---|---|---|---|---|---|---|---|
 $(cores_rows room-of-eight)
 $(cores_rows twenty-rooms-of-five)
 <!-- engine:end -->
@@ -191,7 +208,7 @@ printf '\n%s\n' "$section"
 if [ "$write_docs" -eq 1 ]; then
   rm -rf docs/benchmarks/engine
   mkdir -p docs/benchmarks/engine
-  cp "$work"/*.txt "$work"/*.json "$work"/*.counts docs/benchmarks/engine/
+  cp "$work"/*.txt "$work"/*.json "$work"/*.counts "$work"/*.crossings docs/benchmarks/engine/
   if grep -q '^<!-- engine:begin -->$' docs/benchmarks.md; then
     python3 - "$section" <<'PYTHON'
 import re, sys

@@ -75,12 +75,18 @@ pub struct MediaConfig {
     pub public_ips: Vec<PublicIp>,
     /// Media worker threads; connections are dealt among them.
     pub workers: usize,
+    /// The busy share of a worker, in percent, from which new connections go to the least busy
+    /// worker instead of their room's.
+    pub spread_when_busy: u8,
 }
 
 /// Media workers when none are configured: one per core the process may use.
 pub fn default_media_workers() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
+
+/// A worker's busy share, in percent, from which its room's new connections go elsewhere.
+pub const DEFAULT_SPREAD_WHEN_BUSY: u8 = 75;
 
 /// The media port, UDP and TCP alike, when none is configured.
 pub const DEFAULT_MEDIA_PORT: u16 = 50_000;
@@ -252,6 +258,7 @@ impl Default for Config {
                 transports: vec![MediaTransport::Udp, MediaTransport::Tcp],
                 public_ips: Vec::new(),
                 workers: default_media_workers(),
+                spread_when_busy: DEFAULT_SPREAD_WHEN_BUSY,
             },
             ice: IceConfig::default(),
             auth: AuthConfig::default(),

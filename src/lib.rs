@@ -124,6 +124,7 @@ impl Server {
                 tcp: config.media.addresses(MediaTransport::Tcp),
                 public: PublicAddresses::new(config.media.public_ips.clone()),
                 workers: config.media.workers,
+                spread_when_busy_permille: u32::from(config.media.spread_when_busy) * 10,
             },
             Arc::clone(&metrics),
         )

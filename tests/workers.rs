@@ -1,7 +1,7 @@
-//! Several media workers: a room bigger than one worker's share spreads over them, its packets
-//! for subscribers on other workers cross in batches, and every track still reaches everyone,
-//! in that room and in small rooms beside it. (Where small rooms go as the reader gets busy is
-//! `engine::placement`'s unit test.)
+//! Several media workers told to spread every connection (`media.spread_when_busy` 0): a
+//! room's connections land on every worker, its packets for subscribers on other workers cross
+//! in batches, and every track still reaches everyone. (Where rooms go by default, together
+//! until a worker is busy, is `engine::placement`'s unit test.)
 
 mod common;
 
@@ -20,58 +20,48 @@ fn threads_named(prefix: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_big_room_spreads_over_the_workers_and_its_packets_cross() {
+async fn a_room_spread_over_three_workers_reaches_everyone() {
     let mut config = Config::loopback();
     config.media.workers = 3;
+    config.media.spread_when_busy = 0;
     let server = server_with(config).await;
     assert_eq!(threads_named("media-w"), 3, "one thread per media worker");
     let engine = &server.context().engine;
 
-    // A room bigger than one worker's share: a publisher and seventeen receivers.
-    let mut big = vec![join(&server, "big", "speaker", camera_and_microphone()).await];
-    for index in 0..17 {
-        big.push(join(&server, "big", &format!("listener-{index}"), Vec::new()).await);
+    let mut participants = Vec::new();
+    for name in ["ada", "brian", "chen", "dana"] {
+        participants.push(join(&server, "spread", name, camera_and_microphone()).await);
     }
-    // Two small rooms.
-    let mut small = Vec::new();
-    for room in ["left", "right"] {
-        for name in ["ada", "brian"] {
-            small.push(join(&server, room, name, camera_and_microphone()).await);
-        }
-    }
+    participants.push(join(&server, "spread", "listener", Vec::new()).await);
+    let beside = join(&server, "beside", "erin", camera_and_microphone()).await;
     let load = engine.load();
-    assert_eq!(load.iter().sum::<usize>(), 22);
+    assert_eq!(load.iter().sum::<usize>(), 6);
     assert!(
-        load.iter().all(|connections| *connections > 0),
-        "every worker holds connections: {load:?}"
+        load.iter().all(|connections| *connections == 2),
+        "connections dealt evenly: {load:?}"
     );
 
-    for participant in big.iter().skip(1) {
-        wait_intact(participant, 2).await;
+    for participant in &participants[..4] {
+        wait_intact(participant, 6).await;
     }
-    for participant in &small {
-        wait_intact(participant, 2).await;
-    }
-    // The big room's receivers past the first sixteen connections live on other workers
-    // than the speaker, so its packets crossed.
+    wait_intact(&participants[4], 8).await;
+    // Every publisher has subscribers on other workers, so packets crossed; and feedback too
+    // (each subscriber's first keyframe request goes to a publisher elsewhere).
     assert!(
-        engine_crossings(&server) > 0,
+        server
+            .context()
+            .metrics
+            .worker_crossings
+            .load(Ordering::Relaxed)
+            > 0,
         "packets crossed between workers"
     );
 
-    for participant in big.into_iter().chain(small) {
+    for participant in participants.into_iter().chain([beside]) {
         participant.leave().await;
     }
     wait_for_counts(&server, Counts::default()).await;
     assert_eq!(engine.load(), vec![0, 0, 0], "every seat given back");
-}
-
-fn engine_crossings(server: &switchyard::RunningServer) -> u64 {
-    server
-        .context()
-        .metrics
-        .worker_crossings
-        .load(Ordering::Relaxed)
 }
 
 /// Waits until `participant` receives `count` live tracks, each with intact packets only.

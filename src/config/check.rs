@@ -101,6 +101,9 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
     if let Some(workers) = media.workers {
         config.media.workers = workers.0 as usize;
     }
+    if let Some(percent) = media.spread_when_busy {
+        config.media.spread_when_busy = percent.0 as u8;
+    }
     if let Some(List(transports)) = media.transports {
         if transports.is_empty() {
             return Err(refuse("media.transports", "must name udp, tcp or both"));

@@ -147,6 +147,15 @@ pub static KEYS: &[Key] = &[
         kind: Kind::Integer,
     },
     Key {
+        path: "media.spread_when_busy",
+        flag: "media-spread-when-busy",
+        value_name: "PERCENT",
+        help: "A room's connections share one media worker until that worker is this busy \
+               (percent of its time spent working); then new ones go to the least busy worker. \
+               0 spreads every connection. Default: 75.",
+        kind: Kind::Integer,
+    },
+    Key {
         path: "ice.urls",
         flag: "ice-url",
         value_name: "URL",

@@ -54,6 +54,7 @@ pub struct Media {
     pub tcp_port: Option<Bounded<0, PORT_MAX>>,
     pub transports: Option<List<MediaTransport>>,
     pub workers: Option<Bounded<1, WORKERS_MAX>>,
+    pub spread_when_busy: Option<Bounded<0, 100>>,
 }
 
 /// `[ice]`.

@@ -45,6 +45,9 @@ pub struct EngineConfig {
     pub public: PublicAddresses,
     /// Worker threads; at least one.
     pub workers: usize,
+    /// The busy share, in thousandths, from which a worker takes no more connections while a
+    /// less busy one would (see [`placement`]).
+    pub spread_when_busy_permille: u32,
 }
 
 /// The running engine; stops its workers when dropped.
@@ -106,7 +109,7 @@ impl Engine {
         let mut engine = Engine {
             commands: Vec::new(),
             settings: Arc::clone(&settings),
-            placement: Placement::new(busy.clone()),
+            placement: Placement::new(busy.clone(), config.spread_when_busy_permille),
             threads: Vec::new(),
         };
         let (started_tx, started) = std::sync::mpsc::channel();

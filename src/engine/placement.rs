@@ -1,13 +1,13 @@
 //! Which media worker a new connection goes to.
 //!
-//! A room's connections share one worker, its home, so that forwarding stays on one thread: no
-//! packet crosses to another worker and no worker wakes another. A new room's home is the
-//! reader (the worker that reads the sockets) while the reader spends less than
-//! [`SPREAD_WHEN_BUSY`] (three quarters) of its time working: then no datagram crosses either.
-//! Past that, new rooms go to the least busy worker, and rooms spread over the cores. A room larger than
-//! [`ROOM_SHARE`] connections spreads too: each further connection goes to the worker with the
-//! fewest, so one big room is not held to one core; its packets to subscribers on other workers
-//! cross in batches.
+//! A connection goes where its room is, so that a room's forwarding stays on one thread: no
+//! packet crosses to another worker and no worker wakes another. A new room starts on the
+//! reader (the worker that reads the sockets), where not even its received datagrams cross.
+//! Only when the worker a connection would go to is busy, spending at least the spread share
+//! (`media.spread_when_busy`, three quarters by default) of its time working, does the
+//! connection go to the least busy worker instead: then the cores share the work, and the
+//! room's packets for subscribers on other workers cross in batches. So a server uses one core
+//! as long as one core does the work, which costs the least CPU, and every core when it must.
 //!
 //! Only signaling places and releases connections; the packet path never looks here.
 
@@ -19,17 +19,6 @@ use parking_lot::Mutex;
 use crate::engine::busy::Busy;
 use crate::engine::crew::READER;
 use crate::ids::WorkerIndex;
-
-/// Connections of one room that share its home worker; a bigger room spreads beyond it.
-pub const ROOM_SHARE: usize = 16;
-
-/// The reader's busy share, in thousandths, from which new rooms go to other workers. Below it,
-/// a room on the reader costs the least CPU: no datagram crosses and no worker wakes another.
-/// (At `bae79bb`, which spread at half busy, `twenty-rooms-of-five` took 13.3 µs of CPU per
-/// forwarded packet with two workers against 12.7 µs with one, in `bench/engine.sh`.) Above
-/// it, the reader's core is needed for reading, and what it cannot do in time is worth a
-/// crossing.
-pub const SPREAD_WHEN_BUSY: u32 = 750;
 
 /// One room's place.
 #[derive(Debug)]
@@ -51,6 +40,9 @@ pub struct Placement {
     ledger: Mutex<Ledger>,
     /// Each worker's busy share, in worker order.
     busy: Vec<Arc<Busy>>,
+    /// The busy share, in thousandths, from which a worker takes no more connections while a
+    /// less busy one would.
+    spread_at: u32,
 }
 
 /// A connection's place; gives it back when dropped.
@@ -75,31 +67,32 @@ impl Drop for Seat {
 }
 
 impl Placement {
-    /// Placement over the workers whose busy shares are `busy`, in worker order.
-    pub fn new(busy: Vec<Arc<Busy>>) -> Arc<Self> {
+    /// Placement over the workers whose busy shares are `busy`, in worker order, spreading
+    /// from `spread_at` thousandths busy (0 spreads every connection).
+    pub fn new(busy: Vec<Arc<Busy>>, spread_at: u32) -> Arc<Self> {
         Arc::new(Self {
             ledger: Mutex::new(Ledger {
                 load: vec![0; busy.len().max(1)],
                 rooms: HashMap::new(),
             }),
             busy,
+            spread_at,
         })
     }
 
     /// A seat for a new connection in `room`.
     pub fn place(self: &Arc<Self>, room: &str) -> Seat {
         let mut ledger = self.ledger.lock();
-        let least = least_loaded(&ledger.load);
-        let new_home = self.home_for_a_new_room(&ledger.load);
+        let wanted = ledger.rooms.get(room).map_or(READER, |home| home.worker);
+        let worker = if self.busy(wanted) < self.spread_at {
+            wanted
+        } else {
+            self.least_busy(&ledger.load)
+        };
         let home = ledger.rooms.entry(room.to_owned()).or_insert(Home {
-            worker: new_home,
+            worker,
             connections: 0,
         });
-        let worker = if home.connections < ROOM_SHARE {
-            home.worker
-        } else {
-            least
-        };
         home.connections += 1;
         ledger.load[worker.0] += 1;
         Seat {
@@ -124,58 +117,58 @@ impl Placement {
     pub fn load(&self) -> Vec<usize> {
         self.ledger.lock().load.clone()
     }
-}
 
-impl Placement {
-    /// The reader while it has time to spare; else the least busy worker (the one with fewer
-    /// connections among equals).
-    fn home_for_a_new_room(&self, load: &[usize]) -> WorkerIndex {
-        let busy = |worker: usize| self.busy.get(worker).map_or(0, |busy| busy.permille());
-        if busy(READER.0) < SPREAD_WHEN_BUSY {
-            return READER;
-        }
+    fn busy(&self, worker: WorkerIndex) -> u32 {
+        self.busy.get(worker.0).map_or(0, |busy| busy.permille())
+    }
+
+    /// The least busy worker; among equals, the one with the fewest connections, then the
+    /// lowest index.
+    fn least_busy(&self, load: &[usize]) -> WorkerIndex {
         let (index, _) = load
             .iter()
             .enumerate()
-            .min_by_key(|(index, count)| (busy(*index), **count, *index))
+            .min_by_key(|(index, count)| (self.busy(WorkerIndex(*index)), **count, *index))
             .unwrap_or((READER.0, &0));
         WorkerIndex(index)
     }
-}
-
-/// The worker with the fewest connections; the lowest index among equals.
-fn least_loaded(load: &[usize]) -> WorkerIndex {
-    let (index, _) = load
-        .iter()
-        .enumerate()
-        .min_by_key(|(index, count)| (**count, *index))
-        .unwrap_or((0, &0));
-    WorkerIndex(index)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn placement(workers: usize) -> (Arc<Placement>, Vec<Arc<Busy>>) {
+    const THREE_QUARTERS: u32 = 750;
+
+    fn placement(workers: usize, spread_at: u32) -> (Arc<Placement>, Vec<Arc<Busy>>) {
         let busy: Vec<Arc<Busy>> = (0..workers).map(|_| Arc::default()).collect();
-        (Placement::new(busy.clone()), busy)
+        (Placement::new(busy.clone(), spread_at), busy)
     }
 
     #[test]
     fn rooms_stay_on_the_reader_until_it_is_busy_then_spread() {
-        let (placement, busy) = placement(3);
+        let (placement, busy) = placement(3, THREE_QUARTERS);
         let first: Vec<Seat> = (0..5).map(|_| placement.place("first")).collect();
         let second = placement.place("second");
         assert!(first.iter().all(|seat| seat.worker() == READER));
         assert_eq!(second.worker(), READER, "an idle reader takes every room");
-        busy[0].set(SPREAD_WHEN_BUSY);
+        busy[0].set(THREE_QUARTERS);
         busy[1].set(300);
         busy[2].set(200);
         let third = placement.place("third");
         assert_eq!(third.worker(), WorkerIndex(2), "the least busy worker");
-        let again = placement.place("second");
-        assert_eq!(again.worker(), READER, "a room keeps its home");
+        let joining_third = placement.place("third");
+        assert_eq!(
+            joining_third.worker(),
+            WorkerIndex(2),
+            "a room keeps its home"
+        );
+        let joining_second = placement.place("second");
+        assert_eq!(
+            joining_second.worker(),
+            WorkerIndex(2),
+            "a busy home takes no more: the room spreads"
+        );
         busy[1].set(200);
         let fourth = placement.place("fourth");
         assert_eq!(
@@ -183,32 +176,20 @@ mod tests {
             WorkerIndex(1),
             "among equally busy workers, the one with fewer connections"
         );
-        assert_eq!(placement.load(), vec![7, 1, 1]);
+        assert_eq!(placement.load(), vec![6, 1, 3]);
     }
 
     #[test]
-    fn a_big_room_spreads_past_its_share() {
-        let (placement, _) = placement(2);
-        let seats: Vec<Seat> = (0..ROOM_SHARE + 10)
-            .map(|_| placement.place("big"))
-            .collect();
-        assert!(
-            seats[..ROOM_SHARE]
-                .iter()
-                .all(|seat| seat.worker() == READER)
-        );
-        assert!(
-            seats[ROOM_SHARE..]
-                .iter()
-                .all(|seat| seat.worker() == WorkerIndex(1)),
-            "past its share, the room fills the other worker up to an even load"
-        );
-        assert_eq!(placement.load(), vec![ROOM_SHARE, 10]);
+    fn spreading_from_zero_deals_every_connection_to_the_least_loaded() {
+        let (placement, _) = placement(3, 0);
+        let seats: Vec<Seat> = (0..6).map(|_| placement.place("room")).collect();
+        let workers: Vec<usize> = seats.iter().map(|seat| seat.worker().0).collect();
+        assert_eq!(workers, vec![0, 1, 2, 0, 1, 2]);
     }
 
     #[test]
     fn seats_give_their_place_back() {
-        let (placement, busy) = placement(3);
+        let (placement, busy) = placement(3, THREE_QUARTERS);
         let seats: Vec<Seat> = (0..4).map(|_| placement.place("room")).collect();
         assert_eq!(placement.load(), vec![4, 0, 0]);
         drop(seats);
