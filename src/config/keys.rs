@@ -151,8 +151,8 @@ pub static KEYS: &[Key] = &[
         flag: "media-spread-when-busy",
         value_name: "PERCENT",
         help: "A room's connections share one media worker until that worker is this busy \
-               (percent of its time spent working); then new ones go to the least busy worker. \
-               0 spreads every connection. Default: 75.",
+               (percent of a core its thread used over the last second); then new ones go to \
+               the least busy worker. 0 spreads every connection. Default: 75.",
         kind: Kind::Integer,
     },
     Key {

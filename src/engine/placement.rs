@@ -3,9 +3,9 @@
 //! A connection goes where its room is, so that a room's forwarding stays on one thread: no
 //! packet crosses to another worker and no worker wakes another. A new room starts on the
 //! reader (the worker that reads the sockets), where not even its received datagrams cross.
-//! Only when the worker a connection would go to is busy, spending at least the spread share
-//! (`media.spread_when_busy`, three quarters by default) of its time working, does the
-//! connection go to the least busy worker instead: then the cores share the work, and the
+//! Only when the worker a connection would go to is busy, its thread on the CPU for at least
+//! the spread share (`media.spread_when_busy`, three quarters by default) of the last second,
+//! does the connection go to the least busy worker instead: then the cores share the work, and the
 //! room's packets for subscribers on other workers cross in batches. So a server uses one core
 //! as long as one core does the work, which costs the least CPU, and every core when it must.
 //!

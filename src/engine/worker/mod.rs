@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rtc::shared::{TransportContext, TransportProtocol};
 use tokio::sync::mpsc;
 
-use crate::engine::busy::{Busy, BusyMeter};
+use crate::engine::busy::{Busy, BusyMeter, thread_cpu_time};
 use crate::engine::command::Command;
 use crate::engine::crew::{Arrival, Crew, Crossing, READER};
 use crate::engine::egress::{Egress, Streams};
@@ -134,7 +134,7 @@ pub fn run(setup: Setup, started: std::sync::mpsc::Sender<io::Result<()>>) {
             ingress,
             egress,
             crew,
-            busy: BusyMeter::new(busy, Instant::now()),
+            busy: BusyMeter::new(busy, Instant::now(), thread_cpu_time()),
             peers: HashMap::new(),
             timers: Timers::default(),
             touched: HashSet::new(),
@@ -229,7 +229,7 @@ impl Worker {
                 .fetch_add(crossed as u64, Ordering::Relaxed);
         }
         self.egress.flush();
-        self.busy.pass(now, Instant::now());
+        self.busy.tick(now, thread_cpu_time);
     }
 
     fn on_ready(&mut self, ready: Ready, now: Instant) {
