@@ -20,6 +20,7 @@
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$self")/.."
+source bench/lib.sh
 
 all_scenarios=(room-of-eight broadcast-100)
 rounds=${ROUNDS:-2}
@@ -88,14 +89,7 @@ if [ "${1:-}" = "--inside" ]; then
         port=$janus_port url="ws://$servers_ip:$janus_port" ;;
     esac
     server_pid=$!
-    for _ in $(seq 100); do
-      if (exec 3<>"/dev/tcp/$servers_ip/$port") 2>/dev/null; then return 0; fi
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    say "$1 did not start; its log:"
-    cat "$2" >&2
-    return 1
+    wait_for_server "$servers_ip" "$port" "$server_pid" "$2"
   }
 
   for scenario in "${scenarios[@]}"; do

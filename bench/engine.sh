@@ -18,6 +18,7 @@
 set -euo pipefail
 self="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$self")/.."
+source bench/lib.sh
 
 rounds=${ROUNDS:-3}
 port=18090
@@ -51,10 +52,7 @@ if [ "${1:-}" = "--inside" ]; then
     target/release/switchyard --http "127.0.0.1:$port" --media-ip 127.0.0.1 "$@" \
       >"$work/$name.server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 100); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-      sleep 0.1
-    done
+    wait_for_server 127.0.0.1 "$port" "$server_pid" "$work/$name.server.log"
     target/release/loadtest --url "ws://127.0.0.1:$port/ws" --scenario "$scenario" \
       --server-pid "$server_pid" --quiet --json "$work/$name.json" --markdown "$work/$name.md" \
       | tee "$work/$name.txt" >&2

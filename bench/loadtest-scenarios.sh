@@ -8,6 +8,7 @@
 #   RENDER_ONLY=1 bench/loadtest-scenarios.sh   # docs/benchmarks.md again from the kept results
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 all=(room-of-ten broadcast-200 twenty-rooms-of-five room-of-ten-lossy)
 scenarios=("${@:-${all[@]}}")
@@ -32,10 +33,7 @@ if [[ -z "${RENDER_ONLY:-}" ]]; then
     echo "== $scenario" >&2
     target/release/switchyard --http "127.0.0.1:$port" --media-ip 127.0.0.1 >"$results/$scenario.server.log" 2>&1 &
     server_pid=$!
-    for _ in $(seq 100); do
-      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-      sleep 0.1
-    done
+    wait_for_server 127.0.0.1 "$port" "$server_pid" "$results/$scenario.server.log"
     target/release/loadtest --url "ws://127.0.0.1:$port/ws" --scenario "$scenario" \
       --server-pid "$server_pid" --quiet \
       --json "$results/$scenario.json" --markdown "$results/$scenario.md" | tee "$results/$scenario.txt"

@@ -63,24 +63,8 @@ pub struct Engine {
 impl Engine {
     /// Binds the media sockets and starts the workers.
     pub fn start(config: EngineConfig, metrics: Arc<Metrics>) -> io::Result<Engine> {
-        let mut sockets = Vec::new();
-        for address in &config.udp {
-            sockets.push(udp::bind(*address).map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("media.udp_port: binding {address}: {error}"),
-                )
-            })?);
-        }
-        let mut listeners = Vec::new();
-        for address in &config.tcp {
-            listeners.push(tcp::bind(*address).map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("media.tcp_port: listening on {address}: {error}"),
-                )
-            })?);
-        }
+        let sockets = bind_each(&config.udp, "media.udp_port", udp::bind)?;
+        let listeners = bind_each(&config.tcp, "media.tcp_port", tcp::bind)?;
         let settings = Arc::new(MediaSettings {
             udp: sockets
                 .iter()
@@ -180,6 +164,22 @@ impl Engine {
             events,
         )
     }
+}
+
+/// Binds every one of `addresses` with `bind`; an error names the setting `key` and the address.
+fn bind_each<T>(
+    addresses: &[SocketAddr],
+    key: &str,
+    bind: impl Fn(SocketAddr) -> io::Result<T>,
+) -> io::Result<Vec<T>> {
+    addresses
+        .iter()
+        .map(|address| {
+            bind(*address).map_err(|error| {
+                io::Error::new(error.kind(), format!("{key}: binding {address}: {error}"))
+            })
+        })
+        .collect()
 }
 
 impl Drop for Engine {

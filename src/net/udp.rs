@@ -49,8 +49,8 @@ pub struct UdpReader {
 }
 
 impl UdpReader {
-    /// Reads `socket` (from [`bind`]); registers only read interest, so a worker that merely
-    /// writes the same socket is not woken by arrivals.
+    /// Reads `socket` (from [`bind`]). It registers only read interest: interest in writability
+    /// would wake the reader each time the kernel frees a sent datagram's buffer.
     pub fn new(socket: std::net::UdpSocket) -> io::Result<Self> {
         let state = UdpSocketState::new(UdpSockRef::from(&socket))?;
         let local = socket.local_addr()?;
