@@ -49,6 +49,7 @@ fi
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 janus_section=$(sed -n '/^<!-- janus:begin -->$/,/^<!-- janus:end -->$/p' docs/benchmarks.md 2>/dev/null || true)
 engine_section=$(sed -n '/^<!-- engine:begin -->$/,/^<!-- engine:end -->$/p' docs/benchmarks.md 2>/dev/null || true)
+soak_section=$(sed -n '/^<!-- soak:begin -->$/,/^<!-- soak:end -->$/p' docs/benchmarks.md 2>/dev/null || true)
 {
   cat <<HEAD
 # Benchmarks
@@ -103,8 +104,9 @@ HEAD
     echo
     cat bench/benchmarks-reading.md
   fi
-  # The comparison with Janus (bench/compare-janus.sh) and the media engine's benchmarks
-  # (bench/engine.sh) rewrite their own sections: they are kept as they are.
+  # The comparison with Janus (bench/compare-janus.sh), the media engine's benchmarks
+  # (bench/engine.sh) and the soak (bench/soak.sh) rewrite their own sections: they are kept
+  # as they are.
   if [[ -n "$janus_section" ]]; then
     echo
     printf '%s\n' "$janus_section"
@@ -112,6 +114,10 @@ HEAD
   if [[ -n "$engine_section" ]]; then
     echo
     printf '%s\n' "$engine_section"
+  fi
+  if [[ -n "$soak_section" ]]; then
+    echo
+    printf '%s\n' "$soak_section"
   fi
 } >docs/benchmarks.md
 echo "wrote docs/benchmarks.md" >&2

@@ -18,6 +18,7 @@ pub mod run;
 pub mod scenario;
 pub mod server_probe;
 pub mod signaling;
+pub mod soak;
 pub mod stats;
 pub mod synthetic;
 pub mod target;

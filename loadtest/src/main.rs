@@ -5,6 +5,7 @@
 //! cargo run -p loadtest --release -- --scenario room-of-ten --server-pid "$(pidof switchyard)"
 //! cargo run -p loadtest --release -- --target janus --url ws://10.0.0.1:8188 --scenario smoke
 //! cargo run -p loadtest --release -- compare switchyard-1.json janus-1.json switchyard-2.json
+//! cargo run -p loadtest --release -- soak --signaling-cycles 10000 --media-cycles 500
 //! ```
 
 use std::net::IpAddr;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use loadtest::scenario::{self, Scenario};
+use loadtest::soak::{SoakOptions, soak};
 use loadtest::{Janus, Report, RunOptions, Switchyard, Target, compare, run};
 
 /// Loads a Switchyard (or Janus) server with synthetic participants speaking real WebRTC, and
@@ -31,7 +33,7 @@ struct Cli {
     target: TargetName,
     /// The server's signaling URL [default: ws://127.0.0.1:8080/ws, or for Janus its WebSocket
     /// transport, ws://127.0.0.1:8188].
-    #[arg(long)]
+    #[arg(long, global = true)]
     url: Option<String>,
     /// A named scenario from the scenarios file; the flags below override it.
     #[arg(long)]
@@ -90,16 +92,16 @@ struct Cli {
     #[arg(long)]
     server_pid: Option<u32>,
     /// Local address the participants gather media candidates on.
-    #[arg(long, default_value = "127.0.0.1")]
+    #[arg(long, default_value = "127.0.0.1", global = true)]
     media_ip: IpAddr,
     /// Also write the report as JSON to this file.
-    #[arg(long)]
+    #[arg(long, global = true)]
     json: Option<PathBuf>,
     /// Also write the headline figures as a Markdown table to this file.
-    #[arg(long)]
+    #[arg(long, global = true)]
     markdown: Option<PathBuf>,
     /// No live progress line.
-    #[arg(long)]
+    #[arg(long, global = true)]
     quiet: bool,
 }
 
@@ -118,6 +120,20 @@ enum Command {
         /// The batched floor's time per packet (32 packets, one `sendmmsg`), likewise.
         #[arg(long = "batched-floor", value_parser = parse_floor)]
         batched_floors: Vec<(String, f64)>,
+    },
+    /// Runs join/leave cycles with and without media against the server at `--url`, and
+    /// prints what the server holds before and after them (resident memory, file descriptors,
+    /// threads, live counts), read from its `/metrics` and `/api/counts`.
+    Soak {
+        /// Join/leave cycles without media.
+        #[arg(long, default_value_t = 10_000)]
+        signaling_cycles: usize,
+        /// Cycles of a publisher and a subscriber that get media flowing, then leave.
+        #[arg(long, default_value_t = 500)]
+        media_cycles: usize,
+        /// Signaling cycles at once; media cycles run a quarter as many at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
 }
 
@@ -278,13 +294,15 @@ async fn main() -> ExitCode {
     {
         return compare_reports(reports, floors, batched_floors);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rtc=off,webrtc=off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing();
+    if let Some(Command::Soak {
+        signaling_cycles,
+        media_cycles,
+        concurrency,
+    }) = &cli.command
+    {
+        return run_soak(&cli, *signaling_cycles, *media_cycles, *concurrency).await;
+    }
     let scenario = match cli.scenario() {
         Ok(scenario) => scenario,
         Err(error) => {
@@ -335,4 +353,67 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rtc=off,webrtc=off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `loadtest soak`: runs the cycles, prints the table, and fails when a cycle failed.
+async fn run_soak(
+    cli: &Cli,
+    signaling_cycles: usize,
+    media_cycles: usize,
+    concurrency: usize,
+) -> ExitCode {
+    let options = SoakOptions {
+        url: cli
+            .url
+            .clone()
+            .unwrap_or_else(|| TargetName::Switchyard.default_url().to_owned()),
+        signaling_cycles,
+        media_cycles,
+        concurrency,
+        media_ip: cli.media_ip,
+        progress: !cli.quiet,
+    };
+    let report = match soak(options).await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("loadtest: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let table = report.markdown();
+    print!("{table}");
+    let written = write_optional(cli.json.as_deref(), || {
+        serde_json::to_string_pretty(&report).map_err(|error| error.to_string())
+    })
+    .and_then(|()| write_optional(cli.markdown.as_deref(), || Ok(table.clone())));
+    if let Err(error) = written {
+        eprintln!("loadtest: {error}");
+        return ExitCode::FAILURE;
+    }
+    if report.failed() > 0 {
+        eprintln!("loadtest: {} soak cycles failed", report.failed());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Writes `contents()` to `path` when a path was given.
+fn write_optional(
+    path: Option<&std::path::Path>,
+    contents: impl FnOnce() -> Result<String, String>,
+) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    contents()
+        .and_then(|text| std::fs::write(path, text).map_err(|error| error.to_string()))
+        .map_err(|error| format!("writing {}: {error}", path.display()))
 }
