@@ -33,6 +33,9 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Bounds on what clients may use.
     pub limits: Limits,
+    /// How long a signaling session may take to set up, how its liveness is checked, and how
+    /// much may wait for a client that reads slowly.
+    pub signaling: SignalingConfig,
     /// What is logged, and how.
     pub log: LogConfig,
     /// How long a graceful shutdown may take before connections are cut.
@@ -210,6 +213,41 @@ pub struct Limits {
     pub max_chat_bytes: usize,
 }
 
+/// `[signaling]`: the deadlines a session meets and the bounds on what waits for its client.
+///
+/// Each deadline ends a session that would otherwise hold a socket, a task and, once joined, a
+/// place in a room for a client that is not coming: a socket that never joins, a participant
+/// that never sets up media, a socket whose client has gone without a word.
+#[derive(Debug, Clone)]
+pub struct SignalingConfig {
+    /// From the socket's opening to its `join`.
+    pub join_timeout: Duration,
+    /// From `joined` to the client's first `offer` (the empty one, when it publishes nothing).
+    pub offer_timeout: Duration,
+    /// From the first answer that gives the media connection something to connect to the
+    /// connection first being connected.
+    pub media_timeout: Duration,
+    /// How often the server pings the socket.
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered before the socket is closed.
+    pub ping_timeout: Duration,
+    /// Bytes of messages that may wait for a client that reads slowly; more ends its session.
+    pub outbox_bytes: usize,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        Self {
+            join_timeout: Duration::from_secs(10),
+            offer_timeout: Duration::from_secs(30),
+            media_timeout: Duration::from_secs(30),
+            ping_interval: Duration::from_secs(15),
+            ping_timeout: Duration::from_secs(15),
+            outbox_bytes: 1024 * 1024,
+        }
+    }
+}
+
 /// `[log]`: what is logged, and how.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -263,6 +301,7 @@ impl Default for Config {
             ice: IceConfig::default(),
             auth: AuthConfig::default(),
             limits: Limits::default(),
+            signaling: SignalingConfig::default(),
             log: LogConfig::default(),
             shutdown_grace: Duration::from_secs(3),
             client: ClientFiles::Embedded,

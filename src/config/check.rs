@@ -64,6 +64,7 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
         ice,
         auth,
         limits,
+        signaling,
         log,
     } = settings;
     if let Some(grace) = shutdown_grace_secs {
@@ -213,6 +214,37 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
                 limits_config.message_burst, limits_config.messages_per_second
             ),
         ));
+    }
+
+    let signaling_config = &mut config.signaling;
+    for (value, setting) in [
+        (
+            signaling.join_timeout_secs,
+            &mut signaling_config.join_timeout,
+        ),
+        (
+            signaling.offer_timeout_secs,
+            &mut signaling_config.offer_timeout,
+        ),
+        (
+            signaling.media_timeout_secs,
+            &mut signaling_config.media_timeout,
+        ),
+        (
+            signaling.ping_interval_secs,
+            &mut signaling_config.ping_interval,
+        ),
+        (
+            signaling.ping_timeout_secs,
+            &mut signaling_config.ping_timeout,
+        ),
+    ] {
+        if let Some(value) = value {
+            *setting = secs(value.0);
+        }
+    }
+    if let Some(value) = signaling.outbox_bytes {
+        signaling_config.outbox_bytes = count(value.0);
     }
 
     if let Some(json) = log.json {

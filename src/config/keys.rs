@@ -232,6 +232,56 @@ pub static KEYS: &[Key] = &[
         kind: Kind::Integer,
     },
     Key {
+        path: "signaling.join_timeout_secs",
+        flag: "join-timeout",
+        value_name: "SECS",
+        help: "Seconds a WebSocket may stay open without joining a room; then it gets \
+               `join_timeout` and close code 4004. Default 10.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "signaling.offer_timeout_secs",
+        flag: "offer-timeout",
+        value_name: "SECS",
+        help: "Seconds a participant has after `joined` to send its first offer (an empty one \
+               when it publishes nothing); then it leaves the room with `offer_timeout` and \
+               close code 4004. Default 30.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "signaling.media_timeout_secs",
+        flag: "media-timeout",
+        value_name: "SECS",
+        help: "Seconds a participant's media connection has to connect once an answer gave it \
+               something to connect; then it leaves the room with `media_timeout` and close \
+               code 4001. Default 30.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "signaling.ping_interval_secs",
+        flag: "ping-interval",
+        value_name: "SECS",
+        help: "Seconds between the WebSocket pings the server sends every socket. Default 15.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "signaling.ping_timeout_secs",
+        flag: "ping-timeout",
+        value_name: "SECS",
+        help: "Seconds a ping may go unanswered; then the socket is closed with close code \
+               4005 and its participant leaves the room. Default 15.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "signaling.outbox_bytes",
+        flag: "outbox-bytes",
+        value_name: "BYTES",
+        help: "Bytes of messages that may wait for a client that reads slowly (and at most \
+               1024 messages); past either its session ends with close code 4002. Default \
+               1048576 (1 MiB).",
+        kind: Kind::Integer,
+    },
+    Key {
         path: "log.json",
         flag: "json-logs",
         value_name: "BOOL",

@@ -128,6 +128,7 @@ fn heading(section: Option<&str>) -> &'static str {
         Some("ice") => "ICE servers for clients [ice]",
         Some("auth") => "Access [auth]",
         Some("limits") => "Limits [limits]",
+        Some("signaling") => "Signaling sessions [signaling]",
         Some("log") => "Logging [log]",
         _ => "Server",
     }
@@ -384,6 +385,33 @@ mod tests {
         assert_eq!(config.limits.max_rooms, 3);
         assert_eq!(config.shutdown_grace.as_secs(), 2);
         assert_eq!(config.media.udp_port, 50_100);
+    }
+
+    #[test]
+    fn the_signaling_section_sets_the_session_deadlines() {
+        let config = load(
+            "[signaling]\njoin_timeout_secs = 5\noffer_timeout_secs = 6\n\
+             media_timeout_secs = 7\nping_interval_secs = 8\nping_timeout_secs = 9\n\
+             outbox_bytes = 65536\n",
+        )
+        .expect("valid file");
+        let signaling = &config.signaling;
+        assert_eq!(
+            [
+                signaling.join_timeout,
+                signaling.offer_timeout,
+                signaling.media_timeout,
+                signaling.ping_interval,
+                signaling.ping_timeout,
+            ],
+            [5, 6, 7, 8, 9].map(std::time::Duration::from_secs)
+        );
+        assert_eq!(signaling.outbox_bytes, 65_536);
+        let error = load("[signaling]\nping_timeout_secs = 0\n").expect_err("no time at all");
+        assert_eq!(
+            error.to_string(),
+            "`signaling.ping_timeout_secs` in switchyard.toml must be between 1 and 3600, not 0"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub const COUNT_MAX: i64 = 1_000_000;
 const PORT_MAX: i64 = u16::MAX as i64;
 const WORKERS_MAX: i64 = 256;
 const SECONDS_IN_A_WEEK: i64 = 7 * 24 * 3600;
+const SECONDS_IN_AN_HOUR: i64 = 3600;
 
 /// Every key, by section.
 #[derive(Debug, Default, Deserialize)]
@@ -30,6 +31,7 @@ pub struct Settings {
     pub ice: Ice,
     pub auth: Auth,
     pub limits: Limits,
+    pub signaling: Signaling,
     pub log: Log,
 }
 
@@ -83,6 +85,18 @@ pub struct Limits {
     pub messages_per_second: Option<Bounded<1, COUNT_MAX>>,
     pub message_burst: Option<Bounded<1, COUNT_MAX>>,
     pub max_chat_bytes: Option<Bounded<1, { 60 * 1024 }>>,
+}
+
+/// `[signaling]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Signaling {
+    pub join_timeout_secs: Option<Bounded<1, SECONDS_IN_AN_HOUR>>,
+    pub offer_timeout_secs: Option<Bounded<1, SECONDS_IN_AN_HOUR>>,
+    pub media_timeout_secs: Option<Bounded<1, SECONDS_IN_AN_HOUR>>,
+    pub ping_interval_secs: Option<Bounded<1, SECONDS_IN_AN_HOUR>>,
+    pub ping_timeout_secs: Option<Bounded<1, SECONDS_IN_AN_HOUR>>,
+    pub outbox_bytes: Option<Bounded<{ 16 * 1024 }, { 1024 * 1024 * 1024 }>>,
 }
 
 /// `[log]`.

@@ -1,6 +1,10 @@
 //! WebSocket signaling: the wire protocol and the session that speaks it.
 
+pub mod closing;
+pub mod liveness;
 pub mod outbox;
 pub mod protocol;
 pub mod rate;
 pub mod session;
+pub mod setup;
+pub mod writer;

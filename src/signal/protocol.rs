@@ -266,6 +266,16 @@ pub enum ErrorCode {
     RateLimited,
     /// A newer session with the same identity joined the room; this one ends.
     Replaced,
+    /// The socket sent no `join` in time; the server closes it.
+    JoinTimeout,
+    /// No first `offer` came in time after `joined`; the participant leaves the room.
+    OfferTimeout,
+    /// The media connection did not connect in time; the participant leaves the room.
+    MediaTimeout,
+    /// The server's offer was not answered in time; the participant leaves the room.
+    AnswerTimeout,
+    /// The socket answered no ping in time; the participant leaves the room.
+    PingTimeout,
     /// Something failed inside the server; the session goes on.
     Internal,
 }

@@ -4,15 +4,16 @@
 //! A session is a single task that owns everything about its participant, so nothing in it
 //! needs a lock: it waits on the socket, the room's events, the connection's events and the
 //! subscriber feedback together, and handles one thing at a time. Whatever way it ends (a
-//! `leave`, a closed socket, a failed connection, a client that stopped reading, the server
-//! shutting down) it leaves the room and closes the connection on the way out.
+//! `leave`, a closed socket, a failed connection, a client that stopped reading or answering,
+//! a step of its setup not taken in time, the server shutting down) it leaves the room and
+//! closes the connection on the way out.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures::{SinkExt, StreamExt};
+use axum::extract::ws::{Message, WebSocket};
+use futures::StreamExt;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info};
@@ -25,37 +26,20 @@ use crate::ids::{Mid, ParticipantId};
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
 use crate::rtc::connection::{MediaError, Notice};
-use crate::signal::outbox::{Outbox, Outgoing, Unreachable};
+use crate::rtc::negotiation::ANSWER_TIMEOUT;
+use crate::signal::closing::{Ending, FLUSH_TIMEOUT, Overdue};
+use crate::signal::liveness::{Due, Liveness};
+use crate::signal::outbox::{Outbox, Unreachable};
 use crate::signal::protocol::{
     ClientMessage, ErrorCode, MAX_CHAT_CHARS, ParticipantInfo, ServerMessage, is_valid_chat_text,
     is_valid_room_name, normalize_display_name,
 };
 use crate::signal::rate::{RateLimiter, Verdict};
+use crate::signal::setup::Setup;
+use crate::signal::writer::write_frames;
 
 /// The largest text frame a client may send; larger ones close the socket with 1009.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-
-/// WebSocket close codes the server uses.
-pub mod close_code {
-    /// The session ended normally (`leave`).
-    pub const NORMAL: u16 = 1000;
-    /// A frame was larger than [`MAX_FRAME_BYTES`](super::MAX_FRAME_BYTES).
-    pub const TOO_BIG: u16 = 1009;
-    /// The media connection failed or the client stopped cooperating.
-    pub const MEDIA_FAILED: u16 = 4001;
-    /// The client did not read its messages.
-    pub const NOT_READING: u16 = 4002;
-    /// The server is shutting down.
-    pub const GOING_AWAY: u16 = 1001;
-    /// A newer session with the same identity joined the room.
-    pub const REPLACED: u16 = 4003;
-    /// The client kept sending faster than allowed after being told `rate_limited`.
-    pub const POLICY_VIOLATION: u16 = 1008;
-}
-
-/// How long the session waits for its last frames to reach the client and for the client to
-/// close the socket in turn.
-const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many waiting room events one negotiation may gather: enough for everybody in a large
 /// room publishing at once, few enough that the socket and the media are not kept waiting.
@@ -71,29 +55,31 @@ pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: Session
     );
     async move {
         let (sink, mut stream) = socket.split();
-        let (outbox, queue) = Outbox::new();
+        let signaling = &context.config.signaling;
+        let (outbox, queue) = Outbox::new(signaling.outbox_bytes);
         let writer = tokio::spawn(write_frames(sink, queue));
+        let now = Instant::now();
+        let setup = Setup::new(signaling, now);
+        let liveness = Liveness::new(signaling.ping_interval, signaling.ping_timeout, now);
         let limits = &context.config.limits;
-        let rate = RateLimiter::new(
-            limits.messages_per_second,
-            limits.message_burst,
-            Instant::now(),
-        );
+        let rate = RateLimiter::new(limits.messages_per_second, limits.message_burst, now);
         let mut session = Session {
             context,
             outbox,
             rate,
+            setup,
+            liveness,
             joined: None,
         };
         let ending = session.drive(&mut stream).await;
         let context = Arc::clone(&session.context);
         session.finish(ending).await;
-        // Dropping the session dropped the last outbox: the writer sends what is queued, the
-        // close frame last, and stops. Then the client's own close frame is awaited, reading
-        // and discarding whatever it still sent: a socket torn down with data unread is reset,
-        // and a reset can cost the client our last frames. A client that stopped reading or
-        // never closes is not waited for any longer (nor past the end of a shutdown's grace
-        // period).
+        // Dropping the session dropped the outbox: the writer sends what is queued, the close
+        // frame last (first, dropping the rest, for a client that stopped reading), and stops.
+        // Then the client's own close frame is awaited, reading and discarding whatever it
+        // still sent: a socket torn down with data unread is reset, and a reset can cost the
+        // client our last frames. A client that does not read or never closes is not waited
+        // for any longer (nor past the end of a shutdown's grace period).
         let mut closed_by = tokio::time::Instant::now() + FLUSH_TIMEOUT;
         if let Some(deadline) = context.drain.deadline() {
             closed_by = closed_by.min(deadline);
@@ -115,27 +101,6 @@ pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: Session
     .await;
 }
 
-/// Why the session ends.
-#[derive(Debug)]
-enum Ending {
-    /// The client said `leave`.
-    Left,
-    /// The socket closed or failed.
-    SocketClosed,
-    /// A frame exceeded the size limit.
-    FrameTooBig,
-    /// The media connection failed, or the client stopped answering offers.
-    MediaFailed(String),
-    /// The client stopped reading.
-    NotReading,
-    /// The server is shutting down.
-    ShuttingDown,
-    /// A newer session with the same identity took this one's place in the room.
-    Replaced,
-    /// The client kept sending after being rate limited.
-    RateAbuse,
-}
-
 impl From<Unreachable> for Ending {
     fn from(_: Unreachable) -> Self {
         Ending::NotReading
@@ -147,7 +112,8 @@ enum Input {
     Frame(Option<Result<Message, axum::Error>>),
     Room(RoomEvent),
     Media(Vec<Notice>),
-    AnswerOverdue,
+    Overdue(Overdue, Duration),
+    Liveness,
     ShuttingDown,
 }
 
@@ -172,6 +138,10 @@ struct Session {
     context: Arc<ServerContext>,
     outbox: Outbox,
     rate: RateLimiter,
+    /// The deadlines of the way in: `join`, the first `offer`, the media connection.
+    setup: Setup,
+    /// The pings that show the client is still there.
+    liveness: Liveness,
     joined: Option<Joined>,
 }
 
@@ -187,9 +157,8 @@ impl Session {
                 },
                 Input::Room(event) => self.on_room_events(event).await,
                 Input::Media(notices) => self.apply(notices),
-                Input::AnswerOverdue => Err(Ending::MediaFailed(
-                    "the client did not answer the server's offer".to_owned(),
-                )),
+                Input::Overdue(overdue, after) => Err(Ending::TimedOut { overdue, after }),
+                Input::Liveness => self.check_liveness(),
                 Input::ShuttingDown => Err(Ending::ShuttingDown),
             };
             if let Err(ending) = result {
@@ -199,23 +168,40 @@ impl Session {
     }
 
     async fn next_input(&mut self, stream: &mut futures::stream::SplitStream<WebSocket>) -> Input {
-        // A shutdown goes before anything else: whatever else is waiting would only be undone.
-        let drain = &self.context.drain;
-        let Some(joined) = self.joined.as_mut() else {
-            return tokio::select! {
-                biased;
-                _ = drain.begun() => Input::ShuttingDown,
-                frame = stream.next() => Input::Frame(frame),
-            };
+        let (room_events, media_events, answer_deadline) = match self.joined.as_mut() {
+            Some(joined) => (
+                Some(&mut joined.room_events),
+                Some(&mut joined.media_events),
+                joined.media.status().answer_deadline,
+            ),
+            None => (None, None, None),
         };
-        let deadline = joined.media.status().answer_deadline;
+        let answer_deadline =
+            answer_deadline.map(|deadline| (deadline, Overdue::Answer, ANSWER_TIMEOUT));
+        let setup_deadline = self.setup.deadline();
+        // A shutdown goes before anything else: whatever else is waiting would only be undone.
+        // A deadline goes before frames, which a busy client could otherwise keep coming.
         tokio::select! {
             biased;
-            _ = drain.begun() => Input::ShuttingDown,
+            _ = self.context.drain.begun() => Input::ShuttingDown,
+            (overdue, after) = overdue_at(setup_deadline) => Input::Overdue(overdue, after),
+            (overdue, after) = overdue_at(answer_deadline) => Input::Overdue(overdue, after),
+            () = tokio::time::sleep_until(self.liveness.wake_at().into()) => Input::Liveness,
             frame = stream.next() => Input::Frame(frame),
-            Some(event) = joined.room_events.recv() => Input::Room(event),
-            Some(notices) = joined.media_events.recv() => Input::Media(notices),
-            () = sleep_until_optional(deadline) => Input::AnswerOverdue,
+            Some(event) = recv_optional(room_events) => Input::Room(event),
+            Some(notices) = recv_optional(media_events) => Input::Media(notices),
+        }
+    }
+
+    /// Pings the client when a ping is due; ends the session when one went unanswered.
+    fn check_liveness(&mut self) -> Result<(), Ending> {
+        match self.liveness.on_wake(Instant::now()) {
+            None => Ok(()),
+            Some(Due::Ping(payload)) => Ok(self.outbox.ping(payload)?),
+            Some(Due::Unresponsive) => Err(Ending::TimedOut {
+                overdue: Overdue::Pong,
+                after: self.liveness.timeout(),
+            }),
         }
     }
 
@@ -228,14 +214,14 @@ impl Session {
             None | Some(Ok(Message::Close(_))) => return Ok(Some(Ending::SocketClosed)),
             Some(Err(error)) => {
                 debug!(%error, "socket error");
-                return Ok(Some(if is_too_big(error) {
-                    Ending::FrameTooBig
-                } else {
-                    Ending::SocketClosed
-                }));
+                return Ok(Some(Ending::from_socket_error(error)));
             }
-            // Answered by the WebSocket layer itself; they carry no message.
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Ok(None),
+            // Answered by the WebSocket layer itself; it carries no message.
+            Some(Ok(Message::Ping(_))) => return Ok(None),
+            Some(Ok(Message::Pong(payload))) => {
+                self.liveness.on_pong(&payload);
+                return Ok(None);
+            }
             Some(Ok(message)) => message,
         };
         match self.rate.check(Instant::now()) {
@@ -300,13 +286,25 @@ impl Session {
             ClientMessage::Leave => return Ok(Some(Ending::Left)),
             ClientMessage::Offer { sdp } => {
                 let notices = joined.media.offer(sdp).await?;
-                if !joined.media.status().open {
+                let open = joined.media.status().open;
+                if !open {
                     joined.join_started = None;
+                }
+                // An offer that crossed the server's own is ignored, not answered.
+                if notices
+                    .iter()
+                    .any(|notice| matches!(notice, Notice::Answer(_)))
+                {
+                    self.setup.offer_answered();
+                    if open {
+                        self.setup.media_to_connect(Instant::now());
+                    }
                 }
                 self.apply(notices).map_err(MessageError::End)?;
             }
             ClientMessage::Answer { sdp } => {
                 let notices = joined.media.answer(sdp).await?;
+                self.setup.media_to_connect(Instant::now());
                 self.apply(notices).map_err(MessageError::End)?;
             }
             ClientMessage::Candidate { candidate } => {
@@ -452,6 +450,7 @@ impl Session {
             join_started: Some(started),
             _gauge: gauge,
         });
+        self.setup.joined(Instant::now());
         self.outbox
             .send(&joined_message)
             .map_err(|unreachable| MessageError::End(unreachable.into()))
@@ -592,15 +591,16 @@ impl Session {
                 }
                 Notice::State(state) => {
                     debug!(%state, "connection state");
-                    if state == RTCPeerConnectionState::Connected
-                        && let Some(started) = joined.join_started.take()
-                    {
-                        let latency = started.elapsed();
-                        self.context
-                            .metrics
-                            .join_seconds
-                            .observe(latency.as_secs_f64());
-                        info!(seconds = latency.as_secs_f64(), "media connected");
+                    if state == RTCPeerConnectionState::Connected {
+                        self.setup.connected();
+                        if let Some(started) = joined.join_started.take() {
+                            let latency = started.elapsed();
+                            self.context
+                                .metrics
+                                .join_seconds
+                                .observe(latency.as_secs_f64());
+                            info!(seconds = latency.as_secs_f64(), "media connected");
+                        }
                     }
                     if matches!(
                         state,
@@ -627,43 +627,17 @@ impl Session {
 
     /// Leaves the room, closes the connection and says goodbye on the socket.
     async fn finish(mut self, ending: Ending) {
-        let (code, reason) = match &ending {
-            Ending::Left | Ending::SocketClosed => (close_code::NORMAL, "bye".to_owned()),
-            Ending::FrameTooBig => (close_code::TOO_BIG, "message too big".to_owned()),
-            Ending::MediaFailed(reason) => {
-                let _ = self
-                    .outbox
-                    .send(&ServerMessage::error(ErrorCode::Internal, reason.clone()));
-                (
-                    close_code::MEDIA_FAILED,
-                    "media connection failed".to_owned(),
-                )
-            }
-            Ending::NotReading => (close_code::NOT_READING, "not reading".to_owned()),
-            Ending::ShuttingDown => {
-                let _ = self.outbox.send(&ServerMessage::Shutdown {
-                    reason: "the server is shutting down".to_owned(),
-                });
-                (close_code::GOING_AWAY, "server shutting down".to_owned())
-            }
-            Ending::Replaced => {
-                let _ = self.outbox.send(&ServerMessage::error(
-                    ErrorCode::Replaced,
-                    "a newer session with the same identity joined the room; this one has left",
-                ));
-                (close_code::REPLACED, "replaced".to_owned())
-            }
-            Ending::RateAbuse => {
-                let _ = self.outbox.send(&ServerMessage::error(
-                    ErrorCode::RateLimited,
-                    "too many messages after being told to slow down: closing the connection",
-                ));
-                (close_code::POLICY_VIOLATION, "too many messages".to_owned())
-            }
-        };
+        let farewell = ending.farewell();
         // The socket's last word goes out before the media connection closes: a client that
         // sees its connection end first may give up on the socket before reading why.
-        self.outbox.close(code, &reason);
+        if farewell.at_once {
+            self.outbox.close_now(farewell.code, farewell.reason);
+        } else {
+            if let Some(message) = &farewell.message {
+                let _ = self.outbox.send(message);
+            }
+            self.outbox.close(farewell.code, farewell.reason);
+        }
         if let Some(joined) = self.joined.take() {
             info!(?ending, "leaving");
             self.context.registry.leave(&joined.room, &joined.id);
@@ -721,42 +695,21 @@ fn fatal(error: MediaError) -> Ending {
     Ending::MediaFailed(error.to_string())
 }
 
-/// Whether a socket error means the client sent a frame over the size limit.
-fn is_too_big(error: axum::Error) -> bool {
-    matches!(
-        error.into_inner().downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
-}
-
-async fn sleep_until_optional(deadline: Option<std::time::Instant>) {
+/// Waits for `deadline`, if there is one, and says what it was for.
+async fn overdue_at(deadline: Option<(Instant, Overdue, Duration)>) -> (Overdue, Duration) {
     match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        Some((deadline, overdue, after)) => {
+            tokio::time::sleep_until(deadline.into()).await;
+            (overdue, after)
+        }
         None => std::future::pending().await,
     }
 }
 
-/// The writer task: sends queued frames until a close frame or the end of the queue.
-async fn write_frames(
-    mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Outgoing>,
-) {
-    while let Some(outgoing) = queue.recv().await {
-        let result = match outgoing {
-            Outgoing::Text(text) => sink.send(Message::Text(text.into())).await,
-            Outgoing::Close { code, reason } => {
-                // Sent and flushed; `run` waits, briefly, for the client's close frame.
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    })))
-                    .await;
-                break;
-            }
-        };
-        if result.is_err() {
-            break;
-        }
+/// The next item of `receiver`, if there is a receiver; otherwise never.
+async fn recv_optional<T>(receiver: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {
+    match receiver {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
