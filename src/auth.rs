@@ -114,9 +114,9 @@ impl Claims {
         }
         match self.name.as_deref() {
             None => Ok(None),
-            Some(name) => normalize_display_name(name).map(Some).ok_or_else(|| {
-                "`name` must be 1 to 64 characters without control characters".to_owned()
-            }),
+            Some(name) => normalize_display_name(name)
+                .map(Some)
+                .map_err(|error| format!("`name`: {error}")),
         }
     }
 }

@@ -4,3 +4,5 @@ pub mod outbox;
 pub mod protocol;
 pub mod rate;
 pub mod session;
+pub mod strict_json;
+pub mod text;
