@@ -19,6 +19,7 @@ pub const COUNT_MAX: i64 = 1_000_000;
 const PORT_MAX: i64 = u16::MAX as i64;
 const WORKERS_MAX: i64 = 256;
 const SECONDS_IN_A_WEEK: i64 = 7 * 24 * 3600;
+const SECONDS_IN_A_YEAR: i64 = 366 * 24 * 3600;
 
 /// Every key, by section.
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +73,7 @@ pub struct Ice {
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
     pub token_key: Option<String>,
+    pub max_token_lifetime_secs: Option<Bounded<60, SECONDS_IN_A_YEAR>>,
 }
 
 /// `[limits]`.
