@@ -2,29 +2,42 @@
 //!
 //! A token is a JWT signed with HS256 under the server's key (`[auth] token_key`). Whoever
 //! holds the key (the team's own backend, or `switchyard token` during development) mints one
-//! per person and room; the client hands it over in `join`. The server checks the signature,
-//! the expiry and the room, and the participant then gets the identity, the display name and
-//! the grants the token carries. `docs/access.md` describes the claims and the decisions
-//! behind them.
+//! per person and room; the client hands it over in `join`. The server checks the header
+//! (`compact.rs`), the signature, the claims and their times ([`Validity`]) and the room, and
+//! the participant then gets the identity, the display name and the grants the token carries.
+//! `docs/access.md` describes the claims and the decisions behind them.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use crate::signal::protocol::{ErrorCode, is_valid_room_name, normalize_display_name};
+use crate::signal::protocol::{ErrorCode, NameError, is_valid_room_name, normalize_display_name};
+
+mod compact;
+#[cfg(test)]
+mod properties;
+mod validity;
+
+use compact::Compact;
+pub use validity::Validity;
 
 /// The shortest key accepted: HS256 wants a key at least as long as its hash (RFC 7518 §3.2).
 pub const MIN_KEY_BYTES: usize = 32;
 
-/// How far the server's clock may be behind or ahead of the one that minted a token: `exp`
-/// and `nbf` are checked with this much slack.
+/// How far the server's clock may be behind or ahead of the one that minted a token: `exp`,
+/// `nbf` and `iat` are checked with this much slack.
 pub const CLOCK_LEEWAY: Duration = Duration::from_secs(30);
 
 /// The longest identity a token may carry, in characters.
 pub const MAX_IDENTITY_CHARS: usize = 128;
+
+/// The longest a token may be valid unless `auth.max_token_lifetime_secs` says otherwise: a
+/// day, which covers a working day's meetings and their reconnections, and keeps a leaked
+/// token useful for no longer.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// What a participant may do in its room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -50,7 +63,7 @@ impl Grants {
 }
 
 /// The claims of a Switchyard access token. Unknown claims are ignored, so a backend may add
-/// its own (`iss`, `jti`, ...).
+/// its own (`iss`, `jti`, ...), except `aud` ([`TokenKey::verify`]). Times are whole seconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     /// The participant's identity: stable across its sessions, unique in the room.
@@ -97,28 +110,39 @@ impl Claims {
 
 impl Claims {
     /// Checks what the claims say (a valid room name, a usable identity and name) and returns
-    /// the display name, normalized, if they set one. The error says which claim is wrong.
-    pub fn check(&self) -> Result<Option<String>, String> {
+    /// the display name, trimmed, if they set one. The error says which claim is wrong.
+    pub fn check(&self) -> Result<Option<String>, ClaimError> {
         if !is_valid_room_name(&self.room) {
-            return Err(
-                "`room` must be 1 to 64 characters of A-Z, a-z, 0-9, `_` and `-`".to_owned(),
-            );
+            return Err(ClaimError::Room);
         }
         let identity_chars = self.sub.chars().count();
         if !(1..=MAX_IDENTITY_CHARS).contains(&identity_chars)
             || self.sub.chars().any(char::is_control)
         {
-            return Err(format!(
-                "`sub` (the identity) must be 1 to {MAX_IDENTITY_CHARS} characters without control characters"
-            ));
+            return Err(ClaimError::Identity);
         }
-        match self.name.as_deref() {
-            None => Ok(None),
-            Some(name) => normalize_display_name(name).map(Some).ok_or_else(|| {
-                "`name` must be 1 to 64 characters without control characters".to_owned()
-            }),
-        }
+        self.name
+            .as_deref()
+            .map(normalize_display_name)
+            .transpose()
+            .map_err(ClaimError::Name)
     }
+}
+
+/// A claim that holds something a token may not say.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    /// `room` is not a room name.
+    #[error("`room` must be 1 to 64 characters of A-Z, a-z, 0-9, `_` and `-`")]
+    Room,
+    /// `sub` is not a usable identity.
+    #[error(
+        "`sub` (the identity) must be 1 to {MAX_IDENTITY_CHARS} characters without control characters"
+    )]
+    Identity,
+    /// `name` is not a display name the server accepts.
+    #[error("`name`: {0}")]
+    Name(NameError),
 }
 
 impl fmt::Display for Grants {
@@ -144,7 +168,7 @@ impl fmt::Display for Grants {
 pub struct Access {
     /// The participant's identity.
     pub identity: String,
-    /// The display name the token sets, normalized, if it sets one.
+    /// The display name the token sets, trimmed, if it sets one.
     pub name: Option<String>,
     /// What the participant may do.
     pub grants: Grants,
@@ -172,6 +196,26 @@ pub enum TokenError {
     /// The signature does not match the server's key.
     #[error("the access token's signature does not match this server's key")]
     BadSignature,
+    /// `nbf` or `iat` is later than now (and the clock leeway).
+    #[error(
+        "the access token is not valid yet: its `{claim}` is {at} (Unix time), later than now; check the clocks"
+    )]
+    NotYetValid {
+        /// Which claim.
+        claim: &'static str,
+        /// Its time, in seconds since the Unix epoch.
+        at: u64,
+    },
+    /// The token is valid for longer than the server accepts.
+    #[error(
+        "the access token is valid for {seconds} s, longer than this server accepts ({max} s at most): mint tokens that expire sooner"
+    )]
+    TooLong {
+        /// How long it is valid: from `iat` to `exp`, or from now to `exp`.
+        seconds: u64,
+        /// The most the server accepts.
+        max: u64,
+    },
     /// The token is for another room.
     #[error("the access token is for room `{token_room}`, not `{room}`")]
     WrongRoom {
@@ -191,7 +235,10 @@ impl TokenError {
         match self {
             TokenError::Missing => ErrorCode::TokenMissing,
             TokenError::Expired { .. } => ErrorCode::TokenExpired,
-            TokenError::BadSignature | TokenError::Invalid(_) => ErrorCode::TokenInvalid,
+            TokenError::BadSignature
+            | TokenError::NotYetValid { .. }
+            | TokenError::TooLong { .. }
+            | TokenError::Invalid(_) => ErrorCode::TokenInvalid,
             TokenError::WrongRoom { .. } => ErrorCode::TokenWrongRoom,
         }
     }
@@ -202,11 +249,12 @@ impl TokenError {
 #[error("cannot mint a token: {0}")]
 pub struct MintError(String);
 
-/// The HS256 key tokens are signed and checked with.
+/// The HS256 key tokens are signed and checked with, and how their times are judged.
 #[derive(Clone)]
 pub struct TokenKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    validity: Validity,
 }
 
 impl fmt::Debug for TokenKey {
@@ -217,7 +265,8 @@ impl fmt::Debug for TokenKey {
 }
 
 impl TokenKey {
-    /// The key from its configured text, used as bytes.
+    /// The key from its configured text, used as bytes, accepting tokens valid for up to
+    /// [`DEFAULT_MAX_TOKEN_LIFETIME`].
     pub fn new(secret: &str) -> Result<Self, WeakKey> {
         let bytes = secret.as_bytes();
         if bytes.len() < MIN_KEY_BYTES {
@@ -226,7 +275,17 @@ impl TokenKey {
         Ok(Self {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
+            validity: Validity {
+                leeway: CLOCK_LEEWAY,
+                max_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+            },
         })
+    }
+
+    /// The same key, accepting tokens valid for up to `max_lifetime`.
+    pub fn with_max_lifetime(mut self, max_lifetime: Duration) -> Self {
+        self.validity.max_lifetime = max_lifetime;
+        self
     }
 
     /// Signs `claims`.
@@ -235,53 +294,53 @@ impl TokenKey {
             .map_err(|error| MintError(error.to_string()))
     }
 
-    /// Checks `token` for `room`: HS256 under this key, not expired, valid already, for this
-    /// room, with a usable identity and name.
+    /// Checks `token` for `room` now: see [`TokenKey::verify_at`].
     pub fn verify(&self, token: &str, room: &str) -> Result<Access, TokenError> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = CLOCK_LEEWAY.as_secs();
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|error| match error.kind() {
-                ErrorKind::InvalidSignature => TokenError::BadSignature,
-                ErrorKind::ExpiredSignature => TokenError::Expired {
-                    expired_at: expiry_of(token).unwrap_or_default(),
-                },
-                ErrorKind::ImmatureSignature => {
-                    TokenError::Invalid("it is not valid yet (`nbf` is in the future)".to_owned())
-                }
-                ErrorKind::InvalidAlgorithm => {
-                    TokenError::Invalid("it must be signed with HS256".to_owned())
-                }
-                ErrorKind::Json(error) => TokenError::Invalid(format!("its claims: {error}")),
-                _ => TokenError::Invalid(error.to_string()),
-            })?
-            .claims;
+        self.verify_at(token, room, unix_seconds(SystemTime::now()))
+    }
+
+    /// Checks `token` for `room` at `now` (Unix seconds), in this order: a JWT whose header
+    /// says HS256 and lists no critical extension; its signature under this key; claims that
+    /// are a JSON object without repeated keys or an audience (`aud`: RFC 7519 §4.1.3 asks a
+    /// recipient that is not in it to refuse the token, and this server is in none); times
+    /// that make it valid now ([`Validity`]); this room; a usable identity and name.
+    pub fn verify_at(&self, token: &str, room: &str, now: u64) -> Result<Access, TokenError> {
+        let compact = Compact::split(token)?;
+        compact.check_header()?;
+        let signature_matches = jsonwebtoken::crypto::verify(
+            compact.signature,
+            compact.signed.as_bytes(),
+            &self.decoding,
+            Algorithm::HS256,
+        )
+        .map_err(|error| TokenError::Invalid(format!("its signature: {error}")))?;
+        if !signature_matches {
+            return Err(TokenError::BadSignature);
+        }
+        let claims = compact.claims()?;
+        if claims.contains_key("aud") {
+            return Err(TokenError::Invalid(
+                "it names an audience (`aud`), and this server is in none".to_owned(),
+            ));
+        }
+        let claims: Claims = serde_path_to_error::deserialize(Value::Object(claims))
+            .map_err(|error| TokenError::Invalid(format!("its claims: {error}")))?;
+        self.validity.check(&claims, now)?;
         if claims.room != room {
             return Err(TokenError::WrongRoom {
                 token_room: claims.room,
                 room: room.to_owned(),
             });
         }
-        let name = claims.check().map_err(TokenError::Invalid)?;
+        let name = claims
+            .check()
+            .map_err(|error| TokenError::Invalid(error.to_string()))?;
         Ok(Access {
             identity: claims.sub,
             name,
             grants: claims.grants,
         })
     }
-}
-
-/// The `exp` of a token whose signature has been checked already, for the error message.
-fn expiry_of(token: &str) -> Option<u64> {
-    #[derive(Deserialize)]
-    struct Expiry {
-        exp: u64,
-    }
-    jsonwebtoken::dangerous::insecure_decode::<Expiry>(token)
-        .ok()
-        .map(|data| data.claims.exp)
 }
 
 /// Seconds since the Unix epoch (0 before it).
@@ -292,6 +351,10 @@ pub fn unix_seconds(time: SystemTime) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
+
     use super::*;
 
     const KEY: &str = "an-hs256-key-of-at-least-32-bytes!!";
@@ -302,6 +365,37 @@ mod tests {
 
     fn claims(ttl: Duration) -> Claims {
         Claims::new("standup", "ada", Grants::ALL, SystemTime::now(), ttl)
+    }
+
+    fn now() -> u64 {
+        unix_seconds(SystemTime::now())
+    }
+
+    /// A token with exactly this header and these claims, as text, signed with [`KEY`].
+    pub(super) fn sign_raw(header: &str, claims: &str) -> String {
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let signature = jsonwebtoken::crypto::sign(
+            signed.as_bytes(),
+            &EncodingKey::from_secret(KEY.as_bytes()),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{signed}.{signature}")
+    }
+
+    fn sign_claims(claims: &Value) -> String {
+        sign_raw(r#"{"alg":"HS256","typ":"JWT"}"#, &claims.to_string())
+    }
+
+    fn invalid_because(token: &str) -> String {
+        match key().verify(token, "standup") {
+            Err(TokenError::Invalid(problem)) => problem,
+            other => panic!("expected an invalid token, got {other:?}"),
+        }
     }
 
     #[test]
@@ -353,11 +447,11 @@ mod tests {
             ErrorCode::TokenInvalid
         );
         let mut early = claims(Duration::from_secs(7200));
-        early.nbf = Some(unix_seconds(SystemTime::now()) + 3600);
+        early.nbf = Some(now() + 3600);
         let early_token = key().mint(&early).unwrap();
         assert!(matches!(
             key().verify(&early_token, "standup"),
-            Err(TokenError::Invalid(_))
+            Err(TokenError::NotYetValid { claim: "nbf", .. })
         ));
     }
 
@@ -378,14 +472,8 @@ mod tests {
     #[test]
     fn absent_grants_are_not_given() {
         // A token minted elsewhere, with only the claims it must have.
-        let now = unix_seconds(SystemTime::now());
-        let token = jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &serde_json::json!({"sub": "bob", "room": "standup", "exp": now + 60,
-                                "grants": {"subscribe": true}, "iss": "our-backend"}),
-            &EncodingKey::from_secret(KEY.as_bytes()),
-        )
-        .unwrap();
+        let token = sign_claims(&json!({"sub": "bob", "room": "standup", "exp": now() + 60,
+                                       "grants": {"subscribe": true}, "iss": "our-backend"}));
         let access = key().verify(&token, "standup").unwrap();
         assert_eq!(
             access.grants,
@@ -399,39 +487,166 @@ mod tests {
     }
 
     #[test]
-    fn only_hs256_and_sound_claims_are_accepted() {
-        let now = unix_seconds(SystemTime::now());
+    fn only_hs256_is_accepted() {
         let hs512 = jsonwebtoken::encode(
             &Header::new(Algorithm::HS512),
             &claims(Duration::from_secs(60)),
             &EncodingKey::from_secret(KEY.as_bytes()),
         )
         .unwrap();
-        assert!(matches!(
-            key().verify(&hs512, "standup"),
-            Err(TokenError::Invalid(_))
-        ));
-        // `alg: none`, unsigned.
-        let unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhZGEiLCJyb29tIjoic3RhbmR1cCIsImV4cCI6OTk5OTk5OTk5OX0.";
-        assert!(key().verify(unsigned, "standup").is_err());
-        for bad in [
-            serde_json::json!({"sub": "", "room": "standup", "exp": now + 60}),
-            serde_json::json!({"sub": "a\u{7}b", "room": "standup", "exp": now + 60}),
-            serde_json::json!({"sub": "ada", "room": "standup", "exp": now + 60, "name": " "}),
-            serde_json::json!({"sub": "ada", "exp": now + 60}),
-            serde_json::json!({"room": "standup", "exp": now + 60}),
-            serde_json::json!({"sub": "ada", "room": "standup"}),
+        assert!(invalid_because(&hs512).contains("HS256"));
+        // `alg: none`, unsigned, and the same claims with the signature kept.
+        let claims = URL_SAFE_NO_PAD
+            .encode(json!({"sub": "ada", "room": "standup", "exp": now() + 60}).to_string());
+        let none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        assert!(invalid_because(&format!("{none}.{claims}.")).contains("HS256"));
+        let signed = sign_claims(&json!({"sub": "ada", "room": "standup", "exp": now() + 60}));
+        let signature = signed.rsplit('.').next().unwrap();
+        assert!(invalid_because(&format!("{none}.{claims}.{signature}")).contains("HS256"));
+    }
+
+    #[test]
+    fn a_critical_header_extension_is_refused() {
+        let claims = json!({"sub": "ada", "room": "standup", "exp": now() + 60}).to_string();
+        for header in [
+            r#"{"alg":"HS256","crit":["exp"]}"#,
+            r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
+            r#"{"alg":"HS256","crit":["urn:example:unknown"],"urn:example:unknown":1}"#,
+            r#"{"alg":"HS256","crit":[]}"#,
         ] {
-            let token = jsonwebtoken::encode(
-                &Header::new(Algorithm::HS256),
-                &bad,
-                &EncodingKey::from_secret(KEY.as_bytes()),
-            )
-            .unwrap();
+            let token = sign_raw(header, &claims);
+            let problem = invalid_because(&token);
+            assert!(problem.contains("`crit`"), "{header}: {problem}");
+        }
+        let mut header = Header::new(Algorithm::HS256);
+        header.crit = Some(vec!["exp".to_owned()]);
+        let token = jsonwebtoken::encode(
+            &header,
+            &self::claims(Duration::from_secs(60)),
+            &EncodingKey::from_secret(KEY.as_bytes()),
+        )
+        .unwrap();
+        assert!(invalid_because(&token).contains("`crit`"));
+        assert_eq!(
+            key()
+                .verify(&sign_raw(r#"{"alg":"HS256"}"#, &claims), "standup")
+                .map(|a| a.identity),
+            Ok("ada".to_owned()),
+            "the same token without `crit` is fine"
+        );
+    }
+
+    #[test]
+    fn a_token_that_never_expires_is_refused() {
+        for exp in [u64::MAX, now() + 365 * 24 * 3600] {
+            let token = sign_claims(&json!({"sub": "ada", "room": "standup", "exp": exp}));
             assert!(
-                matches!(key().verify(&token, "standup"), Err(TokenError::Invalid(_))),
-                "{bad} is refused"
+                matches!(
+                    key().verify(&token, "standup"),
+                    Err(TokenError::TooLong { max: 86_400, .. })
+                ),
+                "exp {exp}"
             );
+        }
+        let long = key().mint(&claims(Duration::from_secs(48 * 3600))).unwrap();
+        assert!(matches!(
+            key().verify(&long, "standup"),
+            Err(TokenError::TooLong {
+                seconds: 172_800,
+                max: 86_400
+            })
+        ));
+        let longer_allowed = key().with_max_lifetime(Duration::from_secs(72 * 3600));
+        assert!(longer_allowed.verify(&long, "standup").is_ok());
+    }
+
+    #[test]
+    fn times_must_be_whole_seconds_that_fit() {
+        let too_big = sign_raw(
+            r#"{"alg":"HS256"}"#,
+            r#"{"sub":"ada","room":"standup","exp":18446744073709551616}"#,
+        );
+        assert!(invalid_because(&too_big).starts_with("its claims: exp:"));
+        for exp in [
+            json!(1e300),
+            json!(-1),
+            json!(1.5),
+            json!("1767225600"),
+            json!(null),
+        ] {
+            let token = sign_claims(&json!({"sub": "ada", "room": "standup", "exp": exp}));
+            let problem = invalid_because(&token);
+            assert!(
+                problem.starts_with("its claims: exp:"),
+                "exp {exp}: {problem}"
+            );
+        }
+        let token =
+            sign_claims(&json!({"sub": "ada", "room": "standup", "exp": now() + 60, "nbf": -5}));
+        assert!(invalid_because(&token).starts_with("its claims: nbf:"));
+    }
+
+    #[test]
+    fn claims_given_twice_or_naming_an_audience_are_refused() {
+        let exp = now() + 60;
+        let twice = sign_raw(
+            r#"{"alg":"HS256"}"#,
+            &format!(
+                r#"{{"sub":"ada","room":"standup","exp":{exp},"exp":{}}}"#,
+                u64::MAX
+            ),
+        );
+        assert!(invalid_because(&twice).contains("duplicate key `exp`"));
+        let twice_in_header = sign_raw(
+            r#"{"alg":"HS256","alg":"HS256"}"#,
+            &format!(r#"{{"sub":"ada","room":"standup","exp":{exp}}}"#),
+        );
+        assert!(invalid_because(&twice_in_header).contains("duplicate key `alg`"));
+        let audience = sign_claims(
+            &json!({"sub": "ada", "room": "standup", "exp": exp, "aud": "someone-else"}),
+        );
+        assert!(invalid_because(&audience).contains("`aud`"));
+    }
+
+    #[test]
+    fn sound_claims_only() {
+        let exp = now() + 60;
+        for (bad, claim) in [
+            (json!({"sub": "", "room": "standup", "exp": exp}), "`sub`"),
+            (
+                json!({"sub": "a\u{7}b", "room": "standup", "exp": exp}),
+                "`sub`",
+            ),
+            (
+                json!({"sub": "x".repeat(129), "room": "standup", "exp": exp}),
+                "`sub`",
+            ),
+            (
+                json!({"sub": "ada", "room": "standup", "exp": exp, "name": " "}),
+                "`name`",
+            ),
+            (
+                json!({"sub": "ada", "room": "standup", "exp": exp, "name": "\u{3164}"}),
+                "`name`",
+            ),
+            (
+                json!({"sub": "ada", "room": "standup", "exp": exp, "name": "Ada\u{202E}"}),
+                "U+202E",
+            ),
+            (
+                json!({"sub": "ada", "room": "standup", "exp": exp, "name": "x".repeat(10_000)}),
+                "`name`",
+            ),
+            (json!({"sub": "ada", "exp": exp}), "`room`"),
+            (json!({"room": "standup", "exp": exp}), "`sub`"),
+            (json!({"sub": "ada", "room": "standup"}), "`exp`"),
+            (
+                json!({"sub": "ada", "room": "standup", "exp": exp, "grants": null}),
+                "grants:",
+            ),
+        ] {
+            let problem = invalid_because(&sign_claims(&bad));
+            assert!(problem.contains(claim), "{bad}: {problem}");
         }
     }
 

@@ -191,11 +191,22 @@ pub struct TurnConfig {
 }
 
 /// `[auth]`: access tokens.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AuthConfig {
     /// The HS256 key join tokens are signed with. `None` runs the server open: anybody may
     /// join any room.
     pub token_key: Option<String>,
+    /// The longest a token may be valid (from `iat`, and from now, to `exp`).
+    pub max_token_lifetime: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_key: None,
+            max_token_lifetime: crate::auth::DEFAULT_MAX_TOKEN_LIFETIME,
+        }
+    }
 }
 
 /// `[limits]`: bounds on rooms and clients. Going over one gets the client a clear error.

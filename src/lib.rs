@@ -107,7 +107,8 @@ impl Server {
             .token_key
             .as_deref()
             .map(TokenKey::new)
-            .transpose()?;
+            .transpose()?
+            .map(|key| key.with_max_lifetime(config.auth.max_token_lifetime));
         // Read before binding, so a bad file is reported as such and not after a bind.
         let tls = config.http.tls.as_ref().map(Tls::load).transpose()?;
         let address = config.http.listen;

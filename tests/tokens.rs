@@ -6,6 +6,9 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use common::{PATIENCE, camera_and_microphone, server_with, wait_for_counts};
 use loadtest::signaling::{self, Received, SignalingReceiver};
 use loadtest::{Participant, ParticipantOptions, TrackSpec};
@@ -402,4 +405,216 @@ async fn a_second_session_with_the_same_identity_replaces_the_first() {
     second.leave().await;
     bob.leave().await;
     wait_for_counts(&server, Counts::default()).await;
+}
+
+/// A token with exactly this header and these claims, signed with [`KEY`]: what a backend with
+/// any JWT library could send.
+fn sign_raw(header: &serde_json::Value, claims: &serde_json::Value) -> String {
+    sign_text(&header.to_string(), &claims.to_string())
+}
+
+/// [`sign_raw`] for JSON written by hand.
+fn sign_text(header: &str, claims: &str) -> String {
+    let signed = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        signed.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_secret(KEY.as_bytes()),
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .expect("HS256 signs");
+    format!("{signed}.{signature}")
+}
+
+fn now() -> u64 {
+    switchyard::auth::unix_seconds(SystemTime::now())
+}
+
+/// Sends `join` with `token` on a fresh socket's `sender` and expects `expected`, mentioning
+/// `mentions`, with nothing changed on the server.
+async fn refused_join(
+    server: &RunningServer,
+    sender: &mut signaling::SignalingSender,
+    receiver: &mut SignalingReceiver,
+    token: String,
+    expected: ErrorCode,
+    mentions: &str,
+) {
+    let join = json!({"type": "join", "room": "standup", "name": "Ada", "token": token});
+    sender.send_raw(join.to_string()).await.unwrap();
+    match next_message(receiver).await {
+        ServerMessage::Error { code, message } => {
+            assert_eq!(code, expected, "{message}");
+            assert!(
+                message.contains(mentions),
+                "`{message}` should mention `{mentions}`"
+            );
+        }
+        other => panic!("expected {expected:?}, got {other:?}"),
+    }
+    assert_eq!(server.counts(), Counts::default(), "nothing changed");
+}
+
+/// Joins with a good token on the same socket: the session still serves a valid message.
+async fn joins_after_all(
+    sender: &mut signaling::SignalingSender,
+    receiver: &mut SignalingReceiver,
+) {
+    let join = json!({"type": "join", "room": "standup", "name": "Ada",
+                      "token": token("standup", "ada", Grants::ALL)});
+    sender.send_raw(join.to_string()).await.unwrap();
+    assert!(matches!(
+        next_message(receiver).await,
+        ServerMessage::Joined { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_with_a_critical_header_extension_is_refused() {
+    let server = server_with(config()).await;
+    let (mut sender, mut receiver) = signaling::connect(&server.websocket_url()).await.unwrap();
+    let claims = json!({"sub": "ada", "room": "standup", "exp": now() + 600});
+    for header in [
+        json!({"alg": "HS256", "typ": "JWT", "crit": ["urn:example:must-understand"],
+               "urn:example:must-understand": true}),
+        json!({"alg": "HS256", "crit": ["b64"], "b64": false}),
+        json!({"alg": "HS256", "crit": ["exp"]}),
+    ] {
+        refused_join(
+            &server,
+            &mut sender,
+            &mut receiver,
+            sign_raw(&header, &claims),
+            ErrorCode::TokenInvalid,
+            "`crit`",
+        )
+        .await;
+    }
+    joins_after_all(&mut sender, &mut receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_never_expires_or_lasts_too_long_is_refused() {
+    let mut config = config();
+    config.auth.max_token_lifetime = Duration::from_secs(2 * 3600);
+    let server = server_with(config).await;
+    let (mut sender, mut receiver) = signaling::connect(&server.websocket_url()).await.unwrap();
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    let now = now();
+    for claims in [
+        json!({"sub": "ada", "room": "standup", "exp": u64::MAX}),
+        json!({"sub": "ada", "room": "standup", "exp": u64::MAX, "iat": u64::MAX - 60}),
+        json!({"sub": "ada", "room": "standup", "exp": now + 3 * 3600}),
+        json!({"sub": "ada", "room": "standup", "exp": now + 3600, "iat": now - 3 * 3600}),
+    ] {
+        refused_join(
+            &server,
+            &mut sender,
+            &mut receiver,
+            sign_raw(&header, &claims),
+            ErrorCode::TokenInvalid,
+            "valid",
+        )
+        .await;
+    }
+    // Within the configured cap: in.
+    let token = sign_raw(
+        &header,
+        &json!({"sub": "ada", "room": "standup", "exp": now + 3600, "iat": now}),
+    );
+    sender
+        .send_raw(
+            json!({"type": "join", "room": "standup", "name": "Ada", "token": token}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_message(&mut receiver).await,
+        ServerMessage::Joined { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_whose_name_hides_or_reorders_is_refused() {
+    let server = server_with(config()).await;
+    let (mut sender, mut receiver) = signaling::connect(&server.websocket_url()).await.unwrap();
+    for name in [
+        "\u{3164}",
+        "\u{200B}",
+        "Ada\u{202E}",
+        "\u{2066}Ada\u{2069}",
+        "\u{2800}",
+    ] {
+        let mut claims = claims("standup", "ada", Grants::ALL);
+        claims.name = Some(name.to_owned());
+        refused_join(
+            &server,
+            &mut sender,
+            &mut receiver,
+            mint(&claims),
+            ErrorCode::TokenInvalid,
+            "`name`",
+        )
+        .await;
+    }
+    joins_after_all(&mut sender, &mut receiver).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_and_tampered_tokens_are_refused() {
+    let server = server_with(config()).await;
+    let (mut sender, mut receiver) = signaling::connect(&server.websocket_url()).await.unwrap();
+    // The claims of a good token under an `alg: none` header, without a signature.
+    let good = token("standup", "ada", Grants::ALL);
+    let claims = good.split('.').nth(1).unwrap();
+    let unsigned = format!(
+        "{}.{claims}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#)
+    );
+    refused_join(
+        &server,
+        &mut sender,
+        &mut receiver,
+        unsigned,
+        ErrorCode::TokenInvalid,
+        "HS256",
+    )
+    .await;
+    // Claims changed, the good token's signature kept.
+    let elevated = sign_raw(
+        &json!({"alg": "HS256"}),
+        &json!({"sub": "ada", "room": "standup", "exp": now() + 600, "grants": {"publish": true}}),
+    );
+    let good_signature = good.rsplit('.').next().unwrap();
+    let (signed, _) = elevated.rsplit_once('.').unwrap();
+    refused_join(
+        &server,
+        &mut sender,
+        &mut receiver,
+        format!("{signed}.{good_signature}"),
+        ErrorCode::TokenInvalid,
+        "signature",
+    )
+    .await;
+    // `room` given twice, signed: elsewhere the second one would win.
+    let twice = sign_text(
+        r#"{"alg":"HS256"}"#,
+        &format!(
+            r#"{{"sub":"ada","room":"other","room":"standup","exp":{}}}"#,
+            now() + 600
+        ),
+    );
+    refused_join(
+        &server,
+        &mut sender,
+        &mut receiver,
+        twice,
+        ErrorCode::TokenInvalid,
+        "duplicate key `room`",
+    )
+    .await;
+    joins_after_all(&mut sender, &mut receiver).await;
 }

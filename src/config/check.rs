@@ -189,6 +189,9 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
         ));
     }
     config.auth.token_key = auth.token_key;
+    if let Some(lifetime) = auth.max_token_lifetime_secs {
+        config.auth.max_token_lifetime = secs(lifetime.0);
+    }
 
     let limits_config = &mut config.limits;
     if let Some(value) = limits.max_rooms {
@@ -340,6 +343,30 @@ mod tests {
         assert_eq!(
             finish(settings).expect_err("short key").key,
             "auth.token_key"
+        );
+    }
+
+    #[test]
+    fn the_token_lifetime_cap_is_a_day_unless_set() {
+        let config = finish(Settings::default()).expect("defaults");
+        assert_eq!(
+            config.auth.max_token_lifetime,
+            crate::auth::DEFAULT_MAX_TOKEN_LIFETIME
+        );
+        let mut settings = Settings::default();
+        settings.auth.max_token_lifetime_secs = Some(Bounded(3600));
+        let config = finish(settings).expect("an hour");
+        assert_eq!(config.auth.max_token_lifetime, Duration::from_secs(3600));
+        let from_file = crate::config::load::from_toml(
+            std::path::Path::new("switchyard.toml"),
+            "[auth]\nmax_token_lifetime_secs = 10\n",
+        )
+        .expect_err("below a minute");
+        assert!(
+            from_file
+                .to_string()
+                .contains("`auth.max_token_lifetime_secs`"),
+            "{from_file}"
         );
     }
 

@@ -196,6 +196,14 @@ pub static KEYS: &[Key] = &[
         kind: Kind::Text,
     },
     Key {
+        path: "auth.max_token_lifetime_secs",
+        flag: "max-token-lifetime",
+        value_name: "SECS",
+        help: "The longest an access token may be valid, in seconds: a token whose `exp` is \
+               further from its `iat`, or from now, is refused. Default 86400 (a day).",
+        kind: Kind::Integer,
+    },
+    Key {
         path: "limits.max_rooms",
         flag: "max-rooms",
         value_name: "COUNT",

@@ -20,6 +20,7 @@ const PORT_MAX: i64 = u16::MAX as i64;
 const WORKERS_MAX: i64 = 256;
 const SECONDS_IN_A_WEEK: i64 = 7 * 24 * 3600;
 const SECONDS_IN_AN_HOUR: i64 = 3600;
+const SECONDS_IN_A_YEAR: i64 = 366 * 24 * 3600;
 
 /// Every key, by section.
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +75,7 @@ pub struct Ice {
 #[serde(deny_unknown_fields, default)]
 pub struct Auth {
     pub token_key: Option<String>,
+    pub max_token_lifetime_secs: Option<Bounded<60, SECONDS_IN_A_YEAR>>,
 }
 
 /// `[limits]`.

@@ -7,4 +7,6 @@ pub mod protocol;
 pub mod rate;
 pub mod session;
 pub mod setup;
+pub mod strict_json;
+pub mod text;
 pub mod writer;

@@ -3,11 +3,20 @@
 //! Every WebSocket text frame carries one JSON object whose `type` field names the message.
 //! `docs/signaling.md` is the human-readable contract; this module is its executable twin, and
 //! the unit tests at the bottom pin the JSON shapes the document shows.
+//!
+//! Client messages are read strictly: a key given twice ([`strict_json`]) or a field the
+//! protocol does not have, at any depth, makes the frame `malformed_message`, so that what the
+//! server acts on is exactly what any other reader of the frame sees.
 
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Grants;
 use crate::ids::ParticipantId;
+use crate::signal::strict_json;
+
+pub use crate::signal::text::{
+    ChatError, MAX_CHAT_CHARS, MAX_NAME_CHARS, NameError, check_chat_text, normalize_display_name,
+};
 
 /// A message a client sends to the server.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -17,8 +26,8 @@ pub enum ClientMessage {
     Join {
         /// Room name: 1–64 characters of `A-Za-z0-9_-`.
         room: String,
-        /// Display name shown to the others: 1–64 characters after trimming. A token that
-        /// carries a name overrides it.
+        /// Display name shown to the others ([`normalize_display_name`] says which). A token
+        /// that carries a name overrides it.
         name: String,
         /// The access token, required when the server has a token key.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -37,6 +46,7 @@ pub enum ClientMessage {
     /// A trickled ICE candidate gathered by the client.
     Candidate {
         /// The candidate, shaped like the browser's `RTCIceCandidateInit`.
+        #[serde(with = "ClientIceCandidate")]
         candidate: IceCandidate,
     },
     /// The client muted or unmuted one of its own tracks.
@@ -48,11 +58,14 @@ pub enum ClientMessage {
     },
     /// A chat message to everybody in the room, the sender included.
     Chat {
-        /// The message: 1 to [`MAX_CHAT_CHARS`] characters, not only white space.
+        /// The message ([`check_chat_text`] says which).
         text: String,
     },
     /// Leave the room; the server closes the connection afterwards.
-    Leave,
+    ///
+    /// A struct variant with no fields, not a unit variant: serde ignores every other field of
+    /// an internally tagged unit variant, `deny_unknown_fields` or not.
+    Leave {},
 }
 
 /// A message the server sends to a client.
@@ -183,6 +196,20 @@ pub struct IceCandidate {
     pub username_fragment: Option<String>,
 }
 
+/// [`IceCandidate`] as a client must send it: those fields and no other. The type itself
+/// lets unknown fields pass, as clients reading the server's candidates should.
+#[derive(Deserialize, Serialize)]
+#[serde(remote = "IceCandidate", rename_all = "camelCase", deny_unknown_fields)]
+struct ClientIceCandidate {
+    candidate: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sdp_mid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sdp_m_line_index: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username_fragment: Option<String>,
+}
+
 /// An ICE server in the browser's `RTCIceServer` shape.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct IceServer {
@@ -220,7 +247,8 @@ impl TrackKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// The frame was not a JSON object of a known shape.
+    /// The frame was not a JSON object of a known shape: not JSON, a key given twice, a field
+    /// missing, mistyped or unknown.
     MalformedMessage,
     /// The JSON named a `type` the server does not know.
     UnknownType,
@@ -230,7 +258,8 @@ pub enum ErrorCode {
     AlreadyJoined,
     /// The room name is not 1–64 characters of `A-Za-z0-9_-`.
     InvalidRoom,
-    /// The display name is empty or longer than 64 characters.
+    /// The display name breaks a rule of [`normalize_display_name`]: empty, too long, nothing
+    /// visible, or a character that hides, pads or reorders it.
     InvalidName,
     /// The SDP did not parse or could not be applied.
     InvalidSdp,
@@ -240,7 +269,8 @@ pub enum ErrorCode {
     InvalidCandidate,
     /// `mute` named a track this participant does not publish.
     UnknownTrack,
-    /// A chat message that is empty, only white space, or longer than [`MAX_CHAT_CHARS`].
+    /// A chat message that breaks a rule of [`check_chat_text`]: empty, nothing visible,
+    /// longer than [`MAX_CHAT_CHARS`], or a control or bidirectional control character.
     InvalidChat,
     /// `join` arrived while the server is shutting down.
     ShuttingDown,
@@ -282,13 +312,17 @@ pub enum ErrorCode {
 
 impl ClientMessage {
     /// Parses one text frame, telling a malformed frame from an unknown `type` apart so the
-    /// client gets the precise error code.
+    /// client gets the precise error code. The message of an error names the key or field at
+    /// fault.
     pub fn parse(text: &str) -> Result<ClientMessage, (ErrorCode, String)> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|error| {
-            (
-                ErrorCode::MalformedMessage,
-                format!("invalid JSON: {error}"),
-            )
+        let value = strict_json::from_str(text).map_err(|error| {
+            // A data error is the one thing the strict reader adds to JSON's syntax.
+            let what = if error.is_data() {
+                "a key given twice"
+            } else {
+                "invalid JSON"
+            };
+            (ErrorCode::MalformedMessage, format!("{what}: {error}"))
         })?;
         let Some(kind) = value.get("type").and_then(serde_json::Value::as_str) else {
             return Err((
@@ -337,15 +371,6 @@ impl ServerMessage {
     }
 }
 
-/// The longest chat message, in characters (Unicode scalar values).
-pub const MAX_CHAT_CHARS: usize = 2000;
-
-/// Checks a chat message: 1 to [`MAX_CHAT_CHARS`] characters, not only white space. Line breaks
-/// and any other characters are the sender's business; clients display the text as text.
-pub fn is_valid_chat_text(text: &str) -> bool {
-    !text.trim().is_empty() && text.chars().count() <= MAX_CHAT_CHARS
-}
-
 /// Checks a room name: 1–64 characters of `A-Za-z0-9_-`.
 pub fn is_valid_room_name(room: &str) -> bool {
     (1..=64).contains(&room.len())
@@ -354,16 +379,8 @@ pub fn is_valid_room_name(room: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
 }
 
-/// Normalizes a display name: trimmed, 1–64 characters, no control characters.
-pub fn normalize_display_name(name: &str) -> Option<String> {
-    let name = name.trim();
-    let length = name.chars().count();
-    if (1..=64).contains(&length) && !name.chars().any(char::is_control) {
-        Some(name.to_owned())
-    } else {
-        None
-    }
-}
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests {
@@ -421,7 +438,7 @@ mod tests {
                     text: "hello, room".into(),
                 },
             ),
-            (json!({"type": "leave"}), ClientMessage::Leave),
+            (json!({"type": "leave"}), ClientMessage::Leave {}),
         ];
         for (value, expected) in cases {
             assert_eq!(ClientMessage::parse(&value.to_string()), Ok(expected));
@@ -446,6 +463,79 @@ mod tests {
             code(r#"{"type": "chat", "text": "hi", "to": "PA_1"}"#),
             ErrorCode::MalformedMessage
         );
+    }
+
+    /// One valid message of every type the client sends.
+    pub(super) fn one_of_each() -> Vec<serde_json::Value> {
+        vec![
+            json!({"type": "join", "room": "standup", "name": "Ada", "token": "e30.e30.sig"}),
+            json!({"type": "offer", "sdp": "v=0"}),
+            json!({"type": "answer", "sdp": "v=0"}),
+            json!({"type": "candidate", "candidate": {"candidate": "", "sdpMid": "0",
+                   "sdpMLineIndex": 0, "usernameFragment": "abcd"}}),
+            json!({"type": "mute", "track": "t1", "muted": true}),
+            json!({"type": "chat", "text": "hi"}),
+            json!({"type": "leave"}),
+        ]
+    }
+
+    #[test]
+    fn every_type_refuses_a_field_it_does_not_have() {
+        for valid in one_of_each() {
+            assert!(ClientMessage::parse(&valid.to_string()).is_ok(), "{valid}");
+            let mut extra = valid.clone();
+            extra["to"] = json!("x");
+            let (code, message) = ClientMessage::parse(&extra.to_string()).unwrap_err();
+            assert_eq!(code, ErrorCode::MalformedMessage, "{extra}");
+            assert!(message.contains("unknown field `to`"), "{extra}: {message}");
+        }
+        let nested = json!({"type": "candidate", "candidate": {"candidate": "", "sdpMid": "0",
+                            "priority": 7}});
+        let (code, message) = ClientMessage::parse(&nested.to_string()).unwrap_err();
+        assert_eq!(code, ErrorCode::MalformedMessage);
+        assert!(message.contains("unknown field `priority`"), "{message}");
+    }
+
+    #[test]
+    fn every_type_refuses_a_key_given_twice() {
+        for valid in one_of_each() {
+            let text = valid.to_string();
+            // Repeat the first key of the object (`type` after serde_json's sorting, or the
+            // first field) with the same value, and the last key too.
+            let object = valid.as_object().unwrap();
+            for (key, value) in [
+                object.iter().next().unwrap(),
+                object.iter().next_back().unwrap(),
+            ] {
+                let twice = format!("{},{}:{}}}", &text[..text.len() - 1], json!(key), value);
+                let (code, message) = ClientMessage::parse(&twice).unwrap_err();
+                assert_eq!(code, ErrorCode::MalformedMessage, "{twice}");
+                assert!(
+                    message.contains(&format!("duplicate key `{key}`")),
+                    "{message}"
+                );
+            }
+        }
+        let nested =
+            r#"{"type":"candidate","candidate":{"candidate":"","sdpMid":"0","sdpMid":"1"}}"#;
+        let (code, message) = ClientMessage::parse(nested).unwrap_err();
+        assert_eq!(code, ErrorCode::MalformedMessage);
+        assert!(message.contains("duplicate key `sdpMid`"), "{message}");
+    }
+
+    #[test]
+    fn a_message_is_an_object_not_an_array() {
+        for text in [
+            r#"["leave"]"#,
+            r#"["chat", "hi"]"#,
+            r#"["join", "room", "Ada"]"#,
+        ] {
+            assert_eq!(
+                ClientMessage::parse(text).unwrap_err().0,
+                ErrorCode::MalformedMessage,
+                "{text}"
+            );
+        }
     }
 
     #[test]
@@ -529,16 +619,6 @@ mod tests {
     }
 
     #[test]
-    fn chat_texts() {
-        assert!(is_valid_chat_text("hi"));
-        assert!(is_valid_chat_text("  two\nlines  "));
-        assert!(is_valid_chat_text(&"é".repeat(MAX_CHAT_CHARS)));
-        assert!(!is_valid_chat_text(&"é".repeat(MAX_CHAT_CHARS + 1)));
-        assert!(!is_valid_chat_text(""));
-        assert!(!is_valid_chat_text(" \n\t "));
-    }
-
-    #[test]
     fn room_names() {
         assert!(is_valid_room_name("standup"));
         assert!(is_valid_room_name("a-b_C9"));
@@ -548,17 +628,5 @@ mod tests {
         assert!(!is_valid_room_name("with space"));
         assert!(!is_valid_room_name("dot.name"));
         assert!(!is_valid_room_name("ünïcode"));
-    }
-
-    #[test]
-    fn display_names() {
-        assert_eq!(normalize_display_name("  Ada "), Some("Ada".into()));
-        assert_eq!(normalize_display_name("   "), None);
-        assert_eq!(
-            normalize_display_name(&"é".repeat(64)),
-            Some("é".repeat(64))
-        );
-        assert_eq!(normalize_display_name(&"é".repeat(65)), None);
-        assert_eq!(normalize_display_name("a\u{0}b"), None);
     }
 }

@@ -31,8 +31,8 @@ use crate::signal::closing::{Ending, FLUSH_TIMEOUT, Overdue};
 use crate::signal::liveness::{Due, Liveness};
 use crate::signal::outbox::{Outbox, Unreachable};
 use crate::signal::protocol::{
-    ClientMessage, ErrorCode, MAX_CHAT_CHARS, ParticipantInfo, ServerMessage, is_valid_chat_text,
-    is_valid_room_name, normalize_display_name,
+    ClientMessage, ErrorCode, ParticipantInfo, ServerMessage, check_chat_text, is_valid_room_name,
+    normalize_display_name,
 };
 use crate::signal::rate::{RateLimiter, Verdict};
 use crate::signal::setup::Setup;
@@ -283,7 +283,7 @@ impl Session {
         };
         match message {
             ClientMessage::Join { .. } => unreachable!("handled above"),
-            ClientMessage::Leave => return Ok(Some(Ending::Left)),
+            ClientMessage::Leave {} => return Ok(Some(Ending::Left)),
             ClientMessage::Offer { sdp } => {
                 let notices = joined.media.offer(sdp).await?;
                 let open = joined.media.status().open;
@@ -322,14 +322,9 @@ impl Session {
                         "this participant's access token does not grant `chat`".to_owned(),
                     ));
                 }
-                if !is_valid_chat_text(&text) {
-                    return Err(MessageError::Refused(
-                        ErrorCode::InvalidChat,
-                        format!(
-                            "a chat message is 1 to {MAX_CHAT_CHARS} characters, not only white space"
-                        ),
-                    ));
-                }
+                check_chat_text(&text).map_err(|problem| {
+                    MessageError::Refused(ErrorCode::InvalidChat, problem.to_string())
+                })?;
                 let max_bytes = self.context.config.limits.max_chat_bytes;
                 if text.len() > max_bytes {
                     return Err(MessageError::Refused(
@@ -371,12 +366,9 @@ impl Session {
                 "a room name is 1 to 64 characters of A-Z, a-z, 0-9, `_` and `-`".to_owned(),
             ));
         }
-        let Some(name) = normalize_display_name(&name) else {
-            return Err(MessageError::Refused(
-                ErrorCode::InvalidName,
-                "a display name is 1 to 64 characters, without control characters".to_owned(),
-            ));
-        };
+        let name = normalize_display_name(&name).map_err(|problem| {
+            MessageError::Refused(ErrorCode::InvalidName, problem.to_string())
+        })?;
         let context = Arc::clone(&self.context);
         let access = match &context.token_key {
             // An open server: everybody may do everything, and a token is not looked at.

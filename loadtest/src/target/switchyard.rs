@@ -182,7 +182,7 @@ fn message_of(command: SignalCommand) -> Option<Outgoing> {
                 username_fragment: candidate.username_fragment,
             },
         },
-        SignalCommand::Leave => ClientMessage::Leave,
+        SignalCommand::Leave => ClientMessage::Leave {},
         SignalCommand::Raw(text) => return Some(Outgoing::Raw(text)),
     }))
 }
