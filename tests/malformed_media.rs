@@ -71,6 +71,70 @@ async fn an_offer_that_declares_no_ssrc_is_refused_and_the_session_goes_on() {
     wait_for_counts(&server, Counts::default()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_declares_no_ssrc_is_refused_and_the_session_goes_on() {
+    let server = server().await;
+    let camera = common::join(
+        &server,
+        "no-ssrc-answer",
+        "ada",
+        common::camera_and_microphone(),
+    )
+    .await;
+    // Its offer declares its SSRCs; its answers to the server's offers do not.
+    let publisher = HandPublisher::join_editing_answers(
+        &server,
+        "no-ssrc-answer",
+        "brian",
+        &[TrackKind::Video],
+        str::to_owned,
+        without_ssrc_lines,
+    )
+    .await;
+    publisher
+        .wait_until("the answer refused", |seen| {
+            errors(&seen.messages)
+                .iter()
+                .any(|(code, _)| *code == ErrorCode::InvalidSdp)
+                || seen.closed.is_some()
+        })
+        .await;
+    let seen = publisher.seen();
+    let refused: Vec<_> = errors(&seen.messages)
+        .into_iter()
+        .filter(|(code, _)| *code != ErrorCode::InvalidCandidate)
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, ErrorCode::InvalidSdp);
+    assert!(refused[0].1.contains("`a=ssrc`"), "says why: {refused:?}");
+    // The connection its offer set up goes on: its video reaches the others.
+    let track = &publisher.tracks[0];
+    let mut numbering = Numbering::new(
+        track.ssrc,
+        loadtest::synthetic::track_tag(&publisher.id, &track.id),
+    );
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(33));
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    while !camera
+        .observed()
+        .live_tracks()
+        .any(|track| track.participant == publisher.id && track.intact > 0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no video from brian"
+        );
+        ticker.tick().await;
+        for packet in numbering.frame(true) {
+            publisher.write(0, packet).await;
+        }
+    }
+    assert_eq!(publisher.seen().closed, None);
+    publisher.leave().await;
+    camera.leave().await;
+    wait_for_counts(&server, Counts::default()).await;
+}
+
 /// Numbers a synthetic VP8 track the way a sender does.
 struct Numbering {
     ssrc: u32,

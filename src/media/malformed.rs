@@ -293,6 +293,8 @@ mod tests {
         }
 
         proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
             #[test]
             fn any_bytes_are_checked_without_panicking(
                 bytes in prop::collection::vec(any::<u8>(), 0..80),

@@ -251,6 +251,8 @@ mod tests {
         }
 
         proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
             #[test]
             fn any_bytes_parse_without_panicking_and_stay_in_bounds(
                 payload in prop::collection::vec(any::<u8>(), 0..40),

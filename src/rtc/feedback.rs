@@ -252,6 +252,8 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
         /// The core's RTCP parser, which reads every subscriber's RTCP, takes any bytes
         /// without panicking, and the tap takes whatever it parses.
         #[test]

@@ -388,6 +388,8 @@ mod tests {
         }
 
         proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
             /// Any text is read without panicking; refusing to send leaves every section in
             /// place, sending nothing, and needs no SSRC; refusing twice changes nothing more.
             #[test]

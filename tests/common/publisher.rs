@@ -72,6 +72,19 @@ impl HandPublisher {
         kinds: &[TrackKind],
         edit: impl FnOnce(&str) -> String,
     ) -> HandPublisher {
+        Self::join_editing_answers(server, room, name, kinds, edit, str::to_owned).await
+    }
+
+    /// As [`join`](Self::join), and passes every answer to a server offer through
+    /// `edit_answer` too.
+    pub async fn join_editing_answers(
+        server: &RunningServer,
+        room: &str,
+        name: &str,
+        kinds: &[TrackKind],
+        edit: impl FnOnce(&str) -> String,
+        edit_answer: fn(&str) -> String,
+    ) -> HandPublisher {
         let session = Switchyard
             .join(JoinRequest {
                 url: server.websocket_url(),
@@ -138,15 +151,14 @@ impl HandPublisher {
             ..Seen::default()
         }));
         let (changed, _) = watch::channel(0);
-        let driver = tokio::spawn(drive(
-            Arc::clone(&connection),
-            session.events,
-            peer_events,
-            feedback_rx,
-            session.commands.clone(),
-            Arc::clone(&seen),
-            changed.clone(),
-        ));
+        let driver = Driver {
+            connection: Arc::clone(&connection),
+            edit_answer,
+            signal: session.commands.clone(),
+            seen: Arc::clone(&seen),
+            changed: changed.clone(),
+        };
+        let driver = tokio::spawn(driver.run(session.events, peer_events, feedback_rx));
         HandPublisher {
             id: session.participant,
             tracks,
@@ -228,86 +240,100 @@ impl Drop for HandPublisher {
 
 /// Applies what the server sends to the connection and trickles the connection's candidates,
 /// recording everything in `seen`.
-async fn drive(
+struct Driver {
     connection: Arc<dyn PeerConnection>,
-    mut signal_events: mpsc::UnboundedReceiver<SignalEvent>,
-    mut peer_events: mpsc::UnboundedReceiver<PeerEvent>,
-    mut feedback: mpsc::Receiver<Feedback>,
+    edit_answer: fn(&str) -> String,
     signal: mpsc::UnboundedSender<SignalCommand>,
     seen: Arc<Mutex<Seen>>,
     changed: watch::Sender<u64>,
-) {
-    let update = |change: &dyn Fn(&mut Seen)| {
-        change(&mut seen.lock());
-        changed.send_modify(|version| *version += 1);
-    };
-    loop {
-        tokio::select! {
-            event = signal_events.recv() => match event.unwrap_or(SignalEvent::Closed(None)) {
-                SignalEvent::Closed(code) => {
-                    update(&|seen| seen.closed = Some(code));
-                    return;
-                }
-                SignalEvent::Message(message) => update(&|seen| seen.messages.push(message.clone())),
-                SignalEvent::Answer { sdp, .. } => {
-                    if let Ok(answer) = RTCSessionDescription::answer(sdp) {
-                        let _ = connection.set_remote_description(answer).await;
+}
+
+impl Driver {
+    async fn run(
+        self,
+        mut signal_events: mpsc::UnboundedReceiver<SignalEvent>,
+        mut peer_events: mpsc::UnboundedReceiver<PeerEvent>,
+        mut feedback: mpsc::Receiver<Feedback>,
+    ) {
+        loop {
+            tokio::select! {
+                event = signal_events.recv() => {
+                    let event = event.unwrap_or(SignalEvent::Closed(None));
+                    if let SignalEvent::Closed(code) = event {
+                        self.update(|seen| seen.closed = Some(code));
+                        return;
                     }
+                    self.on_signal(event).await;
                 }
-                SignalEvent::Offer { sdp, .. } => {
-                    if let Err(error) = answer(&connection, sdp, &signal).await {
-                        tracing::warn!(%error, "the hand publisher cannot answer");
+                Some(event) = peer_events.recv() => match event {
+                    PeerEvent::Candidate(candidate) => {
+                        let _ = self.signal.send(SignalCommand::Candidate {
+                            connection: loadtest::target::ConnectionId::MAIN,
+                            candidate,
+                        });
                     }
-                }
-                SignalEvent::Candidate { candidate, .. } => {
-                    let _ = connection.add_ice_candidate(candidate).await;
-                }
-                SignalEvent::TrackAnnounced { .. } | SignalEvent::TrackEnded { .. } => {}
-            },
-            Some(event) = peer_events.recv() => match event {
-                PeerEvent::Candidate(candidate) => {
-                    let _ = signal.send(SignalCommand::Candidate {
-                        connection: loadtest::target::ConnectionId::MAIN,
-                        candidate,
-                    });
-                }
-                PeerEvent::State(state) => update(&|seen| seen.state = Some(state)),
-                PeerEvent::Track(_) => {}
-            },
-            Some(feedback) = feedback.recv() => {
-                if let Feedback::KeyframeRequest { .. } = feedback {
-                    update(&|seen| seen.keyframe_requests += 1);
+                    PeerEvent::State(state) => self.update(|seen| seen.state = Some(state)),
+                    PeerEvent::Track(_) => {}
+                },
+                Some(feedback) = feedback.recv() => {
+                    if let Feedback::KeyframeRequest { .. } = feedback {
+                        self.update(|seen| seen.keyframe_requests += 1);
+                    }
                 }
             }
         }
     }
-}
 
-async fn answer(
-    connection: &Arc<dyn PeerConnection>,
-    sdp: String,
-    signal: &mpsc::UnboundedSender<SignalCommand>,
-) -> Result<(), ClientError> {
-    let failed = |what: &'static str| {
-        move |error: webrtc::error::Error| ClientError::WebRtc(format!("{what}: {error}"))
-    };
-    let offer = RTCSessionDescription::offer(sdp).map_err(failed("parsing the offer"))?;
-    connection
-        .set_remote_description(offer)
-        .await
-        .map_err(failed("applying the offer"))?;
-    let answer = connection
-        .create_answer(None)
-        .await
-        .map_err(failed("creating the answer"))?;
-    connection
-        .set_local_description(answer.clone())
-        .await
-        .map_err(failed("applying the answer"))?;
-    signal
-        .send(SignalCommand::Answer {
-            connection: loadtest::target::ConnectionId::MAIN,
-            sdp: answer.sdp,
-        })
-        .map_err(|_| ClientError::Signaling("the signaling task ended".to_owned()))
+    fn update(&self, change: impl FnOnce(&mut Seen)) {
+        change(&mut self.seen.lock());
+        self.changed.send_modify(|version| *version += 1);
+    }
+
+    async fn on_signal(&self, event: SignalEvent) {
+        match event {
+            SignalEvent::Message(message) => self.update(|seen| seen.messages.push(message)),
+            SignalEvent::Answer { sdp, .. } => {
+                if let Ok(answer) = RTCSessionDescription::answer(sdp) {
+                    let _ = self.connection.set_remote_description(answer).await;
+                }
+            }
+            SignalEvent::Offer { sdp, .. } => {
+                if let Err(error) = self.answer(sdp).await {
+                    tracing::warn!(%error, "the hand publisher cannot answer");
+                }
+            }
+            SignalEvent::Candidate { candidate, .. } => {
+                let _ = self.connection.add_ice_candidate(candidate).await;
+            }
+            SignalEvent::TrackAnnounced { .. }
+            | SignalEvent::TrackEnded { .. }
+            | SignalEvent::Closed(_) => {}
+        }
+    }
+
+    async fn answer(&self, sdp: String) -> Result<(), ClientError> {
+        let failed = |what: &'static str| {
+            move |error: webrtc::error::Error| ClientError::WebRtc(format!("{what}: {error}"))
+        };
+        let offer = RTCSessionDescription::offer(sdp).map_err(failed("parsing the offer"))?;
+        self.connection
+            .set_remote_description(offer)
+            .await
+            .map_err(failed("applying the offer"))?;
+        let answer = self
+            .connection
+            .create_answer(None)
+            .await
+            .map_err(failed("creating the answer"))?;
+        self.connection
+            .set_local_description(answer.clone())
+            .await
+            .map_err(failed("applying the answer"))?;
+        self.signal
+            .send(SignalCommand::Answer {
+                connection: loadtest::target::ConnectionId::MAIN,
+                sdp: (self.edit_answer)(&answer.sdp),
+            })
+            .map_err(|_| ClientError::Signaling("the signaling task ended".to_owned()))
+    }
 }
