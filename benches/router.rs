@@ -81,7 +81,8 @@ fn fan_out(c: &mut Criterion) {
                 if sequence == 1 {
                     next = packet(sequence, true);
                 }
-                publication.route(next, Instant::now(), &mut out);
+                let routed = publication.route(next, Instant::now(), &mut out);
+                debug_assert!(routed.is_ok());
                 out.clear();
             });
         });

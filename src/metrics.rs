@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter as PromCounter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge as PromGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -72,6 +73,13 @@ pub struct Metrics {
     pub bytes_out: Counter,
     /// RTP packets a subscriber's connection refused (it went away, or its sender is gone).
     pub packets_dropped: Counter,
+    /// RTP packets from publishers dropped because their header does not parse (see
+    /// `media::malformed`).
+    pub malformed_headers: Counter,
+    /// Video packets from publishers dropped because their VP8 payload cannot be read.
+    pub malformed_vp8: Counter,
+    /// The family the two above belong to, one series per reason.
+    malformed: MalformedFamily,
     /// Datagrams on the media port from an unknown address that were not a binding request
     /// to a ufrag the server issued.
     pub datagrams_unknown: Counter,
@@ -109,8 +117,15 @@ pub struct Metrics {
 /// catch TURN fallbacks and struggling clients.
 pub const JOIN_SECONDS_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0];
 
+/// Counters labelled with why the packets they count were malformed.
+type MalformedFamily = Family<[(&'static str, &'static str); 1], PromCounter<u64, AtomicU64>>;
+
 impl Default for Metrics {
     fn default() -> Self {
+        // Each reason's series is created here, so it shows from the start at zero, and its
+        // counter is the one the packet path adds to: no label lookup per packet.
+        let malformed = MalformedFamily::default();
+        let reason = |reason| Counter(malformed.get_or_create_owned(&[("reason", reason)]));
         let mut metrics = Self {
             rooms: Level::default(),
             participants: Level::default(),
@@ -122,6 +137,9 @@ impl Default for Metrics {
             packets_out: Counter::default(),
             bytes_out: Counter::default(),
             packets_dropped: Counter::default(),
+            malformed_headers: reason("rtp_header"),
+            malformed_vp8: reason("vp8_descriptor"),
+            malformed: malformed.clone(),
             datagrams_unknown: Counter::default(),
             datagrams_unknown_ufrag: Counter::default(),
             datagrams_send_failed: Counter::default(),
@@ -247,6 +265,11 @@ impl Metrics {
             registry.register(name, help, counter.0.clone());
         }
         registry.register(
+            "rtp_packets_malformed",
+            "RTP packets from publishers dropped as malformed, by reason",
+            self.malformed.clone(),
+        );
+        registry.register(
             "join_seconds",
             "Seconds from a join message to the participant's media connection first connected",
             self.join_seconds.clone(),
@@ -358,11 +381,14 @@ mod tests {
     fn the_text_names_every_series() {
         let metrics = Metrics::default();
         metrics.packets_out.fetch_add(3, Ordering::Relaxed);
+        metrics.malformed_vp8.fetch_add(1, Ordering::Relaxed);
         metrics.join_seconds.observe(0.3);
         let text = metrics.render(1);
         for line in [
             "switchyard_rooms 1",
             "switchyard_rtp_packets_out_total 3",
+            "switchyard_rtp_packets_malformed_total{reason=\"vp8_descriptor\"} 1",
+            "switchyard_rtp_packets_malformed_total{reason=\"rtp_header\"} 0",
             "# TYPE switchyard_rembs_received counter",
             "# TYPE switchyard_join_seconds histogram",
             "switchyard_join_seconds_bucket{le=\"0.5\"} 1",

@@ -238,4 +238,105 @@ mod tests {
             Some(1_000_000)
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        #[derive(Debug, Clone)]
+        enum Event {
+            Record {
+                ssrc: u32,
+                subscriber: u64,
+                bitrate: u64,
+            },
+            ForgetSubscriber {
+                ssrc: u32,
+                subscriber: u64,
+            },
+            ForgetPublication {
+                ssrc: u32,
+            },
+            Poll,
+        }
+
+        fn event() -> impl Strategy<Value = (u64, Event)> {
+            let bitrate = prop_oneof![any::<u64>(), 0..5_000_000u64, Just(u64::MAX)];
+            (
+                0..3_000u64,
+                prop_oneof![
+                    (0..3u32, 0..4u64, bitrate).prop_map(|(ssrc, subscriber, bitrate)| {
+                        Event::Record {
+                            ssrc,
+                            subscriber,
+                            bitrate,
+                        }
+                    }),
+                    (0..3u32, 0..4u64).prop_map(|(ssrc, subscriber)| {
+                        Event::ForgetSubscriber { ssrc, subscriber }
+                    }),
+                    (0..3u32).prop_map(|ssrc| Event::ForgetPublication { ssrc }),
+                    Just(Event::Poll),
+                ],
+            )
+        }
+
+        proptest! {
+            /// Whatever subscribers report, a cap sent is the sum over publications of their
+            /// weakest fresh estimate (saturating), plus the audio allowance, listing exactly
+            /// the publications that have one.
+            #[test]
+            fn the_cap_is_the_sum_of_the_weakest_fresh_estimates(
+                audio_tracks in 0..4u64,
+                events in prop::collection::vec(event(), 1..60),
+            ) {
+                let start = Instant::now();
+                let mut aggregator = BitrateAggregator::default();
+                for _ in 0..audio_tracks {
+                    aggregator.add_audio_track();
+                }
+                let mut model: BTreeMap<(u32, u64), (u64, Instant)> = BTreeMap::new();
+                let mut now = start;
+                for (after_ms, event) in events {
+                    now += Duration::from_millis(after_ms);
+                    match event {
+                        Event::Record { ssrc, subscriber, bitrate } => {
+                            aggregator.record(Ssrc(ssrc), SubscriberKey(subscriber), bitrate, now);
+                            model.insert((ssrc, subscriber), (bitrate, now));
+                        }
+                        Event::ForgetSubscriber { ssrc, subscriber } => {
+                            aggregator.forget_subscriber(Ssrc(ssrc), SubscriberKey(subscriber));
+                            model.remove(&(ssrc, subscriber));
+                        }
+                        Event::ForgetPublication { ssrc } => {
+                            aggregator.forget_publication(Ssrc(ssrc));
+                            model.retain(|(of, _), _| *of != ssrc);
+                        }
+                        Event::Poll => {
+                            let mut weakest: BTreeMap<u32, u64> = BTreeMap::new();
+                            for ((ssrc, _), (bitrate, at)) in &model {
+                                if now.saturating_duration_since(*at) < ESTIMATE_LIFETIME {
+                                    let min = weakest.entry(*ssrc).or_insert(u64::MAX);
+                                    *min = (*min).min(*bitrate);
+                                }
+                            }
+                            if let Some(cap) = aggregator.poll(now) {
+                                let sum = weakest.values().fold(0u64, |sum, min| sum.saturating_add(*min));
+                                prop_assert_eq!(
+                                    cap.bitrate,
+                                    sum.saturating_add(audio_tracks * AUDIO_ALLOWANCE)
+                                );
+                                let ssrcs: Vec<Ssrc> = weakest.keys().copied().map(Ssrc).collect();
+                                prop_assert_eq!(cap.ssrcs, ssrcs);
+                            } else {
+                                // Nothing fresh, or nothing due yet.
+                                prop_assert!(weakest.is_empty() || aggregator.last_report.is_some());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

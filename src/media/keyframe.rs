@@ -49,6 +49,9 @@ pub enum KeyframeReason {
     SubscriberRequest,
     /// A subscriber has just been attached and cannot decode until a keyframe arrives.
     SubscriptionStart,
+    /// The server dropped a malformed packet of the track: every subscriber has a gap that
+    /// no retransmission fills. Throttled as a subscriber's request.
+    PacketDropped,
 }
 
 /// Decides when a PLI goes to the publisher.
@@ -90,7 +93,9 @@ impl KeyframeThrottle {
     /// means send a PLI now.
     pub fn request(&mut self, reason: KeyframeReason, round_trip: Duration, now: Instant) -> bool {
         let gap = match reason {
-            KeyframeReason::SubscriberRequest => self.request_interval,
+            KeyframeReason::SubscriberRequest | KeyframeReason::PacketDropped => {
+                self.request_interval
+            }
             KeyframeReason::SubscriptionStart => self.start_interval,
         };
         let Some(sent) = self
@@ -108,7 +113,9 @@ impl KeyframeThrottle {
         let defer = match reason {
             // Attached before the keyframe on its way arrives: that one starts it.
             KeyframeReason::SubscriptionStart => !in_flight,
-            KeyframeReason::SubscriberRequest => answered_a_while_ago,
+            KeyframeReason::SubscriberRequest | KeyframeReason::PacketDropped => {
+                answered_a_while_ago
+            }
         };
         if defer {
             let due = sent + gap;
@@ -246,5 +253,77 @@ mod tests {
         assert_eq!(throttle.deadline(), Some(start + 500 * MS));
         assert!(throttle.request(KeyframeReason::SubscriberRequest, RTT, start + 700 * MS));
         assert_eq!(throttle.deadline(), None);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// What can happen to a throttle, at some milliseconds after the previous event.
+        #[derive(Debug, Clone)]
+        enum Event {
+            Request(KeyframeReason, u64),
+            KeyframeSeen,
+            Poll,
+        }
+
+        fn event() -> impl Strategy<Value = (u64, Event)> {
+            let reason = prop::sample::select(vec![
+                KeyframeReason::SubscriberRequest,
+                KeyframeReason::SubscriptionStart,
+                KeyframeReason::PacketDropped,
+            ]);
+            (
+                0..400u64,
+                prop_oneof![
+                    (reason, 0..600u64).prop_map(|(reason, rtt)| Event::Request(reason, rtt)),
+                    Just(Event::KeyframeSeen),
+                    Just(Event::Poll),
+                ],
+            )
+        }
+
+        proptest! {
+            /// However requests arrive, PLIs are never closer than the shorter gap, one for a
+            /// subscriber's request (or a dropped packet) never closer than the longer, and a
+            /// deferred request is sent when its deadline comes.
+            #[test]
+            fn plis_keep_their_gaps_and_deferred_requests_go_out(
+                events in prop::collection::vec(event(), 1..80),
+            ) {
+                let start = Instant::now();
+                let mut throttle = KeyframeThrottle::default();
+                let mut now = start;
+                let mut last_pli: Option<Instant> = None;
+                for (after_ms, event) in events {
+                    now += Duration::from_millis(after_ms);
+                    // A deadline that passed meanwhile is what the worker polls at.
+                    if let Some(due) = throttle.deadline().filter(|due| *due <= now) {
+                        prop_assert!(throttle.poll_deferred(due), "the deferred request goes out");
+                        prop_assert!(last_pli.is_none_or(|last| due - last >= SUBSCRIPTION_START_INTERVAL));
+                        last_pli = Some(due);
+                    }
+                    match event {
+                        Event::Request(reason, rtt) => {
+                            let sent = throttle.request(reason, Duration::from_millis(rtt), now);
+                            if sent {
+                                let gap = match reason {
+                                    KeyframeReason::SubscriptionStart => SUBSCRIPTION_START_INTERVAL,
+                                    _ => KEYFRAME_REQUEST_INTERVAL,
+                                };
+                                prop_assert!(last_pli.is_none_or(|last| now - last >= gap));
+                                last_pli = Some(now);
+                            }
+                        }
+                        Event::KeyframeSeen => throttle.keyframe_seen(now),
+                        Event::Poll => prop_assert!(!throttle.poll_deferred(now)),
+                    }
+                    if let (Some(due), Some(last)) = (throttle.deadline(), last_pli) {
+                        prop_assert!(due - last >= SUBSCRIPTION_START_INTERVAL);
+                        prop_assert!(due - last <= KEYFRAME_REQUEST_INTERVAL);
+                    }
+                }
+            }
+        }
     }
 }

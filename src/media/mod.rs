@@ -4,6 +4,7 @@
 pub mod bitrate;
 pub mod downtrack;
 pub mod keyframe;
+pub mod malformed;
 pub mod publication;
 pub mod rewriter;
 pub mod send_time;

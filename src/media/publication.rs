@@ -17,6 +17,7 @@ use rtc::rtp;
 
 use crate::ids::{ConnectionId, ParticipantId, PublicationKey};
 use crate::media::downtrack::DownTrack;
+use crate::media::malformed::{self, Malformed, Payload};
 use crate::media::send_time::abs_send_time;
 use crate::media::vp8;
 use crate::signal::protocol::TrackKind;
@@ -149,30 +150,39 @@ impl Publication {
         });
     }
 
-    /// The router's per-packet work: prepares one packet from the publisher and pushes it,
+    /// Whether any down-track takes its packets.
+    pub fn is_watched(&self) -> bool {
+        !self.subscribers.load().is_empty()
+    }
+
+    /// The router's per-packet work: checks one packet from the publisher and pushes it,
     /// rewritten for each down-track that takes it, onto `out`. Returns whether it starts a
-    /// keyframe.
+    /// keyframe, or why it was dropped (see `media::malformed`).
     ///
     /// Header extensions go here, once: their ids are negotiated per connection and differ
     /// between the publisher's and each subscriber's, a sender refuses ids it did not
     /// negotiate, and none of the publisher's extensions mean anything downstream. Each
     /// down-track stamps the server's own send time on video instead.
-    pub fn route(&self, mut packet: rtp::Packet, now: Instant, out: &mut Vec<Outgoing>) -> bool {
+    pub fn route(
+        &self,
+        mut packet: rtp::Packet,
+        now: Instant,
+        out: &mut Vec<Outgoing>,
+    ) -> Result<bool, Malformed> {
         self.packets.fetch_add(1, Ordering::Relaxed);
         if self.has_ended() {
-            return false;
+            return Ok(false);
         }
+        let payload = malformed::check_payload(self.info.kind, &packet.payload)?;
         packet.header.extensions.clear();
         packet.header.extension = false;
         packet.header.extension_profile = 0;
         packet.header.extensions_padding = 0;
-        let (can_start, keyframe) = match self.info.kind {
-            TrackKind::Audio => (true, false),
-            TrackKind::Video => {
-                let keyframe = vp8::is_keyframe_start(&packet.payload);
-                (keyframe, keyframe)
-            }
-        };
+        let keyframe = self.info.kind == TrackKind::Video
+            && payload == Payload::Media
+            && vp8::is_keyframe_start(&packet.payload);
+        // Audio can start anywhere; video at a keyframe.
+        let can_start = self.info.kind == TrackKind::Audio || keyframe;
         // Subscribers estimate their downlink from video packets only (see `send_time`); one
         // stamp serves them all.
         let send_time = (self.info.kind == TrackKind::Video).then(|| abs_send_time(now));
@@ -183,7 +193,7 @@ impl Publication {
                 out.push((Arc::clone(down), rewritten));
             }
         }
-        keyframe
+        Ok(keyframe)
     }
 }
 
@@ -248,9 +258,15 @@ mod tests {
         publication.attach(Arc::clone(&down));
         let mut out = Vec::new();
         let now = Instant::now();
-        assert!(!publication.route(packet(1, DELTA), now, &mut out));
+        assert_eq!(
+            publication.route(packet(1, DELTA), now, &mut out),
+            Ok(false)
+        );
         assert!(out.is_empty(), "nothing before a keyframe");
-        assert!(publication.route(packet(2, KEYFRAME), now, &mut out));
+        assert_eq!(
+            publication.route(packet(2, KEYFRAME), now, &mut out),
+            Ok(true)
+        );
         assert_eq!(out.len(), 1);
         let (to, sent) = &out[0];
         assert!(Arc::ptr_eq(to, &down));
@@ -266,8 +282,51 @@ mod tests {
 
         publication.detach(&down);
         out.clear();
-        publication.route(packet(3, KEYFRAME), now, &mut out);
+        let _ = publication.route(packet(3, KEYFRAME), now, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_unreadable_payload_is_refused_and_padding_goes_through() {
+        let publication = video();
+        let down = Arc::new(DownTrack::new(
+            TrackKind::Video,
+            Ssrc(77),
+            90_000,
+            ConnectionId::next(WorkerIndex(0)),
+            crate::ids::TransceiverIndex(1),
+        ));
+        down.switch_to(publication.key());
+        down.set_ready(true);
+        publication.attach(Arc::clone(&down));
+        assert!(publication.is_watched());
+        let mut out = Vec::new();
+        let now = Instant::now();
+        assert_eq!(
+            publication.route(packet(1, KEYFRAME), now, &mut out),
+            Ok(true)
+        );
+        assert_eq!(
+            publication.route(packet(2, &[0x90, 0x80]), now, &mut out),
+            Err(Malformed::Vp8(
+                crate::media::vp8::DescriptorError::Truncated
+            ))
+        );
+        let mut padding = packet(3, &[]);
+        padding.header.padding = true;
+        assert_eq!(publication.route(padding, now, &mut out), Ok(false));
+        let numbers: Vec<u16> = out
+            .iter()
+            .map(|(_, sent)| sent.header.sequence_number)
+            .collect();
+        assert_eq!(numbers.len(), 2, "the keyframe and the padding");
+        assert_eq!(
+            numbers[1].wrapping_sub(numbers[0]),
+            2,
+            "the dropped packet's number stays a gap"
+        );
+        assert!(out[1].1.payload.is_empty() && out[1].1.header.padding);
+        assert_eq!(publication.packets_received(), 3);
     }
 
     #[test]
@@ -288,7 +347,7 @@ mod tests {
         publication.stop();
         assert!(!publication.is_reading());
         let mut out = Vec::new();
-        publication.route(packet(1, KEYFRAME), Instant::now(), &mut out);
+        let _ = publication.route(packet(1, KEYFRAME), Instant::now(), &mut out);
         assert!(out.is_empty());
     }
 }

@@ -249,4 +249,120 @@ mod tests {
         assert!(!is_older(0, 65_535));
         assert!(!is_older(5, 5));
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// One source's stretch of packets: where its numbering starts, how many it sends,
+        /// which of them reach the rewriter (the rest are lost upstream or dropped by the
+        /// router), and how long after the previous stretch it starts.
+        #[derive(Debug, Clone)]
+        struct Stretch {
+            sequence: u16,
+            timestamp: u32,
+            kept: Vec<bool>,
+            pause_ms: u64,
+        }
+
+        fn stretch() -> impl Strategy<Value = Stretch> {
+            (
+                any::<u16>(),
+                any::<u32>(),
+                prop::collection::vec(any::<bool>(), 1..60),
+                0..2_000u64,
+            )
+                .prop_map(|(sequence, timestamp, kept, pause_ms)| Stretch {
+                    sequence,
+                    timestamp,
+                    kept,
+                    pause_ms,
+                })
+        }
+
+        proptest! {
+            /// Within a source the subscriber sees exactly the publisher's gaps (so it can NACK
+            /// them, and a dropped packet is never papered over); a new source continues one
+            /// after the last number sent, its timestamps after the pause; no number repeats.
+            #[test]
+            fn numbering_follows_the_source_and_continues_across_sources(
+                initial_sequence in any::<u16>(),
+                initial_timestamp in any::<u32>(),
+                stretches in prop::collection::vec(stretch(), 1..6),
+            ) {
+                let mut rewriter = Rewriter::new(90_000, initial_sequence, initial_timestamp);
+                let mut now = Instant::now();
+                let mut last: Option<(u16, u32)> = None;
+                let mut last_at = now;
+                let mut sent = 0usize;
+                for (index, stretch) in stretches.iter().enumerate() {
+                    let key = PublicationKey(index as u64 + 1);
+                    rewriter.switch_to(key);
+                    now += Duration::from_millis(stretch.pause_ms);
+                    let mut previous_in: Option<(u16, u32)> = None;
+                    for (offset, kept) in stretch.kept.iter().enumerate() {
+                        if !kept {
+                            continue;
+                        }
+                        let sequence = stretch.sequence.wrapping_add(offset as u16);
+                        let timestamp = stretch.timestamp.wrapping_add(offset as u32 * 3000);
+                        let out = rewriter
+                            .rewrite(key, sequence, timestamp, previous_in.is_none(), now)
+                            .expect("a packet of the current source after its start");
+                        match (previous_in, last) {
+                            (Some((in_seq, in_ts)), Some((out_seq, out_ts))) => {
+                                prop_assert_eq!(
+                                    out.sequence.wrapping_sub(out_seq),
+                                    sequence.wrapping_sub(in_seq)
+                                );
+                                prop_assert_eq!(
+                                    out.timestamp.wrapping_sub(out_ts),
+                                    timestamp.wrapping_sub(in_ts)
+                                );
+                            }
+                            (None, Some((out_seq, out_ts))) => {
+                                prop_assert_eq!(out.sequence, out_seq.wrapping_add(1));
+                                let ticks = out.timestamp.wrapping_sub(out_ts);
+                                let paused = now.duration_since(last_at);
+                                let expected = (paused.as_millis() as u64 * 90).max(1);
+                                prop_assert!(
+                                    u64::from(ticks).abs_diff(expected) <= 1,
+                                    "{} ticks after a pause of {:?}", ticks, paused
+                                );
+                            }
+                            (_, None) => {
+                                prop_assert_eq!(out.sequence, initial_sequence);
+                                prop_assert_eq!(out.timestamp, initial_timestamp);
+                            }
+                        }
+                        previous_in = Some((sequence, timestamp));
+                        last = Some((out.sequence, out.timestamp));
+                        last_at = now;
+                        sent += 1;
+                    }
+                }
+                let offered = stretches.iter().flat_map(|s| &s.kept).filter(|k| **k).count();
+                prop_assert_eq!(sent, offered);
+            }
+
+            /// A packet of any other source, or of the current one before it could start, is
+            /// never numbered.
+            #[test]
+            fn nothing_is_numbered_outside_its_source(
+                sequence in any::<u16>(),
+                timestamp in any::<u32>(),
+                other in 2..u64::MAX,
+            ) {
+                let now = Instant::now();
+                let mut rewriter = Rewriter::new(90_000, 0, 0);
+                prop_assert_eq!(rewriter.rewrite(PublicationKey(1), sequence, timestamp, true, now), None);
+                rewriter.switch_to(PublicationKey(1));
+                prop_assert_eq!(rewriter.rewrite(PublicationKey(1), sequence, timestamp, false, now), None);
+                prop_assert_eq!(rewriter.rewrite(PublicationKey(other), sequence, timestamp, true, now), None);
+                prop_assert!(rewriter.rewrite(PublicationKey(1), sequence, timestamp, true, now).is_some());
+                let before = sequence.wrapping_sub(1);
+                prop_assert_eq!(rewriter.rewrite(PublicationKey(1), before, timestamp, false, now), None);
+            }
+        }
+    }
 }

@@ -20,6 +20,7 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
+use rtc::shared::util::match_srtp;
 use rtc::shared::{TaggedBytesMut, TransportContext};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -29,6 +30,7 @@ use crate::ids::{
 };
 use crate::media::downtrack::DownTrack;
 use crate::media::keyframe::{DEFAULT_ROUND_TRIP, KeyframeReason};
+use crate::media::malformed::{self, Malformed};
 use crate::media::publication::{Outgoing, Publication};
 use crate::media::upstream::Upstream;
 use crate::metrics::{Gauge, GaugeGuard, Metrics};
@@ -279,8 +281,20 @@ impl Connection {
         self.publishing_allowed = false;
     }
 
-    /// Feeds one datagram that arrived on `transport`.
+    /// Feeds one datagram that arrived on `transport`. An RTP packet whose header does not
+    /// parse is dropped here, where its header is still in the clear (see `media::malformed`).
     pub fn handle_read(&mut self, now: Instant, transport: TransportContext, datagram: BytesMut) {
+        if match_srtp(&datagram)
+            && let Err(fault) = malformed::check_rtp_header(&datagram)
+        {
+            let ssrc = datagram
+                .get(8..12)
+                .and_then(|bytes| bytes.try_into().ok())
+                .map(|bytes| Ssrc(u32::from_be_bytes(bytes)));
+            let publication = ssrc.and_then(|ssrc| self.publication_on(ssrc));
+            self.drop_malformed(Malformed::Header(fault), publication, now);
+            return;
+        }
         // The core logs and swallows what it cannot use.
         let _ = self.pc.handle_read(TaggedBytesMut {
             now,
@@ -366,8 +380,13 @@ impl Connection {
             return;
         };
         let size = packet.payload.len() as u64;
-        if publication.route(packet, now, &mut effects.rtp) {
-            self.upstream.keyframe_seen(publication.key(), now);
+        match publication.route(packet, now, &mut effects.rtp) {
+            Ok(true) => self.upstream.keyframe_seen(publication.key(), now),
+            Ok(false) => {}
+            Err(malformed) => {
+                let publication = Arc::clone(publication);
+                self.drop_malformed(malformed, Some(publication), now);
+            }
         }
         self.metrics
             .packets_in

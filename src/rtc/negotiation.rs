@@ -13,7 +13,7 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tracing::debug;
 
 use crate::rtc::connection::{Connection, Effects, MAX_PUBLISHED_TRACKS, MediaError, Notice};
-use crate::rtc::sdp::{media_sections, refuse_sending};
+use crate::rtc::sdp::{check_streams_declared, media_sections, refuse_sending};
 use crate::signal::protocol::IceCandidate;
 
 /// How long the client has to answer a server offer before the session is given up.
@@ -102,6 +102,8 @@ impl Connection {
                 "an offer may send at most {MAX_PUBLISHED_TRACKS} tracks; this one sends {sending}"
             )));
         }
+        check_streams_declared(&sections)
+            .map_err(|error| MediaError::InvalidSdp(error.to_string()))?;
         let mut notices = Vec::new();
         if sections.is_empty() && !self.opened {
             // A client with nothing to publish: there is nothing to apply, so the answer is an
@@ -162,6 +164,8 @@ impl Connection {
         if self.phase.answer_deadline().is_none() {
             return Err(MediaError::UnexpectedAnswer);
         }
+        check_streams_declared(&media_sections(&sdp))
+            .map_err(|error| MediaError::InvalidSdp(error.to_string()))?;
         let answer = RTCSessionDescription::answer(sdp)
             .map_err(|error| MediaError::InvalidSdp(error.to_string()))?;
         self.pc

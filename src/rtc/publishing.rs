@@ -7,13 +7,15 @@
 //! forwarding (or, for a track no offer named, publishes it then).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use tracing::{debug, warn};
 
 use crate::ids::{Mid, Ssrc};
+use crate::media::keyframe::KeyframeReason;
+use crate::media::malformed::Malformed;
 use crate::media::publication::{Publication, TrackInfo};
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::rtc::connection::{Connection, MediaError, Notice};
@@ -29,6 +31,8 @@ pub struct Published {
     /// The transceiver it arrives on, once its first packet came: RTCP to the publisher about
     /// it is written there.
     pub receiver: Option<usize>,
+    /// The SSRC it arrives on, once its first packet came.
+    pub ssrc: Option<Ssrc>,
     /// Counts it among the publications being read, from its first packet on.
     pub reading: Option<GaugeGuard>,
 }
@@ -113,6 +117,7 @@ impl Connection {
         let publication = match announced {
             Some(published) => {
                 published.receiver = Some(receiver);
+                published.ssrc = Some(Ssrc(init.ssrc));
                 published.reading = Some(GaugeGuard::new(&self.metrics, Gauge::Publications));
                 Arc::clone(&published.publication)
             }
@@ -124,6 +129,7 @@ impl Connection {
                 self.publish(vec![(Arc::clone(&publication), mid)], &mut notices);
                 if let Some(published) = self.published.get_mut(&init.track_id) {
                     published.receiver = Some(receiver);
+                    published.ssrc = Some(Ssrc(init.ssrc));
                     published.reading = Some(GaugeGuard::new(&self.metrics, Gauge::Publications));
                 }
                 self.unsolicited.extend(notices);
@@ -146,6 +152,44 @@ impl Connection {
         }
         publication.begin();
         self.receiving.insert(init.track_id, publication);
+    }
+
+    /// The publication whose packets arrive on `ssrc`, if one does.
+    pub(crate) fn publication_on(&self, ssrc: Ssrc) -> Option<Arc<Publication>> {
+        self.published
+            .values()
+            .find(|published| published.ssrc == Some(ssrc))
+            .map(|published| Arc::clone(&published.publication))
+    }
+
+    /// Counts a malformed packet the client sent (of `publication`, when known) and, for video
+    /// someone watches, asks the client for a keyframe: the gap the packet leaves in every
+    /// subscriber's stream cannot be filled by a retransmission (see `media::malformed`).
+    pub(crate) fn drop_malformed(
+        &mut self,
+        malformed: Malformed,
+        publication: Option<Arc<Publication>>,
+        now: Instant,
+    ) {
+        let counter = match malformed {
+            Malformed::Header(_) => &self.metrics.malformed_headers,
+            Malformed::Vp8(_) => &self.metrics.malformed_vp8,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        debug!(parent: &self.span, %malformed, "dropped a malformed packet");
+        let Some(publication) = publication.filter(|publication| {
+            publication.info().kind == TrackKind::Video && publication.is_watched()
+        }) else {
+            return;
+        };
+        if let Some(pli) = self.upstream.request_keyframe(
+            publication.key(),
+            KeyframeReason::PacketDropped,
+            Duration::ZERO,
+            now,
+        ) {
+            self.write_upstream(pli, now);
+        }
     }
 
     /// Records a mute change from the client: the publication the room should mark, if the
@@ -291,6 +335,7 @@ impl Connection {
                 publication: Arc::clone(&publication),
                 mid,
                 receiver: None,
+                ssrc: None,
                 reading: None,
             };
             if let Some(previous) = self.published.insert(info.track.clone(), published) {

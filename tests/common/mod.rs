@@ -6,6 +6,7 @@
 pub mod http;
 pub mod process;
 pub mod prometheus;
+pub mod publisher;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use openmetrics_parser::openmetrics::parse_openmetrics;
 use openmetrics_parser::{MetricNumber, OpenMetricsValue};
 
-/// The unlabelled samples of one scrape, by the series name Prometheus stores:
-/// `name` for a gauge, `name_total` for a counter, `name_count`, `name_sum` and
-/// `name_bucket{le="..."}` for a histogram.
+/// The samples of one scrape, by the series name Prometheus stores: `name` for a gauge,
+/// `name_total` for a counter, `name_count`, `name_sum` and `name_bucket{le="..."}` for a
+/// histogram; a labelled sample's labels follow its name, as in `name_total{reason="..."}`.
 #[derive(Debug, Default)]
 pub struct Scrape {
     /// Every sample's value.
@@ -31,7 +31,15 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
     let mut scrape = Scrape::default();
     for (name, family) in &exposition.families {
         for sample in family.iter_samples() {
-            let mut put = |series: String, value: f64| scrape.samples.insert(series, value);
+            let labels = labels_of(sample)?;
+            let mut put = |series: String, value: f64| {
+                let series = if labels.is_empty() || series.ends_with('}') {
+                    series
+                } else {
+                    format!("{series}{{{labels}}}")
+                };
+                scrape.samples.insert(series, value)
+            };
             match &sample.value {
                 OpenMetricsValue::Gauge(value) | OpenMetricsValue::Unknown(value) => {
                     put(name.clone(), number(value));
@@ -65,6 +73,18 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
         }
     }
     Ok(scrape)
+}
+
+/// A sample's labels as `a="x",b="y"`, in the order the text gave them; empty for none.
+fn labels_of(sample: &openmetrics_parser::Sample<OpenMetricsValue>) -> Result<String, String> {
+    let labels = sample
+        .get_labelset()
+        .map_err(|error| format!("{error:?}"))?;
+    Ok(labels
+        .iter()
+        .map(|(name, value)| format!("{name}=\"{value}\""))
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 fn number(value: &MetricNumber) -> f64 {
