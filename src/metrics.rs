@@ -7,6 +7,7 @@
 //! Each counter and gauge is a `prometheus-client` metric that dereferences to its atomic, so
 //! the packet path adds to it with one `fetch_add` and nothing else.
 
+mod http;
 mod process;
 
 use std::ops::Deref;
@@ -20,6 +21,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+pub use http::{HttpMetrics, RefusedBecause, TimedOut};
 pub use process::ProcessCollector;
 
 /// The content type of [`Metrics::render`]'s text.
@@ -101,6 +103,8 @@ pub struct Metrics {
     /// Join latency in seconds: from a `join` message's arrival to the participant's media
     /// connection first reaching `connected` (see `docs/deployment.md`, "Metrics").
     pub join_seconds: Histogram,
+    /// The HTTP listener's connections, refusals and timeouts.
+    pub http: HttpMetrics,
     registry: Registry,
 }
 
@@ -135,6 +139,7 @@ impl Default for Metrics {
             joins: Counter::default(),
             signaling_errors: Counter::default(),
             join_seconds: Histogram::new(JOIN_SECONDS_BUCKETS),
+            http: HttpMetrics::default(),
             registry: Registry::default(),
         };
         metrics.registry = metrics.registry();
@@ -251,6 +256,7 @@ impl Metrics {
             "Seconds from a join message to the participant's media connection first connected",
             self.join_seconds.clone(),
         );
+        self.http.register(registry);
         root
     }
 

@@ -21,6 +21,7 @@ use crate::ServerContext;
 use crate::auth::{Access, Grants, TokenError};
 use crate::drain::SessionGuard;
 use crate::engine::ConnectionHandle;
+use crate::http::unjoined::UnjoinedGuard;
 use crate::ids::{Mid, ParticipantId};
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
@@ -61,8 +62,14 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// room publishing at once, few enough that the socket and the media are not kept waiting.
 const MAX_ROOM_EVENTS_AT_ONCE: usize = 64;
 
-/// Runs one client's session to its end; `_guard` counts it in the server's drain until then.
-pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: SessionGuard) {
+/// Runs one client's session to its end; `_guard` counts it in the server's drain until then,
+/// and `unjoined` among the sockets waiting to join until it joins.
+pub async fn run(
+    socket: WebSocket,
+    context: Arc<ServerContext>,
+    _guard: SessionGuard,
+    unjoined: UnjoinedGuard,
+) {
     let span = tracing::info_span!(
         "session",
         room = tracing::field::Empty,
@@ -84,6 +91,7 @@ pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: Session
             outbox,
             rate,
             joined: None,
+            unjoined,
         };
         let ending = session.drive(&mut stream).await;
         let context = Arc::clone(&session.context);
@@ -173,6 +181,7 @@ struct Session {
     outbox: Outbox,
     rate: RateLimiter,
     joined: Option<Joined>,
+    unjoined: UnjoinedGuard,
 }
 
 impl Session {
@@ -452,6 +461,7 @@ impl Session {
             join_started: Some(started),
             _gauge: gauge,
         });
+        self.unjoined.release();
         self.outbox
             .send(&joined_message)
             .map_err(|unreachable| MessageError::End(unreachable.into()))
