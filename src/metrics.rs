@@ -365,6 +365,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.packets_out.fetch_add(3, Ordering::Relaxed);
         metrics.join_seconds.observe(0.3);
+        metrics.http.refused(RefusedBecause::PerIp);
         let text = metrics.render(1);
         for line in [
             "switchyard_rooms 1",
@@ -373,6 +374,11 @@ mod tests {
             "# TYPE switchyard_join_seconds histogram",
             "switchyard_join_seconds_bucket{le=\"0.5\"} 1",
             "switchyard_join_seconds_count 1",
+            "switchyard_http_connections 0",
+            "switchyard_unjoined_sockets 0",
+            "switchyard_connections_refused_total{reason=\"per_ip\"} 1",
+            "switchyard_connections_refused_total{reason=\"origin\"} 0",
+            "switchyard_http_timeouts_total{phase=\"header\"} 0",
             "# TYPE process_cpu_seconds counter",
             "# EOF",
         ] {
