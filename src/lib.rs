@@ -158,16 +158,16 @@ impl Server {
             drain: Drain::default(),
         });
         let (stop, stopped) = watch::channel(false);
-        let http = &context.config.http;
+        let settings = &context.config.http;
         let listener = HttpListener {
             listener,
             app: http::router(Arc::clone(&context)),
             tls: tls.clone(),
             admission,
             timeouts: Timeouts {
-                header: http.header_timeout,
-                idle: http.idle_timeout,
-                tls_handshake: http.tls_handshake_timeout,
+                header: settings.header_timeout,
+                idle: settings.idle_timeout,
+                tls_handshake: settings.tls_handshake_timeout,
             },
             metrics: Arc::clone(&context.metrics),
         };

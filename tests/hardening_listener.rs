@@ -460,6 +460,8 @@ async fn sockets_waiting_to_join_are_capped_until_one_joins() {
     let mut first = open_socket(&server, None).await.expect("the first");
     let _second = open_socket(&server, None).await.expect("the second");
     assert_eq!(unjoined.count(), 2);
+    // Each WebSocket keeps the place its connection was admitted with.
+    assert_eq!(context.metrics.http.open_connections(), 2);
     assert_eq!(refused_status(open_socket(&server, None).await), 503);
     assert_eq!(context.metrics.http.refusals(RefusedBecause::Unjoined), 1);
 
