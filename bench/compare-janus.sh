@@ -80,8 +80,9 @@ if [ "${1:-}" = "--inside" ]; then
     case "$1" in
       # nsenter becomes the server (it execs it), so $! is the server's own process id.
       switchyard)
+        # Every participant connects from the load test's one address: no cap per address.
         "${servers_namespace[@]}" target/release/switchyard --http "$servers_ip:$switchyard_port" \
-          --media-ip "$servers_ip" >"$2" 2>&1 &
+          --media-ip "$servers_ip" --connections-per-ip 0 >"$2" 2>&1 &
         port=$switchyard_port url="ws://$servers_ip:$switchyard_port/ws" ;;
       janus)
         "${servers_namespace[@]}" janus --configs-folder "$work/janus" --config "$work/janus/janus.jcfg" \

@@ -31,7 +31,9 @@ if [[ -z "${RENDER_ONLY:-}" ]]; then
 
   for scenario in "${scenarios[@]}"; do
     echo "== $scenario" >&2
-    target/release/switchyard --http "127.0.0.1:$port" --media-ip 127.0.0.1 >"$results/$scenario.server.log" 2>&1 &
+    # Every participant connects from 127.0.0.1: no cap on connections per address.
+    target/release/switchyard --http "127.0.0.1:$port" --media-ip 127.0.0.1 --connections-per-ip 0 \
+      >"$results/$scenario.server.log" 2>&1 &
     server_pid=$!
     wait_for_server 127.0.0.1 "$port" "$server_pid" "$results/$scenario.server.log"
     target/release/loadtest --url "ws://127.0.0.1:$port/ws" --scenario "$scenario" \
@@ -59,7 +61,8 @@ Machine: $(nproc) cores ($cpu_model), $(free -g | awk '/^Mem:/ {print $2}') GiB,
 The server and the load test run on the same machine and share its cores, over loopback.
 
 Each scenario runs against a freshly started release server
-(\`target/release/switchyard --http 127.0.0.1:$port --media-ip 127.0.0.1\`); the load test
+(\`target/release/switchyard --http 127.0.0.1:$port --media-ip 127.0.0.1 --connections-per-ip 0\`,
+with no cap on connections per address, as every participant connects from 127.0.0.1); the load test
 samples the server's CPU time and memory from \`/proc\` and its counters from \`/metrics\`
 during the measurement window, which starts once every participant has joined and every
 remote track flows (or after 30 s). Latency is
@@ -80,7 +83,7 @@ HEAD
     echo "## $title"
     echo
     echo '```sh'
-    echo "target/release/switchyard --http 127.0.0.1:$port --media-ip 127.0.0.1 &"
+    echo "target/release/switchyard --http 127.0.0.1:$port --media-ip 127.0.0.1 --connections-per-ip 0 &"
     echo "cargo run -p loadtest --release -- --url ws://127.0.0.1:$port/ws --scenario $scenario --server-pid \$!"
     echo '```'
     echo

@@ -3,7 +3,9 @@
 // URL parameters: `room` and `name` fill in the join form; `video=WIDTHxHEIGHT@FPS` (for
 // example `320x180@15`) asks the camera for a smaller picture, which slow machines and tests use.
 // `token` is the access token for a server that requires one: it is sent with `join`, and the
-// room and name it carries fill in the form. `relay=1` reaches the media server through TURN
+// room and name it carries fill in the form. The page takes it out of the address bar as soon as
+// it has read it and keeps it in memory only (for rejoining), so it stays out of the history, out
+// of links copied from the address bar and off a screen being shared. `relay=1` reaches the media server through TURN
 // relays only, as a network that allows nothing else would.
 //
 // `window.switchyard` exposes the live objects for diagnosis from the browser's console (and
@@ -24,6 +26,11 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
 
 const token = params.get('token');
+if (token !== null) {
+  const address = new URL(window.location.href);
+  address.searchParams.delete('token');
+  window.history.replaceState(null, '', address);
+}
 const relay = params.get('relay') === '1';
 const media = new LocalMedia(parseVideoSize(params.get('video')));
 const grid = new TileGrid($('grid'));

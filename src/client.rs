@@ -8,7 +8,10 @@
 //! Every response says `Cache-Control: no-cache`: the files are small, and a browser must never
 //! combine modules of two different versions after an upgrade. It revalidates instead, with
 //! the `ETag` (embedded files) or `Last-Modified` (a folder), and gets a `304` when nothing
-//! changed. Text files are declared UTF-8.
+//! changed. Text files are declared UTF-8, and every file carries the headers of
+//! [`security`]: a Content-Security-Policy, no framing, no referrer.
+
+pub mod security;
 
 use std::path::PathBuf;
 
@@ -42,7 +45,7 @@ impl ClientFiles {
             ClientFiles::Embedded => Router::new().fallback(get(embedded)),
             ClientFiles::Directory(root) => Router::new().fallback_service(ServeDir::new(root)),
         };
-        files
+        let files = files
             .layer(SetResponseHeaderLayer::overriding(
                 header::CONTENT_TYPE,
                 utf8_text,
@@ -50,11 +53,12 @@ impl ClientFiles {
             .layer(SetResponseHeaderLayer::overriding(
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("no-cache"),
-            ))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ))
+            ));
+        security::headers()
+            .into_iter()
+            .fold(files, |files, (name, value)| {
+                files.layer(SetResponseHeaderLayer::overriding(name, value))
+            })
     }
 }
 
@@ -143,7 +147,9 @@ mod tests {
                     );
                 }
                 assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
-                assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+                for (name, value) in security::headers() {
+                    assert_eq!(headers.get(&name), Some(&value), "{path}: {name}");
+                }
             }
         }
     }

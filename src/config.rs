@@ -19,6 +19,7 @@ use std::time::Duration;
 pub use load::{ConfigError, Origin};
 
 use crate::client::ClientFiles;
+use crate::http::origin::WebOrigin;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -51,7 +52,29 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Serve HTTPS with these files instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// How long a connection has to send a request's headers, from when it is ready (TLS
+    /// done) or its previous response ended; one that sends nothing is closed then.
+    pub header_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request; `None` keeps no
+    /// connection alive after its response.
+    pub idle_timeout: Option<Duration>,
+    /// How long a client may take over its TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// The pages besides the server's own that may open the signaling WebSocket; empty lets
+    /// every page.
+    pub allowed_origins: Vec<WebOrigin>,
 }
+
+/// How long a connection has to send its request headers unless `http.header_timeout_secs`
+/// says otherwise.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a kept-alive connection may wait for its next request unless
+/// `http.idle_timeout_secs` says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a TLS handshake may take unless `http.tls_handshake_timeout_secs` says otherwise.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A certificate chain and its private key, both PEM.
 #[derive(Debug, Clone)]
@@ -222,6 +245,13 @@ pub struct Limits {
     pub message_burst: u32,
     /// Bytes of text in one chat message.
     pub max_chat_bytes: usize,
+    /// HTTP connections from one IP address (IPv6: one /64) at once; `None` is no cap.
+    pub connections_per_ip: Option<usize>,
+    /// HTTP connections at once; `None` takes a share of the open-file limit
+    /// ([`crate::file_limit::FileLimit::connection_share`]).
+    pub max_connections: Option<usize>,
+    /// Signaling WebSockets open at once that have not joined a room yet.
+    pub max_unjoined_sockets: usize,
 }
 
 /// `[signaling]`: the deadlines a session meets and the bounds on what waits for its client.
@@ -289,6 +319,9 @@ impl Default for Limits {
             messages_per_second: 50,
             message_burst: 200,
             max_chat_bytes: 4_096,
+            connections_per_ip: Some(200),
+            max_connections: None,
+            max_unjoined_sockets: 1_000,
         }
     }
 }
@@ -299,6 +332,10 @@ impl Default for Config {
             http: HttpConfig {
                 listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
                 tls: None,
+                header_timeout: DEFAULT_HEADER_TIMEOUT,
+                idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+                tls_handshake_timeout: DEFAULT_TLS_HANDSHAKE_TIMEOUT,
+                allowed_origins: Vec::new(),
             },
             media: MediaConfig {
                 ips: crate::rtc::setup::default_media_ips(),

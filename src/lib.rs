@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod drain;
 pub mod engine;
+pub mod file_limit;
 pub mod http;
 pub mod ids;
 pub mod media;
@@ -37,6 +38,10 @@ pub use metrics::{Counts, Metrics};
 use crate::auth::{TokenKey, WeakKey};
 use crate::drain::Drain;
 use crate::engine::{Engine, EngineConfig};
+use crate::file_limit::FileLimit;
+use crate::http::admission::{Admission, Caps};
+use crate::http::serve::{HttpListener, Timeouts};
+use crate::http::unjoined::UnjoinedSockets;
 use crate::room::Registry;
 use crate::rtc::public_address::PublicAddresses;
 use crate::tls::{Tls, TlsError};
@@ -56,6 +61,8 @@ pub struct ServerContext {
     pub config: Config,
     /// Graceful shutdown: begun by [`RunningServer::shutdown`], watched by every session.
     pub drain: Drain,
+    /// The signaling sockets that have not joined yet, within `limits.max_unjoined_sockets`.
+    pub unjoined: UnjoinedSockets,
 }
 
 impl ServerContext {
@@ -111,6 +118,7 @@ impl Server {
             .map(|key| key.with_max_lifetime(config.auth.max_token_lifetime));
         // Read before binding, so a bad file is reported as such and not after a bind.
         let tls = config.http.tls.as_ref().map(Tls::load).transpose()?;
+        let file_limit = FileLimit::raise();
         let address = config.http.listen;
         let listener = TcpListener::bind(address)
             .await
@@ -130,10 +138,19 @@ impl Server {
             Arc::clone(&metrics),
         )
         .map_err(StartError::Media)?;
+        let admission = Admission::new(
+            connection_caps(&config, file_limit),
+            metrics.http.connections.clone(),
+        );
+        warn_of_open_origins(&config, local_addr);
         let context = Arc::new(ServerContext {
             registry: Registry::new(
                 config.limits.max_rooms,
                 config.limits.max_participants_per_room,
+            ),
+            unjoined: UnjoinedSockets::new(
+                config.limits.max_unjoined_sockets,
+                metrics.http.unjoined_sockets.clone(),
             ),
             metrics,
             engine,
@@ -141,22 +158,21 @@ impl Server {
             config,
             drain: Drain::default(),
         });
-        let (stop, mut stopped) = watch::channel(false);
-        let app = http::router(Arc::clone(&context));
-        let shutdown = async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
+        let (stop, stopped) = watch::channel(false);
+        let settings = &context.config.http;
+        let listener = HttpListener {
+            listener,
+            app: http::router(Arc::clone(&context)),
+            tls: tls.clone(),
+            admission,
+            timeouts: Timeouts {
+                header: settings.header_timeout,
+                idle: settings.idle_timeout,
+                tls_handshake: settings.tls_handshake_timeout,
+            },
+            metrics: Arc::clone(&context.metrics),
         };
-        let task = match tls.clone() {
-            None => tokio::spawn(
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .into_future(),
-            ),
-            Some(tls) => {
-                let grace = context.config.shutdown_grace;
-                tokio::spawn(async move { tls.serve(listener, app, shutdown, grace).await })
-            }
-        };
+        let task = tokio::spawn(listener.serve(stopped));
         Ok(RunningServer {
             local_addr,
             tls,
@@ -164,6 +180,44 @@ impl Server {
             stop,
             task,
         })
+    }
+}
+
+/// The caps on HTTP connections: the configured ones, the total taken from the open-file
+/// limit unless set.
+fn connection_caps(config: &Config, file_limit: FileLimit) -> Caps {
+    let share = file_limit.connection_share();
+    let total = config.limits.max_connections.unwrap_or(share);
+    if total > share {
+        warn!(
+            max_connections = total,
+            open_file_limit = file_limit.now,
+            "limits.max_connections leaves too few file descriptors for media; \
+             a flood of connections may stop ICE-TCP and new media sockets"
+        );
+    }
+    let caps = Caps {
+        per_source: config.limits.connections_per_ip,
+        total,
+    };
+    info!(
+        per_ip = ?caps.per_source,
+        total = caps.total,
+        unjoined_sockets = config.limits.max_unjoined_sockets,
+        "HTTP connection caps"
+    );
+    caps
+}
+
+/// Warns when a server that others can reach lets any web page open its signaling socket.
+fn warn_of_open_origins(config: &Config, listening: SocketAddr) {
+    if config.http.allowed_origins.is_empty() && !listening.ip().is_loopback() {
+        warn!(
+            %listening,
+            "any web page may open the signaling WebSocket: set http.allowed_origins \
+             (--allowed-origin, SWITCHYARD_HTTP_ALLOWED_ORIGINS) to the origins your pages are \
+             served from; the server's own origin is always allowed then"
+        );
     }
 }
 

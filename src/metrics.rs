@@ -7,6 +7,7 @@
 //! Each counter and gauge is a `prometheus-client` metric that dereferences to its atomic, so
 //! the packet path adds to it with one `fetch_add` and nothing else.
 
+mod http;
 mod process;
 
 use std::ops::Deref;
@@ -21,6 +22,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+pub use http::{HttpMetrics, RefusedBecause, TimedOut};
 pub use process::ProcessCollector;
 
 /// The content type of [`Metrics::render`]'s text.
@@ -109,6 +111,8 @@ pub struct Metrics {
     /// Join latency in seconds: from a `join` message's arrival to the participant's media
     /// connection first reaching `connected` (see `docs/deployment.md`, "Metrics").
     pub join_seconds: Histogram,
+    /// The HTTP listener's connections, refusals and timeouts.
+    pub http: HttpMetrics,
     registry: Registry,
 }
 
@@ -153,6 +157,7 @@ impl Default for Metrics {
             joins: Counter::default(),
             signaling_errors: Counter::default(),
             join_seconds: Histogram::new(JOIN_SECONDS_BUCKETS),
+            http: HttpMetrics::default(),
             registry: Registry::default(),
         };
         metrics.registry = metrics.registry();
@@ -274,6 +279,7 @@ impl Metrics {
             "Seconds from a join message to the participant's media connection first connected",
             self.join_seconds.clone(),
         );
+        self.http.register(registry);
         root
     }
 
@@ -383,6 +389,7 @@ mod tests {
         metrics.packets_out.fetch_add(3, Ordering::Relaxed);
         metrics.malformed_vp8.fetch_add(1, Ordering::Relaxed);
         metrics.join_seconds.observe(0.3);
+        metrics.http.refused(RefusedBecause::PerIp);
         let text = metrics.render(1);
         for line in [
             "switchyard_rooms 1",
@@ -393,6 +400,11 @@ mod tests {
             "# TYPE switchyard_join_seconds histogram",
             "switchyard_join_seconds_bucket{le=\"0.5\"} 1",
             "switchyard_join_seconds_count 1",
+            "switchyard_http_connections 0",
+            "switchyard_unjoined_sockets 0",
+            "switchyard_connections_refused_total{reason=\"per_ip\"} 1",
+            "switchyard_connections_refused_total{reason=\"origin\"} 0",
+            "switchyard_http_timeouts_total{phase=\"header\"} 0",
             "# TYPE process_cpu_seconds counter",
             "# EOF",
         ] {

@@ -1,38 +1,26 @@
-//! HTTPS: the certificate and key from PEM files, and a TLS listener for axum.
+//! HTTPS: the certificate and key from PEM files, and the TLS acceptor the HTTP listener uses.
 //!
 //! Browsers share a camera only with a secure origin, so a server reached by anything but
 //! `localhost` needs HTTPS (and the signaling socket `wss://`). Either a reverse proxy in front
 //! terminates TLS (the compose setup uses Caddy), or the server does, with `http.tls_cert` and
 //! `http.tls_key`.
 //!
-//! `axum-server` runs the handshakes, each bounded in time, and [`HandshakeLimit`] bounds
-//! their number, so clients that open connections and say nothing hold up neither the others
-//! nor the shutdown. [`Tls::reload`] reads the files again (on SIGHUP): new handshakes present
-//! the new certificate, and connections already open keep theirs.
+//! The HTTP listener (`http::serve`) runs each handshake with [`Tls::acceptor`], bounded in
+//! time (`http.tls_handshake_timeout_secs`) and counted against the same connection caps as
+//! plain HTTP. [`Tls::reload`] reads the files again (on SIGHUP): new handshakes present the new
+//! certificate, and connections already open keep theirs.
 
-use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::Router;
-use axum_server::accept::Accept;
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use arc_swap::ArcSwap;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::TlsFiles;
-
-/// How long a client may take to complete its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Handshakes in progress at once; connections beyond are closed at once.
-pub const MAX_PENDING_HANDSHAKES: usize = 1024;
 
 /// Why the certificate or key cannot be used. Each names the file (or both).
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +109,7 @@ pub fn server_config(files: &TlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
 #[derive(Clone)]
 pub struct Tls {
     files: TlsFiles,
-    config: RustlsConfig,
+    config: Arc<ArcSwap<ServerConfig>>,
 }
 
 impl std::fmt::Debug for Tls {
@@ -135,75 +123,20 @@ impl Tls {
     pub fn load(files: &TlsFiles) -> Result<Self, TlsError> {
         Ok(Self {
             files: files.clone(),
-            config: RustlsConfig::from_config(server_config(files)?),
+            config: Arc::new(ArcSwap::new(server_config(files)?)),
         })
     }
 
     /// Reads the files again and serves what they hold from the next handshake on. When they
     /// cannot be used, the previous certificate stays.
     pub fn reload(&self) -> Result<&TlsFiles, TlsError> {
-        self.config.reload_from_config(server_config(&self.files)?);
+        self.config.store(server_config(&self.files)?);
         Ok(&self.files)
     }
 
-    /// Serves `app` over TLS on `listener` until `stop` resolves, then stops accepting and lets
-    /// open connections finish within `grace`, cutting those left then.
-    pub async fn serve(
-        &self,
-        listener: TcpListener,
-        app: Router,
-        stop: impl Future<Output = ()> + Send + 'static,
-        grace: Duration,
-    ) -> io::Result<()> {
-        let handle = axum_server::Handle::new();
-        let stopper = handle.clone();
-        tokio::spawn(async move {
-            stop.await;
-            stopper.graceful_shutdown(Some(grace));
-        });
-        let acceptor = HandshakeLimit {
-            inner: RustlsAcceptor::new(self.config.clone()).handshake_timeout(HANDSHAKE_TIMEOUT),
-            permits: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
-        };
-        axum_server::from_tcp(listener.into_std()?)?
-            .acceptor(acceptor)
-            .handle(handle)
-            .serve(app.into_make_service())
-            .await
-    }
-}
-
-/// Wraps an acceptor so that at most [`MAX_PENDING_HANDSHAKES`] of its handshakes run at
-/// once; a connection beyond is closed at once.
-#[derive(Debug, Clone)]
-pub struct HandshakeLimit<A> {
-    inner: A,
-    permits: Arc<Semaphore>,
-}
-
-impl<A, I, S> Accept<I, S> for HandshakeLimit<A>
-where
-    A: Accept<I, S>,
-    A::Future: Send + 'static,
-    A::Stream: Send + 'static,
-    A::Service: Send + 'static,
-{
-    type Stream = A::Stream;
-    type Service = A::Service;
-    type Future = Pin<Box<dyn Future<Output = io::Result<(A::Stream, A::Service)>> + Send>>;
-
-    fn accept(&self, stream: I, service: S) -> Self::Future {
-        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-            return Box::pin(std::future::ready(Err(io::Error::other(
-                "too many TLS handshakes in progress",
-            ))));
-        };
-        let handshake = self.inner.accept(stream, service);
-        Box::pin(async move {
-            let accepted = handshake.await;
-            drop(permit);
-            accepted
-        })
+    /// What runs a handshake with the certificate being served now.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.config.load_full())
     }
 }
 
@@ -230,29 +163,14 @@ mod tests {
         std::fs::create_dir_all(&folder).expect("folder");
         let files = self_signed(&folder);
         let tls = Tls::load(&files).expect("the first certificate");
-        let before = tls.config.get_inner();
+        let before = tls.config.load_full();
         std::fs::write(&files.cert, "not PEM\n").expect("write");
         let error = tls.reload().expect_err("garbage is refused");
         assert!(matches!(error, TlsError::NoCertificate { .. }), "{error}");
-        assert!(Arc::ptr_eq(&before, &tls.config.get_inner()));
+        assert!(Arc::ptr_eq(&before, &tls.config.load_full()));
         self_signed(&folder);
         tls.reload().expect("a new certificate");
-        assert!(!Arc::ptr_eq(&before, &tls.config.get_inner()));
+        assert!(!Arc::ptr_eq(&before, &tls.config.load_full()));
         let _ = std::fs::remove_dir_all(&folder);
-    }
-
-    #[tokio::test]
-    async fn handshakes_beyond_the_limit_are_refused_at_once() {
-        let limit = HandshakeLimit {
-            inner: axum_server::accept::DefaultAcceptor,
-            permits: Arc::new(Semaphore::new(1)),
-        };
-        let held = Arc::clone(&limit.permits)
-            .try_acquire_owned()
-            .expect("the one permit");
-        let refused = limit.accept((), ()).await;
-        assert!(refused.is_err());
-        drop(held);
-        assert!(limit.accept((), ()).await.is_ok());
     }
 }

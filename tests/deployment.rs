@@ -5,6 +5,7 @@
 //!   exactly the Dockerfile's entrypoint and environment and the service's command and
 //!   environment, and checks that each setting took effect (tokens required, STUN and TURN
 //!   with credentials in `joined`, the public address and media port in the candidates, the
+//!   origins allowed to open the signaling socket, no cap per address behind the proxy, the
 //!   graceful shutdown).
 //! - `deploy/Caddyfile`, run by Debian's `caddy` in front of the binary, gives a working HTTPS
 //!   origin: the page, the signaling WebSocket through it, and `/metrics` kept off the internet.
@@ -31,7 +32,8 @@ use switchyard::signal::protocol::{ClientMessage, ErrorCode, ServerMessage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as TungsteniteError, Message};
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// The public address the test announces: TEST-NET-1, reserved for documentation.
@@ -281,6 +283,32 @@ async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
         "{refusal:?}"
     );
     sender.close().await;
+
+    // http.allowed_origins: the site's own pages may open the signaling socket, others not.
+    for (origin, allowed) in [
+        ("https://localhost", true),
+        ("https://elsewhere.example", false),
+    ] {
+        let mut request = url.as_str().into_client_request().expect("a request");
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().expect("a header value"));
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((mut socket, _)) if allowed => {
+                let _ = socket.close(None).await;
+            }
+            Err(TungsteniteError::Http(response)) if !allowed => {
+                assert_eq!(response.status(), 403, "{origin}");
+            }
+            other => panic!("{origin}: {:?}", other.map(|_| "a socket")),
+        }
+    }
+    // limits.connections_per_ip: off behind Caddy, whose one address every connection has.
+    assert!(
+        server.output().contains("per_ip=None"),
+        "no cap per address:\n{}",
+        server.output()
+    );
 
     // `docker compose run --rm switchyard token ...` mints with the service's environment.
     let mut token_env = env.clone();

@@ -83,6 +83,40 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
         (Some(_), None) => return Err(missing("http.tls_key", "http.tls_cert")),
         (None, Some(_)) => return Err(missing("http.tls_cert", "http.tls_key")),
     };
+    if let Some(timeout) = http.header_timeout_secs {
+        config.http.header_timeout = secs(timeout.0);
+    }
+    if let Some(timeout) = http.tls_handshake_timeout_secs {
+        config.http.tls_handshake_timeout = secs(timeout.0);
+    }
+    match http.idle_timeout_secs {
+        Some(timeout) => config.http.idle_timeout = (timeout.0 > 0).then(|| secs(timeout.0)),
+        // The default never exceeds a shorter header timeout: it is only a default.
+        None => {
+            config.http.idle_timeout = config
+                .http
+                .idle_timeout
+                .map(|idle| idle.min(config.http.header_timeout))
+        }
+    }
+    if let Some(idle) = config.http.idle_timeout
+        && idle > config.http.header_timeout
+    {
+        return Err(refuse(
+            "http.idle_timeout_secs",
+            format!(
+                "({} s) must not exceed http.header_timeout_secs ({} s): a connection waiting \
+                 for its next request waits for that request's headers, which the header \
+                 timeout already bounds",
+                idle.as_secs(),
+                config.http.header_timeout.as_secs()
+            ),
+        ));
+    }
+    config.http.allowed_origins = http
+        .allowed_origins
+        .map(|List(origins)| origins)
+        .unwrap_or_default();
     if let Some(dir) = http.client_dir.map(PathBuf::from) {
         if !dir.is_dir() {
             return Err(refuse(
@@ -208,6 +242,15 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
     }
     if let Some(value) = limits.max_chat_bytes {
         limits_config.max_chat_bytes = count(value.0);
+    }
+    if let Some(value) = limits.connections_per_ip {
+        limits_config.connections_per_ip = (value.0 > 0).then(|| count(value.0));
+    }
+    if let Some(value) = limits.max_connections {
+        limits_config.max_connections = (value.0 > 0).then(|| count(value.0));
+    }
+    if let Some(value) = limits.max_unjoined_sockets {
+        limits_config.max_unjoined_sockets = count(value.0);
     }
     if limits_config.message_burst < limits_config.messages_per_second {
         return Err(refuse(
@@ -377,6 +420,44 @@ mod tests {
         let refused = finish(settings).expect_err("unknown interface");
         assert_eq!(refused.key, "media.interfaces");
         assert!(refused.reason.contains("no-such-interface0"));
+    }
+
+    #[test]
+    fn the_idle_timeout_fits_within_the_header_timeout() {
+        let mut settings = Settings::default();
+        settings.http.header_timeout_secs = Some(Bounded(4));
+        settings.http.idle_timeout_secs = Some(Bounded(5));
+        let refused = finish(settings).expect_err("a longer idle timeout");
+        assert_eq!(refused.key, "http.idle_timeout_secs");
+        assert!(refused.reason.contains("http.header_timeout_secs (4 s)"));
+
+        let mut settings = Settings::default();
+        settings.http.header_timeout_secs = Some(Bounded(4));
+        let config = finish(settings).expect("the default idle timeout gives way");
+        assert_eq!(config.http.idle_timeout, Some(Duration::from_secs(4)));
+
+        let mut settings = Settings::default();
+        settings.http.header_timeout_secs = Some(Bounded(4));
+        settings.http.idle_timeout_secs = Some(Bounded(0));
+        let config = finish(settings).expect("no keep-alive at all");
+        assert_eq!(config.http.idle_timeout, None);
+        assert_eq!(config.http.header_timeout, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn zero_turns_a_connection_cap_off() {
+        let mut settings = Settings::default();
+        settings.limits.connections_per_ip = Some(Bounded(0));
+        settings.limits.max_connections = Some(Bounded(0));
+        let config = finish(settings).expect("no caps");
+        assert_eq!(config.limits.connections_per_ip, None);
+        assert_eq!(config.limits.max_connections, None);
+        let mut settings = Settings::default();
+        settings.limits.connections_per_ip = Some(Bounded(3));
+        settings.limits.max_connections = Some(Bounded(50));
+        let config = finish(settings).expect("caps");
+        assert_eq!(config.limits.connections_per_ip, Some(3));
+        assert_eq!(config.limits.max_connections, Some(50));
     }
 
     #[test]

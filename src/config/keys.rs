@@ -90,6 +90,42 @@ pub static KEYS: &[Key] = &[
         kind: Kind::Text,
     },
     Key {
+        path: "http.header_timeout_secs",
+        flag: "http-header-timeout",
+        value_name: "SECS",
+        help: "Seconds a connection has to send a request's headers, counted from when it is \
+               ready (TLS done) or its previous response ended; a connection that sends \
+               nothing is closed then. Default 10.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "http.idle_timeout_secs",
+        flag: "http-idle-timeout",
+        value_name: "SECS",
+        help: "Seconds a kept-alive connection may wait for its next request before it is \
+               closed; at most http.header_timeout_secs. 0 closes every connection after its \
+               response. Default 5 (or the header timeout, if shorter).",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "http.tls_handshake_timeout_secs",
+        flag: "tls-handshake-timeout",
+        value_name: "SECS",
+        help: "Seconds a client has to complete its TLS handshake (with http.tls_cert). \
+               Default 10.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "http.allowed_origins",
+        flag: "allowed-origin",
+        value_name: "ORIGIN",
+        help: "Web origin (https://meet.example.com) whose pages may open the signaling \
+               WebSocket besides the server's own; repeat for several. When any is set, a \
+               browser page from another origin gets 403. Default: none, and every origin \
+               may.",
+        kind: Kind::List,
+    },
+    Key {
         path: "media.ips",
         flag: "media-ip",
         value_name: "IP",
@@ -237,6 +273,32 @@ pub static KEYS: &[Key] = &[
         flag: "max-chat-bytes",
         value_name: "BYTES",
         help: "Bytes of text in one chat message. Default 4096.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "limits.connections_per_ip",
+        flag: "connections-per-ip",
+        value_name: "COUNT",
+        help: "HTTP connections (pages, API calls, WebSockets) one IP address may hold at \
+               once; IPv6 addresses count by /64. 0 is no cap: behind a reverse proxy every \
+               connection comes from the proxy's address. Default 200.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "limits.max_connections",
+        flag: "max-connections",
+        value_name: "COUNT",
+        help: "HTTP connections at once; more are closed at once. Default 0: half of what \
+               the open-file limit (raised to its hard limit at start) leaves after 128 \
+               descriptors, so media sockets and ICE-TCP streams keep theirs.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "limits.max_unjoined_sockets",
+        flag: "max-unjoined-sockets",
+        value_name: "COUNT",
+        help: "Signaling WebSockets open at once that have not joined a room; more are \
+               refused with 503. Default 1000.",
         kind: Kind::Integer,
     },
     Key {

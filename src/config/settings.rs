@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::{MediaTransport, PublicIp};
+use crate::http::origin::WebOrigin;
 
 /// Counts are bounded so that a typo (an extra zero or three) is caught, not obeyed.
 pub const COUNT_MAX: i64 = 1_000_000;
@@ -21,6 +22,8 @@ const WORKERS_MAX: i64 = 256;
 const SECONDS_IN_A_WEEK: i64 = 7 * 24 * 3600;
 const SECONDS_IN_AN_HOUR: i64 = 3600;
 const SECONDS_IN_A_YEAR: i64 = 366 * 24 * 3600;
+/// The longest any one wait on an HTTP connection may be set to.
+const HTTP_WAIT_MAX_SECS: i64 = 600;
 
 /// Every key, by section.
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +47,10 @@ pub struct Http {
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub client_dir: Option<String>,
+    pub header_timeout_secs: Option<Bounded<1, HTTP_WAIT_MAX_SECS>>,
+    pub idle_timeout_secs: Option<Bounded<0, HTTP_WAIT_MAX_SECS>>,
+    pub tls_handshake_timeout_secs: Option<Bounded<1, HTTP_WAIT_MAX_SECS>>,
+    pub allowed_origins: Option<List<WebOrigin>>,
 }
 
 /// `[media]`.
@@ -87,6 +94,9 @@ pub struct Limits {
     pub messages_per_second: Option<Bounded<1, COUNT_MAX>>,
     pub message_burst: Option<Bounded<1, COUNT_MAX>>,
     pub max_chat_bytes: Option<Bounded<1, { 60 * 1024 }>>,
+    pub connections_per_ip: Option<Bounded<0, COUNT_MAX>>,
+    pub max_connections: Option<Bounded<0, COUNT_MAX>>,
+    pub max_unjoined_sockets: Option<Bounded<1, COUNT_MAX>>,
 }
 
 /// `[signaling]`.
@@ -167,6 +177,11 @@ impl Described for PublicIp {
 impl Described for MediaTransport {
     const ONE: &'static str = "udp or tcp";
     const MANY: &'static str = "udp or tcp";
+}
+
+impl Described for WebOrigin {
+    const ONE: &'static str = "an origin such as https://meet.example.com";
+    const MANY: &'static str = "origins such as https://meet.example.com";
 }
 
 impl Described for String {

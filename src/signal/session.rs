@@ -22,6 +22,7 @@ use crate::ServerContext;
 use crate::auth::{Access, Grants, TokenError};
 use crate::drain::SessionGuard;
 use crate::engine::ConnectionHandle;
+use crate::http::unjoined::UnjoinedGuard;
 use crate::ids::{Mid, ParticipantId};
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
@@ -45,8 +46,14 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// room publishing at once, few enough that the socket and the media are not kept waiting.
 const MAX_ROOM_EVENTS_AT_ONCE: usize = 64;
 
-/// Runs one client's session to its end; `_guard` counts it in the server's drain until then.
-pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: SessionGuard) {
+/// Runs one client's session to its end; `_guard` counts it in the server's drain until then,
+/// and `unjoined` among the sockets waiting to join until it joins.
+pub async fn run(
+    socket: WebSocket,
+    context: Arc<ServerContext>,
+    _guard: SessionGuard,
+    unjoined: UnjoinedGuard,
+) {
     let span = tracing::info_span!(
         "session",
         room = tracing::field::Empty,
@@ -70,6 +77,7 @@ pub async fn run(socket: WebSocket, context: Arc<ServerContext>, _guard: Session
             setup,
             liveness,
             joined: None,
+            unjoined,
         };
         let ending = session.drive(&mut stream).await;
         let context = Arc::clone(&session.context);
@@ -143,6 +151,7 @@ struct Session {
     /// The pings that show the client is still there.
     liveness: Liveness,
     joined: Option<Joined>,
+    unjoined: UnjoinedGuard,
 }
 
 impl Session {
@@ -443,6 +452,7 @@ impl Session {
             _gauge: gauge,
         });
         self.setup.joined(Instant::now());
+        self.unjoined.release();
         self.outbox
             .send(&joined_message)
             .map_err(|unreachable| MessageError::End(unreachable.into()))

@@ -186,6 +186,7 @@ function withoutDevices() {
  * with `askForPermission`; in others every page is allowed both. `noDevices` makes the page a
  * computer with neither camera nor microphone. `params` adds URL parameters (`token`,
  * `relay`); `room` and `name` may then be left out, for the page to take them from the token.
+ * `page.errors` collects the page's uncaught errors and Content-Security-Policy violations.
  */
 export async function openClient(browser, server, {
   room, name, permissions, noDevices = false, viewport = { width: 960, height: 600 }, params = {},
@@ -196,6 +197,10 @@ export async function openClient(browser, server, {
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (error) => errors.push(error));
+  // What the Content-Security-Policy blocks shows only on the console: a violation is an error too.
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) errors.push(new Error(message.text()));
+  });
   page.errors = errors;
   const url = new URL(server.url);
   if (room !== undefined) url.searchParams.set('room', room);

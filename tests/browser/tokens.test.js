@@ -1,13 +1,14 @@
 // Access links: on a server with a token key the page joins with `?token=`, takes the room and
-// the name from it, does what the token grants and no more, and explains a token it cannot use.
+// the name from it, takes the token out of the address bar and keeps it for rejoining, does what
+// the token grants and no more, and explains a token it cannot use.
 // The tokens come from the server binary's own `switchyard token` command.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  join, joinRoom, launchBrowser, mintToken, openClient, remoteTiles, startServer, waitForFlowingMedia,
-  waitForRemoteTiles,
+  join, joinRoom, launchBrowser, mintToken, openClient, remoteTiles, startServer, TEST_VIDEO,
+  waitForFlowingMedia, waitForRemoteTiles,
 } from './harness.js';
 
 const KEY = 'the-browser-tests-token-key-0123456789';
@@ -34,6 +35,14 @@ describe('access tokens in the browser client', () => {
     await join(ada);
     assert.deepEqual(await ada.evaluate(() => window.switchyard.call.grants), { publish: true, subscribe: true, chat: true });
 
+    // The token left the address bar once read; the rest of the query stayed.
+    for (const address of [new URL(ada.url()), new URL(await ada.evaluate(() => window.location.href))]) {
+      assert.equal(address.searchParams.get('token'), null, `no token in ${address}`);
+      assert.equal(address.searchParams.get('room'), 'briefing');
+      assert.equal(address.searchParams.get('video'), TEST_VIDEO);
+    }
+    assert.ok(!(await ada.evaluate(() => window.location.href + document.URL)).includes(token));
+
     // A viewer's token grants receiving only: it sees and hears Ada, is told it cannot be seen
     // or heard, and publishes nothing.
     const viewerToken = await mintToken(KEY, { room: 'briefing', identity: 'viewer', name: 'Viewer', grants: ['subscribe'] });
@@ -49,6 +58,12 @@ describe('access tokens in the browser client', () => {
     assert.equal(tile.name, 'Viewer');
     assert.equal(tile.videoMid, null, 'nothing comes from the viewer');
     assert.equal(tile.audioMid, null);
+
+    // The page kept the token in memory: leaving and rejoining needs no new link.
+    await ada.getByRole('button', { name: 'Leave', exact: true }).click();
+    await ada.getByRole('button', { name: 'Rejoin' }).click();
+    await ada.waitForFunction(() => window.switchyard.call?.state === 'joined');
+    assert.equal(new URL(ada.url()).searchParams.get('token'), null);
 
     for (const page of [ada, viewer]) assert.deepEqual(page.errors.map(String), []);
   });
