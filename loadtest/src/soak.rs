@@ -263,7 +263,7 @@ async fn signaling_cycle(options: Arc<SoakOptions>, index: usize) -> Result<(), 
                 Some(_) => {}
             }
         }
-        sender.send(&ClientMessage::Leave).await?;
+        sender.send(&ClientMessage::Leave {}).await?;
         loop {
             match receiver.next().await {
                 Some(Received::Closed(Some(1000))) => return Ok(()),
