@@ -35,7 +35,7 @@ fi
 write_docs=1
 [ "${1:-}" = "--no-docs" ] && write_docs=0
 
-cargo build --release --quiet --bin switchyard -p switchyard -p loadtest
+cargo build --release --quiet -p switchyard -p loadtest --bins
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 namespace=(unshare --net)

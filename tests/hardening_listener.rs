@@ -1,5 +1,5 @@
 //! The HTTP listener holds up on the open internet: floods of silent and half-sent connections
-//! are capped and timed out while `/healthz` and joins go on; TLS handshakes and idle
+//! and of WebSockets that never join are capped and timed out while `/healthz` and joins go on; TLS handshakes and idle
 //! connections are bounded in time; the total cap, the cap on sockets waiting to join and the
 //! origin check refuse what they should; the client's pages carry their security headers.
 //!
@@ -42,6 +42,10 @@ const SILENT_PER_ADDRESS: usize = 220;
 /// Connections that send half a request, all from one more address.
 const HALF_SENT: usize = 200;
 
+/// WebSockets that open and never join, 50 from each of ten more addresses.
+const IDLE_SOCKETS: usize = 500;
+const IDLE_SOCKETS_PER_ADDRESS: usize = 50;
+
 /// The `n`th attacking address: 127.0.0.2 and up.
 fn attacker(n: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, 2 + u8::try_from(n).expect("a few attackers"))
@@ -65,6 +69,36 @@ async fn closed_at(mut stream: TcpStream, deadline: Instant) -> Option<Instant> 
             Err(_) => return None,
             Ok(Ok(0) | Err(_)) => return Some(Instant::now()),
             Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// A signaling WebSocket to `server` from `source`, opened and left idle.
+async fn idle_socket_from(
+    source: Ipv4Addr,
+    server: SocketAddr,
+) -> tokio_tungstenite::WebSocketStream<TcpStream> {
+    let stream = connect_from(source, server).await;
+    let (socket, _) = tokio_tungstenite::client_async(format!("ws://{server}/ws"), stream)
+        .await
+        .expect("the idle socket opens");
+    socket
+}
+
+/// Reads `socket` until the server closes it, and says when and with which code; `None` if it
+/// is still open at `deadline`.
+async fn socket_closed_at(
+    mut socket: tokio_tungstenite::WebSocketStream<TcpStream>,
+    deadline: Instant,
+) -> Option<(Instant, Option<u16>)> {
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Err(_) => return None,
+            Ok(None | Some(Err(_))) => return Some((Instant::now(), None)),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return Some((Instant::now(), frame.map(|frame| u16::from(frame.code))));
+            }
+            Ok(Some(Ok(_))) => {}
         }
     }
 }
@@ -172,7 +206,7 @@ async fn wait_until(what: &str, condition: impl Fn() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn floods_of_silent_and_half_sent_connections_leave_the_server_answering() {
+async fn floods_of_silent_half_sent_and_idle_connections_leave_the_server_answering() {
     let server = common::server().await;
     let address = server.local_addr();
     let context = Arc::clone(server.context());
@@ -184,7 +218,8 @@ async fn floods_of_silent_and_half_sent_connections_leave_the_server_answering()
         .expect("a cap by default");
     let metrics = &context.metrics.http;
     // Both ends of every connection are this process's: the server raised the limit for both.
-    let needed = 2 * (SILENT + HALF_SENT) as u64 + 1_024;
+    let join_timeout = context.config.signaling.join_timeout;
+    let needed = 2 * (SILENT + HALF_SENT + IDLE_SOCKETS) as u64 + 1_024;
     assert!(
         open_file_limit() >= needed,
         "this test needs {needed} file descriptors; the hard limit allows {}",
@@ -211,6 +246,14 @@ async fn floods_of_silent_and_half_sent_connections_leave_the_server_answering()
         flood.push((stream, Instant::now()));
     }
 
+    // And signaling sockets that never join, from ten more addresses.
+    let first_idle = SILENT / SILENT_PER_ADDRESS + 1;
+    let mut idle = Vec::new();
+    for index in 0..IDLE_SOCKETS {
+        let source = attacker(first_idle + index / IDLE_SOCKETS_PER_ADDRESS);
+        idle.push((idle_socket_from(source, address).await, Instant::now()));
+    }
+
     // Somebody joins a room meanwhile.
     let mut socket = open_socket(&server, None)
         .await
@@ -229,7 +272,23 @@ async fn floods_of_silent_and_half_sent_connections_leave_the_server_answering()
         let closed = closed_at(stream, opened + header_timeout + CLOSE_MARGIN).await;
         (opened, closed)
     });
-    let closings = futures::future::join_all(closings).await;
+    let idle_closings = idle.into_iter().map(|(socket, opened)| async move {
+        let closed = socket_closed_at(socket, opened + join_timeout + CLOSE_MARGIN).await;
+        (opened, closed)
+    });
+    let (closings, idle_closings) = futures::future::join(
+        futures::future::join_all(closings),
+        futures::future::join_all(idle_closings),
+    )
+    .await;
+    for (opened, closed) in idle_closings {
+        let (closed, code) = closed.expect("the server closes every idle socket in time");
+        assert_eq!(code, Some(4004), "an idle socket is closed for not joining");
+        assert!(
+            closed - opened >= join_timeout - Duration::from_millis(500),
+            "an idle socket is given its whole join timeout"
+        );
+    }
     let mut at_once = 0;
     for (opened, closed) in closings {
         let closed = closed.expect("the server closes every flood connection in time");

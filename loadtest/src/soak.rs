@@ -91,6 +91,32 @@ impl SoakReport {
         self.phases.iter().map(|phase| phase.failed).sum()
     }
 
+    /// What changed from the end of the warm-up to the end, in one sentence; `None` without a
+    /// warm-up or without cycles after it.
+    pub fn after_warm_up(&self) -> Option<String> {
+        let warmed = self
+            .phases
+            .iter()
+            .rev()
+            .find(|phase| phase.name.starts_with("warm-up"))?;
+        let measured: Vec<&Phase> = self
+            .phases
+            .iter()
+            .filter(|phase| !phase.name.starts_with("warm-up"))
+            .collect();
+        let end = measured.last()?;
+        let cycles: usize = measured.iter().map(|phase| phase.cycles).sum();
+        let rss = end.after.rss_bytes - warmed.after.rss_bytes;
+        Some(format!(
+            "From the end of the warm-up to the end, over {cycles} cycles: resident memory {:+.1} MiB \
+             ({:+.0} bytes a cycle), file descriptors {:+}, threads {:+}.",
+            rss / (1024.0 * 1024.0),
+            rss / cycles.max(1) as f64,
+            end.after.open_fds - warmed.after.open_fds,
+            end.after.threads - warmed.after.threads,
+        ))
+    }
+
     /// A Markdown table: one row per moment, then each phase's failures.
     pub fn markdown(&self) -> String {
         let mut table = String::from(
@@ -126,6 +152,9 @@ impl SoakReport {
                 &format!("{:.1}", phase.seconds),
                 &phase.after,
             );
+        }
+        if let Some(change) = self.after_warm_up() {
+            let _ = writeln!(table, "\n{change}");
         }
         for phase in self.phases.iter().filter(|phase| phase.failed > 0) {
             let _ = writeln!(table, "\n{}: {}", phase.name, phase.reasons.join("; "));
