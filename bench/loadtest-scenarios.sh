@@ -3,18 +3,26 @@
 # on loopback, plus the router's criterion benchmark, and writes docs/benchmarks.md from the
 # results. Every number in that file comes from this script.
 #
-#   bench/loadtest-scenarios.sh                 # all four scenarios
+#   bench/loadtest-scenarios.sh                 # all eight scenarios
 #   bench/loadtest-scenarios.sh room-of-ten     # just one (the others' results are kept)
 #   RENDER_ONLY=1 bench/loadtest-scenarios.sh   # docs/benchmarks.md again from the kept results
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 
-all=(room-of-ten broadcast-200 twenty-rooms-of-five room-of-ten-lossy)
+all=(room-of-ten broadcast-200 twenty-rooms-of-five room-of-ten-lossy room-of-25 room-of-50 webinar churn)
 scenarios=("${@:-${all[@]}}")
 results=docs/benchmarks
 port=18080
 mkdir -p "$results"
+
+# What a scenario needs of the server beyond its defaults: the webinar opens 501 sockets from
+# this machine's one address, over the default per-address cap.
+server_args() {
+  case "$1" in
+    webinar) echo "--connections-per-ip 0" ;;
+  esac
+}
 
 if [[ -z "${RENDER_ONLY:-}" ]]; then
   cargo build --release --workspace --quiet
@@ -31,12 +39,14 @@ if [[ -z "${RENDER_ONLY:-}" ]]; then
 
   for scenario in "${scenarios[@]}"; do
     echo "== $scenario" >&2
-    target/release/switchyard --http "127.0.0.1:$port" --media-ip 127.0.0.1 >"$results/$scenario.server.log" 2>&1 &
+    # shellcheck disable=SC2046 # the extra arguments are words
+    target/release/switchyard --http "127.0.0.1:$port" --media-ip 127.0.0.1 $(server_args "$scenario") >"$results/$scenario.server.log" 2>&1 &
     server_pid=$!
     wait_for_server 127.0.0.1 "$port" "$server_pid" "$results/$scenario.server.log"
     target/release/loadtest --url "ws://127.0.0.1:$port/ws" --scenario "$scenario" \
       --server-pid "$server_pid" --quiet \
-      --json "$results/$scenario.json" --markdown "$results/$scenario.md" | tee "$results/$scenario.txt"
+      --json "$results/$scenario.json" --markdown "$results/$scenario.md" --html "$results/$scenario.html" \
+      | tee "$results/$scenario.txt"
     stop_server
     rm -f "$results/$scenario.server.log"
   done
@@ -76,15 +86,20 @@ HEAD
       broadcast-200) title="(b) One publisher, 200 subscribers" ;;
       twenty-rooms-of-five) title="(c) 20 rooms of 5" ;;
       room-of-ten-lossy) title="(d) Scenario (a) with 3% loss on every participant's link" ;;
+      room-of-25) title="(e) One room of 25, all publishing 500 kbit/s video and audio" ;;
+      room-of-50) title="(f) One room of 50, all publishing 250 kbit/s video and audio" ;;
+      webinar) title="(g) A webinar: one presenter at 500 kbit/s, 500 viewers" ;;
+      churn) title="(h) Churn: 2 joins a second, each staying 10 s, in a busy room of 20" ;;
     esac
     echo "## $title"
     echo
     echo '```sh'
-    echo "target/release/switchyard --http 127.0.0.1:$port --media-ip 127.0.0.1 &"
+    extra=$(server_args "$scenario")
+    echo "target/release/switchyard --http 127.0.0.1:$port --media-ip 127.0.0.1${extra:+ $extra} &"
     echo "cargo run -p loadtest --release -- --url ws://127.0.0.1:$port/ws --scenario $scenario --server-pid \$!"
     echo '```'
     echo
-    echo "Scenario \`$scenario\` in [loadtest/scenarios.toml](../loadtest/scenarios.toml)."
+    echo "Scenario \`$scenario\` in [loadtest/scenarios.toml](../loadtest/scenarios.toml); the plots: [$scenario.html](benchmarks/$scenario.html)."
     echo
     cat "$results/$scenario.md"
     echo

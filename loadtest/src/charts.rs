@@ -79,10 +79,15 @@ impl Chart<'_> {
             .y_label_area_size(64)
             .build_cartesian_2d(x_min..x_max, 0.0..y_top)
             .map_err(text)?;
+        let y_digits = if y_top >= 20.0 { 0 } else { 2 };
+        let y_format = move |value: &f64| format!("{value:.y_digits$}");
+        let x_format = |value: &f64| format!("{value:.0}");
         chart
             .configure_mesh()
             .x_desc(self.x_label)
             .y_desc(self.y_label)
+            .x_label_formatter(&x_format)
+            .y_label_formatter(&y_format)
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(text)?;

@@ -140,7 +140,7 @@ fn timeline(report: &Report) -> Vec<Chart<'static>> {
             .collect(),
     };
     let (opened, closed) = report.run.window_unix;
-    let shaded = (closed > opened).then(|| (opened - origin, closed - origin));
+    let shaded = (closed > opened).then_some((opened - origin, closed - origin));
     let chart = |title, y_label, lines| Chart {
         title,
         x_label: "seconds since the first participant started",
@@ -163,7 +163,7 @@ fn timeline(report: &Report) -> Vec<Chart<'static>> {
                     point.server_forwarded_packets
                 }),
                 line("received by the participants", &|point| {
-                    Some(point.received_packets as f64)
+                    Some(point.rate(point.received_packets as f64))
                 }),
             ],
         ),
@@ -171,7 +171,7 @@ fn timeline(report: &Report) -> Vec<Chart<'static>> {
             "Bitrate received, all participants",
             "Mbit/s",
             vec![line("received", &|point| {
-                Some(point.received_bytes as f64 * 8.0 / 1e6)
+                Some(point.rate(point.received_bytes as f64 * 8.0 / 1e6))
             })],
         ),
         chart(
@@ -197,7 +197,9 @@ fn timeline(report: &Report) -> Vec<Chart<'static>> {
         chart(
             "Video freezes",
             "freezes/s",
-            vec![line("freezes", &|point| Some(point.freezes as f64))],
+            vec![line("freezes", &|point| {
+                Some(point.rate(point.freezes as f64))
+            })],
         ),
         chart(
             "Server CPU",
@@ -211,7 +213,9 @@ fn timeline(report: &Report) -> Vec<Chart<'static>> {
             "participants",
             vec![
                 line("in the rooms", &|point| Some(point.participants as f64)),
-                line("joining per second", &|point| Some(point.joins as f64)),
+                line("joining per second", &|point| {
+                    Some(point.rate(point.joins as f64))
+                }),
             ],
         ),
         chart(
@@ -305,6 +309,7 @@ mod tests {
         let points = (0..10)
             .map(|second| SecondPoint {
                 unix: 1000 + second,
+                covered: 1.0,
                 participants: 4,
                 received_packets: 3000,
                 received_bytes: 3_000_000,

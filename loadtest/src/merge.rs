@@ -109,6 +109,9 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
                 (readings.opened.unix, readings.closed.unix)
             }),
             interrupted: reports.iter().any(|report| report.run.interrupted),
+            metrics_problem: reports
+                .iter()
+                .find_map(|report| report.run.metrics_problem.clone()),
         },
         histograms: Histograms {
             join_to_joined_us: EncodedHistogram::encode(&join_to_joined),

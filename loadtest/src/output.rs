@@ -40,26 +40,34 @@ pub enum OutputError {
 impl Outputs {
     /// Writes `report` to every file asked for.
     pub fn write(&self, report: &Report) -> Result<(), OutputError> {
-        let files: [(&Option<PathBuf>, &dyn Fn() -> Result<String, String>); 3] = [
-            (&self.json, &|| {
+        if let Some(path) = &self.json {
+            write(path, || {
                 serde_json::to_string_pretty(report).map_err(|error| error.to_string())
-            }),
-            (&self.markdown, &|| Ok(report.markdown())),
-            (&self.html, &|| {
+            })?;
+        }
+        if let Some(path) = &self.markdown {
+            write(path, || Ok(report.markdown()))?;
+        }
+        if let Some(path) = &self.html {
+            write(path, || {
                 crate::html::page(report).map_err(|error| error.to_string())
-            }),
-        ];
-        for (path, contents) in files {
-            let Some(path) = path else { continue };
-            contents()
-                .and_then(|text| std::fs::write(path, text).map_err(|error| error.to_string()))
-                .map_err(|reason| OutputError::Write {
-                    path: path.clone(),
-                    reason,
-                })?;
+            })?;
         }
         Ok(())
     }
+}
+
+/// Writes what `contents` makes to `path`.
+fn write(
+    path: &Path,
+    contents: impl FnOnce() -> Result<String, String>,
+) -> Result<(), OutputError> {
+    contents()
+        .and_then(|text| std::fs::write(path, text).map_err(|error| error.to_string()))
+        .map_err(|reason| OutputError::Write {
+            path: path.to_owned(),
+            reason,
+        })
 }
 
 /// Reads a JSON report.

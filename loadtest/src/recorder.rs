@@ -55,6 +55,8 @@ struct State {
     received_total: u64,
     recent: RecentRate,
     rss_max: Option<u64>,
+    /// When sampling started, Unix seconds.
+    started: f64,
 }
 
 impl State {
@@ -96,7 +98,10 @@ impl Recorder {
     /// Starts sampling; the server is read from `metrics`, or its CPU time from `/proc` when
     /// `server_pid` is given.
     pub fn start(metrics: Option<MetricsEndpoint>, server_pid: Option<u32>) -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            started: unix_seconds(SystemTime::now()),
+            ..State::default()
+        }));
         let participants = {
             let state = Arc::clone(&state);
             tokio::spawn(async move {
@@ -166,7 +171,8 @@ impl Recorder {
         for task in &self.tasks {
             task.abort();
         }
-        let second = current_second();
+        let finished = unix_seconds(SystemTime::now());
+        let second = finished as u64;
         let mut state = self.state.lock();
         let meters = std::mem::take(&mut state.meters);
         for meter in &meters {
@@ -184,8 +190,11 @@ impl Recorder {
                 state.server.get(&unix.wrapping_sub(1)),
             );
             let delta = |read: fn(&ServerTotals) -> Option<f64>| Some(read(end?)? - read(start?)?);
+            let start = (unix as f64).max(state.started);
+            let end = ((unix + 1) as f64).min(finished);
             points.push(SecondPoint {
                 unix,
+                covered: (end - start).clamp(0.0, 1.0),
                 participants: filling.participants,
                 joins: filling.joins.len(),
                 join_us: EncodedHistogram::encode(&filling.joins),

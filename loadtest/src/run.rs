@@ -129,6 +129,16 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
         planned.room = room;
     }
     let metrics = metrics_endpoint(&options);
+    let metrics_problem = match &metrics {
+        Some(endpoint) => endpoint.scrape().await.err().map(|error| {
+            let problem = format!("{}: {error}", endpoint.url);
+            tracing::warn!(
+                "the server's metrics cannot be read ({problem}): its cost will be missing from the report; give --metrics-url where they can be (docs/load-testing.md)"
+            );
+            problem
+        }),
+        None => None,
+    };
     let mut stop = options.stop.clone();
 
     if let Some(start_at) = options.start_at {
@@ -233,6 +243,7 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
             started_unix: unix_seconds(started.1),
             window_unix: (readings.opened.unix, readings.closed.unix),
             interrupted: stop.is_pressed(),
+            metrics_problem,
         },
         failures: crowd.failures,
         skipped: crowd.skipped,

@@ -19,6 +19,9 @@ use crate::interval::interval_histogram;
 pub struct SecondPoint {
     /// The wall-clock second, Unix time.
     pub unix: u64,
+    /// How much of the second the run covered: less than 1 for the first and the last, which
+    /// the run started or ended within. Rates are the counts over this.
+    pub covered: f64,
     /// Participants in the rooms at its end (joined and not left).
     pub participants: usize,
     /// Participants that joined during it.
@@ -52,6 +55,13 @@ pub struct Quantiles {
     pub p50: f64,
     /// 99th percentile.
     pub p99: f64,
+}
+
+impl SecondPoint {
+    /// `count` per second of the time this point covers.
+    pub fn rate(&self, count: f64) -> f64 {
+        count / self.covered.clamp(0.01, 1.0)
+    }
 }
 
 impl Quantiles {
@@ -128,6 +138,7 @@ impl Series {
                 EncodedHistogram::sum(points.iter().map(|p| &p.latency_us), interval_histogram)?;
             let mut point = SecondPoint {
                 unix,
+                covered: points.iter().map(|p| p.covered).fold(0.0, f64::max),
                 join_us: EncodedHistogram::encode(&join),
                 join_ms: Quantiles::of(&join),
                 latency_us: EncodedHistogram::encode(&latency),

@@ -87,6 +87,9 @@ pub struct RunInfo {
     pub window_unix: (f64, f64),
     /// Whether the run was stopped early (Ctrl-C): the figures cover what it measured.
     pub interrupted: bool,
+    /// Why the server's metrics could not be read, when they could not.
+    #[serde(default)]
+    pub metrics_problem: Option<String>,
 }
 
 /// The distributions behind the report's percentiles, microseconds, for merging.

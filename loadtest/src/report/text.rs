@@ -227,6 +227,9 @@ impl Report {
                 self.run.shard, self.run.run_id
             );
         }
+        if let Some(problem) = &self.run.metrics_problem {
+            let _ = writeln!(out, "METRICS    not read: {problem}");
+        }
         if self.run.interrupted {
             let _ = writeln!(
                 out,
@@ -337,7 +340,7 @@ pub fn failure_summary(failures: &[Failure]) -> Vec<(usize, String, String)> {
             None => groups.push((failure.reason.clone(), vec![&failure.participant])),
         }
     }
-    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    groups.sort_by_key(|(_, who)| std::cmp::Reverse(who.len()));
     groups
         .into_iter()
         .map(|(reason, who)| {
