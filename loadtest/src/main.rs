@@ -364,8 +364,13 @@ impl Cli {
             .url
             .clone()
             .unwrap_or_else(|| self.target.default_url().to_owned());
-        let tls = url
-            .starts_with("wss:")
+        // One set of TLS settings for the signaling and the metrics, made only when one of
+        // them uses TLS (or --insecure says it will).
+        let https_metrics = self
+            .metrics_url
+            .as_deref()
+            .is_some_and(|metrics| metrics.starts_with("https:"));
+        let tls = (self.insecure || url.starts_with("wss:") || https_metrics)
             .then(|| client_config(check))
             .transpose()
             .map_err(|error| error.to_string())?;

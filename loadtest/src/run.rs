@@ -153,7 +153,25 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
             () = stop.pressed() => {}
         }
     }
-    let started = (Instant::now(), SystemTime::now());
+    // Participants start on the schedule of the whole run from the shared start time, so a
+    // shard that started late catches up rather than lagging the others.
+    let now = SystemTime::now();
+    let late = options
+        .start_at
+        .and_then(|start_at| now.duration_since(start_at).ok())
+        .unwrap_or_default();
+    if late > Duration::from_secs(1) {
+        tracing::warn!(
+            "started {:.1} s after --start-at: the participants due meanwhile start at once",
+            late.as_secs_f64()
+        );
+    }
+    let started = (
+        Instant::now()
+            .checked_sub(late)
+            .unwrap_or_else(Instant::now),
+        now.checked_sub(late).unwrap_or(now),
+    );
     let recorder = Arc::new(Recorder::start(metrics.clone(), options.server_pid));
     let mut crowd = ramp_up(&options, &plan, started.0, &recorder, &mut stop).await?;
 

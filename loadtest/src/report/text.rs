@@ -249,7 +249,7 @@ impl Report {
             "{:<28}{:>10}{:>10}{:>10}{:>10}",
             "milliseconds", "p50", "p95", "p99", "max"
         );
-        let rows = [
+        let mut rows = vec![
             ("join: socket -> joined", &self.join.to_joined_ms),
             ("join: -> every track", &self.join.to_all_tracks_ms),
             ("join: -> every keyframe", &self.join.to_all_keyframes_ms),
@@ -257,6 +257,10 @@ impl Report {
             ("audio latency", &self.audio.latency_ms),
             ("keyframe response", &self.keyframe_response_ms),
         ];
+        if let Some(churn) = &self.churn {
+            rows.push(("churn: socket -> joined", &churn.to_joined_ms));
+            rows.push(("churn: -> every track", &churn.to_all_tracks_ms));
+        }
         for (label, row) in rows {
             let _ = writeln!(
                 out,
