@@ -80,6 +80,7 @@ async fn a_tls_deployment_with_tokens_is_load_tested_and_its_cost_read_from_its_
     let report = run(options).await.expect("the run completes");
     let table = report.table();
 
+    assert!(report.window_seconds >= 2.9, "the whole window: {table}");
     assert_eq!(report.participants.planned, 4, "{table}");
     assert_eq!(report.participants.joined, 4, "{table}");
     assert_eq!(report.participants.failed, 0, "{table}");

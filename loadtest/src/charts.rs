@@ -42,6 +42,29 @@ pub struct Chart<'a> {
     pub lines: Vec<Line<'a>>,
     /// An x range to shade (the measurement window).
     pub shaded: Option<(f64, f64)>,
+    /// The x axis's range, when several charts share one; otherwise the points'.
+    pub x_range: Option<(f64, f64)>,
+    /// Whether the x axis is logarithmic (for distributions spanning several decades).
+    pub x_log: bool,
+}
+
+/// Where `x` is drawn: itself, or its logarithm on a logarithmic axis.
+fn axis_x(x: f64, log: bool) -> f64 {
+    if log { x.max(MIN_LOG_X).log10() } else { x }
+}
+
+/// The smallest value a logarithmic axis shows.
+const MIN_LOG_X: f64 = 0.01;
+
+/// A tick label: whole numbers without decimals, others with one decimal, or two significant
+/// digits below 1.
+fn tick(value: f64) -> String {
+    if (value - value.round()).abs() < 1e-9 {
+        format!("{value:.0}")
+    } else {
+        let digits = (1 - value.abs().log10().floor() as i32).clamp(1, 4) as usize;
+        format!("{value:.digits$}")
+    }
 }
 
 impl Chart<'_> {
@@ -61,14 +84,26 @@ impl Chart<'_> {
     fn draw(&self, root: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String> {
         let text = |error: DrawingAreaErrorKind<_>| error.to_string();
         root.fill(&WHITE).map_err(text)?;
+        let log = self.x_log;
         let known = || {
             self.lines
                 .iter()
                 .flat_map(|line| &line.points)
-                .filter_map(|(x, y)| Some((*x, (*y)?)))
+                .filter_map(move |(x, y)| Some((axis_x(*x, log), (*y)?)))
         };
-        let x_max = known().map(|(x, _)| x).fold(1.0, f64::max);
-        let x_min = known().map(|(x, _)| x).fold(x_max, f64::min).min(0.0);
+        let (x_min, x_max) = match self.x_range {
+            Some((from, to)) => (axis_x(from, log), axis_x(to, log)),
+            None => {
+                let x_max = known().map(|(x, _)| x).fold(f64::MIN, f64::max);
+                let x_min = known().map(|(x, _)| x).fold(f64::MAX, f64::min);
+                if x_min < x_max {
+                    (if log { x_min } else { x_min.min(0.0) }, x_max)
+                } else {
+                    (0.0, 1.0)
+                }
+            }
+        };
+        let x_max = if x_max > x_min { x_max } else { x_min + 1.0 };
         let y_max = known().map(|(_, y)| y).fold(0.0, f64::max);
         // Room above the highest point; a flat zero line still gets an axis.
         let y_top = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
@@ -79,9 +114,8 @@ impl Chart<'_> {
             .y_label_area_size(64)
             .build_cartesian_2d(x_min..x_max, 0.0..y_top)
             .map_err(text)?;
-        let y_digits = if y_top >= 20.0 { 0 } else { 2 };
-        let y_format = move |value: &f64| format!("{value:.y_digits$}");
-        let x_format = |value: &f64| format!("{value:.0}");
+        let y_format = |value: &f64| tick(*value);
+        let x_format = move |value: &f64| tick(if log { 10f64.powf(*value) } else { *value });
         chart
             .configure_mesh()
             .x_desc(self.x_label)
@@ -103,7 +137,7 @@ impl Chart<'_> {
             let points: Vec<(f64, f64)> = line
                 .points
                 .iter()
-                .filter_map(|(x, y)| Some((*x, (*y)?)))
+                .filter_map(|(x, y)| Some((axis_x(*x, log), (*y)?)))
                 .collect();
             let style = ShapeStyle::from(colour).stroke_width(2);
             chart
@@ -146,6 +180,8 @@ mod tests {
                 },
             ],
             shaded: Some((1.0, 2.0)),
+            x_range: Some((0.0, 3.0)),
+            x_log: false,
         };
         let svg = chart.svg().expect("drawn");
         assert!(svg.starts_with("<svg"), "{svg}");
@@ -161,7 +197,14 @@ mod tests {
                 points: Vec::new(),
             }],
             shaded: None,
+            x_range: None,
+            x_log: true,
         };
         assert!(empty.svg().is_ok(), "an empty chart still draws its axes");
+        assert_eq!(tick(3.0), "3");
+        assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(12.5), "12.5");
+        assert_eq!(tick(1500.0), "1500");
+        assert_eq!(tick(0.0123), "0.012");
     }
 }

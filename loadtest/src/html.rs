@@ -141,12 +141,15 @@ fn timeline(report: &Report) -> Vec<Chart<'static>> {
     };
     let (opened, closed) = report.run.window_unix;
     let shaded = (closed > opened).then_some((opened - origin, closed - origin));
+    let last = points.last().map_or(1.0, x);
     let chart = |title, y_label, lines| Chart {
         title,
         x_label: "seconds since the first participant started",
         y_label,
         lines,
         shaded,
+        x_range: Some((0.0, last.max(1.0))),
+        x_log: false,
     };
     let latency = |quantile: fn(&SecondPoint) -> f64| {
         move |point: &SecondPoint| (!point.latency_us.is_empty()).then(|| quantile(point))
@@ -250,10 +253,12 @@ fn join_distribution(report: &Report) -> Result<Chart<'static>, HtmlError> {
     }
     Ok(Chart {
         title: "Join-time distribution",
-        x_label: "milliseconds",
+        x_label: "milliseconds (logarithmic)",
         y_label: "% of participants",
         lines,
         shaded: None,
+        x_range: None,
+        x_log: true,
     })
 }
 
