@@ -162,7 +162,7 @@ pub async fn churn_once(
 }
 
 fn failure(churner: &Churner, error: &ClientError) -> Failure {
-    crate::run::failure(&churner.name, &churner.room, error)
+    crate::joining::failure(&churner.name, &churner.room, error)
 }
 
 #[cfg(test)]

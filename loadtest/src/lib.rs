@@ -16,6 +16,7 @@ pub mod histogram;
 pub mod html;
 pub mod impairment;
 pub mod interval;
+pub mod joining;
 pub mod merge;
 pub mod output;
 pub mod participant;

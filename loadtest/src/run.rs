@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
-use switchyard::signal::protocol::{ErrorCode, TrackKind};
+use switchyard::signal::protocol::TrackKind;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use webrtc::peer_connection::RTCPeerConnectionState;
 
 use crate::churn::{self, Tally};
-use crate::participant::{Participant, ParticipantOptions, TrackSpec};
+use crate::joining::{churner_options, failure, is_token_code, participant_options};
+use crate::participant::Participant;
 use crate::plan::{self, Planned};
 use crate::progress;
 use crate::recorder::Recorder;
@@ -482,96 +483,6 @@ async fn settled(joined: &[(usize, Participant)], plan: &[Planned]) {
         })
     }))
     .await;
-}
-
-/// A participant that could not join, and why.
-pub(crate) fn failure(name: &str, room: &str, error: &ClientError) -> Failure {
-    Failure {
-        participant: name.to_owned(),
-        room: room.to_owned(),
-        code: match error {
-            ClientError::Refused(code, _) => Some(error_code_name(*code)),
-            _ => None,
-        },
-        reason: error.to_string(),
-    }
-}
-
-/// The server's refusals of a token: every participant's token would be refused alike.
-fn is_token_code(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::TokenMissing
-            | ErrorCode::TokenInvalid
-            | ErrorCode::TokenExpired
-            | ErrorCode::TokenWrongRoom
-    )
-}
-
-/// How `planned`, the `index`-th participant of this machine's plan, joins, with its token.
-fn participant_options(
-    options: &RunOptions,
-    index: usize,
-    planned: &Planned,
-) -> Result<ParticipantOptions, ClientError> {
-    let scenario = &options.scenario;
-    let mut tracks = Vec::new();
-    if planned.publishes {
-        if let Some(video) = scenario.video() {
-            tracks.push(TrackSpec::Video(video));
-        }
-        if scenario.audio {
-            tracks.push(TrackSpec::Audio);
-        }
-    }
-    let token = options
-        .admission
-        .token_for(index, planned.seat())
-        .map_err(|error| ClientError::Scenario(error.to_string()))?;
-    let mut participant = base_options(options, &planned.room, &planned.name).with_tracks(tracks);
-    participant.token = token;
-    Ok(participant)
-}
-
-/// How a churner joins: receiving only, with a token minted for it.
-fn churner_options(
-    options: &RunOptions,
-    churner: &churn::Churner,
-) -> Result<ParticipantOptions, Failure> {
-    let seat = crate::tokens::Seat {
-        room: &churner.room,
-        name: &churner.name,
-        publishes: false,
-    };
-    let token = options
-        .admission
-        .token_for(churner.position, seat)
-        .map_err(|error| {
-            failure(
-                &churner.name,
-                &churner.room,
-                &ClientError::Scenario(error.to_string()),
-            )
-        })?;
-    let mut participant =
-        base_options(options, &churner.room, &churner.name).with_tracks(Vec::new());
-    participant.token = token;
-    Ok(participant)
-}
-
-/// What every participant of the run shares.
-fn base_options(options: &RunOptions, room: &str, name: &str) -> ParticipantOptions {
-    let scenario = &options.scenario;
-    let mut participant = ParticipantOptions::new(options.url.clone(), room, name)
-        .with_target(Arc::clone(&options.target));
-    participant.media_ip = options.media_ip;
-    participant.send_media = scenario.send_media;
-    participant.impairment = scenario.impairment;
-    participant.tls = options.tls.clone();
-    participant.relay = options.relay;
-    // A freeze is a gap of more than three frame intervals.
-    participant.freeze_threshold = Duration::from_secs(3) / scenario.fps.max(1);
-    participant
 }
 
 fn received_packets(participants: &[(usize, Participant)]) -> u64 {
