@@ -1,6 +1,6 @@
 //! The load test against a deployment as docs/deployment.md sets one up: HTTPS and `wss://`
 //! with a certificate (here a self-signed one, accepted with the insecure verifier), and a
-//! token key (each synthetic participant gets a token minted under it). Every participant
+//! token key (each synthetic participant gets a token minted under it, or one given). Every participant
 //! joins, and the server's CPU per forwarded packet comes from its own `/metrics`, over HTTPS.
 //! Without the insecure verifier the self-signed certificate is refused: every participant is
 //! reported with the reason, and the run still ends with a report.
@@ -162,4 +162,44 @@ async fn without_the_insecure_verifier_a_self_signed_certificate_is_refused_and_
         report.table()
     );
     assert_eq!(server.counts().participants, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_minted_elsewhere_admit_each_participant_to_their_room() {
+    use switchyard::auth::{Claims, Grants, TokenKey};
+
+    let folder = TempDir::new("loadtest-given-tokens");
+    let server = deployment(&folder).await;
+    let key = TokenKey::new(TOKEN_KEY).expect("a usable key");
+    let mint = |identity: &str, publish: bool| {
+        let grants = Grants {
+            publish,
+            subscribe: true,
+            chat: false,
+        };
+        let claims = Claims::new(
+            "standup",
+            identity,
+            grants,
+            std::time::SystemTime::now(),
+            Duration::from_secs(600),
+        );
+        key.mint(&claims).expect("minted")
+    };
+    let scenario = Scenario {
+        publishers: 1,
+        subscribers: 1,
+        duration: Duration::from_secs(1),
+        ..scenario()
+    };
+    let mut options = RunOptions::new(server.websocket_url(), scenario);
+    options.tls = Some(client_config(CertificateCheck::AcceptAnything).expect("TLS settings"));
+    options.admission =
+        Admission::given(&[mint("ada", true), mint("bo", false)]).expect("readable tokens");
+    let report = run(options).await.expect("the run completes");
+    let table = report.table();
+    assert_eq!(report.participants.joined, 2, "{table}");
+    // The subscriber receives the publisher's video and audio: both are in the tokens' room.
+    assert_eq!(report.tracks.expected, 2, "{table}");
+    assert_eq!(report.tracks.received, 2, "{table}");
 }

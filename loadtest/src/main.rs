@@ -50,15 +50,11 @@ struct Cli {
     insecure: bool,
     /// The server's token key: mint one access token per participant, each its own identity,
     /// granting what its role needs.
-    #[arg(
-        long,
-        env = "SWITCHYARD_AUTH_TOKEN_KEY",
-        hide_env_values = true,
-        conflicts_with = "token"
-    )]
+    #[arg(long, env = "SWITCHYARD_AUTH_TOKEN_KEY", hide_env_values = true)]
     token_key: Option<String>,
     /// An access token minted elsewhere; give one per participant of this machine, in the order
-    /// of the plan (room by room, publishers first). Each names its participant's room.
+    /// of the plan (room by room, publishers first). Each names its participant's room. Given
+    /// tokens are used rather than a key.
     #[arg(long)]
     token: Vec<String>,
     /// Use only relayed candidates, through the TURN servers the server names in `joined`, as
@@ -374,10 +370,10 @@ impl Cli {
             .then(|| client_config(check))
             .transpose()
             .map_err(|error| error.to_string())?;
-        let admission = match (&self.token_key, self.token.is_empty()) {
-            (Some(key), _) => Admission::mint(key).map_err(|error| error.to_string())?,
-            (None, false) => Admission::given(&self.token).map_err(|error| error.to_string())?,
-            (None, true) => Admission::Open,
+        let admission = match (self.token.is_empty(), &self.token_key) {
+            (false, _) => Admission::given(&self.token).map_err(|error| error.to_string())?,
+            (true, Some(key)) => Admission::mint(key).map_err(|error| error.to_string())?,
+            (true, None) => Admission::Open,
         };
         if self.shard.count > 1 && self.start_at.is_none() {
             return Err(format!(
