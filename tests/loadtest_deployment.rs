@@ -1,7 +1,8 @@
 //! The load test against a deployment as docs/deployment.md sets one up: HTTPS and `wss://`
 //! with a certificate (here a self-signed one, accepted with the insecure verifier), and a
-//! token key (each synthetic participant gets a token minted under it, or one given). Every participant
-//! joins, and the server's CPU per forwarded packet comes from its own `/metrics`, over HTTPS.
+//! token key (each synthetic participant gets a token minted under it, or one given). Every
+//! participant joins, and the server's CPU per forwarded packet comes from its own `/metrics`,
+//! over HTTPS.
 //! Without the insecure verifier the self-signed certificate is refused: every participant is
 //! reported with the reason, and the run still ends with a report.
 
