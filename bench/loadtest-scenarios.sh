@@ -3,14 +3,14 @@
 # on loopback, plus the router's criterion benchmark, and writes docs/benchmarks.md from the
 # results. Every number in that file comes from this script.
 #
-#   bench/loadtest-scenarios.sh                 # all four scenarios
+#   bench/loadtest-scenarios.sh                 # all eight scenarios
 #   bench/loadtest-scenarios.sh room-of-ten     # just one (the others' results are kept)
 #   RENDER_ONLY=1 bench/loadtest-scenarios.sh   # docs/benchmarks.md again from the kept results
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 
-all=(room-of-ten broadcast-200 twenty-rooms-of-five room-of-ten-lossy)
+all=(room-of-ten broadcast-200 twenty-rooms-of-five room-of-ten-lossy room-of-25 room-of-50 webinar churn)
 scenarios=("${@:-${all[@]}}")
 results=docs/benchmarks
 port=18080
@@ -38,7 +38,8 @@ if [[ -z "${RENDER_ONLY:-}" ]]; then
     wait_for_server 127.0.0.1 "$port" "$server_pid" "$results/$scenario.server.log"
     target/release/loadtest --url "ws://127.0.0.1:$port/ws" --scenario "$scenario" \
       --server-pid "$server_pid" --quiet \
-      --json "$results/$scenario.json" --markdown "$results/$scenario.md" | tee "$results/$scenario.txt"
+      --json "$results/$scenario.json" --markdown "$results/$scenario.md" --html "$results/$scenario.html" \
+      | tee "$results/$scenario.txt"
     stop_server
     rm -f "$results/$scenario.server.log"
   done
@@ -79,6 +80,10 @@ HEAD
       broadcast-200) title="(b) One publisher, 200 subscribers" ;;
       twenty-rooms-of-five) title="(c) 20 rooms of 5" ;;
       room-of-ten-lossy) title="(d) Scenario (a) with 3% loss on every participant's link" ;;
+      room-of-25) title="(e) One room of 25, all publishing 500 kbit/s video and audio" ;;
+      room-of-50) title="(f) One room of 50, all publishing 250 kbit/s video and audio" ;;
+      webinar) title="(g) A webinar: one presenter at 500 kbit/s, 500 viewers" ;;
+      churn) title="(h) Churn: 2 joins a second, each staying 10 s, in a busy room of 20" ;;
     esac
     echo "## $title"
     echo
@@ -87,7 +92,7 @@ HEAD
     echo "cargo run -p loadtest --release -- --url ws://127.0.0.1:$port/ws --scenario $scenario --server-pid \$!"
     echo '```'
     echo
-    echo "Scenario \`$scenario\` in [loadtest/scenarios.toml](../loadtest/scenarios.toml)."
+    echo "Scenario \`$scenario\` in [loadtest/scenarios.toml](../loadtest/scenarios.toml); the plots: [$scenario.html](benchmarks/$scenario.html)."
     echo
     cat "$results/$scenario.md"
     echo

@@ -76,7 +76,8 @@ cargo test --workspace --all-targets 2>&1 | tee "$logs/rust" || status=1
 cargo test --workspace --doc 2>&1 | tee -a "$logs/rust" || status=1
 
 step "browser tests: the client in Chromium, in a network namespace holding only loopback"
-cargo build --bin switchyard
+# The server, and the load test whose HTML report one of them opens.
+cargo build -p switchyard -p loadtest --bins
 # A namespace of its own keeps every packet of the test on this machine, and leaves Chromium no
 # other interface to send from. Unprivileged users get one inside a user namespace.
 unshare_net=(unshare --net)

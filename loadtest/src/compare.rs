@@ -438,6 +438,7 @@ mod tests {
             },
             srtp_profiles: vec!["SRTP_AEAD_AES_128_GCM".to_owned()],
             per_track: Vec::new(),
+            ..Report::default()
         }
     }
 

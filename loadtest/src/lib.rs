@@ -9,19 +9,36 @@
 
 #![warn(missing_docs)]
 
+pub mod charts;
+pub mod churn;
 pub mod compare;
+pub mod histogram;
+pub mod html;
 pub mod impairment;
+pub mod interval;
+pub mod joining;
+pub mod merge;
+pub mod output;
 pub mod participant;
 pub mod peer_events;
+pub mod plan;
+pub mod progress;
+pub mod recorder;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod series;
 pub mod server_probe;
+pub mod shard;
 pub mod signaling;
 pub mod soak;
+pub mod start;
 pub mod stats;
+pub mod stop;
 pub mod synthetic;
 pub mod target;
+pub mod tls;
+pub mod tokens;
 
 pub use impairment::{Handover, Impairment};
 pub use participant::{Observed, Participant, ParticipantOptions, ReceivedTrack, TrackSpec};
@@ -51,4 +68,30 @@ pub enum ClientError {
     /// The scenario cannot run.
     #[error("scenario: {0}")]
     Scenario(String),
+    /// The server refused a participant's access token: every participant's would be refused
+    /// alike, so the run stops.
+    #[error(
+        "the server refused the access token of {participant} with `{code}`: {message}; check --token-key (it must be the server's key) or --token"
+    )]
+    TokenRefused {
+        /// The participant.
+        participant: String,
+        /// The server's error code, e.g. `token_invalid`.
+        code: String,
+        /// The server's explanation.
+        message: String,
+    },
+    /// `--relay` asks for relayed candidates only, and the server named no TURN server.
+    #[error(
+        "relay only, and the server named no TURN server in `joined`: configure its [ice] turn_urls and turn_secret"
+    )]
+    NoTurnServer,
+}
+
+/// The name of a server error code as the protocol spells it, e.g. `token_invalid`.
+pub fn error_code_name(code: switchyard::signal::protocol::ErrorCode) -> String {
+    serde_json::to_value(code)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{code:?}"))
 }

@@ -4,6 +4,9 @@
 //! cargo run -p loadtest --release -- --rooms 1 --publishers 4 --subscribers 4 --duration 20s
 //! cargo run -p loadtest --release -- --scenario room-of-ten --server-pid "$(pidof switchyard)"
 //! cargo run -p loadtest --release -- --target janus --url ws://10.0.0.1:8188 --scenario smoke
+//! cargo run -p loadtest --release -- --url wss://sfu.example.org/ws --token-key "$KEY" --scenario smoke
+//! cargo run -p loadtest --release -- --scenario webinar --shard 2/4 --start-at 1767600000 --json 2.json
+//! cargo run -p loadtest --release -- merge 1.json 2.json 3.json 4.json --html webinar.html
 //! cargo run -p loadtest --release -- compare switchyard-1.json janus-1.json switchyard-2.json
 //! cargo run -p loadtest --release -- soak --signaling-cycles 10000 --media-cycles 500
 //! ```
@@ -12,12 +15,17 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use loadtest::scenario::{self, Scenario};
+use loadtest::output::{Outputs, read_report};
+use loadtest::scenario::{self, Churn, Scenario};
+use loadtest::shard::Shard;
 use loadtest::soak::{SoakOptions, soak};
-use loadtest::{Janus, Report, RunOptions, Switchyard, Target, compare, run};
+use loadtest::stop::{StopButton, stop_button};
+use loadtest::tls::{CertificateCheck, client_config};
+use loadtest::tokens::Admission;
+use loadtest::{Janus, Report, RunOptions, Switchyard, Target, compare, merge, run};
 
 /// Loads a Switchyard (or Janus) server with synthetic participants speaking real WebRTC, and
 /// reports join times, loss, latency, freezes, keyframe response and the server's cost per
@@ -31,10 +39,40 @@ struct Cli {
     /// The server's signaling dialect.
     #[arg(long, value_enum, default_value_t = TargetName::Switchyard)]
     target: TargetName,
-    /// The server's signaling URL [default: ws://127.0.0.1:8080/ws, or for Janus its WebSocket
-    /// transport, ws://127.0.0.1:8188].
+    /// The server's signaling URL, ws:// or wss:// [default: ws://127.0.0.1:8080/ws, or for
+    /// Janus its WebSocket transport, ws://127.0.0.1:8188].
     #[arg(long, global = true)]
     url: Option<String>,
+    /// Accept any TLS certificate (a test deployment's self-signed one) for wss:// and the
+    /// metrics over https://. The connection is encrypted, but the server is not
+    /// authenticated.
+    #[arg(long, global = true)]
+    insecure: bool,
+    /// The server's token key: mint one access token per participant, each its own identity,
+    /// granting what its role needs.
+    #[arg(long, env = "SWITCHYARD_AUTH_TOKEN_KEY", hide_env_values = true)]
+    token_key: Option<String>,
+    /// An access token minted elsewhere; give one per participant of this machine, in the order
+    /// of the plan (room by room, publishers first). Each names its participant's room. Given
+    /// tokens are used rather than a key.
+    #[arg(long)]
+    token: Vec<String>,
+    /// Use only relayed candidates, through the TURN servers the server names in `joined`, as
+    /// a browser does with iceTransportPolicy 'relay': load-tests a TURN deployment too.
+    #[arg(long)]
+    relay: bool,
+    /// Where the server's Prometheus metrics are [default: /metrics next to --url, over
+    /// https:// for wss://].
+    #[arg(long)]
+    metrics_url: Option<String>,
+    /// Run the I-th of N shares of the scenario, e.g. 2/4, for N load machines at once; merge
+    /// their reports with `loadtest merge`.
+    #[arg(long, default_value = "1/1")]
+    shard: Shard,
+    /// Start at this wall-clock time, Unix seconds (e.g. `$(( $(date +%s) + 30 ))`) or
+    /// +DURATION; shards of one run need the same one (it also names their rooms).
+    #[arg(long, value_parser = loadtest::start::parse_start_at)]
+    start_at: Option<SystemTime>,
     /// A named scenario from the scenarios file; the flags below override it.
     #[arg(long)]
     scenario: Option<String>,
@@ -87,6 +125,12 @@ struct Cli {
     /// Bandwidth of every participant's link, each way, e.g. 2M.
     #[arg(long, value_parser = scenario::parse_bitrate)]
     bandwidth: Option<u64>,
+    /// Churn: participants joining per second during the measurement window.
+    #[arg(long)]
+    churn_rate: Option<f64>,
+    /// Churn: how long each churner stays, e.g. 10s.
+    #[arg(long, value_parser = scenario::parse_duration)]
+    churn_stay: Option<Duration>,
     /// The server's process id, to measure its CPU and memory from /proc. Without it they
     /// come from the server's own process metrics (`process_cpu_seconds_total`, ...).
     #[arg(long)]
@@ -100,6 +144,9 @@ struct Cli {
     /// Also write the headline figures as a Markdown table to this file.
     #[arg(long, global = true)]
     markdown: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page with plots to this file.
+    #[arg(long, global = true)]
+    html: Option<PathBuf>,
     /// No live progress line.
     #[arg(long, global = true)]
     quiet: bool,
@@ -107,6 +154,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Merges the JSON reports (`--json`) of the shards of one run (`--shard`) into the report
+    /// one machine would have made, and prints it (percentiles from the merged histograms).
+    Merge {
+        /// The shards' reports.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+    },
     /// Prints one Markdown table comparing two servers, from the JSON reports (`--json`) of the
     /// same scenario run against each; the ratio is the first server's over the second's.
     Compare {
@@ -278,21 +332,153 @@ impl Cli {
         if self.bandwidth.is_some() {
             scenario.impairment.bandwidth = self.bandwidth;
         }
+        match (self.churn_rate, self.churn_stay, &mut scenario.churn) {
+            (None, None, _) => {}
+            (rate, stay, Some(churn)) => {
+                churn.rate = rate.unwrap_or(churn.rate);
+                churn.stay = stay.unwrap_or(churn.stay);
+            }
+            (Some(rate), Some(stay), None) => scenario.churn = Some(Churn { rate, stay }),
+            (_, _, None) => return Err("churn needs both --churn-rate and --churn-stay".to_owned()),
+        }
         scenario.validate()?;
         Ok(scenario)
     }
+
+    /// How to run it, besides the scenario.
+    fn run_options(
+        &self,
+        scenario: Scenario,
+        stop: loadtest::stop::Stop,
+    ) -> Result<RunOptions, String> {
+        let check = if self.insecure {
+            CertificateCheck::AcceptAnything
+        } else {
+            CertificateCheck::SystemRoots
+        };
+        let url = self
+            .url
+            .clone()
+            .unwrap_or_else(|| self.target.default_url().to_owned());
+        // One set of TLS settings for the signaling and the metrics, made only when one of
+        // them uses TLS (or --insecure says it will).
+        let https_metrics = self
+            .metrics_url
+            .as_deref()
+            .is_some_and(|metrics| metrics.starts_with("https:"));
+        let tls = (self.insecure || url.starts_with("wss:") || https_metrics)
+            .then(|| client_config(check))
+            .transpose()
+            .map_err(|error| error.to_string())?;
+        let admission = match (self.token.is_empty(), &self.token_key) {
+            (false, _) => Admission::given(&self.token).map_err(|error| error.to_string())?,
+            (true, Some(key)) => Admission::mint(key).map_err(|error| error.to_string())?,
+            (true, None) => Admission::Open,
+        };
+        if self.shard.count > 1 && self.start_at.is_none() {
+            return Err(format!(
+                "--shard {} needs --start-at: the shards of one run start together, and the start time names their rooms",
+                self.shard
+            ));
+        }
+        Ok(RunOptions {
+            target: self.target.target(),
+            url,
+            scenario,
+            server_pid: self.server_pid,
+            media_ip: self.media_ip,
+            room_prefix: "load".to_owned(),
+            progress: !self.quiet,
+            tls,
+            admission,
+            relay: self.relay,
+            metrics_url: self.metrics_url.clone(),
+            shard: self.shard,
+            start_at: self.start_at,
+            stop,
+        })
+    }
+
+    /// Where to write the report.
+    fn outputs(&self) -> Outputs {
+        Outputs {
+            json: self.json.clone(),
+            markdown: self.markdown.clone(),
+            html: self.html.clone(),
+        }
+    }
+}
+
+/// Ctrl-C stops the run, which still reports what it measured; a second one quits at once.
+fn stop_on_ctrl_c(button: StopButton) {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        eprintln!(
+            "\nloadtest: stopping; the report covers what was measured (Ctrl-C again quits at once)"
+        );
+        button.press();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    });
+}
+
+/// `loadtest merge`: reads the shards' reports, merges, prints and writes the whole.
+fn merge_reports(cli: &Cli, paths: &[PathBuf]) -> ExitCode {
+    let mut reports = Vec::new();
+    for path in paths {
+        match read_report(path) {
+            Ok(report) => reports.push(report),
+            Err(error) => {
+                eprintln!("loadtest: {error}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match merge::merge(&reports) {
+        Ok(report) => finish(&report, &cli.outputs()),
+        Err(error) => {
+            eprintln!("loadtest: merging: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints `report`, writes it where asked, and says how the run went in the exit code: 130
+/// when it was stopped early, 1 when participants could not join.
+fn finish(report: &Report, outputs: &Outputs) -> ExitCode {
+    print!("{}", report.table());
+    if let Err(error) = outputs.write(report) {
+        eprintln!("loadtest: {error}");
+        return ExitCode::FAILURE;
+    }
+    if report.run.interrupted {
+        eprintln!("loadtest: stopped early");
+        return ExitCode::from(130);
+    }
+    if report.participants.failed > 0 {
+        eprintln!(
+            "loadtest: {} participants could not join",
+            report.participants.failed
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Compare {
-        reports,
-        floors,
-        batched_floors,
-    }) = &cli.command
-    {
-        return compare_reports(reports, floors, batched_floors);
+    match &cli.command {
+        Some(Command::Compare {
+            reports,
+            floors,
+            batched_floors,
+        }) => return compare_reports(reports, floors, batched_floors),
+        Some(Command::Merge { reports }) => return merge_reports(&cli, reports),
+        _ => {}
     }
     init_tracing();
     if let Some(Command::Soak {
@@ -303,56 +489,25 @@ async fn main() -> ExitCode {
     {
         return run_soak(&cli, *signaling_cycles, *media_cycles, *concurrency).await;
     }
-    let scenario = match cli.scenario() {
-        Ok(scenario) => scenario,
+    let (button, stop) = stop_button();
+    let options = match cli
+        .scenario()
+        .and_then(|scenario| cli.run_options(scenario, stop))
+    {
+        Ok(options) => options,
         Err(error) => {
             eprintln!("loadtest: {error}");
             return ExitCode::from(2);
         }
     };
-    let options = RunOptions {
-        target: cli.target.target(),
-        url: cli
-            .url
-            .clone()
-            .unwrap_or_else(|| cli.target.default_url().to_owned()),
-        scenario,
-        server_pid: cli.server_pid,
-        media_ip: cli.media_ip,
-        room_prefix: "load".to_owned(),
-        progress: !cli.quiet,
-    };
-    let report = match run(options).await {
-        Ok(report) => report,
+    stop_on_ctrl_c(button);
+    match run(options).await {
+        Ok(report) => finish(&report, &cli.outputs()),
         Err(error) => {
             eprintln!("loadtest: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    print!("{}", report.table());
-    if let Some(path) = &cli.json {
-        let written = serde_json::to_string_pretty(&report)
-            .map_err(|error| error.to_string())
-            .and_then(|json| std::fs::write(path, json).map_err(|error| error.to_string()));
-        if let Err(error) = written {
-            eprintln!("loadtest: writing {}: {error}", path.display());
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
     }
-    if let Some(path) = &cli.markdown
-        && let Err(error) = std::fs::write(path, report.markdown())
-    {
-        eprintln!("loadtest: writing {}: {error}", path.display());
-        return ExitCode::FAILURE;
-    }
-    if report.participants.failed > 0 {
-        eprintln!(
-            "loadtest: {} participants could not join",
-            report.participants.failed
-        );
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
 }
 
 fn init_tracing() {

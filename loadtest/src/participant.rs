@@ -18,7 +18,9 @@ use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
 use parking_lot::{Mutex, MutexGuard};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::peer_connection::configuration::RTCOfferOptions;
+use rtc::peer_connection::configuration::{
+    RTCConfiguration, RTCIceServer, RTCIceTransportPolicy, RTCOfferOptions,
+};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
@@ -28,7 +30,7 @@ use switchyard::media::vp8;
 use switchyard::rtc::Feedback;
 use switchyard::rtc::feedback::FEEDBACK_QUEUE;
 use switchyard::rtc::setup::{self as engine, OPUS_PAYLOAD_TYPE, VP8_PAYLOAD_TYPE};
-use switchyard::signal::protocol::{ServerMessage, TrackKind};
+use switchyard::signal::protocol::{IceServer, ServerMessage, TrackKind};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -41,6 +43,8 @@ use webrtc::peer_connection::{
 
 use crate::ClientError;
 use crate::impairment::{Dropper, Handover, ImpairedRuntime, Impairment};
+use crate::interval::{Interval, LOSS_JUDGING_DELAY_SECONDS, LossLedger};
+use crate::series::LossCounts;
 use crate::stats::TrackQuality;
 use crate::synthetic::{self, VideoShape};
 use crate::target::{ConnectionId, JoinRequest, SignalCommand, SignalEvent, Switchyard, Target};
@@ -91,6 +95,11 @@ pub struct ParticipantOptions {
     pub token: Option<String>,
     /// Whether the tracks carry packets; without, they are negotiated and stay silent.
     pub send_media: bool,
+    /// TLS settings for a `wss://` URL; `None` trusts the system's certificate authorities.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Whether to use only relayed candidates, through the TURN servers the server names in
+    /// `joined`, as a browser with `iceTransportPolicy: 'relay'` does.
+    pub relay: bool,
 }
 
 impl ParticipantOptions {
@@ -110,6 +119,8 @@ impl ParticipantOptions {
             freeze_threshold: Duration::from_millis(100),
             token: None,
             send_media: true,
+            tls: None,
+            relay: false,
         }
     }
 
@@ -175,6 +186,8 @@ pub struct ReceivedTrack {
     pub tags: BTreeSet<u32>,
     /// Loss, latency, freezes and keyframe response.
     pub quality: TrackQuality,
+    /// Which packets were due in which second, until the loss of each second is judged.
+    pub loss_ledger: LossLedger,
 }
 
 /// Everything the participant observed, for tests and reports.
@@ -204,6 +217,8 @@ pub struct Observed {
     pub keyframe_requests_at: Vec<Instant>,
     /// The SRTP protection profiles the connections negotiated, read once each connected.
     pub srtp_profiles: BTreeSet<String>,
+    /// What arrived since the per-second sampler last looked.
+    pub interval: Interval,
 }
 
 impl Observed {
@@ -291,6 +306,7 @@ impl Participant {
                 room: options.room.clone(),
                 name: options.name.clone(),
                 token: options.token.clone(),
+                tls: options.tls.clone(),
             })
             .await?;
         let id = session.participant.clone();
@@ -316,7 +332,12 @@ impl Participant {
         };
 
         let (feedback_tx, feedback) = mpsc::channel(FEEDBACK_QUEUE);
+        if options.relay && !offers_turn(&session.ice_servers) {
+            return Err(ClientError::NoTurnServer);
+        }
         let opener = Opener {
+            ice_servers: session.ice_servers.iter().map(rtc_ice_server).collect(),
+            relay: options.relay,
             media_ip: options.media_ip,
             impairment: options.impairment,
             dropper: options.dropper.clone(),
@@ -427,6 +448,12 @@ impl Participant {
             .values()
             .map(|track| track.packets)
             .sum()
+    }
+
+    /// What the run's per-second sampler reads this participant through; it outlives the
+    /// participant, so what arrived before it left is still read.
+    pub fn meter(&self) -> Meter {
+        Meter(Arc::clone(&self.shared))
     }
 
     /// Whether every peer connection in use is connected.
@@ -563,6 +590,52 @@ impl Participant {
     }
 }
 
+/// A participant as the per-second sampler sees it: see [`Participant::meter`].
+#[derive(Clone)]
+pub struct Meter(Arc<Shared>);
+
+impl Meter {
+    /// Whether both read the same participant.
+    pub fn same_as(&self, other: &Meter) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Adds what arrived since the last call to `into`, with the loss of the seconds that can
+    /// be judged by now, and notes, for every received track, the highest packet index seen
+    /// by the end of Unix second `second`. With `last`, judges every second left, whether or
+    /// not retransmissions had time to come: the participant is leaving.
+    pub fn take_interval(&self, second: u64, last: bool, into: &mut Interval) {
+        let mut observed = self.0.lock();
+        let observed = &mut *observed;
+        observed.interval.take(into);
+        let until = (!last).then(|| second.saturating_sub(LOSS_JUDGING_DELAY_SECONDS));
+        for track in observed.received.values_mut() {
+            if let Some(span) = track.quality.indices.span() {
+                track.loss_ledger.checkpoint(second, *span.end());
+            }
+            let video = track.kind == Some(TrackKind::Video);
+            for (judged, expected, missing) in
+                track.loss_ledger.judge(&track.quality.indices, until)
+            {
+                let counts = if video {
+                    LossCounts {
+                        video_expected: expected,
+                        video_missing: missing,
+                        ..LossCounts::default()
+                    }
+                } else {
+                    LossCounts {
+                        audio_expected: expected,
+                        audio_missing: missing,
+                        ..LossCounts::default()
+                    }
+                };
+                into.loss.entry(judged).or_default().add(&counts);
+            }
+        }
+    }
+}
+
 impl Drop for Participant {
     fn drop(&mut self) {
         for task in &self.tasks {
@@ -576,6 +649,23 @@ impl Drop for Participant {
                 }
             });
         }
+    }
+}
+
+/// Whether `servers` include a TURN server, which `--relay` needs.
+fn offers_turn(servers: &[IceServer]) -> bool {
+    servers
+        .iter()
+        .flat_map(|server| &server.urls)
+        .any(|url| url.starts_with("turn:") || url.starts_with("turns:"))
+}
+
+/// An ICE server from `joined` in webrtc-rs's terms.
+fn rtc_ice_server(server: &IceServer) -> RTCIceServer {
+    RTCIceServer {
+        urls: server.urls.clone(),
+        username: server.username.clone().unwrap_or_default(),
+        credential: server.credential.clone().unwrap_or_default(),
     }
 }
 
@@ -598,6 +688,8 @@ type PeerEvents = BoxStream<'static, (ConnectionId, PeerEvent)>;
 
 /// Opens the participant's peer connections, all alike.
 struct Opener {
+    ice_servers: Vec<RTCIceServer>,
+    relay: bool,
     media_ip: IpAddr,
     impairment: Impairment,
     dropper: Option<Dropper>,
@@ -607,6 +699,18 @@ struct Opener {
 }
 
 impl Opener {
+    /// The connection's ICE servers and policy, as a browser configures them from `joined`.
+    fn configuration(&self) -> RTCConfiguration {
+        let configuration =
+            RTCConfigurationBuilder::new().with_ice_servers(self.ice_servers.clone());
+        if self.relay {
+            configuration.with_ice_transport_policy(RTCIceTransportPolicy::Relay)
+        } else {
+            configuration
+        }
+        .build()
+    }
+
     async fn open(
         &self,
         id: ConnectionId,
@@ -631,7 +735,7 @@ impl Opener {
         }
         let connection: Arc<dyn PeerConnection> = Arc::new(
             builder
-                .with_configuration(RTCConfigurationBuilder::new().build())
+                .with_configuration(self.configuration())
                 .with_media_engine(engine::media_engine().map_err(webrtc_error("codecs"))?)
                 .with_setting_engine(settings)
                 .with_interceptor_registry(engine::interceptors(self.feedback.clone()))
@@ -1040,6 +1144,10 @@ async fn read_track(
             let received = observed.received.entry(mid.clone()).or_default();
             received.packets += 1;
             received.bytes += packet.payload.len() as u64;
+            let (freezes_before, latency_micros) = (
+                received.quality.freezes,
+                probe.map(|probe| now_micros.saturating_sub(probe.sent_at_micros)),
+            );
             received.first_packet.get_or_insert(now);
             let video = received.kind == Some(TrackKind::Video);
             let keyframe_start = video && vp8::is_keyframe_start(&packet.payload);
@@ -1067,7 +1175,15 @@ async fn read_track(
                 }
                 None => received.corrupted += 1,
             }
-            video && received.first_keyframe.is_none()
+            let waiting = video && received.first_keyframe.is_none();
+            let freezes = received.quality.freezes - freezes_before;
+            let interval = &mut observed.interval;
+            interval.count_packet(packet.payload.len());
+            interval.freezes += freezes;
+            if let Some(micros) = latency_micros {
+                interval.record_latency(micros);
+            }
+            waiting
         });
         // Like a browser's decoder, a receiver whose video starts without a keyframe asks for
         // one, and asks again every PLI_REPEAT until it comes.

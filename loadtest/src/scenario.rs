@@ -44,6 +44,32 @@ pub struct Scenario {
     pub pli_interval: Duration,
     /// The network every participant is behind.
     pub impairment: Impairment,
+    /// Participants joining and leaving while the rooms are busy, during the measurement
+    /// window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<Churn>,
+}
+
+/// Churn: while the measurement window runs, a participant joins every `1 / rate` seconds (in
+/// each room in turn), receives, stays for `stay`, and leaves, as people dropping in and out
+/// of a call do. What it measures is how long joining takes while the rooms are busy: socket
+/// to `joined`, and to every remote track. Churners publish nothing, so the steady
+/// participants' media is measured as without them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Churn {
+    /// Participants joining per second.
+    pub rate: f64,
+    /// How long each stays.
+    #[serde(with = "duration_ms")]
+    pub stay: Duration,
+}
+
+impl Churn {
+    /// How many join during a window of `duration`.
+    pub fn joins(&self, duration: Duration) -> usize {
+        (self.rate * duration.as_secs_f64()).ceil() as usize
+    }
 }
 
 impl Default for Scenario {
@@ -61,6 +87,7 @@ impl Default for Scenario {
             duration: Duration::from_secs(10),
             pli_interval: Duration::from_secs(5),
             impairment: Impairment::default(),
+            churn: None,
         }
     }
 }
@@ -69,6 +96,8 @@ impl Default for Scenario {
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// The most participants one run may start.
 pub const MAX_PARTICIPANTS: usize = 2000;
+/// The most churners one run may start over its window.
+pub const MAX_CHURN_JOINS: usize = 20_000;
 
 impl Scenario {
     /// The video shape publishers send, if they send video.
@@ -112,6 +141,28 @@ impl Scenario {
         }
         if !(0.0..=1.0).contains(&self.impairment.loss) {
             return Err("loss must be between 0% and 100%".to_owned());
+        }
+        if let Some(churn) = &self.churn {
+            if !(churn.rate > 0.0 && churn.rate.is_finite()) {
+                return Err("churn rate must be a positive number of joins per second".to_owned());
+            }
+            if churn.stay.is_zero() || churn.stay > MAX_DURATION {
+                return Err(format!(
+                    "churn stay must be between 1 ms and {MAX_DURATION:?}"
+                ));
+            }
+            if churn.joins(self.duration) > MAX_CHURN_JOINS {
+                return Err(format!(
+                    "at most {MAX_CHURN_JOINS} churn joins per run (rate times duration)"
+                ));
+            }
+            if churn.rate * churn.stay.as_secs_f64() + self.participants() as f64
+                > MAX_PARTICIPANTS as f64
+            {
+                return Err(format!(
+                    "at most {MAX_PARTICIPANTS} participants at once, churners included (rate times stay)"
+                ));
+            }
         }
         Ok(())
     }
@@ -254,6 +305,10 @@ mod tests {
             [lossy]
             publishers = 4
             impairment = { loss = 0.03, delay = "20ms" }
+
+            [churn]
+            publishers = 4
+            churn = { rate = 2.0, stay = "5s" }
             "#,
         )
         .unwrap();
@@ -264,7 +319,15 @@ mod tests {
         let lossy = &scenarios["lossy"];
         assert_eq!(lossy.impairment.loss, 0.03);
         assert_eq!(lossy.impairment.delay, Duration::from_millis(20));
+        let churn = scenarios["churn"].churn.expect("churn");
+        assert_eq!(churn.rate, 2.0);
+        assert_eq!(churn.stay, Duration::from_secs(5));
+        assert_eq!(churn.joins(Duration::from_secs(10)), 20);
         assert!(parse_scenarios("[x]\nno_such_key = 1").is_err());
+        assert!(
+            parse_scenarios("[x]\nchurn = { rate = 1.0 }").is_err(),
+            "stay is needed"
+        );
     }
 
     #[test]
@@ -280,5 +343,14 @@ mod tests {
             ..Default::default()
         };
         assert!(empty.validate().is_err());
+        let endless_churn = Scenario {
+            churn: Some(Churn {
+                rate: 1000.0,
+                stay: Duration::from_secs(1),
+            }),
+            duration: Duration::from_secs(60),
+            ..Default::default()
+        };
+        assert!(endless_churn.validate().is_err());
     }
 }

@@ -3,7 +3,8 @@
 //! `/metrics`, over HTTP or HTTPS.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 /// Linux reports process CPU time in clock ticks of `USER_HZ`, which is 100 on every
 /// architecture Linux supports today.
@@ -14,6 +15,8 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub struct Sample {
     /// When it was taken.
     pub at: Instant,
+    /// The same moment on the wall clock.
+    pub wall: SystemTime,
     /// CPU seconds the process used so far (user + system): from `/proc` when a PID was given,
     /// else from the server's `process_cpu_seconds_total`.
     pub cpu_seconds: Option<f64>,
@@ -39,7 +42,7 @@ impl MetricsEndpoint {
         // reqwest leaves the choice of rustls provider to the program; this one uses ring,
         // as the server does. An error only means a provider is installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(10));
+        let mut builder = reqwest::Client::builder().timeout(SCRAPE_TIMEOUT);
         if let Some(pem) = extra_root {
             builder = builder.tls_certs_merge([reqwest::Certificate::from_pem(pem)?]);
         }
@@ -47,6 +50,16 @@ impl MetricsEndpoint {
             client: builder.build()?,
             url,
         })
+    }
+
+    /// An endpoint at `url`, over HTTPS with these TLS settings (the ones the signaling uses:
+    /// the system's certificate authorities, or any certificate with `--insecure`).
+    pub fn with_tls(url: String, tls: Arc<rustls::ClientConfig>) -> reqwest::Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(SCRAPE_TIMEOUT)
+            .tls_backend_preconfigured(Arc::unwrap_or_clone(tls))
+            .build()?;
+        Ok(Self { client, url })
     }
 
     /// Fetches and reads the endpoint.
@@ -63,9 +76,13 @@ impl MetricsEndpoint {
     }
 }
 
+/// How long one scrape of `/metrics` may take.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Reads CPU time and RSS of `pid` and scrapes `metrics`.
 pub async fn sample(pid: Option<u32>, metrics: Option<&MetricsEndpoint>) -> Sample {
     let at = Instant::now();
+    let wall = SystemTime::now();
     let metrics = match metrics {
         Some(endpoint) => endpoint.scrape().await.unwrap_or_default(),
         None => HashMap::new(),
@@ -81,6 +98,7 @@ pub async fn sample(pid: Option<u32>, metrics: Option<&MetricsEndpoint>) -> Samp
     };
     Sample {
         at,
+        wall,
         cpu_seconds,
         rss_bytes,
         metrics,

@@ -1,12 +1,16 @@
 //! The client side of Switchyard's signaling WebSocket.
 
+use std::sync::Arc;
+
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use switchyard::signal::protocol::{ClientMessage, ServerMessage};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::{
+    Connector, MaybeTlsStream, WebSocketStream, connect_async_tls_with_config,
+};
 
 use crate::ClientError;
 
@@ -36,13 +40,41 @@ pub enum Received {
     Closed(Option<u16>),
 }
 
-/// Opens the signaling socket at `url` (`ws://host:port/ws`).
+/// Opens the signaling socket at `url` (`ws://host:port/ws`, or `wss://` trusting the system's
+/// certificate authorities).
 pub async fn connect(url: &str) -> Result<(SignalingSender, SignalingReceiver), ClientError> {
-    let (socket, _) = connect_async(url)
+    connect_with(url, None).await
+}
+
+/// Opens the signaling socket at `url` with these TLS settings for `wss://` (`None`: the
+/// system's certificate authorities).
+pub async fn connect_with(
+    url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(SignalingSender, SignalingReceiver), ClientError> {
+    let connector = connector(url, tls)?;
+    let (socket, _) = connect_async_tls_with_config(url, None, false, Some(connector))
         .await
         .map_err(|error| ClientError::Signaling(format!("connecting to {url}: {error}")))?;
     let (sink, stream) = socket.split();
     Ok((SignalingSender { sink }, SignalingReceiver { stream }))
+}
+
+/// How to open a socket to `url`: plain for `ws://`, rustls with `tls` (or the system's
+/// certificate authorities) for `wss://`.
+pub fn connector(
+    url: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Connector, ClientError> {
+    if !url.starts_with("wss:") {
+        return Ok(Connector::Plain);
+    }
+    let config = match tls {
+        Some(config) => config,
+        None => crate::tls::system_default()
+            .map_err(|error| ClientError::Signaling(format!("connecting to {url}: {error}")))?,
+    };
+    Ok(Connector::Rustls(config))
 }
 
 impl SignalingSender {

@@ -20,6 +20,8 @@ export const artifacts = path.join(repository, 'artifacts');
 
 /** The server binary; `cargo build` makes it. */
 const SERVER_BINARY = process.env.SWITCHYARD_BIN ?? path.join(repository, 'target', 'debug', 'switchyard');
+/** The load test binary; `cargo build` makes it next to the server's. */
+export const LOADTEST_BINARY = process.env.LOADTEST_BIN ?? path.join(path.dirname(SERVER_BINARY), 'loadtest');
 /** Debian's Chromium. */
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 /** Debian's coturn. */

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_tls_with_config};
 use webrtc::peer_connection::RTCIceCandidateInit;
 
 use super::{ConnectionId, JoinRequest, Session, SignalCommand, SignalEvent, Target};
@@ -80,7 +80,7 @@ impl Target for Janus {
     }
 
     async fn join(&self, request: JoinRequest) -> Result<Session, ClientError> {
-        let mut socket = Socket::connect(&request.url).await?;
+        let mut socket = Socket::connect(&request.url, request.tls.clone()).await?;
         let created = socket.call(json!({"janus": "create"})).await?;
         let session = id_in(&created["data"], "id", "the session id")?;
         let attached = socket
@@ -152,6 +152,7 @@ impl Target for Janus {
             participant: me.to_string(),
             joined_at,
             messages: Vec::new(),
+            ice_servers: Vec::new(),
             events,
             commands,
             task,
@@ -170,7 +171,11 @@ struct Socket {
 }
 
 impl Socket {
-    async fn connect(url: &str) -> Result<Socket, ClientError> {
+    async fn connect(
+        url: &str,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Result<Socket, ClientError> {
+        let connector = crate::signaling::connector(url, tls)?;
         let mut request = url
             .into_client_request()
             .map_err(|error| ClientError::Signaling(format!("{url}: {error}")))?;
@@ -178,7 +183,7 @@ impl Socket {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(SUBPROTOCOL),
         );
-        let (socket, _) = connect_async(request)
+        let (socket, _) = connect_async_tls_with_config(request, None, false, Some(connector))
             .await
             .map_err(|error| ClientError::Signaling(format!("connecting to {url}: {error}")))?;
         Ok(Socket {

@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ::switchyard::signal::protocol::{ServerMessage, TrackKind};
+use ::switchyard::signal::protocol::{IceServer, ServerMessage, TrackKind};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::peer_connection::RTCIceCandidateInit;
@@ -62,6 +62,8 @@ pub struct JoinRequest {
     pub name: String,
     /// The access token, for a server that requires one.
     pub token: Option<String>,
+    /// TLS settings for a `wss://` URL; `None` trusts the system's certificate authorities.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What the server said, in the terms a participant acts on.
@@ -154,6 +156,9 @@ pub struct Session {
     pub joined_at: Instant,
     /// Switchyard messages received up to and including the acceptance (empty elsewhere).
     pub messages: Vec<ServerMessage>,
+    /// The STUN and TURN servers the server told the participant to use (Switchyard's
+    /// `joined`), as a browser would configure its `RTCPeerConnection` with them.
+    pub ice_servers: Vec<IceServer>,
     /// What the server says from now on, in order.
     pub events: mpsc::UnboundedReceiver<SignalEvent>,
     /// What to tell the server.

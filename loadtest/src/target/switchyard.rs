@@ -33,7 +33,8 @@ impl Target for Switchyard {
     }
 
     async fn join(&self, request: JoinRequest) -> Result<Session, ClientError> {
-        let (mut sender, mut receiver) = signaling::connect(&request.url).await?;
+        let (mut sender, mut receiver) =
+            signaling::connect_with(&request.url, request.tls.clone()).await?;
         sender
             .send(&ClientMessage::Join {
                 room: request.room,
@@ -42,7 +43,7 @@ impl Target for Switchyard {
             })
             .await?;
         let mut messages = Vec::new();
-        let participant = loop {
+        let (participant, ice_servers) = loop {
             let message = match tokio::time::timeout(JOIN_TIMEOUT, receiver.next()).await {
                 Err(_) => return Err(ClientError::Timeout("`joined`".to_owned())),
                 Ok(None | Some(Received::Closed(_))) => {
@@ -54,15 +55,19 @@ impl Target for Switchyard {
                 Ok(Some(Received::Message(message))) => message,
             };
             let joined = match &message {
-                ServerMessage::Joined { participant, .. } => Some(participant.clone()),
+                ServerMessage::Joined {
+                    participant,
+                    ice_servers,
+                    ..
+                } => Some((participant.clone(), ice_servers.clone())),
                 ServerMessage::Error { code, message } => {
                     return Err(ClientError::Refused(*code, message.clone()));
                 }
                 _ => None,
             };
             messages.push(message);
-            if let Some(participant) = joined {
-                break participant;
+            if let Some(joined) = joined {
+                break joined;
             }
         };
         let joined_at = Instant::now();
@@ -73,6 +78,7 @@ impl Target for Switchyard {
             participant: participant.to_string(),
             joined_at,
             messages,
+            ice_servers,
             events,
             commands,
             task,
