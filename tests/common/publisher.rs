@@ -91,6 +91,7 @@ impl HandPublisher {
                 room: room.to_owned(),
                 name: name.to_owned(),
                 token: None,
+                tls: None,
             })
             .await
             .expect("the publisher joins");
