@@ -7,8 +7,9 @@
 //!
 //! - `handle_read` takes a datagram through the whole core at once (decryption, parsing, every
 //!   interceptor; none of them keeps a packet back), and every packet the core accepts on a
-//!   receiving SSRC then waits for `poll_read`: padding-only probes, and the first packets of a
-//!   track (whose stream the core sets up before the interceptors see them), included. So a
+//!   receiving SSRC then waits for `poll_read`: padding-only probes (which a browser sends on
+//!   the media SSRC when, as here, no RTX is negotiated), and the first packets of a track
+//!   (whose stream the core sets up before the interceptors see them), included. So a
 //!   packet that went in with the padding bit set in its clear header, and has not come out
 //!   once `poll_read` is drained, was refused after decryption.
 //! - Only packets the core would hand on are watched: SRTP (not SRTCP), on a media SSRC one of
@@ -19,13 +20,15 @@
 //!   connected: until the core has taken in the end of the DTLS handshake it has no SRTP keys
 //!   and refuses every packet, as it does a sender's first packets when they arrive in the same
 //!   batch as that end.
-//! - Besides padding, the core refuses after the clear header what does not authenticate (sent
-//!   from the publisher's address without its keys: indistinguishable from bad padding, so
-//!   counted as padding when its padding bit is set) and replays (SRTP refuses a sequence number
-//!   it has decrypted before). A replay is recognised when its packet recently came out, or was
-//!   recently counted, as the retransmission of an over-padded packet a sender answers a NACK
-//!   with: the last [`REMEMBERED`] of those are kept. An older duplicate counts as padding; the
-//!   duplicates a network makes arrive within milliseconds.
+//! - Besides padding, the core refuses after the clear header what does not authenticate (too
+//!   short for its tag, or sent from the publisher's address without its keys: the server
+//!   cannot tell it from bad padding, so it counts as padding when its padding bit is set) and
+//!   what SRTP's replay window refuses: a sequence number it has decrypted before, or one more
+//!   than 64 behind the newest. A replay is recognised when its packet recently came out, or
+//!   was recently counted, as the retransmission of an over-padded packet a sender answers a
+//!   NACK with: the last [`REMEMBERED`] of those are kept. An older duplicate, or a padded packet
+//!   that arrives that late, counts as padding; the duplicates a network makes arrive within
+//!   milliseconds.
 //!
 //! The common path does no work: a datagram without the padding bit costs a bit test, and a
 //! packet coming out without it another. What is noted lasts one pass, emptied by the next
