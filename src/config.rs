@@ -299,7 +299,9 @@ pub struct LogConfig {
 }
 
 /// Default log filter: the server's own information, and only warnings from the WebRTC stack,
-/// which logs per packet at lower levels.
+/// which logs per packet at lower levels; from its core (`rtc`) only errors, since it warns for
+/// every packet it refuses, which a publisher could flood the log with (the server counts those
+/// packets instead: `rtc::padding`, `media::malformed`).
 pub const DEFAULT_LOG_FILTER: &str = "info,webrtc=warn,rtc=error,rtc_ice=warn,rtc_dtls=warn";
 
 impl Default for LogConfig {

@@ -80,7 +80,10 @@ pub struct Metrics {
     pub malformed_headers: Counter,
     /// Video packets from publishers dropped because their VP8 payload cannot be read.
     pub malformed_vp8: Counter,
-    /// The family the two above belong to, one series per reason.
+    /// RTP packets from publishers the WebRTC core refused after decrypting them, for padding
+    /// longer than the packet (see `rtc::padding`).
+    pub malformed_padding: Counter,
+    /// The family the three above belong to, one series per reason.
     malformed: MalformedFamily,
     /// Datagrams on the media port from an unknown address that were not a binding request
     /// to a ufrag the server issued.
@@ -143,6 +146,7 @@ impl Default for Metrics {
             packets_dropped: Counter::default(),
             malformed_headers: reason("rtp_header"),
             malformed_vp8: reason("vp8_descriptor"),
+            malformed_padding: reason("padding"),
             malformed: malformed.clone(),
             datagrams_unknown: Counter::default(),
             datagrams_unknown_ufrag: Counter::default(),
@@ -396,6 +400,7 @@ mod tests {
             "switchyard_rtp_packets_out_total 3",
             "switchyard_rtp_packets_malformed_total{reason=\"vp8_descriptor\"} 1",
             "switchyard_rtp_packets_malformed_total{reason=\"rtp_header\"} 0",
+            "switchyard_rtp_packets_malformed_total{reason=\"padding\"} 0",
             "# TYPE switchyard_rembs_received counter",
             "# TYPE switchyard_join_seconds histogram",
             "switchyard_join_seconds_bucket{le=\"0.5\"} 1",

@@ -187,6 +187,24 @@ impl Numbering {
         self.timestamp = self.timestamp.wrapping_add(3000);
         packets
     }
+
+    /// One frame's packets, each ending in padding with a valid pad length (as many bytes as
+    /// align the packet to four, the last of them saying how many).
+    fn padded_frame(&mut self, keyframe: bool) -> Vec<rtc::rtp::Packet> {
+        let mut packets = self.frame(keyframe);
+        for packet in &mut packets {
+            packet.header.padding = true;
+        }
+        packets
+    }
+
+    /// A padding-only packet, as a sender probes its bandwidth with: the padding bit, and four
+    /// bytes of padding whose last says four.
+    fn padding_only(&mut self) -> rtc::rtp::Packet {
+        let mut packet = self.packet(false, bytes::Bytes::new());
+        packet.header.padding = true;
+        packet
+    }
 }
 
 /// The series of `/metrics` counting malformed packets dropped for `reason`.
@@ -202,7 +220,7 @@ async fn malformed(server: &switchyard::RunningServer, reason: &str) -> f64 {
 }
 
 /// A packet whose padding bit is set and whose padding length (its last byte, 255) is longer
-/// than the packet. webrtc-rs marshals a packet's CSRC count into the header's four bits
+/// than the packet: the server's core refuses it once it has decrypted it. webrtc-rs marshals a packet's CSRC count into the header's four bits
 /// without a check, so 32 CSRCs set the padding bit and leave the count at zero: the CSRCs'
 /// bytes become the start of the payload (a VP8 descriptor, then zeros).
 fn over_padded(numbering: &mut Numbering, index: u64) -> rtc::rtp::Packet {
@@ -278,18 +296,59 @@ async fn malformed_packets_are_dropped_counted_and_never_reach_a_subscriber() {
         }
         frames += 1;
     }
-    assert_eq!(malformed(&server, "rtp_header").await, 0.0);
-    assert_eq!(malformed(&server, "vp8_descriptor").await, 0.0);
-    let keyframe_requests = publisher.seen().keyframe_requests;
+    for reason in ["rtp_header", "vp8_descriptor", "padding"] {
+        assert_eq!(malformed(&server, reason).await, 0.0, "{reason}");
+    }
 
-    // Three malformed packets between valid frames, each a frame of its own; the first two
+    // Packets with valid padding, and padding-only packets as a sender probes its bandwidth
+    // with: forwarded, and never counted.
+    let first_padded = numbering.index;
+    let mut padding_only = 0;
+    for _ in 0..5 {
+        ticker.tick().await;
+        publisher.write(0, numbering.padding_only()).await;
+        for packet in numbering.padded_frame(false) {
+            publisher.write(0, packet).await;
+        }
+        publisher.write(0, numbering.padding_only()).await;
+        padding_only += 2;
+    }
+    let last_padded = numbering.index - 1;
+    viewer
+        .wait_until("the padded frames", common::PATIENCE, |observed| {
+            observed.live_tracks().any(|track| {
+                track
+                    .quality
+                    .indices
+                    .span()
+                    .is_some_and(|span| *span.end() >= last_padded)
+            })
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}: {:#?}", viewer.observed().received));
+    let observed = viewer.observed();
+    let received = observed.live_tracks().next().expect("the video track");
+    assert_eq!(
+        received
+            .quality
+            .indices
+            .arrived_in(first_padded..=last_padded),
+        last_padded - first_padded + 1,
+        "every padded packet arrived intact: {received:#?}"
+    );
+    assert_eq!(malformed(&server, "padding").await, 0.0);
+    let keyframe_requests = publisher.seen().keyframe_requests;
+    let nacks = publisher.seen().nacks;
+
+    // Four malformed packets between valid frames, each a frame of its own; the first three
     // carry probes with indices of their own, so that any form of them reaching the viewer
     // shows.
-    let malformed_indices = [numbering.index, numbering.index + 1];
-    numbering.index += 2;
+    let malformed_indices = [numbering.index, numbering.index + 1, numbering.index + 2];
+    numbering.index += 3;
     let injected = [
         over_padded(&mut numbering, malformed_indices[0]),
         extension_overrun(&mut numbering, malformed_indices[1]),
+        over_padded(&mut numbering, malformed_indices[2]),
         truncated_descriptor(&mut numbering),
     ];
     let first_valid = numbering.index;
@@ -304,6 +363,17 @@ async fn malformed_packets_are_dropped_counted_and_never_reach_a_subscriber() {
     for frame in 0..10 {
         ticker.tick().await;
         for packet in numbering.frame(frame == 9) {
+            publisher.write(0, packet).await;
+        }
+    }
+    // The server asks for what it never saw; the publisher sends each again, the over-padded
+    // ones included, and SRTP refuses those as replays.
+    publisher
+        .wait_until("NACKs for the gaps", |seen| seen.nacks > nacks)
+        .await;
+    for _ in 0..3 {
+        ticker.tick().await;
+        for packet in numbering.frame(false) {
             publisher.write(0, packet).await;
         }
     }
@@ -327,8 +397,8 @@ async fn malformed_packets_are_dropped_counted_and_never_reach_a_subscriber() {
     let observed = viewer.observed();
     let received = observed.live_tracks().next().expect("the video track");
     assert_eq!(
-        received.corrupted, 0,
-        "nothing malformed arrived: {received:#?}"
+        received.corrupted, padding_only,
+        "nothing malformed arrived, only the padding-only packets carried no probe: {received:#?}"
     );
     for index in malformed_indices {
         assert_eq!(received.quality.indices.arrived_in(index..=index), 0);
@@ -343,11 +413,12 @@ async fn malformed_packets_are_dropped_counted_and_never_reach_a_subscriber() {
     );
 
     // The header that would have been misread and the unreadable VP8 payload are counted (the
-    // first perhaps more than once: the publisher retransmits what the server never saw). The
-    // over-padded packet is refused by the core's own parser after decryption and never
-    // reaches the server's code.
+    // first perhaps more than once: it is dropped before decryption, so each retransmission
+    // of it is too). The over-padded packets, refused by the core after decryption, are counted
+    // once each: their retransmissions are replays.
     assert!(malformed(&server, "rtp_header").await >= 1.0);
     assert_eq!(malformed(&server, "vp8_descriptor").await, 1.0);
+    assert_eq!(malformed(&server, "padding").await, 2.0);
     // The gaps they leave are healed by a keyframe the server asks for.
     publisher
         .wait_until("a keyframe request after the drops", |seen| {
@@ -357,5 +428,85 @@ async fn malformed_packets_are_dropped_counted_and_never_reach_a_subscriber() {
 
     publisher.leave().await;
     viewer.leave().await;
+    wait_for_counts(&server, Counts::default()).await;
+}
+
+/// Polls `/metrics` until the series `series` reaches `at_least`, for at most
+/// [`common::PATIENCE`]; returns its value then.
+async fn wait_for_series(server: &switchyard::RunningServer, series: &str, at_least: f64) -> f64 {
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(20));
+    loop {
+        let (status, body) = common::http::get(server.local_addr(), "/metrics")
+            .await
+            .expect("/metrics answers");
+        assert_eq!(status, 200);
+        let scrape = common::prometheus::parse(&body).unwrap_or_else(|error| panic!("{error}"));
+        let value = scrape.value(series);
+        if value >= at_least {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} stayed at {value}, below {at_least}"
+        );
+        ticker.tick().await;
+    }
+}
+
+/// A sender's first packets may be padding (Chrome probes its bandwidth before it has media):
+/// they open the track and are not counted, while an over-padded packet is counted even
+/// before the track's first packet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn padding_before_the_first_media_packet() {
+    let server = server().await;
+    let publisher = HandPublisher::join(
+        &server,
+        "first-padding",
+        "ada",
+        &[TrackKind::Video],
+        str::to_owned,
+    )
+    .await;
+    // Both sides of the connection are up: the publisher's may be first, or the server's.
+    publisher
+        .wait_until("the connection to come up", |seen| {
+            seen.state == Some(webrtc::peer_connection::RTCPeerConnectionState::Connected)
+        })
+        .await;
+    wait_for_series(&server, "switchyard_join_seconds_count", 1.0).await;
+    let track = &publisher.tracks[0];
+    let mut numbering = Numbering::new(
+        track.ssrc,
+        loadtest::synthetic::track_tag(&publisher.id, &track.id),
+    );
+    let index = numbering.index;
+    numbering.index += 1;
+    publisher.write(0, over_padded(&mut numbering, index)).await;
+    for _ in 0..5 {
+        publisher.write(0, numbering.padding_only()).await;
+    }
+    // The padding-only packets open the track; the over-padded one went in before them.
+    let deadline = tokio::time::Instant::now() + common::PATIENCE;
+    let mut ticker = tokio::time::interval(std::time::Duration::from_millis(20));
+    while server.counts().publications < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the padding did not open the track: {:?}",
+            server.counts()
+        );
+        ticker.tick().await;
+    }
+    assert_eq!(
+        wait_for_series(
+            &server,
+            "switchyard_rtp_packets_malformed_total{reason=\"padding\"}",
+            1.0
+        )
+        .await,
+        1.0
+    );
+    assert_eq!(publisher.seen().closed, None);
+    publisher.leave().await;
     wait_for_counts(&server, Counts::default()).await;
 }

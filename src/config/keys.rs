@@ -364,7 +364,8 @@ pub static KEYS: &[Key] = &[
         value_name: "FILTER",
         help: "What to log, as a tracing filter (`info`, `switchyard=debug,webrtc=warn`). \
                RUST_LOG, when set, wins. Default: the server's information and the WebRTC \
-               stack's warnings.",
+               stack's warnings, but only errors from its core (`rtc`), which warns for every \
+               packet it refuses.",
         kind: Kind::Text,
     },
 ];

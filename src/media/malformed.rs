@@ -2,7 +2,8 @@
 //!
 //! A publisher's RTP is read twice: its header in the clear, before the connection's core
 //! decrypts it ([`check_rtp_header`]), and its payload after ([`check_payload`]). Whatever fails
-//! either check is dropped and counted (`switchyard_rtp_packets_malformed_total`, by reason).
+//! either check is dropped and counted (`switchyard_rtp_packets_malformed_total`, by reason), and
+//! so is a packet the core itself refuses after decrypting it, for its padding (`rtc::padding`).
 //!
 //! What each case does, and why:
 //! - **A header that does not fit its packet** (CSRCs or header extensions running past the
@@ -12,7 +13,9 @@
 //!   or the start of the payload, for the other; the payload it hands on would be shifted.
 //! - **Padding longer than the packet** (RFC 3550): encrypted, so it cannot be checked before
 //!   the core, and the core's parser refuses it after decrypting: it never reaches the router.
-//!   The core gives no sign of it, so it is not counted.
+//!   The core gives no sign of it but a log line, so the connection notes each packet whose
+//!   clear header sets the padding bit and counts the ones that never come out of the core
+//!   (`rtc::padding`, which also says what else the core refuses and how it is told apart).
 //! - **An empty payload** (with or without the padding bit): padding, such as a sender's
 //!   bandwidth probe. Forwarded: receivers count it as padding, so the numbering stays whole.
 //! - **A VP8 payload whose descriptor is cut short or carries no data**: a receiver cannot read
@@ -47,6 +50,9 @@ pub enum Malformed {
     /// A video payload no VP8 receiver can read.
     #[error("{0}")]
     Vp8(#[from] DescriptorError),
+    /// Padding longer than the packet: the core refused the packet once it had decrypted it.
+    #[error("RTP padding longer than the packet")]
+    Padding,
 }
 
 /// Why an RTP header was refused.

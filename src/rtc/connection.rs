@@ -6,7 +6,8 @@
 //! [`Notice`]s that the signaling session renders, and the packets and feedback that cross to
 //! other connections leave through [`Effects`] for the worker to deliver. Its concepts live in
 //! files of their own: `negotiation` (offers, answers, glare), `publishing` (the tracks it
-//! sends) and `subscriptions` (the slots it receives on).
+//! sends), `subscriptions` (the slots it receives on) and `padding` (the packets its core
+//! refuses after decrypting them).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ use crate::media::upstream::Upstream;
 use crate::metrics::{Gauge, GaugeGuard, Metrics};
 use crate::rtc::feedback::{FEEDBACK_QUEUE, Feedback};
 use crate::rtc::negotiation::Phase;
+use crate::rtc::padding::{PaddedPacket, PaddingWatch};
 use crate::rtc::publishing::Published;
 use crate::rtc::sdp::MediaSection;
 use crate::rtc::setup::{self, MediaSettings};
@@ -184,6 +186,8 @@ pub struct Connection {
     pub(crate) by_ssrc: HashMap<Ssrc, Arc<DownTrack>>,
     /// Notices produced outside a command (a track's first packet, a state change).
     pub(crate) unsolicited: Vec<Notice>,
+    /// Padded packets handed to the core in this pass, until they come out of it.
+    pub(crate) padding: PaddingWatch,
     /// Counts the connection among the open ones from its first negotiation with media.
     peer_gauge: Option<GaugeGuard>,
     /// Names the participant in what the connection logs.
@@ -235,6 +239,7 @@ impl Connection {
             retiring: Vec::new(),
             by_ssrc: HashMap::new(),
             unsolicited: Vec::new(),
+            padding: PaddingWatch::default(),
             peer_gauge: None,
             span: tracing::info_span!("media", connection = %id, participant = %participant),
             local_ufrag: None,
@@ -282,18 +287,20 @@ impl Connection {
     }
 
     /// Feeds one datagram that arrived on `transport`. An RTP packet whose header does not
-    /// parse is dropped here, where its header is still in the clear (see `media::malformed`).
+    /// parse is dropped here, where its header is still in the clear (see `media::malformed`);
+    /// one with padding is watched, in case the core refuses it (see `rtc::padding`).
     pub fn handle_read(&mut self, now: Instant, transport: TransportContext, datagram: BytesMut) {
-        if match_srtp(&datagram)
-            && let Err(fault) = malformed::check_rtp_header(&datagram)
-        {
-            let ssrc = datagram
-                .get(8..12)
-                .and_then(|bytes| bytes.try_into().ok())
-                .map(|bytes| Ssrc(u32::from_be_bytes(bytes)));
-            let publication = ssrc.and_then(|ssrc| self.publication_on(ssrc));
-            self.drop_malformed(Malformed::Header(fault), publication, now);
-            return;
+        if match_srtp(&datagram) {
+            if let Err(fault) = malformed::check_rtp_header(&datagram) {
+                let ssrc = datagram
+                    .get(8..12)
+                    .and_then(|bytes| bytes.try_into().ok())
+                    .map(|bytes| Ssrc(u32::from_be_bytes(bytes)));
+                let publication = ssrc.and_then(|ssrc| self.publication_on(ssrc));
+                self.drop_malformed(Malformed::Header(fault), publication, now);
+                return;
+            }
+            self.watch_padding(&datagram);
         }
         // The core logs and swallows what it cannot use.
         let _ = self.pc.handle_read(TaggedBytesMut {
@@ -337,7 +344,8 @@ impl Connection {
     }
 
     /// Takes in what the core reports after reads and timers: state changes, tracks that
-    /// start, media to forward and subscriber feedback.
+    /// start, media to forward (and, by what did not come, the padded packets it refused) and
+    /// subscriber feedback.
     pub fn process(&mut self, now: Instant, effects: &mut Effects) {
         while let Some(event) = self.pc.poll_event() {
             match event {
@@ -352,9 +360,13 @@ impl Connection {
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
             if let RTCMessage::RtpPacket(track, packet) = message {
+                if let Some(padded) = PaddedPacket::of(&packet.header) {
+                    self.padding.came_out(padded);
+                }
                 self.on_rtp(&track, packet, now, effects);
             }
         }
+        self.count_refused_padding(now);
         while let Ok(feedback) = self.feedback.try_recv() {
             self.on_feedback(feedback, effects);
         }

@@ -5,6 +5,7 @@
 pub mod connection;
 pub mod feedback;
 pub mod negotiation;
+pub mod padding;
 pub mod public_address;
 pub mod publishing;
 pub mod sdp;

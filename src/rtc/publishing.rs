@@ -174,6 +174,7 @@ impl Connection {
         let counter = match malformed {
             Malformed::Header(_) => &self.metrics.malformed_headers,
             Malformed::Vp8(_) => &self.metrics.malformed_vp8,
+            Malformed::Padding => &self.metrics.malformed_padding,
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         debug!(parent: &self.span, %malformed, "dropped a malformed packet");

@@ -240,7 +240,9 @@ pub fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
 pub const RETRANSMISSION_HISTORY: u16 = 512;
 
 /// The interceptor chain: NACK both ways, RTCP reports, TWCC feedback for what the server
-/// receives, and the tap that hands subscriber feedback to the session.
+/// receives, and the tap that hands subscriber feedback to the session. None of them keeps an
+/// inbound packet back (no jitter buffer, no FEC): `rtc::padding` takes a padded packet that
+/// does not come out of the core by the next `poll_read` for one the core refused.
 pub fn interceptors(feedback: mpsc::Sender<Feedback>) -> Registry {
     Registry::new()
         .with(

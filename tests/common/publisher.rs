@@ -37,6 +37,8 @@ pub struct Seen {
     pub closed: Option<Option<u16>>,
     /// PLI and FIR the server sent.
     pub keyframe_requests: u64,
+    /// NACKs the server sent (the publisher's interceptors answer them).
+    pub nacks: u64,
 }
 
 /// One track the publisher sends.
@@ -276,11 +278,13 @@ impl Driver {
                     PeerEvent::State(state) => self.update(|seen| seen.state = Some(state)),
                     PeerEvent::Track(_) => {}
                 },
-                Some(feedback) = feedback.recv() => {
-                    if let Feedback::KeyframeRequest { .. } = feedback {
+                Some(feedback) = feedback.recv() => match feedback {
+                    Feedback::KeyframeRequest { .. } => {
                         self.update(|seen| seen.keyframe_requests += 1);
                     }
-                }
+                    Feedback::Nack => self.update(|seen| seen.nacks += 1),
+                    Feedback::BitrateEstimate { .. } => {}
+                },
             }
         }
     }
