@@ -104,6 +104,11 @@ pub struct MediaConfig {
     /// The busy share of a worker, in percent, from which new connections go to the least busy
     /// worker instead of their room's.
     pub spread_when_busy: u8,
+    /// ICE-TCP streams from one IP address (IPv6: one /64) at once; `None` is no cap.
+    pub tcp_streams_per_ip: Option<usize>,
+    /// ICE-TCP streams at once; `None` takes a share of the open-file limit
+    /// ([`crate::file_limit::FileLimit::ice_tcp_share`]).
+    pub max_tcp_streams: Option<usize>,
 }
 
 /// Media workers when none are configured: one per core the process may use.
@@ -116,6 +121,11 @@ pub const DEFAULT_SPREAD_WHEN_BUSY: u8 = 75;
 
 /// The media port, UDP and TCP alike, when none is configured.
 pub const DEFAULT_MEDIA_PORT: u16 = 50_000;
+
+/// ICE-TCP streams one address may hold when not configured: a browser holds one or two per
+/// peer connection while ICE runs (one per server address it tries), so this lets a few dozen
+/// people behind one NAT join at the same moment.
+pub const DEFAULT_TCP_STREAMS_PER_IP: usize = 64;
 
 /// A way media reaches the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +357,8 @@ impl Default for Config {
                 public_ips: Vec::new(),
                 workers: default_media_workers(),
                 spread_when_busy: DEFAULT_SPREAD_WHEN_BUSY,
+                tcp_streams_per_ip: Some(DEFAULT_TCP_STREAMS_PER_IP),
+                max_tcp_streams: None,
             },
             ice: IceConfig::default(),
             auth: AuthConfig::default(),

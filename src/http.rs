@@ -1,8 +1,7 @@
 //! The HTTP surface: the browser client, the signaling WebSocket, health, counts and metrics;
-//! the listener that serves them ([`serve`]) and what it lets in ([`admission`], [`origin`],
-//! [`unjoined`]).
+//! the listener that serves them ([`serve`]) and what it lets in (connections by
+//! [`crate::net::admission`], [`origin`], [`unjoined`]).
 
-pub mod admission;
 mod idle;
 pub mod origin;
 pub mod serve;

@@ -39,9 +39,9 @@ use crate::auth::{TokenKey, WeakKey};
 use crate::drain::Drain;
 use crate::engine::{Engine, EngineConfig};
 use crate::file_limit::FileLimit;
-use crate::http::admission::{Admission, Caps};
 use crate::http::serve::{HttpListener, Timeouts};
 use crate::http::unjoined::UnjoinedSockets;
+use crate::net::admission::{Admission, Caps};
 use crate::room::Registry;
 use crate::rtc::public_address::PublicAddresses;
 use crate::tls::{Tls, TlsError};
@@ -127,10 +127,12 @@ impl Server {
             .local_addr()
             .map_err(|source| StartError::Bind { address, source })?;
         let metrics = Arc::new(Metrics::default());
+        let http_caps = connection_caps(&config, file_limit);
         let engine = Engine::start(
             EngineConfig {
                 udp: config.media.addresses(MediaTransport::Udp),
                 tcp: config.media.addresses(MediaTransport::Tcp),
+                tcp_caps: ice_tcp_caps(&config, file_limit, http_caps),
                 public: PublicAddresses::new(config.media.public_ips.clone()),
                 workers: config.media.workers,
                 spread_when_busy_permille: u32::from(config.media.spread_when_busy) * 10,
@@ -138,10 +140,7 @@ impl Server {
             Arc::clone(&metrics),
         )
         .map_err(StartError::Media)?;
-        let admission = Admission::new(
-            connection_caps(&config, file_limit),
-            metrics.http.connections.clone(),
-        );
+        let admission = Admission::new(http_caps, metrics.http.connections.clone());
         warn_of_open_origins(&config, local_addr);
         let context = Arc::new(ServerContext {
             registry: Registry::new(
@@ -205,6 +204,41 @@ fn connection_caps(config: &Config, file_limit: FileLimit) -> Caps {
         total = caps.total,
         unjoined_sockets = config.limits.max_unjoined_sockets,
         "HTTP connection caps"
+    );
+    caps
+}
+
+/// The caps on ICE-TCP streams: the configured ones, the total taken from the open-file limit
+/// unless set. Warns when they and the HTTP connections' `http` caps together could take more
+/// descriptors than the limit leaves.
+fn ice_tcp_caps(config: &Config, file_limit: FileLimit, http: Caps) -> Caps {
+    let total = config
+        .media
+        .max_tcp_streams
+        .unwrap_or_else(|| file_limit.ice_tcp_share());
+    let caps = Caps {
+        per_source: config.media.tcp_streams_per_ip,
+        total,
+    };
+    if !config.media.transports.contains(&MediaTransport::Tcp) {
+        return caps;
+    }
+    let configured =
+        config.media.max_tcp_streams.is_some() || config.limits.max_connections.is_some();
+    let left = file_limit.left_for_connections();
+    if configured && (http.total as u64).saturating_add(total as u64) > left {
+        warn!(
+            max_tcp_streams = total,
+            max_connections = http.total,
+            open_file_limit = file_limit.now,
+            "media.max_tcp_streams and limits.max_connections together leave the server too few \
+             file descriptors; a flood on one port may stop accepting on the other"
+        );
+    }
+    info!(
+        per_ip = ?caps.per_source,
+        total = caps.total,
+        "ICE-TCP stream caps"
     );
     caps
 }
@@ -308,5 +342,29 @@ impl RunningServer {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_tcp_streams_take_the_other_half_of_the_file_limit_unless_set() {
+        let file_limit = FileLimit {
+            before: 1024,
+            now: 20_000,
+        };
+        let mut config = Config::loopback();
+        let http = connection_caps(&config, file_limit);
+        let caps = ice_tcp_caps(&config, file_limit, http);
+        assert_eq!(caps.total, file_limit.ice_tcp_share());
+        assert_eq!(caps.per_source, Some(config::DEFAULT_TCP_STREAMS_PER_IP));
+        assert!((http.total + caps.total) as u64 <= file_limit.left_for_connections());
+
+        config.media.max_tcp_streams = Some(300);
+        config.media.tcp_streams_per_ip = None;
+        let caps = ice_tcp_caps(&config, file_limit, http);
+        assert_eq!((caps.per_source, caps.total), (None, 300));
     }
 }

@@ -8,6 +8,7 @@
 //! the packet path adds to it with one `fetch_add` and nothing else.
 
 mod http;
+mod ice_tcp;
 mod process;
 
 use std::ops::Deref;
@@ -23,6 +24,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 pub use http::{HttpMetrics, RefusedBecause, TimedOut};
+pub use ice_tcp::IceTcpMetrics;
 pub use process::ProcessCollector;
 
 /// The content type of [`Metrics::render`]'s text.
@@ -116,6 +118,8 @@ pub struct Metrics {
     pub join_seconds: Histogram,
     /// The HTTP listener's connections, refusals and timeouts.
     pub http: HttpMetrics,
+    /// The ICE-TCP listeners' streams and refusals.
+    pub ice_tcp: IceTcpMetrics,
     registry: Registry,
 }
 
@@ -162,6 +166,7 @@ impl Default for Metrics {
             signaling_errors: Counter::default(),
             join_seconds: Histogram::new(JOIN_SECONDS_BUCKETS),
             http: HttpMetrics::default(),
+            ice_tcp: IceTcpMetrics::default(),
             registry: Registry::default(),
         };
         metrics.registry = metrics.registry();
@@ -284,6 +289,7 @@ impl Metrics {
             self.join_seconds.clone(),
         );
         self.http.register(registry);
+        self.ice_tcp.register(registry);
         root
     }
 
@@ -394,6 +400,9 @@ mod tests {
         metrics.malformed_vp8.fetch_add(1, Ordering::Relaxed);
         metrics.join_seconds.observe(0.3);
         metrics.http.refused(RefusedBecause::PerIp);
+        metrics
+            .ice_tcp
+            .refused(crate::net::admission::Refusal::Total);
         let text = metrics.render(1);
         for line in [
             "switchyard_rooms 1",
@@ -410,6 +419,9 @@ mod tests {
             "switchyard_connections_refused_total{reason=\"per_ip\"} 1",
             "switchyard_connections_refused_total{reason=\"origin\"} 0",
             "switchyard_http_timeouts_total{phase=\"header\"} 0",
+            "switchyard_ice_tcp_streams 0",
+            "switchyard_ice_tcp_refused_total{reason=\"per_ip\"} 0",
+            "switchyard_ice_tcp_refused_total{reason=\"total\"} 1",
             "# TYPE process_cpu_seconds counter",
             "# EOF",
         ] {

@@ -139,6 +139,12 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
     if let Some(percent) = media.spread_when_busy {
         config.media.spread_when_busy = percent.0 as u8;
     }
+    if let Some(value) = media.tcp_streams_per_ip {
+        config.media.tcp_streams_per_ip = (value.0 > 0).then(|| count(value.0));
+    }
+    if let Some(value) = media.max_tcp_streams {
+        config.media.max_tcp_streams = (value.0 > 0).then(|| count(value.0));
+    }
     if let Some(List(transports)) = media.transports {
         if transports.is_empty() {
             return Err(refuse("media.transports", "must name udp, tcp or both"));
@@ -458,6 +464,28 @@ mod tests {
         let config = finish(settings).expect("caps");
         assert_eq!(config.limits.connections_per_ip, Some(3));
         assert_eq!(config.limits.max_connections, Some(50));
+    }
+
+    #[test]
+    fn zero_turns_an_ice_tcp_cap_off_or_back_to_its_share() {
+        let config = finish(Settings::default()).expect("defaults");
+        assert_eq!(
+            config.media.tcp_streams_per_ip,
+            Some(crate::config::DEFAULT_TCP_STREAMS_PER_IP)
+        );
+        assert_eq!(config.media.max_tcp_streams, None);
+        let mut settings = Settings::default();
+        settings.media.tcp_streams_per_ip = Some(Bounded(0));
+        settings.media.max_tcp_streams = Some(Bounded(0));
+        let config = finish(settings).expect("no per-address cap, the share in all");
+        assert_eq!(config.media.tcp_streams_per_ip, None);
+        assert_eq!(config.media.max_tcp_streams, None);
+        let mut settings = Settings::default();
+        settings.media.tcp_streams_per_ip = Some(Bounded(4));
+        settings.media.max_tcp_streams = Some(Bounded(300));
+        let config = finish(settings).expect("caps");
+        assert_eq!(config.media.tcp_streams_per_ip, Some(4));
+        assert_eq!(config.media.max_tcp_streams, Some(300));
     }
 
     #[test]

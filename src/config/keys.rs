@@ -192,6 +192,25 @@ pub static KEYS: &[Key] = &[
         kind: Kind::Integer,
     },
     Key {
+        path: "media.tcp_streams_per_ip",
+        flag: "media-tcp-streams-per-ip",
+        value_name: "COUNT",
+        help: "ICE-TCP streams one IP address may hold open at once on media.tcp_port; IPv6 \
+               addresses count by /64. More are closed as soon as they are accepted. A browser \
+               holds one or two per connection while ICE runs; 0 is no cap. Default 64.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "media.max_tcp_streams",
+        flag: "media-max-tcp-streams",
+        value_name: "COUNT",
+        help: "ICE-TCP streams open at once; more are closed as soon as they are accepted. \
+               Default 0: the other half of what the open-file limit leaves after 128 \
+               descriptors (limits.max_connections takes the first), so HTTP connections and \
+               ICE-TCP streams together stay within it.",
+        kind: Kind::Integer,
+    },
+    Key {
         path: "ice.urls",
         flag: "ice-url",
         value_name: "URL",

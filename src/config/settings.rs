@@ -65,6 +65,8 @@ pub struct Media {
     pub transports: Option<List<MediaTransport>>,
     pub workers: Option<Bounded<1, WORKERS_MAX>>,
     pub spread_when_busy: Option<Bounded<0, 100>>,
+    pub tcp_streams_per_ip: Option<Bounded<0, COUNT_MAX>>,
+    pub max_tcp_streams: Option<Bounded<0, COUNT_MAX>>,
 }
 
 /// `[ice]`.

@@ -19,7 +19,7 @@ use crate::engine::egress::Streams;
 use crate::ids::ConnectionId;
 use crate::metrics::Metrics;
 use crate::net::demux::{Demux, Path, Transport, Verdict};
-use crate::net::tcp::{self, TcpEvent};
+use crate::net::tcp::{self, StreamLimits, TcpEvent};
 use crate::net::udp::{ReceiveBatch, UdpReader};
 
 /// Read calls per socket per pass, so that one busy socket cannot starve the rest.
@@ -39,6 +39,16 @@ pub enum Ready {
     Stream(TcpEvent),
 }
 
+/// What the reader is given to read.
+pub struct Reading {
+    /// The media sockets.
+    pub sockets: Vec<std::net::UdpSocket>,
+    /// The ICE-TCP listeners.
+    pub listeners: Vec<std::net::TcpListener>,
+    /// What the listeners' streams are held to, all listeners together.
+    pub stream_limits: StreamLimits,
+}
+
 /// See the module documentation.
 pub struct Ingress {
     inlets: Vec<Inlet>,
@@ -49,13 +59,13 @@ pub struct Ingress {
 }
 
 impl Ingress {
-    /// Reads `sockets` and serves `listeners` on the current runtime.
-    pub fn new(
-        sockets: Vec<std::net::UdpSocket>,
-        listeners: Vec<std::net::TcpListener>,
-        streams: Arc<Streams>,
-        metrics: Arc<Metrics>,
-    ) -> io::Result<Self> {
+    /// Reads the sockets and serves the listeners of `reading` on the current runtime.
+    pub fn new(reading: Reading, streams: Arc<Streams>, metrics: Arc<Metrics>) -> io::Result<Self> {
+        let Reading {
+            sockets,
+            listeners,
+            stream_limits,
+        } = reading;
         let mut inlets = Vec::new();
         for socket in sockets {
             let reader = UdpReader::new(socket)?;
@@ -66,7 +76,12 @@ impl Ingress {
         }
         let (events, tcp_events) = mpsc::unbounded_channel();
         for listener in listeners {
-            tokio::spawn(tcp::accept(listener, events.clone()));
+            tokio::spawn(tcp::accept(
+                listener,
+                events.clone(),
+                stream_limits.clone(),
+                Arc::clone(&metrics),
+            ));
         }
         Ok(Self {
             inlets,
@@ -166,9 +181,15 @@ impl Ingress {
         self.demux.issue(ufrag, connection);
     }
 
-    /// Forgets `connection`, its ufrag and its paths.
+    /// Forgets `connection`, its ufrag and its paths, and closes its ICE-TCP streams: nobody
+    /// reads them any more, and each holds a descriptor and a place under the stream caps.
     pub fn forget(&mut self, connection: ConnectionId) {
-        self.demux.forget(connection);
+        for path in self.demux.forget(connection) {
+            if path.transport == Transport::Tcp {
+                // Dropping its sender ends the stream, once what was queued for it is sent.
+                self.streams.remove(&path);
+            }
+        }
     }
 }
 
@@ -191,5 +212,92 @@ fn route(
             metrics.datagrams_unknown.fetch_add(1, Ordering::Relaxed);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::sync::mpsc::error::TryRecvError;
+
+    use super::*;
+    use crate::ids::WorkerIndex;
+    use crate::net::admission::{Admission, Caps};
+
+    /// A reader with no sockets and no listeners: streams are handed to it by hand.
+    fn ingress() -> Ingress {
+        let metrics = Arc::new(Metrics::default());
+        let admission = Admission::new(
+            Caps {
+                per_source: None,
+                total: 10,
+            },
+            metrics.ice_tcp.streams.clone(),
+        );
+        let reading = Reading {
+            sockets: Vec::new(),
+            listeners: Vec::new(),
+            stream_limits: StreamLimits::new(admission),
+        };
+        Ingress::new(reading, Arc::default(), metrics).expect("a reader")
+    }
+
+    fn stream_path(port: u16) -> Path {
+        Path {
+            transport: Transport::Tcp,
+            local: SocketAddr::from(([127, 0, 0, 1], 50_000)),
+            remote: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    /// A binding request whose USERNAME is `username`: all the reader looks at.
+    fn binding_request(username: &str) -> BytesMut {
+        let value = username.as_bytes();
+        let padded = value.len().next_multiple_of(4);
+        let mut request = BytesMut::new();
+        request.extend_from_slice(&[0x00, 0x01]);
+        request.extend_from_slice(&((4 + padded) as u16).to_be_bytes());
+        request.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        request.extend_from_slice(&[7; 12]);
+        request.extend_from_slice(&[0x00, 0x06]);
+        request.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        request.extend_from_slice(value);
+        request.resize(20 + 4 + padded, 0);
+        request
+    }
+
+    #[test]
+    fn a_connection_forgotten_takes_its_streams_with_it() {
+        let mut ingress = ingress();
+        let connection = ConnectionId::next(WorkerIndex(0));
+        let other = ConnectionId::next(WorkerIndex(0));
+        ingress.issue("mine".to_owned(), connection);
+        ingress.issue("theirs".to_owned(), other);
+        let mut arrivals = Vec::new();
+        let mut open = |ingress: &mut Ingress, port, ufrag: &str| {
+            let (outgoing, stream) = mpsc::channel(4);
+            let path = stream_path(port);
+            ingress.on_stream(TcpEvent::Opened { path, outgoing }, &mut arrivals);
+            let packet = binding_request(&format!("{ufrag}:client"));
+            ingress.on_stream(TcpEvent::Packet { path, packet }, &mut arrivals);
+            stream
+        };
+        let mut first = open(&mut ingress, 40_001, "mine");
+        let mut second = open(&mut ingress, 40_002, "mine");
+        let mut theirs = open(&mut ingress, 40_003, "theirs");
+        assert_eq!(
+            arrivals.len(),
+            3,
+            "every stream began as ICE for its connection"
+        );
+        assert_eq!(ingress.streams.len(), 3);
+
+        ingress.forget(connection);
+        // The senders are gone: each stream's task closes its stream.
+        assert_eq!(first.try_recv().err(), Some(TryRecvError::Disconnected));
+        assert_eq!(second.try_recv().err(), Some(TryRecvError::Disconnected));
+        assert_eq!(theirs.try_recv().err(), Some(TryRecvError::Empty));
+        assert_eq!(ingress.streams.len(), 1);
     }
 }

@@ -27,6 +27,8 @@ pub use handle::ConnectionHandle;
 
 use crate::ids::{ConnectionId, ParticipantId, WorkerIndex};
 use crate::metrics::Metrics;
+use crate::net::admission::{Admission, Caps};
+use crate::net::tcp::StreamLimits;
 use crate::net::{tcp, udp};
 use crate::rtc::MediaSettings;
 use crate::rtc::public_address::PublicAddresses;
@@ -41,6 +43,8 @@ pub struct EngineConfig {
     pub udp: Vec<SocketAddr>,
     /// One ICE-TCP listener per address.
     pub tcp: Vec<SocketAddr>,
+    /// The caps on ICE-TCP streams, all listeners together.
+    pub tcp_caps: Caps,
     /// The public addresses announced for the local ones (1:1 NAT).
     pub public: PublicAddresses,
     /// Worker threads; at least one.
@@ -89,7 +93,14 @@ impl Engine {
             .collect::<io::Result<Vec<_>>>()?;
         let streams = Arc::new(egress::Streams::default());
         let busy: Vec<Arc<busy::Busy>> = (0..workers).map(|_| Arc::default()).collect();
-        let mut reading = Some((sockets, listeners));
+        let mut reading = Some(ingress::Reading {
+            sockets,
+            listeners,
+            stream_limits: StreamLimits::new(Admission::new(
+                config.tcp_caps,
+                metrics.ice_tcp.streams.clone(),
+            )),
+        });
         let mut engine = Engine {
             commands: Vec::new(),
             settings: Arc::clone(&settings),

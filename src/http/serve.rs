@@ -33,17 +33,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{debug, error};
+use tracing::debug;
 
-use super::admission::{Admission, Admitted, ConnectionPermit, Refusal};
 use super::idle::activity;
 use crate::Metrics;
 use crate::metrics::{RefusedBecause, TimedOut};
+use crate::net::accept_failures::AcceptFailures;
+use crate::net::admission::{Admission, Admitted, ConnectionPermit, Refusal};
 use crate::tls::Tls;
-
-/// How long the listener waits before accepting again after the system refused it a connection
-/// for want of resources (descriptors, memory): retrying at once would spin.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// How long each wait on a connection may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,18 +106,27 @@ impl HttpListener {
         };
         let mut stop = shared.stop.clone();
         let mut connections = JoinSet::new();
+        let mut failures = AcceptFailures::new("HTTP", listener.local_addr()?);
         loop {
             tokio::select! {
                 () = stopped(&mut stop) => break,
                 Some(_) = connections.join_next() => {}
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => match admission.admit(peer.ip()) {
-                        Ok(permit) => {
-                            connections.spawn(serve_connection(stream, permit, shared.clone()));
+                    Ok((stream, peer)) => {
+                        failures.accepted();
+                        match admission.admit(peer.ip()) {
+                            Ok(permit) => {
+                                connections.spawn(serve_connection(stream, permit, shared.clone()));
+                            }
+                            Err(refusal) => refuse(stream, peer, refusal, &shared.metrics),
                         }
-                        Err(refusal) => refuse(stream, peer, refusal, &shared.metrics),
-                    },
-                    Err(error) => accept_failed(error).await,
+                    }
+                    // Retrying at once would spin while the process is out of descriptors.
+                    Err(error) => {
+                        if let Some(wait) = failures.failed(&error) {
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
                 },
             }
         }
@@ -144,19 +150,6 @@ fn refuse(stream: TcpStream, peer: SocketAddr, refusal: Refusal, metrics: &Metri
     metrics.http.refused(because);
     debug!(%peer, %refusal, "connection refused");
     drop(stream);
-}
-
-async fn accept_failed(error: io::Error) {
-    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    // The peer gave up before it was accepted: nothing wrong here.
-    if matches!(
-        error.kind(),
-        ConnectionAborted | ConnectionRefused | ConnectionReset
-    ) {
-        return;
-    }
-    error!(%error, "cannot accept a connection; trying again shortly");
-    tokio::time::sleep(ACCEPT_RETRY).await;
 }
 
 /// One connection, from its TLS handshake (if any) to its close.

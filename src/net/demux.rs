@@ -77,12 +77,14 @@ impl<K: Copy + Eq + Hash> Demux<K> {
         self.paths_of.entry(connection).or_default();
     }
 
-    /// Forgets `connection`: its ufrag and every path it used.
-    pub fn forget(&mut self, connection: K) {
+    /// Forgets `connection`: its ufrag and every path it used, which it returns.
+    pub fn forget(&mut self, connection: K) -> Vec<Path> {
         self.by_ufrag.retain(|_, owner| *owner != connection);
-        for path in self.paths_of.remove(&connection).unwrap_or_default() {
-            self.by_path.remove(&path);
+        let paths = self.paths_of.remove(&connection).unwrap_or_default();
+        for path in &paths {
+            self.by_path.remove(path);
         }
+        paths
     }
 
     /// Forgets one path (a TCP stream that closed).
@@ -177,7 +179,7 @@ mod tests {
         demux.classify(path(9500), &binding_request("alpha:x"));
         assert_eq!(demux.classify(path(9000), b"\x80"), Verdict::Known(1));
         assert_eq!(demux.classify(path(9500), b"\x80"), Verdict::Known(1));
-        demux.forget(1);
+        assert_eq!(demux.forget(1), vec![path(9000), path(9500)]);
         assert_eq!(demux.classify(path(9500), b"\x80"), Verdict::Unknown);
         assert_eq!(
             demux.classify(path(9500), &binding_request("alpha:x")),

@@ -7,6 +7,7 @@ pub mod http;
 pub mod process;
 pub mod prometheus;
 pub mod publisher;
+pub mod tcp_subscriber;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;

@@ -24,7 +24,7 @@ use crate::engine::busy::{Busy, BusyMeter, thread_cpu_time};
 use crate::engine::command::Command;
 use crate::engine::crew::{Arrival, Crew, Crossing, READER};
 use crate::engine::egress::{Egress, Streams};
-use crate::engine::ingress::{Ingress, Ready};
+use crate::engine::ingress::{Ingress, Reading, Ready};
 use crate::engine::timers::Timers;
 use crate::ids::ConnectionId;
 use crate::metrics::Metrics;
@@ -45,7 +45,7 @@ pub struct Setup {
     /// Duplicates of the media sockets, to write.
     pub writers: Vec<std::net::UdpSocket>,
     /// For the reader only: the media sockets and ICE-TCP listeners to read.
-    pub reading: Option<(Vec<std::net::UdpSocket>, Vec<std::net::TcpListener>)>,
+    pub reading: Option<Reading>,
     /// The ICE-TCP streams, shared by the crew.
     pub streams: Arc<Streams>,
     /// The way to the other workers.
@@ -110,14 +110,7 @@ pub fn run(setup: Setup, started: std::sync::mpsc::Sender<io::Result<()>>) {
             commands,
         } = setup;
         let ingress = reading
-            .map(|(sockets, listeners)| {
-                Ingress::new(
-                    sockets,
-                    listeners,
-                    Arc::clone(&streams),
-                    Arc::clone(&metrics),
-                )
-            })
+            .map(|reading| Ingress::new(reading, Arc::clone(&streams), Arc::clone(&metrics)))
             .transpose();
         let egress = Egress::new(writers, streams, Arc::clone(&metrics));
         let (ingress, egress) = match (ingress, egress) {

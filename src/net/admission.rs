@@ -1,11 +1,12 @@
-//! Which TCP connections the HTTP listener takes: at most so many from one source, and at most
-//! so many in all.
+//! Which TCP connections a listener takes: at most so many from one source, and at most so
+//! many in all. The HTTP listener and the ICE-TCP listeners each admit through their own
+//! [`Admission`], with their own caps.
 //!
 //! A connection costs a file descriptor from the moment it is accepted, whether or not it ever
 //! sends a byte. Without a bound, one client opening connections and saying nothing runs the
 //! process out of descriptors and `accept` fails for everybody. Each accepted connection asks
 //! for a [`ConnectionPermit`]; over a cap it is refused and closed at once. The permit lives as
-//! long as the connection's socket, an upgraded WebSocket's included.
+//! long as the connection's socket: an upgraded WebSocket's, an ICE-TCP stream's.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
