@@ -299,17 +299,6 @@ if [ "$write_docs" -eq 1 ]; then
     fi
     echo '<!-- janus:end -->'
   } >"$work/section.md"
-  # docs/benchmarks.md carries the section between its two markers (bench/loadtest-scenarios.sh
-  # keeps it when it rewrites the rest of the file); the first run appends it.
-  if [ -f docs/benchmarks.md ] && grep -q '^<!-- janus:begin -->$' docs/benchmarks.md; then
-    awk -v section="$work/section.md" '
-      /^<!-- janus:begin -->$/ { while ((getline line < section) > 0) print line; skipping = 1; next }
-      /^<!-- janus:end -->$/ { skipping = 0; next }
-      !skipping { print }
-    ' docs/benchmarks.md >"$work/benchmarks.md"
-  else
-    { cat docs/benchmarks.md 2>/dev/null; echo; cat "$work/section.md"; } >"$work/benchmarks.md"
-  fi
-  cat "$work/benchmarks.md" >docs/benchmarks.md
-  say "wrote the \"Switchyard vs Janus\" section of docs/benchmarks.md"
+  # bench/loadtest-scenarios.sh keeps the section when it rewrites the rest of the file.
+  write_section janus "$(cat "$work/section.md")"
 fi

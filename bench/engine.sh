@@ -208,16 +208,5 @@ if [ "$write_docs" -eq 1 ]; then
   rm -rf docs/benchmarks/engine
   mkdir -p docs/benchmarks/engine
   cp "$work"/*.txt "$work"/*.json "$work"/*.counts "$work"/*.crossings docs/benchmarks/engine/
-  if grep -q '^<!-- engine:begin -->$' docs/benchmarks.md; then
-    python3 - "$section" <<'PYTHON'
-import re, sys
-path = "docs/benchmarks.md"
-text = open(path).read()
-text = re.sub(r"<!-- engine:begin -->.*?<!-- engine:end -->", lambda _: sys.argv[1], text, flags=re.S)
-open(path, "w").write(text)
-PYTHON
-  else
-    printf '\n%s\n' "$section" >>docs/benchmarks.md
-  fi
-  say "wrote docs/benchmarks.md"
+  write_section engine "$section"
 fi

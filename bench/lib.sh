@@ -13,3 +13,23 @@ wait_for_server() {
   cat "$log" >&2
   return 1
 }
+
+# write_section NAME TEXT: puts TEXT, which runs from `<!-- NAME:begin -->` to
+# `<!-- NAME:end -->`, in place of that section of docs/benchmarks.md, or at its end the first
+# time. Each bench script owns one such section; the others are left as they are.
+write_section() {
+  local name=$1 text=$2
+  if grep -q "^<!-- $name:begin -->\$" docs/benchmarks.md; then
+    python3 - "$name" "$text" <<'PYTHON'
+import re, sys
+name, text = sys.argv[1], sys.argv[2]
+path = "docs/benchmarks.md"
+old = open(path).read()
+pattern = re.compile(f"<!-- {name}:begin -->.*?<!-- {name}:end -->", re.S)
+open(path, "w").write(pattern.sub(lambda _: text, old))
+PYTHON
+  else
+    printf '\n%s\n' "$text" >>docs/benchmarks.md
+  fi
+  echo "wrote the $name section of docs/benchmarks.md" >&2
+}

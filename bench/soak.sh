@@ -68,16 +68,5 @@ if [ "$write_docs" -eq 1 ]; then
   rm -rf docs/benchmarks/soak
   mkdir -p docs/benchmarks/soak
   cp "$work/soak.json" "$work/soak.md" docs/benchmarks/soak/
-  if grep -q '^<!-- soak:begin -->$' docs/benchmarks.md; then
-    python3 - "$section" <<'PYTHON'
-import re, sys
-path = "docs/benchmarks.md"
-text = open(path).read()
-text = re.sub(r"<!-- soak:begin -->.*?<!-- soak:end -->", lambda _: sys.argv[1], text, flags=re.S)
-open(path, "w").write(text)
-PYTHON
-  else
-    printf '\n%s\n' "$section" >>docs/benchmarks.md
-  fi
-  echo "wrote docs/benchmarks.md" >&2
+  write_section soak "$section"
 fi

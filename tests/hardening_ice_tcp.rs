@@ -10,18 +10,17 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::flood::{attacker, closed_at, connect_from, poll_healthz};
 use common::process::{ServerProcess, free_port};
 use common::tcp_subscriber::TcpSubscriber;
 use common::{PATIENCE, camera_and_microphone};
 use switchyard::net::admission::Refusal;
 use switchyard::net::tcp::FIRST_PACKET_TIMEOUT;
 use switchyard::{Config, RunningServer};
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use webrtc::peer_connection::RTCPeerConnectionState;
@@ -35,56 +34,6 @@ const CLOSE_MARGIN: Duration = Duration::from_secs(3);
 /// Attacking addresses in the flood, and the streams each opens beyond the per-address cap.
 const ATTACKERS: usize = 3;
 const BEYOND_THE_CAP: usize = 16;
-
-/// The `n`th attacking address: 127.0.0.2 and up.
-fn attacker(n: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 0, 2 + u8::try_from(n).expect("a few attackers"))
-}
-
-/// A TCP connection to `server` from `source`.
-async fn connect_from(source: Ipv4Addr, server: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("a socket");
-    socket
-        .bind(SocketAddr::from((source, 0)))
-        .expect("bound to the attacking address");
-    socket.connect(server).await.expect("the kernel accepts it")
-}
-
-/// Reads `stream` until the server closes it (or resets it), and says when; `None` if it is
-/// still open at `deadline`.
-async fn closed_at(mut stream: TcpStream, deadline: Instant) -> Option<Instant> {
-    let mut buffer = [0u8; 1024];
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-            Err(_) => return None,
-            Ok(Ok(0) | Err(_)) => return Some(Instant::now()),
-            Ok(Ok(_)) => {}
-        }
-    }
-}
-
-/// GETs `/healthz` from 127.0.0.1 until `stop`, once every 50 ms; returns how long each took.
-async fn poll_healthz(address: SocketAddr, mut stop: watch::Receiver<bool>) -> Vec<Duration> {
-    let mut took = Vec::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        tokio::select! {
-            () = stopped(&mut stop) => return took,
-            _ = ticker.tick() => {
-                let started = Instant::now();
-                let answer = tokio::time::timeout(PATIENCE, common::http::get(address, "/healthz"))
-                    .await
-                    .expect("/healthz answers at all");
-                assert_eq!(answer.expect("/healthz"), (200, "ok\n".to_owned()));
-                took.push(started.elapsed());
-            }
-        }
-    }
-}
-
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
-}
 
 /// Waits until `condition` holds, checking every 20 ms, for at most `patience`.
 async fn wait_until(what: &str, patience: Duration, condition: impl Fn() -> bool) {

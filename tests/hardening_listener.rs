@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::PATIENCE;
+use common::flood::{attacker, closed_at, connect_from, poll_healthz};
 use futures::{SinkExt, StreamExt};
 use rustls::pki_types::{CertificateDer, ServerName};
 use switchyard::config::TlsFiles;
@@ -22,7 +23,7 @@ use switchyard::metrics::{RefusedBecause, TimedOut};
 use switchyard::signal::protocol::ServerMessage;
 use switchyard::{Config, RunningServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -45,33 +46,6 @@ const HALF_SENT: usize = 200;
 /// WebSockets that open and never join, 50 from each of ten more addresses.
 const IDLE_SOCKETS: usize = 500;
 const IDLE_SOCKETS_PER_ADDRESS: usize = 50;
-
-/// The `n`th attacking address: 127.0.0.2 and up.
-fn attacker(n: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 0, 2 + u8::try_from(n).expect("a few attackers"))
-}
-
-/// A TCP connection to `server` from `source`.
-async fn connect_from(source: Ipv4Addr, server: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("a socket");
-    socket
-        .bind(SocketAddr::from((source, 0)))
-        .expect("bound to the attacking address");
-    socket.connect(server).await.expect("the kernel accepts it")
-}
-
-/// Reads `stream` until the server closes it (or resets it), and says when; `None` if it is
-/// still open at `deadline`.
-async fn closed_at(mut stream: TcpStream, deadline: Instant) -> Option<Instant> {
-    let mut buffer = [0u8; 1024];
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-            Err(_) => return None,
-            Ok(Ok(0) | Err(_)) => return Some(Instant::now()),
-            Ok(Ok(_)) => {}
-        }
-    }
-}
 
 /// A signaling WebSocket to `server` from `source`, opened and left idle.
 async fn idle_socket_from(
@@ -113,29 +87,6 @@ fn open_file_limit() -> u64 {
     let result = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
     assert_eq!(result, 0, "getrlimit");
     limit.rlim_cur
-}
-
-/// GETs `/healthz` from 127.0.0.1 until `stop`, once every 50 ms; returns how long each took.
-async fn poll_healthz(address: SocketAddr, mut stop: watch::Receiver<bool>) -> Vec<Duration> {
-    let mut took = Vec::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        tokio::select! {
-            () = stopped(&mut stop) => return took,
-            _ = ticker.tick() => {
-                let started = Instant::now();
-                let answer = tokio::time::timeout(PATIENCE, common::http::get(address, "/healthz"))
-                    .await
-                    .expect("/healthz answers at all");
-                assert_eq!(answer.expect("/healthz"), (200, "ok\n".to_owned()));
-                took.push(started.elapsed());
-            }
-        }
-    }
-}
-
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 type Socket =

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod flood;
 pub mod http;
 pub mod process;
 pub mod prometheus;

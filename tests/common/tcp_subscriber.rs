@@ -52,6 +52,7 @@ impl TcpSubscriber {
                 room: room.to_owned(),
                 name: name.to_owned(),
                 token: None,
+                tls: None,
             })
             .await
             .expect("the subscriber joins");
