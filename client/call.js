@@ -348,6 +348,9 @@ export class Call extends EventTarget {
       case 'replaced':
         this.#endCall(code, 'You joined this room from another page or device, so this page left it.');
         return;
+      case 'removed':
+        this.#endCall(code, 'An operator removed you from this room.');
+        return;
       case 'invalid_chat':
         this.#notice('That message could not be sent: it is empty or too long.', 'warning');
         return;

@@ -51,6 +51,10 @@ pub struct Grants {
     /// May send chat messages (everybody receives them).
     #[serde(default)]
     pub chat: bool,
+    /// May use the room service API (`/api/`): list, remove, mute, close. Not a participant's
+    /// grant; left out of `joined` when not given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
 }
 
 impl Grants {
@@ -59,6 +63,15 @@ impl Grants {
         publish: true,
         subscribe: true,
         chat: true,
+        admin: false,
+    };
+
+    /// Only the room service API.
+    pub const ADMIN: Grants = Grants {
+        publish: false,
+        subscribe: false,
+        chat: false,
+        admin: true,
     };
 }
 
@@ -151,6 +164,7 @@ impl fmt::Display for Grants {
             (self.publish, "publish"),
             (self.subscribe, "subscribe"),
             (self.chat, "chat"),
+            (self.admin, "admin"),
         ]
         .into_iter()
         .filter_map(|(granted, name)| granted.then_some(name))
@@ -172,6 +186,17 @@ pub struct Access {
     pub name: Option<String>,
     /// What the participant may do.
     pub grants: Grants,
+}
+
+/// Why an API token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdminTokenError {
+    /// It is not a valid token signed with the server's key.
+    #[error("{0}")]
+    Invalid(#[from] TokenError),
+    /// It is valid but does not grant `admin`.
+    #[error("the token does not grant `admin`")]
+    NotAdmin,
 }
 
 /// The key is not fit to sign tokens with.
@@ -305,6 +330,37 @@ impl TokenKey {
     /// recipient that is not in it to refuse the token, and this server is in none); times
     /// that make it valid now ([`Validity`]); this room; a usable identity and name.
     pub fn verify_at(&self, token: &str, room: &str, now: u64) -> Result<Access, TokenError> {
+        let claims = self.verified_claims(token, now)?;
+        if claims.room != room {
+            return Err(TokenError::WrongRoom {
+                token_room: claims.room,
+                room: room.to_owned(),
+            });
+        }
+        let name = claims
+            .check()
+            .map_err(|error| TokenError::Invalid(error.to_string()))?;
+        Ok(Access {
+            identity: claims.sub,
+            name,
+            grants: claims.grants,
+        })
+    }
+
+    /// Checks an API token now: signed with this key, valid now, granting `admin`. Its room is
+    /// not looked at: the API is server-wide.
+    pub fn verify_admin(&self, token: &str) -> Result<String, AdminTokenError> {
+        let claims = self.verified_claims(token, unix_seconds(SystemTime::now()))?;
+        if claims.grants.admin {
+            Ok(claims.sub)
+        } else {
+            Err(AdminTokenError::NotAdmin)
+        }
+    }
+
+    /// The claims of `token`, if it is a JWT signed with this key, well formed, and valid at
+    /// `now` (see [`TokenKey::verify_at`]).
+    fn verified_claims(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         let compact = Compact::split(token)?;
         compact.check_header()?;
         let signature_matches = jsonwebtoken::crypto::verify(
@@ -326,20 +382,7 @@ impl TokenKey {
         let claims: Claims = serde_path_to_error::deserialize(Value::Object(claims))
             .map_err(|error| TokenError::Invalid(format!("its claims: {error}")))?;
         self.validity.check(&claims, now)?;
-        if claims.room != room {
-            return Err(TokenError::WrongRoom {
-                token_room: claims.room,
-                room: room.to_owned(),
-            });
-        }
-        let name = claims
-            .check()
-            .map_err(|error| TokenError::Invalid(error.to_string()))?;
-        Ok(Access {
-            identity: claims.sub,
-            name,
-            grants: claims.grants,
-        })
+        Ok(claims)
     }
 }
 
@@ -406,6 +449,7 @@ mod tests {
             publish: false,
             subscribe: true,
             chat: true,
+            admin: false,
         };
         let token = key().mint(&claims).unwrap();
         assert_eq!(
@@ -480,7 +524,8 @@ mod tests {
             Grants {
                 publish: false,
                 subscribe: true,
-                chat: false
+                chat: false,
+                admin: false,
             }
         );
         assert_eq!(access.name, None);

@@ -28,6 +28,7 @@ pub fn router(context: Arc<ServerContext>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/counts", get(counts))
         .route("/metrics", get(metrics))
+        .merge(crate::api::router())
         .with_state(context)
         .fallback_service(client)
 }

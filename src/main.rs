@@ -30,15 +30,21 @@ enum Command {
 }
 
 /// `switchyard token`: with none of --publish, --subscribe and --chat, the token grants all
-/// three; with any of them, only those given.
+/// three; with any of them, only those given. `--admin` mints a token for the room service
+/// API instead (`/api/`), granting `admin` only.
 #[derive(Debug, Args)]
 struct TokenArgs {
-    /// The room the token admits to.
-    #[arg(long)]
-    room: String,
-    /// The participant's identity (the token's `sub`): unique in the room.
-    #[arg(long)]
-    identity: String,
+    /// The room the token admits to (with --admin, not looked at; `api` by default).
+    #[arg(long, required_unless_present = "admin")]
+    room: Option<String>,
+    /// The participant's identity (the token's `sub`): unique in the room. With --admin, who
+    /// uses the API (`admin` by default).
+    #[arg(long, required_unless_present = "admin")]
+    identity: Option<String>,
+    /// Grant the room service API (`/api/`) only: list rooms and participants, remove, mute,
+    /// close.
+    #[arg(long, conflicts_with_all = ["publish", "subscribe", "chat"])]
+    admin: bool,
     /// The display name; without it, the name the client sends is used.
     #[arg(long)]
     name: Option<String>,
@@ -191,19 +197,22 @@ fn mint_token(args: TokenArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let grants = if args.publish || args.subscribe || args.chat {
+    let grants = if args.admin {
+        Grants::ADMIN
+    } else if args.publish || args.subscribe || args.chat {
         Grants {
             publish: args.publish,
             subscribe: args.subscribe,
             chat: args.chat,
+            admin: false,
         }
     } else {
         Grants::ALL
     };
     let now = SystemTime::now();
     let mut claims = Claims::new(
-        args.room,
-        args.identity,
+        args.room.unwrap_or_else(|| "api".to_owned()),
+        args.identity.unwrap_or_else(|| "admin".to_owned()),
         grants,
         now,
         Duration::from_secs(args.ttl),

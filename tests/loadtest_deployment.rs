@@ -177,6 +177,7 @@ async fn tokens_minted_elsewhere_admit_each_participant_to_their_room() {
             publish,
             subscribe: true,
             chat: false,
+            admin: false,
         };
         let claims = Claims::new(
             "standup",

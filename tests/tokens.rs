@@ -121,6 +121,7 @@ async fn each_flawed_token_is_refused_with_its_own_error_and_changes_nothing() {
             publish: false,
             subscribe: true,
             chat: true,
+            admin: false,
         },
     );
     good.name = Some("Ada Lovelace".to_owned());
@@ -149,6 +150,7 @@ async fn without_publish_the_tracks_are_refused_and_receiving_works() {
         publish: false,
         subscribe: true,
         chat: true,
+        admin: false,
     };
     // The viewer tries to publish anyway.
     let viewer = join(
@@ -219,6 +221,7 @@ async fn without_subscribe_nothing_is_received_and_publishing_works() {
         publish: true,
         subscribe: false,
         chat: true,
+        admin: false,
     };
     let presenter = join(
         &server,
@@ -291,6 +294,7 @@ async fn without_chat_messages_are_refused_and_the_room_is_still_heard() {
         publish: true,
         subscribe: true,
         chat: false,
+        admin: false,
     };
     let quiet = join(
         &server,

@@ -81,6 +81,7 @@ impl Seat<'_> {
             publish: self.publishes,
             subscribe: true,
             chat: false,
+            admin: false,
         }
     }
 }
@@ -246,6 +247,7 @@ mod tests {
                 publish,
                 subscribe: true,
                 chat: false,
+                admin: false,
             };
             key.mint(&Claims::new(
                 room,

@@ -170,7 +170,9 @@ impl Publication {
         out: &mut Vec<Outgoing>,
     ) -> Result<bool, Malformed> {
         self.packets.fetch_add(1, Ordering::Relaxed);
-        if self.has_ended() {
+        // A muted track is not forwarded: the publisher's black frames and silence, or its
+        // media after an operator muted it, reach nobody.
+        if self.has_ended() || self.muted() {
             return Ok(false);
         }
         let payload = malformed::check_payload(self.info.kind, &packet.payload)?;

@@ -6,8 +6,10 @@
 //! Nothing on the packet path touches a room.
 
 pub mod registry;
+pub mod view;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -18,6 +20,7 @@ use crate::media::publication::Publication;
 use crate::signal::protocol::ParticipantInfo;
 
 pub use registry::{JoinRefusal, Registry};
+pub use view::{MuteRefusal, ParticipantView, RoomView, TrackView};
 
 /// A change in a room, delivered to every member but the one who caused it (a chat message
 /// goes to its sender too).
@@ -54,6 +57,17 @@ pub enum RoomEvent {
     /// A newer session with this member's identity joined; this member has been removed
     /// (the others were told it left) and its session must end. Sent to that member only.
     Replaced,
+    /// An operator removed this member through the API, alone or with its whole room; the
+    /// others were told it left and its session must end. Sent to that member only.
+    Removed,
+    /// An operator asked that this member's track be muted or unmuted. Sent to that member
+    /// only: its session applies it as it applies the client's own `mute`.
+    MuteRequested {
+        /// The member's track id.
+        track: String,
+        /// The state asked for.
+        muted: bool,
+    },
 }
 
 /// What a new member finds in the room.
@@ -70,6 +84,9 @@ struct Member {
     /// The identity from the member's access token; `None` on an open server.
     identity: Option<String>,
     events: mpsc::UnboundedSender<RoomEvent>,
+    joined_at: SystemTime,
+    /// The media connection's state, as its session last reported it.
+    connection: String,
 }
 
 /// A newcomer to a room.
@@ -105,6 +122,7 @@ struct RoomState {
 /// One room; see the module documentation.
 pub struct Room {
     name: String,
+    created_at: SystemTime,
     state: Mutex<RoomState>,
 }
 
@@ -120,6 +138,7 @@ impl Room {
     fn new(name: String) -> Self {
         Self {
             name,
+            created_at: SystemTime::now(),
             state: Mutex::new(RoomState::default()),
         }
     }
@@ -180,6 +199,8 @@ impl Room {
             info,
             identity,
             events,
+            joined_at: SystemTime::now(),
+            connection: "new".to_owned(),
         });
         Ok(snapshot)
     }
@@ -273,6 +294,106 @@ impl Room {
         for member in &state.members {
             let _ = member.events.send(event.clone());
         }
+    }
+
+    /// The room and its participant count.
+    pub fn view(&self) -> RoomView {
+        RoomView {
+            name: self.name.clone(),
+            participants: self.len(),
+            created_at: self.created_at,
+        }
+    }
+
+    /// Every participant, in the order they joined, with what each publishes.
+    pub fn participants(&self) -> Vec<ParticipantView> {
+        let state = self.state();
+        state
+            .members
+            .iter()
+            .map(|member| ParticipantView {
+                id: member.info.id.clone(),
+                identity: member.identity.clone(),
+                name: member.info.name.clone(),
+                joined_at: member.joined_at,
+                connection: member.connection.clone(),
+                tracks: state
+                    .publications
+                    .iter()
+                    .filter(|publication| publication.info().participant == member.info.id)
+                    .map(|publication| TrackView {
+                        id: publication.info().track.clone(),
+                        kind: publication.info().kind,
+                        muted: publication.muted(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Records the state of a member's media connection, for [`Room::participants`].
+    pub fn set_connection_state(&self, participant: &ParticipantId, connection: String) {
+        let mut state = self.state();
+        if let Some(member) = state
+            .members
+            .iter_mut()
+            .find(|member| member.info.id == *participant)
+        {
+            member.connection = connection;
+        }
+    }
+
+    /// Removes a member as if it had left, and tells it it was removed. Returns whether it
+    /// was there, and whether the room is now closed.
+    fn remove(&self, participant: &ParticipantId) -> (bool, bool) {
+        let mut state = self.state();
+        let Some(member) = remove_member(&mut state, participant) else {
+            return (false, state.closed);
+        };
+        let _ = member.events.send(RoomEvent::Removed);
+        if state.members.is_empty() {
+            state.closed = true;
+        }
+        (true, state.closed)
+    }
+
+    /// Removes every member, each told it was removed, and closes the room. Nobody stays to
+    /// hear of the others leaving, so nobody is told (it would only start renegotiations on
+    /// sessions about to end).
+    fn remove_everyone(&self) {
+        let mut state = self.state();
+        state.closed = true;
+        std::mem::take(&mut state.publications)
+            .iter()
+            .for_each(|publication| publication.stop());
+        for member in std::mem::take(&mut state.members) {
+            let _ = member.events.send(RoomEvent::Removed);
+        }
+    }
+
+    /// Asks a member's session to mute or unmute one of its published tracks.
+    pub fn request_mute(
+        &self,
+        participant: &ParticipantId,
+        track: &str,
+        muted: bool,
+    ) -> Result<(), MuteRefusal> {
+        let state = self.state();
+        let member = state
+            .members
+            .iter()
+            .find(|member| member.info.id == *participant)
+            .ok_or(MuteRefusal::UnknownParticipant)?;
+        if !state.publications.iter().any(|publication| {
+            publication.info().participant == *participant && publication.info().track == track
+        }) {
+            return Err(MuteRefusal::UnknownTrack);
+        }
+        let _ = member.events.send(RoomEvent::MuteRequested {
+            track: track.to_owned(),
+            muted,
+        });
+        Ok(())
     }
 
     fn state(&self) -> MutexGuard<'_, RoomState> {

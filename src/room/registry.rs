@@ -100,6 +100,39 @@ impl Registry {
         }
     }
 
+    /// The room called `name`, if it exists.
+    pub fn room(&self, name: &str) -> Option<Arc<Room>> {
+        self.rooms.get(name).map(|room| Arc::clone(room.value()))
+    }
+
+    /// Every room, by name.
+    pub fn rooms(&self) -> Vec<Arc<Room>> {
+        let mut rooms: Vec<_> = self
+            .rooms
+            .iter()
+            .map(|room| Arc::clone(room.value()))
+            .collect();
+        rooms.sort_by(|a, b| a.name().cmp(b.name()));
+        rooms
+    }
+
+    /// Removes a participant from its room on an operator's behalf: its session is told and
+    /// ends, the others see it leave. Returns whether it was in the room.
+    pub fn remove_participant(&self, room: &Arc<Room>, participant: &ParticipantId) -> bool {
+        let (found, closed) = room.remove(participant);
+        if closed {
+            self.remove(room);
+        }
+        found
+    }
+
+    /// Removes everybody from a room, each told as by [`Registry::remove_participant`], and
+    /// the room from the server.
+    pub fn close_room(&self, room: &Arc<Room>) {
+        room.remove_everyone();
+        self.remove(room);
+    }
+
     /// Takes a closed room out of the map, unless a fresh one has replaced it already.
     fn remove(&self, room: &Arc<Room>) {
         if self

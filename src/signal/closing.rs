@@ -30,6 +30,8 @@ pub mod close_code {
     pub const SETUP_TIMEOUT: u16 = 4004;
     /// The socket answered no ping in time.
     pub const UNRESPONSIVE: u16 = 4005;
+    /// An operator removed the participant, or closed its room, through the API.
+    pub const REMOVED: u16 = 4006;
 }
 
 /// How long the session waits for its last frames to reach the client and for the client to
@@ -118,6 +120,8 @@ pub enum Ending {
     ShuttingDown,
     /// A newer session with the same identity took this one's place in the room.
     Replaced,
+    /// An operator removed the participant through the API.
+    Removed,
     /// The client kept sending after being rate limited.
     RateAbuse,
     /// The client did not do something in time.
@@ -205,6 +209,14 @@ impl Ending {
                 ),
                 "replaced",
             ),
+            Ending::Removed => telling(
+                close_code::REMOVED,
+                ServerMessage::error(
+                    ErrorCode::Removed,
+                    "an operator removed this participant from the room",
+                ),
+                "removed",
+            ),
             Ending::RateAbuse => telling(
                 close_code::POLICY_VIOLATION,
                 ServerMessage::error(
@@ -260,7 +272,12 @@ mod tests {
         assert!(farewell.at_once);
         assert_eq!(farewell.code, close_code::NOT_READING);
         assert!(farewell.message.is_none(), "it would not be read");
-        for ending in [Ending::Left, Ending::Replaced, Ending::ShuttingDown] {
+        for ending in [
+            Ending::Left,
+            Ending::Replaced,
+            Ending::Removed,
+            Ending::ShuttingDown,
+        ] {
             assert!(!ending.farewell().at_once, "{ending:?}");
         }
     }

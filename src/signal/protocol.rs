@@ -296,6 +296,9 @@ pub enum ErrorCode {
     RateLimited,
     /// A newer session with the same identity joined the room; this one ends.
     Replaced,
+    /// An operator removed the participant, or closed its room, through the API; the session
+    /// ends.
+    Removed,
     /// The socket sent no `join` in time; the server closes it.
     JoinTimeout,
     /// No first `offer` came in time after `joined`; the participant leaves the room.
@@ -577,6 +580,7 @@ mod tests {
                 publish: false,
                 subscribe: true,
                 chat: true,
+                admin: false,
             },
             participants: vec![],
             ice_servers: vec![IceServer {

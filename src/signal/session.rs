@@ -501,6 +501,24 @@ impl Session {
                 return Ok(());
             }
             RoomEvent::Replaced => return Err(Ending::Replaced),
+            RoomEvent::Removed => return Err(Ending::Removed),
+            RoomEvent::MuteRequested { track, muted } => {
+                // The same path as the client's own `mute`; the client is told too, as it did
+                // not ask.
+                match joined.media.mute(track.clone(), muted).await {
+                    Ok(Some(publication)) => joined.room.set_muted(&publication, muted),
+                    Ok(None) => {}
+                    Err(error) => {
+                        debug!(%error, "an operator's mute did not apply");
+                        return Ok(());
+                    }
+                }
+                ServerMessage::Mute {
+                    participant: joined.id.clone(),
+                    track,
+                    muted,
+                }
+            }
             RoomEvent::ParticipantJoined(participant) => {
                 ServerMessage::ParticipantJoined { participant }
             }
@@ -593,6 +611,9 @@ impl Session {
                 }
                 Notice::State(state) => {
                     debug!(%state, "connection state");
+                    joined
+                        .room
+                        .set_connection_state(&joined.id, state.to_string());
                     if state == RTCPeerConnectionState::Connected {
                         self.setup.connected();
                         if let Some(started) = joined.join_started.take() {

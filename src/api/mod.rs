@@ -1,0 +1,35 @@
+//! The room service API under `/api/`: rooms, their participants, removing and muting them,
+//! closing rooms. JSON over HTTP, for operators and applications; every call needs a bearer
+//! token granting `admin` ([`auth`]), and the API is off on a server without a token key.
+//! Its OpenAPI document ([`openapi`]) is generated from the handlers.
+
+pub mod auth;
+pub mod error;
+pub mod openapi;
+pub mod participants;
+pub mod rooms;
+pub mod time;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+use crate::ServerContext;
+
+/// The API's routes (`/api/counts` stays in [`crate::http`]: it is public).
+pub fn router() -> Router<Arc<ServerContext>> {
+    Router::new()
+        .route("/api/rooms", get(rooms::list))
+        .route("/api/rooms/{room}", delete(rooms::close))
+        .route("/api/rooms/{room}/participants", get(participants::list))
+        .route(
+            "/api/rooms/{room}/participants/{participant}",
+            delete(participants::remove),
+        )
+        .route(
+            "/api/rooms/{room}/participants/{participant}/tracks/{track}/mute",
+            post(participants::mute),
+        )
+        .route("/api/openapi.json", get(openapi::document))
+}
