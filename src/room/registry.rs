@@ -213,6 +213,67 @@ mod tests {
     }
 
     #[test]
+    fn a_removed_member_is_told_and_the_others_see_it_leave() {
+        let registry = Registry::default();
+        let (a, mut a_rx) = newcomer("a", None);
+        let (room, _) = registry.join("r", a).unwrap();
+        let (b, mut b_rx) = newcomer("b", None);
+        registry.join("r", b).unwrap();
+        let _ = a_rx.try_recv();
+        assert!(!registry.remove_participant(&room, &ParticipantId::from("x")));
+        assert!(
+            a_rx.try_recv().is_err() && b_rx.try_recv().is_err(),
+            "nothing changed"
+        );
+
+        assert!(registry.remove_participant(&room, &ParticipantId::from("b")));
+        assert!(matches!(b_rx.try_recv(), Ok(RoomEvent::Removed)));
+        assert!(matches!(a_rx.try_recv(), Ok(RoomEvent::ParticipantLeft(id)) if id == "b"));
+        assert_eq!(room.len(), 1);
+        assert!(registry.remove_participant(&room, &ParticipantId::from("a")));
+        assert_eq!(registry.len(), 0, "the emptied room is gone");
+    }
+
+    #[test]
+    fn a_closed_room_tells_everybody_and_is_gone() {
+        let registry = Registry::default();
+        let (a, mut a_rx) = newcomer("a", None);
+        let (room, _) = registry.join("r", a).unwrap();
+        let (b, mut b_rx) = newcomer("b", None);
+        registry.join("r", b).unwrap();
+        let _ = a_rx.try_recv();
+        registry.close_room(&room);
+        assert!(matches!(a_rx.try_recv(), Ok(RoomEvent::Removed)));
+        assert!(matches!(b_rx.try_recv(), Ok(RoomEvent::Removed)));
+        assert!(a_rx.try_recv().is_err() && b_rx.try_recv().is_err());
+        assert_eq!((registry.len(), room.len()), (0, 0));
+        assert!(registry.room("r").is_none());
+        // Leaving afterwards, as the ended sessions do, changes nothing.
+        registry.leave(&room, &ParticipantId::from("a"));
+        assert_eq!(registry.len(), 0);
+    }
+
+    #[test]
+    fn a_mute_request_needs_the_member_and_its_track() {
+        let registry = Registry::default();
+        let (room, _) = join(&registry, "r", "a");
+        assert_eq!(
+            room.request_mute(&ParticipantId::from("x"), "t", true),
+            Err(crate::room::MuteRefusal::UnknownParticipant)
+        );
+        assert_eq!(
+            room.request_mute(&ParticipantId::from("a"), "t", true),
+            Err(crate::room::MuteRefusal::UnknownTrack)
+        );
+        let views = room.participants();
+        assert_eq!(views.len(), 1);
+        assert_eq!(
+            (views[0].connection.as_str(), views[0].tracks.len()),
+            ("new", 0)
+        );
+    }
+
+    #[test]
     fn rooms_are_independent() {
         let registry = Registry::default();
         let (a, mut a_rx) = newcomer("a", None);
