@@ -357,6 +357,7 @@ async fn a_server_side_mute_stops_forwarding_and_everybody_is_told() {
         .collect();
     assert!(muted.contains(&("video", true)) && muted.contains(&("audio", false)));
 
+    let asked_before: u64 = ada.observed().keyframe_requests.values().sum();
     let (status, _) = call(address, "POST", &mute_path, Some(r#"{"muted": false}"#)).await;
     assert_eq!(status, 202);
     bob.wait_until("Bob is told of the unmute", PATIENCE, told(false))
@@ -367,6 +368,11 @@ async fn a_server_side_mute_stops_forwarding_and_everybody_is_told() {
     })
     .await
     .expect("forwarding resumes");
+    ada.wait_until("a keyframe request on unmuting", PATIENCE, |observed| {
+        observed.keyframe_requests.values().sum::<u64>() > asked_before
+    })
+    .await
+    .expect("the subscriber's decoder is brought back with a keyframe");
 
     ada.leave().await;
     bob.leave().await;

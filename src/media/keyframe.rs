@@ -49,6 +49,9 @@ pub enum KeyframeReason {
     SubscriberRequest,
     /// A subscriber has just been attached and cannot decode until a keyframe arrives.
     SubscriptionStart,
+    /// The track was unmuted: forwarding resumes after a gap no retransmission fills, so every
+    /// subscriber needs a keyframe, as a newcomer does.
+    Resumed,
     /// The server dropped a malformed packet of the track: every subscriber has a gap that
     /// no retransmission fills. Throttled as a subscriber's request.
     PacketDropped,
@@ -96,7 +99,7 @@ impl KeyframeThrottle {
             KeyframeReason::SubscriberRequest | KeyframeReason::PacketDropped => {
                 self.request_interval
             }
-            KeyframeReason::SubscriptionStart => self.start_interval,
+            KeyframeReason::SubscriptionStart | KeyframeReason::Resumed => self.start_interval,
         };
         let Some(sent) = self
             .last_sent
@@ -112,7 +115,7 @@ impl KeyframeThrottle {
         });
         let defer = match reason {
             // Attached before the keyframe on its way arrives: that one starts it.
-            KeyframeReason::SubscriptionStart => !in_flight,
+            KeyframeReason::SubscriptionStart | KeyframeReason::Resumed => !in_flight,
             KeyframeReason::SubscriberRequest | KeyframeReason::PacketDropped => {
                 answered_a_while_ago
             }

@@ -213,7 +213,34 @@ impl Connection {
             return Err(MediaError::UnknownTrack(track));
         }
         self.mutes.insert(track, muted);
+        if let Some(publication) = &publication {
+            self.apply_mute(publication, muted, Instant::now());
+        }
         Ok(publication)
+    }
+
+    /// Starts or stops forwarding `publication`. It is set here, on the thread that forwards
+    /// its packets, before anything else can happen to it: the keyframe asked for on unmuting
+    /// is then never dropped as muted. A video track resumes after a gap no retransmission
+    /// fills, so its subscribers get a keyframe at once.
+    fn apply_mute(&mut self, publication: &Arc<Publication>, muted: bool, now: Instant) {
+        let was_muted = publication.muted();
+        publication.set_muted(muted);
+        if !was_muted
+            || muted
+            || publication.info().kind != TrackKind::Video
+            || !publication.is_watched()
+        {
+            return;
+        }
+        if let Some(pli) = self.upstream.request_keyframe(
+            publication.key(),
+            KeyframeReason::Resumed,
+            Duration::ZERO,
+            now,
+        ) {
+            self.write_upstream(pli, now);
+        }
     }
 
     /// Writes RTCP about one of this participant's tracks to it.
