@@ -1,6 +1,7 @@
 //! The track router: publications read once, down-tracks written per subscriber, and the RTCP
 //! logic between them (keyframe throttling, bitrate aggregation).
 
+pub mod audio_level;
 pub mod bitrate;
 pub mod downtrack;
 pub mod keyframe;
@@ -8,5 +9,6 @@ pub mod malformed;
 pub mod publication;
 pub mod rewriter;
 pub mod send_time;
+pub mod speaker;
 pub mod upstream;
 pub mod vp8;

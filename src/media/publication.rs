@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use rtc::rtp;
 
 use crate::ids::{ConnectionId, ParticipantId, PublicationKey};
+use crate::media::audio_level::AudioLevelMeter;
 use crate::media::downtrack::DownTrack;
 use crate::media::malformed::{self, Malformed, Payload};
 use crate::media::send_time::abs_send_time;
@@ -49,6 +50,8 @@ pub struct Publication {
     ended: AtomicBool,
     subscribers: ArcSwap<Vec<Arc<DownTrack>>>,
     packets: AtomicU64,
+    /// The levels of an audio track, for speaker detection.
+    audio_level: Option<AudioLevelMeter>,
 }
 
 impl std::fmt::Debug for Publication {
@@ -66,6 +69,7 @@ pub type Outgoing = (Arc<DownTrack>, rtp::Packet);
 impl Publication {
     /// A publication of the connection `publisher`, announced before its first packet.
     pub fn new(info: TrackInfo, muted: bool, publisher: ConnectionId) -> Arc<Publication> {
+        let audio_level = (info.kind == TrackKind::Audio).then(AudioLevelMeter::default);
         Arc::new(Publication {
             key: PublicationKey::next(),
             info,
@@ -75,6 +79,7 @@ impl Publication {
             ended: AtomicBool::new(false),
             subscribers: ArcSwap::from_pointee(Vec::new()),
             packets: AtomicU64::new(0),
+            audio_level,
         })
     }
 
@@ -101,6 +106,11 @@ impl Publication {
     /// Records the publisher's mute state.
     pub fn set_muted(&self, muted: bool) {
         self.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// The meter of an audio track's levels; `None` for video.
+    pub fn audio_level(&self) -> Option<&AudioLevelMeter> {
+        self.audio_level.as_ref()
     }
 
     /// Packets received from the publisher so far.

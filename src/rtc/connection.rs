@@ -171,6 +171,8 @@ pub struct Connection {
     pub(crate) phase: Phase,
     pub(crate) dirty: bool,
     pub(crate) remote_sections: Vec<MediaSection>,
+    /// The id the client's offer gives the audio level extension, read before routing.
+    pub(crate) audio_level_id: Option<u8>,
     pub(crate) published: HashMap<String, Published>,
     /// The core's id of each remote track whose packets arrive, and the publication it feeds.
     pub(crate) receiving: HashMap<String, Arc<Publication>>,
@@ -228,6 +230,7 @@ impl Connection {
             phase: Phase::Idle,
             dirty: false,
             remote_sections: Vec::new(),
+            audio_level_id: None,
             published: HashMap::new(),
             receiving: HashMap::new(),
             opened_streams: HashSet::new(),
@@ -392,6 +395,9 @@ impl Connection {
             return;
         };
         let size = packet.payload.len() as u64;
+        if let Some(meter) = publication.audio_level() {
+            meter.observe(&packet.header, self.audio_level_id);
+        }
         match publication.route(packet, now, &mut effects.rtp) {
             Ok(true) => self.upstream.keyframe_seen(publication.key(), now),
             Ok(false) => {}

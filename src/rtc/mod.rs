@@ -3,6 +3,7 @@
 //! the media engine drives a [`connection::Connection`], and the session renders its notices.
 
 pub mod connection;
+pub mod extmap;
 pub mod feedback;
 pub mod negotiation;
 pub mod padding;

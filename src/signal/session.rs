@@ -24,6 +24,7 @@ use crate::drain::SessionGuard;
 use crate::engine::ConnectionHandle;
 use crate::http::unjoined::UnjoinedGuard;
 use crate::ids::{Mid, ParticipantId};
+use crate::media::speaker::Speakers;
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
 use crate::rtc::connection::{MediaError, Notice};
@@ -441,6 +442,12 @@ impl Session {
                 SystemTime::now(),
             ),
         };
+        // Somebody has the floor: a speaker view shows them from the start.
+        let speakers = snapshot
+            .speakers
+            .active
+            .is_some()
+            .then(|| speakers_message(snapshot.speakers));
         self.joined = Some(Joined {
             id,
             grants,
@@ -455,7 +462,14 @@ impl Session {
         self.unjoined.release();
         self.outbox
             .send(&joined_message)
-            .map_err(|unreachable| MessageError::End(unreachable.into()))
+            .map_err(|unreachable| MessageError::End(unreachable.into()))?;
+        match speakers {
+            Some(speakers) => self
+                .outbox
+                .send(&speakers)
+                .map_err(|unreachable| MessageError::End(unreachable.into())),
+            None => Ok(()),
+        }
     }
 
     /// Handles `first` and the room events already waiting behind it, negotiating once for
@@ -522,6 +536,7 @@ impl Session {
             RoomEvent::ParticipantJoined(participant) => {
                 ServerMessage::ParticipantJoined { participant }
             }
+            RoomEvent::Speakers(speakers) => speakers_message(speakers),
             RoomEvent::ParticipantLeft(participant) => {
                 ServerMessage::ParticipantLeft { participant }
             }
@@ -714,6 +729,13 @@ impl From<JoinRefusal> for MessageError {
 }
 
 /// A failure while renegotiating on the room's behalf ends the session.
+fn speakers_message(speakers: Speakers) -> ServerMessage {
+    ServerMessage::Speakers {
+        active: speakers.active,
+        speaking: speakers.speaking,
+    }
+}
+
 fn fatal(error: MediaError) -> Ending {
     Ending::MediaFailed(error.to_string())
 }
