@@ -479,7 +479,11 @@ impl Session {
     async fn on_room_events(&mut self, first: RoomEvent) -> Result<(), Ending> {
         let mut next = Some(first);
         let mut handled = 0;
+        // Who speaks changes no media: a batch of only that (several times a second in a
+        // conversation) does not wake the media worker.
+        let mut only_speakers = true;
         while let Some(event) = next.take() {
+            only_speakers &= matches!(event, RoomEvent::Speakers(_));
             self.on_room_event(event).await?;
             handled += 1;
             if handled < MAX_ROOM_EVENTS_AT_ONCE {
@@ -488,6 +492,9 @@ impl Session {
                     .as_mut()
                     .and_then(|joined| joined.room_events.try_recv().ok());
             }
+        }
+        if only_speakers {
+            return Ok(());
         }
         self.negotiate().await
     }
@@ -536,7 +543,11 @@ impl Session {
             RoomEvent::ParticipantJoined(participant) => {
                 ServerMessage::ParticipantJoined { participant }
             }
-            RoomEvent::Speakers(speakers) => speakers_message(speakers),
+            RoomEvent::Speakers(speakers) => {
+                // It names participants, not tracks: no media change need go before it.
+                self.outbox.send(&speakers_message(speakers))?;
+                return Ok(());
+            }
             RoomEvent::ParticipantLeft(participant) => {
                 ServerMessage::ParticipantLeft { participant }
             }
