@@ -128,13 +128,12 @@ impl Detector {
             .map_or(Duration::ZERO, |last| now.saturating_duration_since(last))
             .min(MAX_WINDOW);
         self.last_tick = Some(now);
-        self.voices
-            .retain(|participant, _| levels.iter().any(|(present, _)| present == participant));
+        // Those missing from `levels` are dropped with the old map.
+        let mut previous = std::mem::take(&mut self.voices);
         for (participant, window) in levels {
-            self.voices
-                .entry(participant.clone())
-                .or_default()
-                .hear(window, duration, now);
+            let mut voice = previous.remove(participant).unwrap_or_default();
+            voice.hear(window, duration, now);
+            self.voices.insert(participant.clone(), voice);
         }
         let speaking: Vec<ParticipantId> = levels
             .iter()
