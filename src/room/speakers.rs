@@ -177,9 +177,12 @@ mod tests {
                 kind: TrackKind::Audio,
                 clock_rate: 48_000,
                 mime_type: "audio/opus".to_owned(),
+                screen: false,
             },
+            &[],
             false,
             ConnectionId::next(WorkerIndex(0)),
+            Instant::now(),
         );
         room.publish(vec![Arc::clone(&microphone)]);
         assert_eq!(alive(), baseline + 1, "the speaker task runs");

@@ -38,6 +38,7 @@ use crate::signal::protocol::{
 };
 use crate::signal::rate::{RateLimiter, Verdict};
 use crate::signal::setup::Setup;
+use crate::signal::views::view_requests;
 use crate::signal::writer::write_frames;
 
 /// The largest text frame a client may send; larger ones close the socket with 1009.
@@ -140,6 +141,9 @@ struct Joined {
     /// nothing to connect (it publishes nothing and there is nothing to receive yet): its wait
     /// for somebody else to publish is no measure of the server.
     join_started: Option<Instant>,
+    /// The room's active speaker as the connection last heard it, so that it hears only of
+    /// changes.
+    active_speaker: Option<ParticipantId>,
     _gauge: GaugeGuard,
 }
 
@@ -325,6 +329,12 @@ impl Session {
                     joined.room.set_muted(&publication, muted);
                 }
             }
+            ClientMessage::View { tracks } => {
+                let views = view_requests(tracks).map_err(|problem| {
+                    MessageError::Refused(ErrorCode::InvalidView, problem.to_string())
+                })?;
+                joined.media.view(views);
+            }
             ClientMessage::Chat { text } => {
                 if !joined.grants.chat {
                     return Err(MessageError::Refused(
@@ -442,10 +452,13 @@ impl Session {
                 SystemTime::now(),
             ),
         };
-        // Somebody has the floor: a speaker view shows them from the start.
-        let speakers = snapshot
-            .speakers
-            .active
+        // Somebody has the floor: a speaker view shows them from the start, and the allocation
+        // puts their video first.
+        let active_speaker = snapshot.speakers.active.clone();
+        if active_speaker.is_some() {
+            media.set_active_speaker(active_speaker.clone());
+        }
+        let speakers = active_speaker
             .is_some()
             .then(|| speakers_message(snapshot.speakers));
         self.joined = Some(Joined {
@@ -456,6 +469,7 @@ impl Session {
             media,
             media_events,
             join_started: Some(started),
+            active_speaker,
             _gauge: gauge,
         });
         self.setup.joined(Instant::now());
@@ -545,6 +559,10 @@ impl Session {
             }
             RoomEvent::Speakers(speakers) => {
                 // It names participants, not tracks: no media change need go before it.
+                if joined.active_speaker != speakers.active {
+                    joined.active_speaker = speakers.active.clone();
+                    joined.media.set_active_speaker(speakers.active.clone());
+                }
                 self.outbox.send(&speakers_message(speakers))?;
                 return Ok(());
             }
@@ -635,6 +653,18 @@ impl Session {
                     joined.room.unpublish(publications);
                     continue;
                 }
+                Notice::VideoPaused {
+                    publication,
+                    paused,
+                } => {
+                    let info = publication.info();
+                    ServerMessage::VideoPaused {
+                        participant: info.participant.clone(),
+                        track: info.track.clone(),
+                        paused,
+                    }
+                }
+                Notice::Layers { track, active } => ServerMessage::Layers { track, active },
                 Notice::State(state) => {
                     debug!(%state, "connection state");
                     joined
