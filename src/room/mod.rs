@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use crate::ids::ParticipantId;
 use crate::media::publication::Publication;
 use crate::media::speaker::{Detector, Speakers};
+use crate::room::speakers::told_speakers;
 use crate::signal::protocol::ParticipantInfo;
 
 pub use registry::{JoinRefusal, Registry};
@@ -192,6 +193,7 @@ impl Room {
             && let Some(member) = remove_member(&mut state, &old)
         {
             let _ = member.events.send(RoomEvent::Replaced);
+            self.speaker_left(&mut state, &old);
         }
         let Newcomer {
             info,
@@ -205,7 +207,7 @@ impl Room {
                 .map(|member| member.info.clone())
                 .collect(),
             publications: state.publications.clone(),
-            speakers: state.speakers.told().clone(),
+            speakers: told_speakers(&state),
         };
         broadcast(&state, &info.id, RoomEvent::ParticipantJoined(info.clone()));
         state.members.push(Member {
@@ -224,6 +226,7 @@ impl Room {
         if remove_member(&mut state, participant).is_some() && state.members.is_empty() {
             state.closed = true;
         }
+        self.speaker_left(&mut state, participant);
         state.closed
     }
 
@@ -378,6 +381,7 @@ impl Room {
         if state.members.is_empty() {
             state.closed = true;
         }
+        self.speaker_left(&mut state, participant);
         (true, state.closed)
     }
 
