@@ -5,6 +5,7 @@
 //! channel while the lock is held, so every member sees the room's changes in the same order.
 //! Nothing on the packet path touches a room.
 
+pub mod hooks;
 pub mod registry;
 pub mod view;
 
@@ -18,6 +19,8 @@ use tokio::sync::mpsc;
 use crate::ids::ParticipantId;
 use crate::media::publication::Publication;
 use crate::signal::protocol::ParticipantInfo;
+use crate::webhook::{EventKind, ParticipantRef, Webhooks};
+use hooks::RoomHooks;
 
 pub use registry::{JoinRefusal, Registry};
 pub use view::{MuteRefusal, ParticipantView, RoomView, TrackView};
@@ -89,6 +92,17 @@ struct Member {
     connection: String,
 }
 
+impl Member {
+    /// The member as webhook events name it.
+    fn reference(&self) -> ParticipantRef {
+        ParticipantRef {
+            id: self.info.id.clone(),
+            identity: self.identity.clone(),
+            name: self.info.name.clone(),
+        }
+    }
+}
+
 /// A newcomer to a room.
 #[derive(Debug, Clone)]
 pub struct Newcomer {
@@ -110,13 +124,45 @@ enum JoinFailure {
     Full,
 }
 
-#[derive(Default)]
 struct RoomState {
     /// Set when the last member leaves; a closed room accepts nobody and is about to be
     /// removed from the registry.
     closed: bool,
     members: Vec<Member>,
     publications: Vec<Arc<Publication>>,
+    /// Where the room's events go, in the order the lock serializes them.
+    hooks: RoomHooks,
+}
+
+impl RoomState {
+    /// Closes the room, once.
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.hooks.room_finished();
+        }
+    }
+
+    /// Tells the webhooks that `publications`, all by `publisher`, were published or
+    /// unpublished.
+    fn track_events(
+        &mut self,
+        kind: EventKind,
+        publisher: &ParticipantId,
+        publications: &[Arc<Publication>],
+    ) {
+        let Some(publisher) = self
+            .members
+            .iter()
+            .find(|member| member.info.id == *publisher)
+            .map(Member::reference)
+        else {
+            return;
+        };
+        for publication in publications {
+            self.hooks.track(kind, publisher.clone(), publication);
+        }
+    }
 }
 
 /// One room; see the module documentation.
@@ -135,11 +181,16 @@ impl std::fmt::Debug for Room {
 }
 
 impl Room {
-    fn new(name: String) -> Self {
+    fn new(name: String, webhooks: Webhooks) -> Self {
         Self {
-            name,
             created_at: SystemTime::now(),
-            state: Mutex::new(RoomState::default()),
+            state: Mutex::new(RoomState {
+                closed: false,
+                members: Vec::new(),
+                publications: Vec::new(),
+                hooks: RoomHooks::new(webhooks, name.clone()),
+            }),
+            name,
         }
     }
 
@@ -195,13 +246,18 @@ impl Room {
             publications: state.publications.clone(),
         };
         broadcast(&state, &info.id, RoomEvent::ParticipantJoined(info.clone()));
-        state.members.push(Member {
+        let member = Member {
             info,
             identity,
             events,
             joined_at: SystemTime::now(),
             connection: "new".to_owned(),
-        });
+        };
+        state.hooks.joining();
+        state
+            .hooks
+            .participant(EventKind::ParticipantJoined, member.reference());
+        state.members.push(member);
         Ok(snapshot)
     }
 
@@ -209,7 +265,7 @@ impl Room {
     fn leave(&self, participant: &ParticipantId) -> bool {
         let mut state = self.state();
         if remove_member(&mut state, participant).is_some() && state.members.is_empty() {
-            state.closed = true;
+            state.close();
         }
         state.closed
     }
@@ -235,6 +291,7 @@ impl Room {
             return;
         }
         state.publications.extend(publications.iter().cloned());
+        state.track_events(EventKind::TrackPublished, &publisher, &publications);
         broadcast(&state, &publisher, RoomEvent::Published(publications));
     }
 
@@ -258,6 +315,7 @@ impl Room {
         else {
             return;
         };
+        state.track_events(EventKind::TrackUnpublished, &publisher, &ended);
         broadcast(&state, &publisher, RoomEvent::Unpublished(ended));
     }
 
@@ -352,7 +410,7 @@ impl Room {
         };
         let _ = member.events.send(RoomEvent::Removed);
         if state.members.is_empty() {
-            state.closed = true;
+            state.close();
         }
         (true, state.closed)
     }
@@ -361,14 +419,31 @@ impl Room {
     /// hear of the others leaving, so nobody is told (it would only start renegotiations on
     /// sessions about to end).
     fn remove_everyone(&self) {
-        let mut state = self.state();
-        state.closed = true;
-        std::mem::take(&mut state.publications)
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let publications = std::mem::take(&mut state.publications);
+        publications
             .iter()
             .for_each(|publication| publication.stop());
+        // The webhooks hear every departure, as if each had left on its own.
+        for member in &state.members {
+            let reference = member.reference();
+            for publication in publications
+                .iter()
+                .filter(|publication| publication.info().participant == member.info.id)
+            {
+                state
+                    .hooks
+                    .track(EventKind::TrackUnpublished, reference.clone(), publication);
+            }
+            state
+                .hooks
+                .participant(EventKind::ParticipantLeft, reference);
+        }
         for member in std::mem::take(&mut state.members) {
             let _ = member.events.send(RoomEvent::Removed);
         }
+        state.close();
     }
 
     /// Asks a member's session to mute or unmute one of its published tracks.
@@ -414,6 +489,15 @@ fn remove_member(state: &mut RoomState, participant: &ParticipantId) -> Option<M
         .partition(|publication| publication.info().participant == *participant);
     state.publications = kept;
     gone.iter().for_each(|publication| publication.stop());
+    let reference = member.reference();
+    for publication in &gone {
+        state
+            .hooks
+            .track(EventKind::TrackUnpublished, reference.clone(), publication);
+    }
+    state
+        .hooks
+        .participant(EventKind::ParticipantLeft, reference);
     if !gone.is_empty() {
         broadcast(state, participant, RoomEvent::Unpublished(gone));
     }
