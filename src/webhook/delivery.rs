@@ -136,3 +136,57 @@ fn describe(error: &reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    fn sender_to(url: String) -> Sender {
+        let targets = WebhookTargets {
+            urls: vec![url.parse().expect("a URL")],
+            key: "0123456789abcdef0123456789abcdef".to_owned(),
+        };
+        Sender::new(&targets, Duration::from_secs(5)).expect("a client")
+    }
+
+    #[tokio::test]
+    async fn an_https_receiver_is_spoken_to_in_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let sender = sender_to(format!("https://{address}/hooks"));
+        let attempt = tokio::spawn(async move {
+            sender
+                .attempt(0, &Bytes::from_static(b"{}"))
+                .await
+                .map_err(|error| error.to_string())
+        });
+        let (mut stream, _) = listener.accept().await.expect("a connection");
+        let mut first = [0u8; 3];
+        stream.read_exact(&mut first).await.expect("bytes");
+        // A TLS record: handshake (22), version 3.x: a ClientHello, not plain HTTP.
+        assert_eq!((first[0], first[1]), (22, 3));
+        drop(stream);
+        let outcome = attempt.await.expect("the attempt ends");
+        assert!(outcome.is_err(), "no handshake, no delivery: {outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_failed_attempt_that_says_why() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        drop(listener);
+        let sender = sender_to(format!("http://{address}/hooks"));
+        match sender.attempt(0, &Bytes::from_static(b"{}")).await {
+            Err(AttemptError::Transport(why)) => {
+                assert!(why.to_lowercase().contains("refused"), "{why}")
+            }
+            other => panic!("a transport error, not {other:?}"),
+        }
+    }
+}
