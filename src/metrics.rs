@@ -9,6 +9,7 @@
 
 mod http;
 mod ice_tcp;
+mod layers;
 mod process;
 mod webhooks;
 
@@ -26,6 +27,7 @@ use serde::Serialize;
 
 pub use http::{HttpMetrics, RefusedBecause, TimedOut};
 pub use ice_tcp::IceTcpMetrics;
+pub use layers::{LayerMetrics, LayerSample};
 pub use process::ProcessCollector;
 pub use webhooks::{Delivery, WebhookMetrics};
 
@@ -124,6 +126,8 @@ pub struct Metrics {
     pub ice_tcp: IceTcpMetrics,
     /// The webhook dispatcher's queue, failed attempts and deliveries.
     pub webhooks: WebhookMetrics,
+    /// The layers of the published tracks, rebuilt at each scrape.
+    pub layers: LayerMetrics,
     registry: Registry,
 }
 
@@ -172,6 +176,7 @@ impl Default for Metrics {
             http: HttpMetrics::default(),
             ice_tcp: IceTcpMetrics::default(),
             webhooks: WebhookMetrics::default(),
+            layers: LayerMetrics::default(),
             registry: Registry::default(),
         };
         metrics.registry = metrics.registry();
@@ -296,6 +301,7 @@ impl Metrics {
         self.http.register(registry);
         self.ice_tcp.register(registry);
         self.webhooks.register(registry);
+        self.layers.register(registry);
         root
     }
 
@@ -310,9 +316,11 @@ impl Metrics {
         }
     }
 
-    /// Renders every series in the OpenMetrics text format, given the number of rooms.
-    pub fn render(&self, rooms: usize) -> String {
+    /// Renders every series in the OpenMetrics text format, given the number of rooms and the
+    /// layers of the published tracks.
+    pub fn render(&self, rooms: usize, layers: &[LayerSample]) -> String {
         self.rooms.0.set(rooms as i64);
+        self.layers.set(layers);
         let mut out = String::with_capacity(4096);
         // Writing to a String cannot fail; prometheus-client's encoders only pass on the
         // writer's errors.
@@ -410,7 +418,7 @@ mod tests {
             .ice_tcp
             .refused(crate::net::admission::Refusal::Total);
         metrics.webhooks.delivery(Delivery::GivenUp);
-        let text = metrics.render(1);
+        let text = metrics.render(1, &[]);
         for line in [
             "switchyard_rooms 1",
             "switchyard_rtp_packets_out_total 3",

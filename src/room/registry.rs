@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use crate::ids::ParticipantId;
+use crate::metrics::LayerSample;
 use crate::room::{JoinFailure, Newcomer, Room, Snapshot};
 use crate::webhook::Webhooks;
 
@@ -63,6 +65,34 @@ impl Registry {
     /// The same registry, its rooms telling `webhooks` their events.
     pub fn with_webhooks(self, webhooks: Webhooks) -> Self {
         Self { webhooks, ..self }
+    }
+
+    /// Every layer of every published track, for `/metrics`.
+    pub fn layer_samples(&self) -> Vec<LayerSample> {
+        let now = Instant::now();
+        self.rooms()
+            .iter()
+            .flat_map(|room| room.publications())
+            .flat_map(|publication| {
+                let info = publication.info();
+                let (participant, track) = (info.participant.to_string(), info.track.clone());
+                publication
+                    .layers()
+                    .snapshot(now)
+                    .into_iter()
+                    .map(move |layer| {
+                        let (width, height) = layer.resolution.unwrap_or_default();
+                        LayerSample {
+                            participant: participant.clone(),
+                            track: track.clone(),
+                            rid: layer.rid,
+                            bitrate: if layer.arriving { layer.bitrate } else { 0 },
+                            width,
+                            height,
+                        }
+                    })
+            })
+            .collect()
     }
 
     /// Adds a participant to the room called `name`, creating it if needed and allowed.
@@ -326,9 +356,12 @@ mod tests {
                 kind: crate::signal::protocol::TrackKind::Audio,
                 clock_rate: 48_000,
                 mime_type: "audio/opus".to_owned(),
+                screen: false,
             },
+            &[],
             false,
             crate::ids::ConnectionId::next(crate::ids::WorkerIndex(0)),
+            std::time::Instant::now(),
         )
     }
 
