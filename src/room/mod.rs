@@ -2,7 +2,8 @@
 //!
 //! A [`Room`] is shared by the sessions of its participants. Its state sits behind a plain
 //! mutex that is never held across an `await`; events go out to each member over its own
-//! channel while the lock is held, so every member sees the room's changes in the same order.
+//! channel while the lock is held, so every member sees the room's changes in the same order;
+//! the webhooks hear them in that order too ([`hooks`]), without the lock waiting on them.
 //! Nothing on the packet path touches a room.
 
 pub mod hooks;

@@ -90,9 +90,9 @@ impl Sender {
         self.urls.len()
     }
 
-    /// The URL of receiver `index`.
-    pub fn url(&self, index: usize) -> &Url {
-        &self.urls[index]
+    /// Receiver `index` as logs name it: its origin, since a path or query may hold a secret.
+    pub fn origin(&self, index: usize) -> String {
+        self.urls[index].origin().ascii_serialization()
     }
 
     /// POSTs `body` to receiver `index`, signed now.

@@ -165,7 +165,7 @@ async fn deliver(shared: Arc<Shared>, lane: Lane, job: Arc<Job>) -> Lane {
             .retry_at(std::time::Instant::now(), made, rand::random())
             .map(Instant::from_std);
         debug!(
-            url = %shared.sender.url(receiver),
+            receiver = shared.sender.origin(receiver),
             event = %job.event.id,
             attempt = made,
             %error,
@@ -178,7 +178,7 @@ async fn deliver(shared: Arc<Shared>, lane: Lane, job: Arc<Job>) -> Lane {
         if !retried {
             metrics.delivery(Delivery::GivenUp);
             warn!(
-                url = %shared.sender.url(receiver),
+                receiver = shared.sender.origin(receiver),
                 event = %job.event.id,
                 kind = job.event.kind.as_str(),
                 room = %job.event.room,
