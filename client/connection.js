@@ -115,9 +115,23 @@ export class MediaConnection extends EventTarget {
     return this.#pc.connectionState;
   }
 
-  /** Publishes `track` as part of `stream` on a new send-only transceiver. */
-  publish(track, stream) {
-    return this.#pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  /**
+   * Publishes `track` as part of `stream` on a new send-only transceiver, in the given
+   * `encodings` (several with rids: simulcast; see simulcast.js), or the browser's one.
+   */
+  publish(track, stream, encodings = null) {
+    const init = { direction: 'sendonly', streams: [stream] };
+    if (encodings) init.sendEncodings = encodings;
+    return this.#pc.addTransceiver(track, init);
+  }
+
+  /** The transceiver of ours whose published track id (see `publishedTrackId`) is `track`. */
+  senderOf(track) {
+    for (const transceiver of this.#pc.getTransceivers()) {
+      if (transceiver.currentDirection === 'stopped' || !transceiver.sender.track) continue;
+      if (this.publishedTrackId(transceiver) === track) return transceiver.sender;
+    }
+    return null;
   }
 
   /**
