@@ -27,7 +27,7 @@
 import { MediaConnection } from './connection.js';
 import { Roster } from './roster.js';
 import { SignalingSocket } from './signaling.js';
-import { CAMERA_ENCODINGS, LayerControl, SCREEN_ENCODINGS, sendEncodings } from './simulcast.js';
+import { cameraEncodings, LayerControl, SCREEN_ENCODINGS, sendEncodings } from './simulcast.js';
 
 /** Pauses before rejoining: quick at first, then backing off. */
 const REJOIN_DELAYS_MS = [250, 1000, 2000, 4000, 8000];
@@ -185,7 +185,7 @@ export class Call extends EventTarget {
     } else if (this.#connection && this.grants.publish) {
       // Nothing of this kind was published (it was denied or missing): publishing it now needs
       // a renegotiation, which the connection starts by itself.
-      this.#published.set(kind, this.#connection.publish(track, this.#media.stream, kind === 'video' ? sendEncodings(CAMERA_ENCODINGS) : null));
+      this.#published.set(kind, this.#connection.publish(track, this.#media.stream, kind === 'video' ? cameraEncodings(track.getSettings()) : null));
     }
     done();
   }
@@ -342,7 +342,10 @@ export class Call extends EventTarget {
     this.#published.clear();
     if (this.grants.publish) {
       if (this.#media.microphone) this.#published.set('audio', connection.publish(this.#media.microphone, this.#media.stream));
-      if (this.#media.camera) this.#published.set('video', connection.publish(this.#media.camera, this.#media.stream, sendEncodings(CAMERA_ENCODINGS)));
+      if (this.#media.camera) {
+        const { camera } = this.#media;
+        this.#published.set('video', connection.publish(camera, this.#media.stream, cameraEncodings(camera.getSettings())));
+      }
       if (this.#screen) this.#published.set('screen', connection.publish(this.#screen.track, this.#screen.stream, sendEncodings(SCREEN_ENCODINGS)));
     }
     await connection.start();

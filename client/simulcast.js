@@ -1,7 +1,10 @@
 // How our video is encoded, and which of its layers are sent.
 //
 // The camera goes out in three VP8 layers of the same picture (simulcast): `q` at a quarter of
-// the width, `h` at half, `f` at full size, each with a bitrate cap. The server forwards each
+// the width, `h` at half, `f` at full size, each with a bitrate cap. A smaller camera gets fewer
+// layers: Chromium sends no more layers than a picture's size warrants (two below 960x540, one
+// below 480x270) and drops the *top* ones, so asking a 640x360 camera for three layers would
+// send only its quarter and half, never the full picture. The server forwards each
 // subscriber the one its tile needs, and tells us with `layers` which ones somebody receives;
 // the others are switched off here (`RTCRtpSender.setParameters`, `active: false`) so they
 // cost neither our CPU nor our uplink. A screen share is one layer tuned for sharp text.
@@ -16,6 +19,22 @@ export const CAMERA_ENCODINGS = Object.freeze([
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
   { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
 ]);
+
+/** The picture sizes (in pixels) from which Chromium sends three, and two, layers. */
+const THREE_LAYERS_FROM = 960 * 540;
+const TWO_LAYERS_FROM = 480 * 270;
+
+/**
+ * The layers for a camera whose picture is `width` × `height`: all three from 960x540 on, the
+ * half and full ones from 480x270 on, and below that one layer of the browser's choosing (null:
+ * no simulcast).
+ */
+export function cameraEncodings({ width, height }) {
+  const pixels = (width ?? 0) * (height ?? 0);
+  if (pixels >= THREE_LAYERS_FROM) return sendEncodings(CAMERA_ENCODINGS);
+  if (pixels >= TWO_LAYERS_FROM) return sendEncodings(CAMERA_ENCODINGS.slice(1));
+  return null;
+}
 
 /** A screen share: one layer, enough bits for text to stay readable. */
 export const SCREEN_ENCODINGS = Object.freeze([{ maxBitrate: 2_500_000 }]);

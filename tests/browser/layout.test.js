@@ -8,7 +8,7 @@ import { describeView } from '../../client/adaptive-stream.js';
 import {
   bestLayout, chooseStage, gridLayout, gridPageSize, MIN_TILE_WIDTH_PX, speakerLayout,
 } from '../../client/layout.js';
-import { applyActiveLayers, CAMERA_ENCODINGS, sendEncodings } from '../../client/simulcast.js';
+import { applyActiveLayers, CAMERA_ENCODINGS, cameraEncodings, sendEncodings } from '../../client/simulcast.js';
 
 describe('the grid', () => {
   test('six tiles in a laptop window fit on one page, three by two', () => {
@@ -98,6 +98,25 @@ describe('a `view` entry', () => {
 
   test('keeps within the protocol\'s largest size', () => {
     assert.equal(describeView(source, { width: 20_000, height: 100, onScreen: true }, 1).width, 16384);
+  });
+});
+
+describe('the camera\'s layers', () => {
+  const rids = (encodings) => encodings?.map(({ rid, scaleResolutionDownBy }) => `${rid}/${scaleResolutionDownBy}`) ?? null;
+
+  test('a 1280x720 camera, or 960x540, sends three: a quarter, half and all of it', () => {
+    assert.deepEqual(rids(cameraEncodings({ width: 1280, height: 720 })), ['q/4', 'h/2', 'f/1']);
+    assert.deepEqual(rids(cameraEncodings({ width: 960, height: 540 })), ['q/4', 'h/2', 'f/1']);
+  });
+
+  test('a 640x360 or 640x480 camera sends two, the full picture among them', () => {
+    assert.deepEqual(rids(cameraEncodings({ width: 640, height: 360 })), ['h/2', 'f/1']);
+    assert.deepEqual(rids(cameraEncodings({ width: 640, height: 480 })), ['h/2', 'f/1']);
+  });
+
+  test('a smaller camera, or one whose size is unknown, sends one layer', () => {
+    assert.equal(cameraEncodings({ width: 320, height: 180 }), null);
+    assert.equal(cameraEncodings({}), null);
   });
 });
 

@@ -100,7 +100,7 @@ describe('the client in a room of many', () => {
     server = await startServer('room-view');
     browser = await launchBrowser();
     // The publisher's microphone stays muted: nobody speaks unless a test says so.
-    publisher = await openClient(browser, server, { room: ROOM, name: 'Publisher', params: { video: '640x360@15' } });
+    publisher = await openClient(browser, server, { room: ROOM, name: 'Publisher', params: { video: '1280x720@15' } });
     await publisher.getByRole('button', { name: 'Microphone', exact: true }).click();
     await join(publisher);
     publisherId = await participantId(publisher);
@@ -174,6 +174,9 @@ describe('the client in a room of many', () => {
     } finally {
       await publisher.evaluate(() => window.testRelease());
     }
+  });
+
+  test('after the layers were switched off and on again, the viewer\'s video flows', async () => {
     await waitForFlowingMedia(viewer, { count: 1, audio: false, timeout: 10_000 });
   });
 
