@@ -234,6 +234,7 @@ describe('the client in a room of many', () => {
       }
     }, others);
     await viewer.waitForFunction(() => document.querySelectorAll('.tile[data-remote]').length === 49);
+    assert.ok(await viewer.locator('.status .message.passing').count() <= 3, 'forty-eight "joined" notices do not cover the room');
     const pages = await viewer.evaluate(() => window.switchyard.grid.pages);
     assert.ok(pages > 1, `more than one page (${pages})`);
     const firstPage = await reportedAsShown(viewer, 'the first page reported');
