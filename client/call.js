@@ -185,7 +185,7 @@ export class Call extends EventTarget {
     } else if (this.#connection && this.grants.publish) {
       // Nothing of this kind was published (it was denied or missing): publishing it now needs
       // a renegotiation, which the connection starts by itself.
-      this.#published.set(kind, this.#connection.publish(track, this.#media.stream, kind === 'video' ? cameraEncodings(track.getSettings()) : null));
+      this.#published.set(kind, this.#connection.publish(track, this.#media.stream, { encodings: kind === 'video' ? cameraEncodings(track.getSettings()) : null }));
     }
     done();
   }
@@ -204,7 +204,7 @@ export class Call extends EventTarget {
       if (this.#screen === screen) this.stopScreenShare();
     }, { once: true });
     if (this.#connection && this.grants.publish) {
-      this.#published.set('screen', this.#connection.publish(screen.track, screen.stream, sendEncodings(SCREEN_ENCODINGS)));
+      this.#published.set('screen', this.#connection.publish(screen.track, screen.stream, { encodings: sendEncodings(SCREEN_ENCODINGS), slides: true }));
     }
     this.#notifyScreen();
   }
@@ -344,9 +344,11 @@ export class Call extends EventTarget {
       if (this.#media.microphone) this.#published.set('audio', connection.publish(this.#media.microphone, this.#media.stream));
       if (this.#media.camera) {
         const { camera } = this.#media;
-        this.#published.set('video', connection.publish(camera, this.#media.stream, cameraEncodings(camera.getSettings())));
+        this.#published.set('video', connection.publish(camera, this.#media.stream, { encodings: cameraEncodings(camera.getSettings()) }));
       }
-      if (this.#screen) this.#published.set('screen', connection.publish(this.#screen.track, this.#screen.stream, sendEncodings(SCREEN_ENCODINGS)));
+      if (this.#screen) {
+        this.#published.set('screen', connection.publish(this.#screen.track, this.#screen.stream, { encodings: sendEncodings(SCREEN_ENCODINGS), slides: true }));
+      }
     }
     await connection.start();
     // The server learns mute states from messages, not from the media: say what is off now.

@@ -140,6 +140,17 @@ describe('the client in a room of many', () => {
       return { hint: track.contentHint, encodings: encodings.map(({ rid, maxBitrate }) => ({ rid: rid ?? null, maxBitrate })) };
     }));
     assert.deepEqual(screen, { hint: 'detail', encodings: [{ rid: null, maxBitrate: 2_500_000 }] });
+    // The offer that publishes it tells the server it is a presentation; the camera is not.
+    const sections = await eventually('an offer with the screen share sent', () => publisher.evaluate(() => {
+      const { call } = window.switchyard;
+      const mid = call.connection.peerConnection.getTransceivers().find((candidate) => candidate.sender.track === call.screen?.track)?.mid;
+      const offer = window.testSent.filter(({ message }) => message.type === 'offer').at(-1)?.message.sdp ?? '';
+      const section = (wanted) => offer.split(/\r\nm=/).find((text) => text.includes(`\r\na=mid:${wanted}\r\n`)) ?? null;
+      const cameraMid = call.connection.peerConnection.getTransceivers().find((candidate) => candidate.sender.track === window.switchyard.media.camera)?.mid;
+      const screenSection = mid ? section(mid) : null;
+      return screenSection && { screen: screenSection.includes('a=content:slides'), camera: section(cameraMid).includes('a=content:slides') };
+    }));
+    assert.deepEqual(sections, { screen: true, camera: false });
     await publisher.getByRole('button', { name: 'Share', exact: true }).click();
     await viewer.waitForFunction(() => document.querySelectorAll('.tile[data-remote]').length === 1);
   });

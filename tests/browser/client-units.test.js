@@ -1,10 +1,12 @@
 // The client's pure parts, without a browser: where tiles go (layout.js), what a `view` entry
-// says (adaptive-stream.js) and how `layers` changes the encodings (simulcast.js).
+// says (adaptive-stream.js), the camera's layers and how `layers` changes them (simulcast.js),
+// and the screen share's `a=content:slides` (connection.js).
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { describeView } from '../../client/adaptive-stream.js';
+import { withContentSlides } from '../../client/connection.js';
 import {
   bestLayout, chooseStage, gridLayout, gridPageSize, MIN_TILE_WIDTH_PX, speakerLayout,
 } from '../../client/layout.js';
@@ -143,5 +145,25 @@ describe('`layers`', () => {
     const first = sendEncodings(CAMERA_ENCODINGS);
     first[0].active = false;
     assert.equal(sendEncodings(CAMERA_ENCODINGS)[0].active, undefined);
+  });
+});
+
+describe('a screen share\'s media section', () => {
+  const sdp = [
+    'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0 1 2',
+    'm=audio 9 UDP/TLS/RTP/SAVPF 111', 'a=mid:0', 'a=sendonly',
+    'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=mid:1', 'a=sendonly',
+    'm=video 9 UDP/TLS/RTP/SAVPF 96', 'a=mid:2', 'a=sendonly', '',
+  ].join('\r\n');
+
+  test('says `a=content:slides`, and no other section does', () => {
+    const marked = withContentSlides(sdp, new Set(['2']));
+    assert.equal(marked, sdp.replace('a=mid:2\r\n', 'a=mid:2\r\na=content:slides\r\n'));
+  });
+
+  test('is left alone when there is none, or it says so already', () => {
+    assert.equal(withContentSlides(sdp, new Set()), sdp);
+    const once = withContentSlides(sdp, new Set(['1']));
+    assert.equal(withContentSlides(once, new Set(['1'])), once);
   });
 });
