@@ -155,6 +155,10 @@ describe('the client in a room of many', () => {
     await viewer.waitForFunction(() => document.querySelectorAll('.tile[data-remote]').length === 1);
   });
 
+  test('the camera\'s video flows on after a screen share came and went', async () => {
+    await waitForFlowingMedia(viewer, { count: 1, audio: false, timeout: 10_000 });
+  });
+
   test('`layers` switches the camera\'s layers on and off, and a device switch keeps them', async () => {
     await publisher.evaluate(() => { window.testHold = true; });
     try {
