@@ -171,8 +171,11 @@ describe('a tile paged away', () => {
       assert.equal(now.shown, false);
       await viewer.waitForTimeout(200); // the polling interval
     }
-    const audio = await viewer.evaluate(() => document.querySelector('.tile[data-remote] video').srcObject.getAudioTracks().length);
-    assert.equal(audio, 1, 'the sound of a paged-away tile plays on');
+    const sound = await viewer.evaluate((key) => {
+      const video = document.querySelector(`.tile[data-key="${key}"] video`);
+      return { tracks: video.srcObject.getAudioTracks().length, playing: !video.paused };
+    }, id);
+    assert.deepEqual(sound, { tracks: 1, playing: true }, 'the sound of a paged-away tile plays on');
 
     const shownAt = Date.now();
     await page(true);
