@@ -86,15 +86,22 @@ describe('adaptive stream in a room of five', () => {
 
   test('enlarging a tile switches to a larger layer within 2 s, without a freeze longer than 200 ms', async (t) => {
     const laptop = pages.laptop;
+    // Settled: a layer at most twice the tile's width (what the tile needs, not the full
+    // picture), the same for a second, so that a switch after the click is the click's doing.
+    let previous = null;
     const grid = await eventually('the laptop grid to settle on a layer', async () => {
-      const before = await receivedVideo(laptop, { participant: id });
+      const now = await receivedVideo(laptop, { participant: id });
       const size = await laptop.evaluate((key) => {
         const video = document.querySelector(`.tile[data-key="${key}"] video`);
         return Math.round(video.getBoundingClientRect().width * window.devicePixelRatio);
       }, id);
-      // A layer at most twice the tile's width: what the tile needs, not the full picture.
-      return before && before.frameWidth > 0 && before.frameWidth < 2 * size && before.frameWidth < 1280 ? before : null;
-    }, { timeout: 15_000, interval: 500 });
+      const fits = now && now.frameWidth > 0 && now.frameWidth < 2 * size && now.frameWidth < 1280;
+      if (!fits || !previous || previous.frameWidth !== now.frameWidth) {
+        previous = fits ? { ...now, at: Date.now() } : null;
+        return null;
+      }
+      return Date.now() - previous.at >= 1_000 ? now : null;
+    }, { timeout: 15_000, interval: 250 });
     await showLayout(laptop, 'speaker');
     assert.equal(await laptop.evaluate(() => window.switchyard.grid.stage), id);
     const { value: larger, elapsed } = await timed('a larger layer', async () => {
