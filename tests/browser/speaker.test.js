@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import {
-  eventually, join, joinRoom, launchBrowser, openClient, participantId, startServer, tileMedia,
+  eventually, join, joinRoom, launchBrowser, openClient, participantId, screenshot, startServer, tileMedia,
   waitForRemoteTiles, writeWav,
 } from './harness.js';
 
@@ -131,6 +131,7 @@ describe('active speaker in a room of four', () => {
       assert.equal(largest.participant, speakerId, 'the speaker is the largest tile');
       assert.ok(sizes.filter((tile) => tile !== largest).every((tile) => tile.width * 2 < largest.width), 'the others are small');
     }
+    await screenshot(quiet[0], 'speaker-view.png');
   });
 
   test('no page reported a script error', () => {
