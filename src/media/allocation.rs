@@ -17,7 +17,9 @@
 //!    A first pass gives each video its lowest arriving layer while the budget lasts, and
 //!    pauses the rest; a second pass raises each, in the same order, towards its layer while
 //!    the budget lasts. A paused video costs nothing and tells the subscriber why, which is
-//!    better than every picture degrading together.
+//!    better than every picture degrading together. A video sent as one stream is never
+//!    paused (it counts against the budget all the same): its publisher chose not to offer
+//!    layers, and clients that send one stream keep working as they always did.
 //! 4. A layer no higher than the one being forwarded counts at [`KEEP_FACTOR`] of its rate,
 //!    so an estimate that wavers around a layer's rate does not switch it back and forth
 //!    (each switch costs a keyframe).
@@ -136,7 +138,7 @@ pub fn allocate(budget: Option<u64>, candidates: &[Candidate]) -> Vec<Decision> 
             continue;
         }
         let cost = plan.cost(0);
-        if cost <= left {
+        if cost <= left || !plan.pausable {
             left -= cost;
             steps[index] = Some(0);
         }
@@ -177,6 +179,8 @@ struct Plan {
     best: Option<LayerIndex>,
     /// Arriving layers from the lowest up to `best`, each with its cost.
     arriving: Vec<(LayerIndex, f64)>,
+    /// Whether it may be paused: it has layers to choose from.
+    pausable: bool,
 }
 
 impl Plan {
@@ -188,6 +192,7 @@ impl Plan {
                 wanted: None,
                 best: None,
                 arriving: Vec::new(),
+                pausable: true,
             };
         };
         let wanted_rank = ordered
@@ -210,6 +215,7 @@ impl Plan {
                 wanted: Some(wanted),
                 best: Some(wanted),
                 arriving: vec![(wanted, 0.0)],
+                pausable: true,
             };
         };
         let current_rank = candidate.current.map(|current| rank(&ordered, current));
@@ -226,6 +232,7 @@ impl Plan {
             wanted: Some(wanted),
             best: arriving.last().map(|(index, _)| *index),
             arriving,
+            pausable: candidate.layers.len() > 1,
         }
     }
 
@@ -453,6 +460,16 @@ mod tests {
             targets(&allocate(Some(400_000), &[watching])),
             vec![Some(0)]
         );
+    }
+
+    #[test]
+    fn a_video_sent_as_one_stream_is_never_paused() {
+        let mut single = candidate(sized(640, 360));
+        single.layers.truncate(1);
+        let layered = candidate(sized(640, 360));
+        let allocation = allocate(Some(100_000), &[single, layered]);
+        assert_eq!(targets(&allocation), vec![Some(0), None]);
+        assert!(!allocation[0].paused && allocation[1].paused);
     }
 
     #[test]
