@@ -126,23 +126,9 @@ impl Server {
         // Read before binding, so a bad file is reported as such and not after a bind.
         let tls = config.http.tls.as_ref().map(Tls::load).transpose()?;
         let file_limit = FileLimit::raise();
-        let address = config.http.listen;
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| StartError::Bind { address, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { address, source })?;
+        let (listener, local_addr) = bind(config.http.listen).await?;
         let internal = match config.http.internal_listen {
-            Some(address) => {
-                let listener = TcpListener::bind(address)
-                    .await
-                    .map_err(|source| StartError::Bind { address, source })?;
-                let local_addr = listener
-                    .local_addr()
-                    .map_err(|source| StartError::Bind { address, source })?;
-                Some((listener, local_addr))
-            }
+            Some(address) => Some(bind(address).await?),
             None => None,
         };
         let metrics = Arc::new(Metrics::default());
@@ -232,6 +218,18 @@ impl Server {
             dispatcher,
         })
     }
+}
+
+/// Binds an HTTP listener to `address`; returns it and the address it got (the port the
+/// system picked for port 0).
+async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind { address, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { address, source })?;
+    Ok((listener, bound))
 }
 
 /// Serves the public listener and, if there is one, the internal one, until both have shut
