@@ -67,9 +67,13 @@ step "deployment files: docker-compose config, caddy validate"
 secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 TOKEN_KEY=$(secret) TURN_SECRET=$(secret) \
   docker-compose --env-file .env.example --file docker-compose.yml config --quiet || status=1
+# With Prometheus and Grafana too.
+TOKEN_KEY=$(secret) TURN_SECRET=$(secret) \
+  docker-compose --env-file .env.example --file docker-compose.yml --profile monitoring \
+  config --quiet || status=1
 DOMAIN=meet.example.com caddy validate --adapter caddyfile --config deploy/Caddyfile \
   >"$logs/caddy" 2>&1 || { cat "$logs/caddy"; status=1; }
-[ "$status" -eq 0 ] && echo "docker-compose.yml and deploy/Caddyfile are valid"
+[ "$status" -eq 0 ] && echo "docker-compose.yml (with and without --profile monitoring) and deploy/Caddyfile are valid"
 
 step "unit and integration tests"
 cargo test --workspace --all-targets 2>&1 | tee "$logs/rust" || status=1

@@ -52,6 +52,9 @@ pub struct Config {
 pub struct HttpConfig {
     /// Where the HTTP server listens.
     pub listen: SocketAddr,
+    /// Where a second, plain HTTP listener serves `/metrics` and `/api/` (which `listen` then
+    /// answers with 404); `None` serves everything on `listen`.
+    pub internal_listen: Option<SocketAddr>,
     /// Serve HTTPS with these files instead of plain HTTP.
     pub tls: Option<TlsFiles>,
     /// How long a connection has to send a request's headers, from when it is ready (TLS
@@ -390,6 +393,7 @@ impl Default for Config {
         Self {
             http: HttpConfig {
                 listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+                internal_listen: None,
                 tls: None,
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
                 idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),

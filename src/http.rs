@@ -1,6 +1,10 @@
 //! The HTTP surface: the browser client, the signaling WebSocket, health, counts and metrics;
 //! the listener that serves them ([`serve`]) and what it lets in (connections by
 //! [`crate::net::admission`], [`origin`], [`unjoined`]).
+//!
+//! With `http.internal_listen` set, the routes are split between two listeners
+//! ([`Surface`]): operators' routes (`/metrics`, everything under `/api/`) on the internal
+//! address only, the rest on the public one.
 
 mod idle;
 pub mod origin;
@@ -12,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use tracing::debug;
 
@@ -20,17 +24,62 @@ use crate::metrics::RefusedBecause;
 use crate::signal::session::{self, MAX_FRAME_BYTES};
 use crate::{ServerContext, metrics};
 
-/// Builds the router. Every path the API does not claim is a client file.
-pub fn router(context: Arc<ServerContext>) -> Router {
-    let client = context.config.client.router();
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Every route: the one listener of a server without an internal address.
+    Everything,
+    /// The public listener beside an internal one: the client, `/ws` and `/healthz`;
+    /// `/metrics` and `/api/...` answer 404.
+    Public,
+    /// The internal listener: `/metrics`, `/api/...` and `/healthz`; anything else is 404.
+    Internal,
+}
+
+/// Builds the router of a listener serving `surface`. On the public side every path no route
+/// claims is a client file.
+pub fn router(context: Arc<ServerContext>, surface: Surface) -> Router {
+    // Both sides answer it: the container's health check and a proxy in front ask the public
+    // address, a monitoring system the internal one, and it tells nobody anything.
+    let health = Router::new().route("/healthz", get(|| async { "ok\n" }));
+    match surface {
+        Surface::Everything => health
+            .merge(public_routes())
+            .merge(internal_routes())
+            .with_state(Arc::clone(&context))
+            .fallback_service(context.config.client.router()),
+        Surface::Public => health
+            .merge(public_routes())
+            // Explicit, so the client's files never answer for them either.
+            .route("/metrics", any(not_found))
+            .route("/api", any(not_found))
+            .route("/api/", any(not_found))
+            .route("/api/{*rest}", any(not_found))
+            .with_state(Arc::clone(&context))
+            .fallback_service(context.config.client.router()),
+        Surface::Internal => health
+            .merge(internal_routes())
+            .with_state(context)
+            .fallback(not_found),
+    }
+}
+
+/// What browsers use: the signaling socket (the client's files are the fallback).
+fn public_routes() -> Router<Arc<ServerContext>> {
+    Router::new().route("/ws", get(websocket))
+}
+
+/// What operators and monitoring use: the metrics, the live counts (the same numbers as the
+/// metrics' gauges, and read beside them) and the room service API.
+fn internal_routes() -> Router<Arc<ServerContext>> {
     Router::new()
-        .route("/ws", get(websocket))
-        .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/counts", get(counts))
         .route("/metrics", get(metrics))
         .merge(crate::api::router())
-        .with_state(context)
-        .fallback_service(client)
+}
+
+async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, "not found\n")
 }
 
 async fn websocket(

@@ -41,6 +41,7 @@ use crate::auth::{TokenKey, WeakKey};
 use crate::drain::Drain;
 use crate::engine::{Engine, EngineConfig};
 use crate::file_limit::FileLimit;
+use crate::http::Surface;
 use crate::http::serve::{HttpListener, Timeouts};
 use crate::http::unjoined::UnjoinedSockets;
 use crate::net::admission::{Admission, Caps};
@@ -125,13 +126,11 @@ impl Server {
         // Read before binding, so a bad file is reported as such and not after a bind.
         let tls = config.http.tls.as_ref().map(Tls::load).transpose()?;
         let file_limit = FileLimit::raise();
-        let address = config.http.listen;
-        let listener = TcpListener::bind(address)
-            .await
-            .map_err(|source| StartError::Bind { address, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { address, source })?;
+        let (listener, local_addr) = bind(config.http.listen).await?;
+        let internal = match config.http.internal_listen {
+            Some(address) => Some(bind(address).await?),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let http_caps = connection_caps(&config, file_limit);
         let engine = Engine::start(
@@ -176,27 +175,75 @@ impl Server {
         });
         let (stop, stopped) = watch::channel(false);
         let settings = &context.config.http;
-        let listener = HttpListener {
+        let timeouts = Timeouts {
+            header: settings.header_timeout,
+            idle: settings.idle_timeout,
+            tls_handshake: settings.tls_handshake_timeout,
+        };
+        let public = HttpListener {
             listener,
-            app: http::router(Arc::clone(&context)),
+            app: http::router(
+                Arc::clone(&context),
+                if internal.is_some() {
+                    Surface::Public
+                } else {
+                    Surface::Everything
+                },
+            ),
             tls: tls.clone(),
-            admission,
-            timeouts: Timeouts {
-                header: settings.header_timeout,
-                idle: settings.idle_timeout,
-                tls_handshake: settings.tls_handshake_timeout,
-            },
+            admission: admission.clone(),
+            timeouts,
             metrics: Arc::clone(&context.metrics),
         };
-        let task = tokio::spawn(listener.serve(stopped));
+        // Plain HTTP: it is reached from the host or a private network, not by browsers. Its
+        // connections take descriptors like the public ones, so they count within the same
+        // caps.
+        let internal_addr = internal.as_ref().map(|(_, address)| *address);
+        let internal = internal.map(|(listener, _)| HttpListener {
+            listener,
+            app: http::router(Arc::clone(&context), Surface::Internal),
+            tls: None,
+            admission,
+            timeouts,
+            metrics: Arc::clone(&context.metrics),
+        });
+        let task = tokio::spawn(serve_listeners(public, internal, stopped));
         Ok(RunningServer {
             local_addr,
+            internal_addr,
             tls,
             context,
             stop,
             task,
             dispatcher,
         })
+    }
+}
+
+/// Binds an HTTP listener to `address`; returns it and the address it got (the port the
+/// system picked for port 0).
+async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| StartError::Bind { address, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Bind { address, source })?;
+    Ok((listener, bound))
+}
+
+/// Serves the public listener and, if there is one, the internal one, until both have shut
+/// down; an error on either ends both.
+async fn serve_listeners(
+    public: HttpListener,
+    internal: Option<HttpListener>,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    match internal {
+        None => public.serve(stop).await,
+        Some(internal) => {
+            tokio::try_join!(public.serve(stop.clone()), internal.serve(stop)).map(|_| ())
+        }
     }
 }
 
@@ -277,6 +324,8 @@ fn warn_of_open_origins(config: &Config, listening: SocketAddr) {
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
+    /// Where the internal listener (`/metrics`, `/api/`) is bound, if there is one.
+    internal_addr: Option<SocketAddr>,
     /// What it serves HTTPS with, if it does.
     tls: Option<Tls>,
     context: Arc<ServerContext>,
@@ -287,9 +336,15 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// The address the HTTP listener is bound to.
+    /// The address the (public) HTTP listener is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the internal listener (`/metrics`, `/api/`) is bound to, when
+    /// `http.internal_listen` is set.
+    pub fn internal_addr(&self) -> Option<SocketAddr> {
+        self.internal_addr
     }
 
     /// The signaling WebSocket's URL: `ws://` or, with TLS, `wss://`.
@@ -327,7 +382,8 @@ impl RunningServer {
         &self.context
     }
 
-    /// Serves until the task ends (it ends only on error or [`shutdown`](Self::shutdown)).
+    /// Serves until the listeners' task ends (it ends only on error or
+    /// [`shutdown`](Self::shutdown)).
     pub async fn wait(self) -> std::io::Result<()> {
         self.task.await.unwrap_or(Ok(()))
     }

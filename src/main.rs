@@ -155,6 +155,7 @@ async fn run() -> ExitCode {
     };
     info!(
         http = %server.local_addr(),
+        internal = ?server.internal_addr(),
         media = ?media_ips,
         "switchyard is serving: open {}://localhost:{}/ in a browser",
         if server.is_tls() { "https" } else { "http" },

@@ -9,6 +9,9 @@
 //!   graceful shutdown).
 //! - `deploy/Caddyfile`, run by Debian's `caddy` in front of the binary, gives a working HTTPS
 //!   origin: the page, the signaling WebSocket through it, and `/metrics` kept off the internet.
+//! - The profile `monitoring` of the compose file: Prometheus scrapes the address the service
+//!   serves `/metrics` on, and Grafana gets that Prometheus as a data source and the dashboard
+//!   of `deploy/grafana/` (whose queries `tests/dashboard.rs` checks against `/metrics`).
 //!
 //! Both need the tools installed (`scripts/test.sh` installs them).
 
@@ -136,13 +139,14 @@ fn read_dockerfile() -> Image {
 }
 
 /// `docker-compose config`: the compose file with `.env.example`'s variables and `variables`
-/// (which win, as the shell's do) substituted, as Docker would run it.
-fn compose_config(variables: &[(&str, String)]) -> Yaml {
+/// (which win, as the shell's do) substituted, as Docker would run it, with `profiles` on.
+fn compose_config(profiles: &[&str], variables: &[(&str, String)]) -> Yaml {
     let compose = require("docker-compose", "docker-compose");
     let root = repository();
     let output = Command::new(compose)
         .current_dir(&root)
         .args(["--env-file", ".env.example", "--file", "docker-compose.yml"])
+        .args(profiles.iter().flat_map(|profile| ["--profile", profile]))
         .args(["--project-name", "switchyard-test", "config"])
         .envs(variables.iter().map(|(key, value)| (key, value)))
         .stdin(Stdio::null())
@@ -210,7 +214,7 @@ async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
         ("MEDIA_UDP_PORT", media_port.to_string()),
         ("MEDIA_TCP_PORT", free_port().to_string()),
     ];
-    let config = compose_config(&variables);
+    let config = compose_config(&[], &variables);
     let service = &config["services"]["switchyard"];
     assert_eq!(service["network_mode"].as_str(), Some("host"));
     assert!(
@@ -241,6 +245,19 @@ async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
     );
     let address = SocketAddr::new(listen.ip(), free_port());
     env.insert("SWITCHYARD_HTTP_LISTEN".to_owned(), address.to_string());
+    let internal: SocketAddr = env["SWITCHYARD_HTTP_INTERNAL_LISTEN"]
+        .parse()
+        .expect("an address");
+    assert_eq!(
+        internal.ip(),
+        IpAddr::from([127, 0, 0, 1]),
+        "/metrics and the API stay on the host"
+    );
+    let internal = SocketAddr::new(internal.ip(), free_port());
+    env.insert(
+        "SWITCHYARD_HTTP_INTERNAL_LISTEN".to_owned(),
+        internal.to_string(),
+    );
 
     // Every variable names a configuration key (the server ignores names it does not know, so
     // a misspelt one would go unnoticed).
@@ -308,6 +325,20 @@ async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
         server.output().contains("per_ip=None"),
         "no cap per address:\n{}",
         server.output()
+    );
+
+    // http.internal_listen: /metrics there, and not on the address Caddy passes requests to.
+    let (status, body) = common::http::get(internal, "/metrics")
+        .await
+        .expect("GET /metrics on the internal address");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("switchyard_rooms"), "{body}");
+    let (status, _) = common::http::get(address, "/metrics")
+        .await
+        .expect("GET /metrics on the public address");
+    assert_eq!(
+        status, 404,
+        "/metrics is not served where Caddy sends requests"
     );
 
     // `docker compose run --rm switchyard token ...` mints with the service's environment.
@@ -546,4 +577,148 @@ async fn caddy_serves_the_client_and_the_websocket_over_https() {
     let _ = socket.close(None).await;
     drop(caddy);
     let _ = std::fs::remove_dir_all(&storage);
+}
+
+/// A bind mount of `service`: the host path (resolved by docker-compose) mounted at `target`.
+fn bind_mount(service: &Yaml, target: &str) -> PathBuf {
+    service["volumes"]
+        .as_vec()
+        .expect("volumes")
+        .iter()
+        .filter_map(Yaml::as_str)
+        .find_map(|volume| {
+            let mut parts = volume.split(':');
+            let (source, mounted) = (parts.next()?, parts.next()?);
+            (mounted == target).then(|| PathBuf::from(source))
+        })
+        .unwrap_or_else(|| panic!("nothing is mounted at {target}: {:?}", service["volumes"]))
+}
+
+fn read_yaml(path: &Path) -> Yaml {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    YamlLoader::load_from_str(&text)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+        .remove(0)
+}
+
+/// The value of `--name=value` in a service's command.
+fn flag(service: &Yaml, name: &str) -> String {
+    let prefix = format!("--{name}=");
+    strings(&service["command"])
+        .iter()
+        .find_map(|argument| argument.strip_prefix(&prefix).map(str::to_owned))
+        .unwrap_or_else(|| panic!("no {prefix} in {:?}", service["command"]))
+}
+
+#[test]
+fn the_monitoring_profile_scrapes_the_internal_address_and_provisions_the_dashboard() {
+    let variables = [
+        ("TOKEN_KEY", format!("{:032x}", rand::random::<u128>())),
+        ("TURN_SECRET", format!("{:032x}", rand::random::<u128>())),
+    ];
+    let config = compose_config(&["monitoring"], &variables);
+    let services = &config["services"];
+    for name in ["switchyard", "coturn", "caddy"] {
+        assert!(
+            services[name]["profiles"].is_badvalue(),
+            "{name} runs without a profile"
+        );
+    }
+    for name in ["prometheus", "grafana"] {
+        let service = &services[name];
+        assert_eq!(
+            strings(&service["profiles"]),
+            ["monitoring"],
+            "{name} runs only with the profile"
+        );
+        assert_eq!(service["network_mode"].as_str(), Some("host"), "{name}");
+    }
+
+    // Prometheus scrapes exactly the address the service serves /metrics on, and only it.
+    let internal =
+        scalar(&services["switchyard"]["environment"]["SWITCHYARD_HTTP_INTERNAL_LISTEN"]);
+    let prometheus = &services["prometheus"];
+    let scrape = read_yaml(&bind_mount(prometheus, &flag(prometheus, "config.file")));
+    let targets: Vec<String> = scrape["scrape_configs"]
+        .as_vec()
+        .expect("scrape_configs")
+        .iter()
+        .flat_map(|job| job["static_configs"].as_vec().cloned().unwrap_or_default())
+        .flat_map(|group| strings(&group["targets"]))
+        .collect();
+    assert_eq!(targets, std::slice::from_ref(&internal), "{scrape:?}");
+    let prometheus_listens: SocketAddr = flag(prometheus, "web.listen-address")
+        .parse()
+        .expect("an address");
+    assert!(
+        prometheus_listens.ip().is_loopback(),
+        "Prometheus stays on the host"
+    );
+
+    // Grafana: on the host only, with that Prometheus as the data source the dashboard names.
+    let grafana = &services["grafana"];
+    let environment = &grafana["environment"];
+    assert_eq!(scalar(&environment["GF_SERVER_HTTP_ADDR"]), "127.0.0.1");
+    let provisioning = bind_mount(grafana, "/etc/grafana/provisioning");
+    let sources = read_yaml(&provisioning.join("datasources/prometheus.yml"));
+    let source = &sources["datasources"][0];
+    assert_eq!(source["type"].as_str(), Some("prometheus"));
+    assert_eq!(
+        source["url"].as_str(),
+        Some(format!("http://{prometheus_listens}").as_str())
+    );
+    let source_uid = source["uid"].as_str().expect("a data source uid");
+
+    // The dashboards provider reads the folder mounted from deploy/grafana/dashboards, which
+    // holds the dashboard the home page shows.
+    let providers = read_yaml(&provisioning.join("dashboards/switchyard.yml"));
+    let folder = providers["providers"][0]["options"]["path"]
+        .as_str()
+        .expect("a dashboards path");
+    let dashboards = bind_mount(grafana, folder);
+    assert_eq!(
+        dashboards.canonicalize().ok(),
+        repository()
+            .join("deploy/grafana/dashboards")
+            .canonicalize()
+            .ok()
+    );
+    let home = scalar(&environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]);
+    let home = Path::new(&home)
+        .strip_prefix(folder)
+        .expect("the home dashboard is in the provisioned folder");
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dashboards.join(home)).expect("the home dashboard"),
+    )
+    .expect("JSON");
+    let mut uids = Vec::new();
+    collect_datasource_uids(&dashboard, &mut uids);
+    assert!(!uids.is_empty(), "the dashboard names its data source");
+    assert!(
+        uids.iter().all(|uid| uid == source_uid),
+        "every panel and query uses the provisioned data source {source_uid}: {uids:?}"
+    );
+}
+
+/// Every `datasource.uid` in a dashboard, at any depth.
+fn collect_datasource_uids(value: &serde_json::Value, uids: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (name, field) in fields {
+                if name == "datasource"
+                    && let Some(uid) = field.get("uid").and_then(serde_json::Value::as_str)
+                {
+                    uids.push(uid.to_owned());
+                }
+                collect_datasource_uids(field, uids);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                collect_datasource_uids(item, uids);
+            }
+        }
+        _ => {}
+    }
 }

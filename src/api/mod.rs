@@ -17,7 +17,8 @@ use axum::routing::{delete, get, post};
 
 use crate::ServerContext;
 
-/// The API's routes (`/api/counts` stays in [`crate::http`]: it is public).
+/// The API's routes (`/api/counts`, which needs no token, stays in [`crate::http`]; both are
+/// served on the internal address when there is one).
 pub fn router() -> Router<Arc<ServerContext>> {
     Router::new()
         .route("/api/rooms", get(rooms::list))

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::settings::{List, Settings};
+use super::settings::{List, Parsed, Settings};
 use super::{Config, TlsFiles, TurnConfig, WebhookTargets};
 use crate::auth::MIN_KEY_BYTES;
 use crate::client::ClientFiles;
@@ -74,6 +74,19 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
 
     if let Some(listen) = http.listen {
         config.http.listen = listen.0;
+    }
+    if let Some(Parsed(internal)) = http.internal_listen {
+        // Port 0 picks a free port for each listener, so only a fixed port can collide.
+        if internal == config.http.listen && internal.port() != 0 {
+            return Err(refuse(
+                "http.internal_listen",
+                format!(
+                    "must differ from http.listen ({internal}): the point of it is a second \
+                     address that the public one does not serve"
+                ),
+            ));
+        }
+        config.http.internal_listen = Some(internal);
     }
     config.http.tls = match (http.tls_cert, http.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles {
@@ -433,6 +446,25 @@ mod tests {
         settings.ice.turn_urls = Some(List(vec!["http://example.com".into()]));
         settings.ice.turn_secret = Some("s3cret".into());
         assert_eq!(finish(settings).expect_err("bad URL").key, "ice.turn_urls");
+    }
+
+    #[test]
+    fn the_internal_address_must_differ_from_the_public_one() {
+        let config = finish(Settings::default()).expect("defaults");
+        assert_eq!(config.http.internal_listen, None);
+
+        let mut settings = Settings::default();
+        settings.http.internal_listen = Some(Parsed("0.0.0.0:8080".parse().unwrap()));
+        let refused = finish(settings).expect_err("the same address twice");
+        assert_eq!(refused.key, "http.internal_listen");
+
+        let mut settings = Settings::default();
+        settings.http.internal_listen = Some(Parsed("127.0.0.1:8081".parse().unwrap()));
+        let config = finish(settings).expect("a second address");
+        assert_eq!(
+            config.http.internal_listen,
+            Some("127.0.0.1:8081".parse().unwrap())
+        );
     }
 
     #[test]

@@ -62,8 +62,21 @@ pub static KEYS: &[Key] = &[
         path: "http.listen",
         flag: "http",
         value_name: "ADDR",
-        help: "Address the HTTP server (client page, WebSocket at /ws, /healthz, /metrics) \
+        help: "Address the HTTP server (client page, WebSocket at /ws, /healthz; /metrics and \
+               the room service API under /api/ too, unless http.internal_listen is set) \
                listens on. Default 0.0.0.0:8080.",
+        kind: Kind::Text,
+    },
+    Key {
+        path: "http.internal_listen",
+        flag: "internal-http",
+        value_name: "ADDR",
+        help: "Address of a second, plain HTTP listener for operators and monitoring: when \
+               set, /metrics and everything under /api/ (counts, the room service API, its \
+               OpenAPI document) are served only there, and http.listen answers them with \
+               404; /healthz answers on both. Keep it off the internet (127.0.0.1, or a \
+               private network your Prometheus reaches). Default: none, and http.listen \
+               serves everything.",
         kind: Kind::Text,
     },
     Key {

@@ -45,6 +45,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct Http {
     pub listen: Option<Parsed<SocketAddr>>,
+    pub internal_listen: Option<Parsed<SocketAddr>>,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
     pub client_dir: Option<String>,
