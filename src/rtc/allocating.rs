@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use crate::ids::{LayerIndex, ParticipantId};
-use crate::media::allocation::{Candidate, View, allocate};
+use crate::media::allocation::{Candidate, View, allocate, sending};
 use crate::rtc::connection::{Connection, Notice};
 use crate::signal::protocol::TrackKind;
 
@@ -112,12 +112,11 @@ impl Connection {
             .sum();
         let budget = self
             .downlink
-            .budget(now)
+            .budget(sending(&candidates) + audio, now)
             .map(|budget| budget.saturating_sub(audio));
-        let allocation = allocate(budget, self.downlink.may_probe(now), &candidates);
-        self.downlink.allocated(allocation.probing, now);
+        let decisions = allocate(budget, &candidates);
         let span = self.span.clone();
-        for (key, decision) in videos.iter().zip(allocation.decisions) {
+        for (key, decision) in videos.iter().zip(decisions) {
             let Some(subscription) = self.subscriptions.get_mut(key) else {
                 continue;
             };
@@ -174,12 +173,15 @@ impl Connection {
                 continue;
             }
             any = true;
+            // A layer somebody would like, is to switch to, or still receives stays on.
             let mut wanted = vec![false; layers.len()];
             for down in published.publication.down_tracks().iter() {
-                if let Some(LayerIndex(index)) = down.wanted()
-                    && let Some(slot) = wanted.get_mut(usize::from(index))
-                {
-                    *slot = true;
+                for layer in [down.wanted(), down.target(), down.current()] {
+                    if let Some(LayerIndex(index)) = layer
+                        && let Some(slot) = wanted.get_mut(usize::from(index))
+                    {
+                        *slot = true;
+                    }
                 }
             }
             let lowest = lowest_layer(&layers.snapshot(now));

@@ -34,7 +34,7 @@ describe('media through TURN over TLS', () => {
     certificates = await mkdtemp(path.join(os.tmpdir(), 'switchyard-turns-'));
     trusted = await makeTestCertificate(certificates, 'turn-trusted');
     untrusted = await makeTestCertificate(certificates, 'turn-untrusted');
-    browser = await launchBrowser({ extraFlags: [`--ignore-certificate-errors-spki-list=${trusted.spki}`] });
+    browser = await launchBrowser({ args: [`--ignore-certificate-errors-spki-list=${trusted.spki}`] });
   });
 
   after(async () => {
