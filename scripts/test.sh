@@ -26,14 +26,16 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 # Everything that needs the network is installed before the browser tests cut it off.
-step "Debian packages: chromium, janus, coturn, docker-compose, caddy"
+step "Debian packages: chromium, janus, coturn, openssl, docker-compose, caddy"
 # chromium drives the browser tests; janus is what the load test's Janus adapter is tested
-# against (tests/janus.rs); coturn is the TURN server of the relay test; docker-compose and
-# caddy check the deployment files.
+# against (tests/janus.rs); coturn is the TURN server of the relay tests (and of
+# tests/coturn_entrypoint.rs), openssl makes the certificate of the TURN-over-TLS one;
+# docker-compose and caddy check the deployment files.
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v janus >/dev/null || missing+=(janus)
 [ -x /usr/bin/turnserver ] || missing+=(coturn)
+command -v openssl >/dev/null || missing+=(openssl)
 bare=() # installed without recommends: docker-compose would pull in a Docker engine
 command -v docker-compose >/dev/null || bare+=(docker-compose)
 command -v caddy >/dev/null || bare+=(caddy)

@@ -170,6 +170,25 @@ fn a_media_port_or_transport_it_cannot_use_is_refused() {
 }
 
 #[test]
+fn turn_over_tls_must_run_over_tcp() {
+    let secret = ("SWITCHYARD_ICE_TURN_SECRET", "s3cret");
+    let output = run(
+        &["--turn-url", "turns:turn.example.org:443?transport=udp"],
+        &[secret],
+    );
+    assert_refused(
+        &output,
+        &["ice.turn_urls", "--turn-url", "TURN over TLS runs over TCP"],
+    );
+
+    let output = run(
+        &["--turn-url", "turn:turn.example.org:3478?transport=sctp"],
+        &[secret],
+    );
+    assert_refused(&output, &["ice.turn_urls", "?transport=tcp"]);
+}
+
+#[test]
 fn the_environment_and_flags_name_themselves_when_refused() {
     let output = run(&[], &[("SWITCHYARD_LIMITS_MAX_ROOMS", "many")]);
     assert_refused(

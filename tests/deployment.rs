@@ -208,6 +208,7 @@ async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
     let media_port = free_udp_port();
     let variables = [
         ("DOMAIN", "localhost".to_owned()),
+        ("TURN_DOMAIN", "turn.localhost".to_owned()),
         ("PUBLIC_IP", PUBLIC_IP.to_owned()),
         ("TOKEN_KEY", format!("{:032x}", rand::random::<u128>())),
         ("TURN_SECRET", format!("{:032x}", rand::random::<u128>())),
@@ -376,6 +377,9 @@ async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
                     .urls
                     .contains(&"turn:localhost:3478?transport=tcp".to_owned())
                 && server
+                    .urls
+                    .contains(&"turns:turn.localhost:443?transport=tcp".to_owned())
+                && server
                     .username
                     .as_deref()
                     .is_some_and(|name| name.ends_with(":ada"))
@@ -413,6 +417,124 @@ async fn the_compose_service_runs_the_binary_with_its_settings_in_effect() {
     assert!(status.success(), "{status}:\n{output}");
     assert!(!output.contains("panicked"), "{output}");
     ada.vanish().await;
+}
+
+/// The value of the flag `--name=VALUE` in a command, if it is there.
+fn flag_value<'a>(command: &'a [String], name: &str) -> Option<&'a str> {
+    command
+        .iter()
+        .find_map(|arg| arg.strip_prefix(&format!("--{name}=")))
+}
+
+/// Where the volume `volume` is mounted in `service`, and whether read-only.
+fn mount(service: &Yaml, volume: &str) -> Option<(String, bool)> {
+    strings(&service["volumes"]).into_iter().find_map(|entry| {
+        let mut parts = entry.split(':');
+        (parts.next() == Some(volume)).then(|| {
+            let target = parts.next().unwrap_or_default().to_owned();
+            (target, parts.next() == Some("ro"))
+        })
+    })
+}
+
+#[test]
+fn turn_over_tls_on_443_goes_through_caddy_to_coturn_with_caddys_certificate() {
+    let turn_domain = "turn.example.net";
+    let variables = [
+        ("TURN_DOMAIN", turn_domain.to_owned()),
+        ("TOKEN_KEY", "k".repeat(32)),
+        ("TURN_SECRET", "s".repeat(32)),
+    ];
+    let config = compose_config(&variables);
+    let caddy = &config["services"]["caddy"];
+    let coturn = &config["services"]["coturn"];
+
+    // Caddy runs deploy/turns.Caddyfile, which imports the site's Caddyfile beside it.
+    let caddy_command = strings(&caddy["command"]);
+    let at = caddy_command
+        .iter()
+        .position(|arg| arg == "--config")
+        .expect("caddy runs a --config");
+    let config_file = &caddy_command[at + 1];
+    let mounted = |source: &str, target: &str| files_mounted(caddy, source, target);
+    let files = strings(&caddy["volumes"]);
+    assert!(mounted("deploy/turns.Caddyfile", config_file), "{files:?}");
+    let turns_caddyfile = std::fs::read_to_string(repository().join("deploy/turns.Caddyfile"))
+        .expect("deploy/turns.Caddyfile");
+    assert!(turns_caddyfile.contains("\nimport Caddyfile\n"));
+    let site = Path::new(config_file).with_file_name("Caddyfile");
+    assert!(
+        mounted("deploy/Caddyfile", &site.to_string_lossy()),
+        "{files:?}"
+    );
+    assert_eq!(
+        caddy["build"]["context"]
+            .as_str()
+            .and_then(|path| Path::new(path).canonicalize().ok()),
+        repository().join("deploy/caddy").canonicalize().ok(),
+        "Caddy is built with its layer4 app"
+    );
+
+    // TLS for TURN_DOMAIN goes to coturn's TLS port, which coturn listens on.
+    assert!(
+        turns_caddyfile.contains("@turn tls sni {$TURN_DOMAIN}")
+            && turns_caddyfile.contains("proxy 127.0.0.1:{$TURN_TLS_PORT:5349}"),
+        "{turns_caddyfile}"
+    );
+    assert_eq!(scalar(&caddy["environment"]["TURN_DOMAIN"]), turn_domain);
+    let coturn_command = strings(&coturn["command"]);
+    assert_eq!(
+        flag_value(&coturn_command, "tls-listening-port"),
+        Some(scalar(&caddy["environment"]["TURN_TLS_PORT"]).as_str()),
+        "{coturn_command:?}"
+    );
+    assert!(!coturn_command.iter().any(|arg| arg == "--no-tls"));
+
+    // coturn serves the certificate Caddy obtains for TURN_DOMAIN, from Caddy's storage,
+    // mounted read-only.
+    let (caddy_storage, read_only) = mount(caddy, "caddy_data").expect("Caddy's storage");
+    assert!(!read_only);
+    assert_eq!(
+        caddy_storage, "/data",
+        "the caddy image keeps its storage in /data"
+    );
+    let (shared, read_only) = mount(coturn, "caddy_data").expect("coturn mounts Caddy's storage");
+    assert!(read_only, "coturn cannot write Caddy's storage");
+    let directory =
+        format!("{shared}/caddy/certificates/acme-v02.api.letsencrypt.org-directory/{turn_domain}");
+    assert_eq!(
+        scalar(&coturn["environment"]["TURN_TLS_CERT"]),
+        format!("{directory}/{turn_domain}.crt")
+    );
+    assert_eq!(
+        scalar(&coturn["environment"]["TURN_TLS_KEY"]),
+        format!("{directory}/{turn_domain}.key")
+    );
+    assert!(
+        turns_caddyfile.contains("issuer acme"),
+        "one issuer (Let's Encrypt), so the certificate's path is known"
+    );
+    // Its entrypoint is deploy/coturn.sh, which passes them on to turnserver.
+    assert_eq!(
+        strings(&coturn["entrypoint"]).last().map(String::as_str),
+        Some("/usr/local/bin/coturn.sh")
+    );
+    assert!(
+        files_mounted(coturn, "deploy/coturn.sh", "/usr/local/bin/coturn.sh"),
+        "{:?}",
+        strings(&coturn["volumes"])
+    );
+    assert_eq!(strings(&coturn["cap_drop"]), ["ALL"]);
+}
+
+/// Whether `service` mounts the repository's `source` at `target`.
+fn files_mounted(service: &Yaml, source: &str, target: &str) -> bool {
+    strings(&service["volumes"]).iter().any(|entry| {
+        let mut parts = entry.split(':');
+        parts.next().is_some_and(|path| {
+            Path::new(path).canonicalize().ok() == repository().join(source).canonicalize().ok()
+        }) && parts.next() == Some(target)
+    })
 }
 
 /// Reads a whole HTTP/1.1 response from `stream` after sending a GET for `path`.

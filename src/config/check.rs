@@ -211,8 +211,7 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
                 return Err(refuse("ice.turn_urls", "must list at least one URL"));
             }
             for url in &urls {
-                check_ice_url(url, &["turn:", "turns:"])
-                    .map_err(|reason| refuse("ice.turn_urls", reason))?;
+                check_turn_url(url).map_err(|reason| refuse("ice.turn_urls", reason))?;
             }
             if secret.is_empty() {
                 return Err(refuse("ice.turn_secret", "must not be empty"));
@@ -405,6 +404,27 @@ fn check_ice_url(url: &str, schemes: &[&str]) -> Result<(), String> {
         return Err(format!("must list URLs with a host: `{url}` has none"));
     }
     Ok(())
+}
+
+/// Checks a TURN URL (RFC 7065): `turn:` or `turns:`, a host, and at most a `transport` of
+/// `udp` or `tcp`. TURN over TLS (`turns:`) runs over TCP: browsers have no TURN over DTLS, so
+/// `turns:...?transport=udp` would name a relay no client can use.
+fn check_turn_url(url: &str) -> Result<(), String> {
+    check_ice_url(url, &["turn:", "turns:"])?;
+    let Some((_, query)) = url.split_once('?') else {
+        return Ok(());
+    };
+    match query.split_once('=') {
+        Some(("transport", "udp")) if url.starts_with("turns:") => Err(format!(
+            "must list `turns:` URLs over TCP: TURN over TLS runs over TCP, so write \
+             `?transport=tcp` or leave the transport out, not `{url}`"
+        )),
+        Some(("transport", "udp" | "tcp")) => Ok(()),
+        _ => Err(format!(
+            "must list URLs whose only query is `?transport=udp` or `?transport=tcp`, \
+             not `{url}`"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -637,5 +657,28 @@ mod tests {
         assert!(check_ice_url("stun:stun.example.com:3478", &["stun:"]).is_ok());
         assert!(check_ice_url("stun:", &["stun:"]).is_err());
         assert!(check_ice_url("turn:example.com", &["stun:"]).is_err());
+    }
+
+    #[test]
+    fn turn_urls_may_use_tls_over_tcp() {
+        for url in [
+            "turn:turn.example.org",
+            "turn:turn.example.org:3478?transport=udp",
+            "turn:turn.example.org:3478?transport=tcp",
+            "turns:turn.example.org",
+            "turns:turn.example.org:443?transport=tcp",
+        ] {
+            assert_eq!(check_turn_url(url), Ok(()), "{url}");
+        }
+        for url in [
+            "turns:turn.example.org:443?transport=udp",
+            "turn:turn.example.org?transport=sctp",
+            "turn:turn.example.org?transport=tcp&x=1",
+            "turn:turn.example.org?",
+            "turns:",
+            "stun:turn.example.org",
+        ] {
+            assert!(check_turn_url(url).is_err(), "{url}");
+        }
     }
 }

@@ -234,8 +234,10 @@ pub static KEYS: &[Key] = &[
         path: "ice.turn_urls",
         flag: "turn-url",
         value_name: "URL",
-        help: "TURN URL (turn:host:3478, turns:host:5349?transport=tcp) handed to clients with \
-               short-lived credentials; repeat for several. Needs ice.turn_secret.",
+        help: "TURN URL handed to clients with short-lived credentials: turn:host:3478 (over \
+               UDP, or TCP with ?transport=tcp), or turns:host:443?transport=tcp (TURN over \
+               TLS, for networks that let only HTTPS out); repeat for several. Needs \
+               ice.turn_secret.",
         kind: Kind::List,
     },
     Key {

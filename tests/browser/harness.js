@@ -5,11 +5,14 @@
 // Every wait is a condition with a deadline; nothing sleeps for a fixed time.
 
 import { execFile, spawn } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
 import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -149,6 +152,7 @@ export async function startServer(name, { extraArgs = [] } = {}) {
  * Launches Chromium. With `askForPermission`, camera and microphone access follow the
  * permissions a context is given, instead of being granted to every page: a page of such a
  * browser is refused what its context was not granted, as when a person clicks "Block".
+ * `args` are added to this browser's command line only.
  */
 export function launchBrowser({ askForPermission = false, args = [] } = {}) {
   const flags = askForPermission ? CHROMIUM_FLAGS.filter((flag) => flag !== '--use-fake-ui-for-media-stream') : CHROMIUM_FLAGS;
@@ -302,7 +306,9 @@ export function participantId(page) {
 
 /**
  * The types of the local and remote candidates of the pair a page's media connection uses
- * (`host`, `srflx`, `relay`) and its protocol (`udp`, `tcp`), or null before one is selected.
+ * (`host`, `srflx`, `relay`), its protocol (`udp`, `tcp`) and, for a relayed candidate, how the
+ * page reaches its TURN server (`relayProtocol`: `udp`, `tcp` or `tls`), or null before one is
+ * selected.
  */
 export function selectedCandidateTypes(page) {
   return page.evaluate(async () => {
@@ -317,7 +323,13 @@ export function selectedCandidateTypes(page) {
       const local = byId.get(pair?.localCandidateId);
       const remote = byId.get(pair?.remoteCandidateId);
       if (local && remote) {
-        return { local: local.candidateType, remote: remote.candidateType, protocol: local.protocol, state: pair.state };
+        return {
+          local: local.candidateType,
+          remote: remote.candidateType,
+          protocol: local.protocol,
+          relayProtocol: local.relayProtocol ?? null,
+          state: pair.state,
+        };
       }
     }
     return null;
@@ -374,26 +386,87 @@ async function answersStun(port, timeout) {
 }
 
 /**
- * Starts Debian's coturn on 127.0.0.1 with a shared secret (`use-auth-secret`), the way a
- * deployment runs it next to Switchyard, and waits until it answers STUN. Resolves with
- * {url, secret, stop}; its log is saved as `artifacts/<name>.turnserver.log` when it stops.
+ * A self-signed certificate for 127.0.0.1 made with openssl in `directory`: resolves with
+ * {cert, key} (the files) and `spki`, the base64 SHA-256 of its public key, the form Chromium's
+ * `--ignore-certificate-errors-spki-list` takes.
  */
-export async function startTurnServer(name, { secret, maxBps }) {
+export async function makeTestCertificate(directory, name) {
+  const cert = path.join(directory, `${name}.crt`);
+  const key = path.join(directory, `${name}.key`);
+  await promisify(execFile)('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${name}`,
+    '-addext', 'subjectAltName=IP:127.0.0.1',
+  ]);
+  const publicKey = new X509Certificate(await readFile(cert)).publicKey.export({ type: 'spki', format: 'der' });
+  return { cert, key, spki: createHash('sha256').update(publicKey).digest('base64') };
+}
+
+/** A free TCP port on loopback, for a server the test starts. */
+async function freeTcpPort() {
+  const server = net.createServer();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/**
+ * Whether a TLS server at 127.0.0.1:`port` completes a handshake within `timeout` ms, showing
+ * the certificate in the PEM file `cert`.
+ */
+async function answersTls(port, cert, timeout) {
+  const expected = new X509Certificate(await readFile(cert)).fingerprint256;
+  return new Promise((resolve) => {
+    // The certificate is compared below: the handshake itself need not trust it.
+    const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, timeout });
+    const finish = (result) => {
+      socket.destroy();
+      resolve(result);
+    };
+    socket.once('secureConnect', () => finish(socket.getPeerX509Certificate()?.fingerprint256 === expected));
+    socket.once('timeout', () => finish(false));
+    socket.once('error', () => finish(false));
+  });
+}
+
+/**
+ * Starts Debian's coturn on 127.0.0.1 with a shared secret (`use-auth-secret`), the way a
+ * deployment runs it next to Switchyard, and waits until it answers. Resolves with
+ * {url, secret, stop, log}; its log is saved as `artifacts/<name>.turnserver.log` when it stops.
+ *
+ * With `maxBps`, coturn caps each relayed session at that many bytes a second. With `tls`
+ * ({cert, key}, PEM files) it listens for TURN over TLS only (no plain UDP or TCP
+ * listener), and `url` is its `turns:` URL; `log()` reads its log so far.
+ */
+export async function startTurnServer(name, { secret, maxBps, tls: tlsFiles = null }) {
   if (!existsSync(TURNSERVER)) throw new Error(`no TURN server at ${TURNSERVER}: install Debian's coturn`);
   const directory = await mkdtemp(path.join(os.tmpdir(), 'switchyard-turn-'));
-  const port = await freeUdpPort();
+  const port = tlsFiles ? await freeTcpPort() : await freeUdpPort();
   const logFile = path.join(directory, 'turnserver.log');
+  const listeners = tlsFiles
+    ? [
+      // The TLS listener alone: a client reaches this server over TLS or not at all.
+      `tls-listening-port=${port}`,
+      `cert=${tlsFiles.cert}`,
+      `pkey=${tlsFiles.key}`,
+      'no-udp',
+      'no-tcp',
+    ]
+    : [`listening-port=${port}`, 'no-tls'];
   const config = [
     `listening-ip=127.0.0.1`,
     `relay-ip=127.0.0.1`,
-    `listening-port=${port}`,
+    ...listeners,
     // The relay and the media server share loopback, which coturn refuses by default.
     'allow-loopback-peers',
     'use-auth-secret',
     `static-auth-secret=${secret}`,
     'realm=switchyard.test',
     'fingerprint',
-    'no-tls',
     'no-dtls',
     'no-cli',
     'no-multicast-peers',
@@ -412,24 +485,26 @@ export async function startTurnServer(name, { secret, maxBps }) {
   child.stdout.on('data', (chunk) => output.push(chunk.toString()));
   child.stderr.on('data', (chunk) => output.push(chunk.toString()));
   const exited = new Promise((resolve) => child.once('exit', resolve));
+  const log = async () => `${output.join('')}${await readFile(logFile, 'utf8').catch(() => '')}`;
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGTERM');
       await exited;
     }
     await mkdir(artifacts, { recursive: true });
-    const log = await readFile(logFile, 'utf8').catch(() => '');
-    await writeFile(path.join(artifacts, `${name}.turnserver.log`), `${output.join('')}${log}`);
+    await writeFile(path.join(artifacts, `${name}.turnserver.log`), await log());
     await rm(directory, { recursive: true, force: true });
   };
+  const answers = () => (tlsFiles ? answersTls(port, tlsFiles.cert, 200) : answersStun(port, 200));
   const deadline = Date.now() + 10_000;
-  while (!(await answersStun(port, 200))) {
+  while (!(await answers())) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();
       throw new Error(`the TURN server did not start on port ${port}: see artifacts/${name}.turnserver.log`);
     }
   }
-  return { url: `turn:127.0.0.1:${port}`, port, secret, stop };
+  const url = tlsFiles ? `turns:127.0.0.1:${port}?transport=tcp` : `turn:127.0.0.1:${port}`;
+  return { url, port, secret, stop, log };
 }
 
 /** The publisher's `availableOutgoingBitrate`: its congestion controller's current target. */
