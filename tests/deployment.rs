@@ -445,7 +445,7 @@ fn turn_over_tls_on_443_goes_through_caddy_to_coturn_with_caddys_certificate() {
         ("TOKEN_KEY", "k".repeat(32)),
         ("TURN_SECRET", "s".repeat(32)),
     ];
-    let config = compose_config(&variables);
+    let config = compose_config(&[], &variables);
     let caddy = &config["services"]["caddy"];
     let coturn = &config["services"]["coturn"];
 
