@@ -93,6 +93,13 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
             .iter()
             .flat_map(|report| report.per_track.iter().cloned())
             .collect(),
+        per_receiver: reports
+            .iter()
+            .flat_map(|report| report.per_receiver.iter().cloned())
+            .collect(),
+        layer_seconds: crate::report::receivers::layer_totals(
+            reports.iter().flat_map(|report| &report.per_receiver),
+        ),
         run: RunInfo {
             url: first.run.url.clone(),
             run_id: first.run.run_id.clone(),

@@ -312,6 +312,8 @@ impl Driver {
             }
             SignalEvent::TrackAnnounced { .. }
             | SignalEvent::TrackEnded { .. }
+            | SignalEvent::Layers { .. }
+            | SignalEvent::VideoPaused { .. }
             | SignalEvent::Closed(_) => {}
         }
     }
