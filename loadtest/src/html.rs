@@ -379,7 +379,22 @@ mod tests {
             code: Some("room_full".to_owned()),
             reason: "refused: the room is full".to_owned(),
         });
+        report.per_receiver.push(crate::report::ReceiverTotals {
+            name: "subscriber-0-0".to_owned(),
+            impaired: true,
+            bytes: 2_000_000,
+            layer_seconds: [("q".to_owned(), 4.0), ("f".to_owned(), 1.0)].into(),
+            ..Default::default()
+        });
+        report.layer_seconds = report.per_receiver[0].layer_seconds.clone();
         let page = page(&report).expect("a page");
+        assert!(page.contains("What each participant received"));
+        assert!(
+            page.contains("<th>q s</th><th>f s</th>"),
+            "lowest layer first"
+        );
+        assert!(page.contains("subscriber-0-0 (impaired)"));
+        assert!(page.contains("q 80% / f 20%"));
         assert_eq!(page.matches("<figure class=\"chart\"><svg").count(), 9);
         assert!(page.contains("switchyard &lt;test&gt;"), "escaped");
         assert!(page.contains("subscriber-0-1") && page.contains("the room is full"));

@@ -1065,6 +1065,10 @@ impl Driver {
                     if let Some(received) = received {
                         received.pauses += u64::from(paused && !received.paused);
                         received.paused = paused;
+                        // What the server held back was never due, and the gap it leaves
+                        // between frames is a pause the tile shows, not a freeze.
+                        received.layers.restart();
+                        received.quality.last_frame = None;
                     }
                 });
             }

@@ -28,6 +28,8 @@ pub struct ReceivedLayers {
     highest: Option<u64>,
     /// Time received on each layer, by the probe's layer byte.
     time: BTreeMap<u8, Duration>,
+    /// Whether the next packet starts a new stretch whatever its layer.
+    fresh: bool,
     /// How many times the layer changed.
     pub switches: u64,
 }
@@ -44,10 +46,11 @@ impl ReceivedLayers {
             }
         }
         self.last_packet = Some(now);
-        if self.current != Some(layer) {
-            if self.current.is_some() {
+        if self.current != Some(layer) || self.fresh {
+            if self.current.is_some_and(|current| current != layer) {
                 self.switches += 1;
             }
+            self.fresh = false;
             self.current = Some(layer);
             self.stretch_start = index;
             self.stretch_base = self.highest.map_or(index, |highest| highest + 1);
@@ -58,6 +61,12 @@ impl ReceivedLayers {
                 .map_or(continuous, |highest| highest.max(continuous)),
         );
         Some(continuous)
+    }
+
+    /// Starts a new stretch at the next packet: the server paused or resumed the video, so
+    /// the indices skipped meanwhile were never due.
+    pub fn restart(&mut self) {
+        self.fresh = true;
     }
 
     /// The layer of the last packet, as a RID (`None` before any packet, or for one stream).
@@ -117,5 +126,17 @@ mod tests {
         let time = layers.time_by_rid();
         assert_eq!(time["q"], Duration::from_millis(250));
         assert_eq!(time["f"], Duration::from_millis(200));
+    }
+
+    #[test]
+    fn a_pause_is_not_loss() {
+        let start = Instant::now();
+        let mut layers = ReceivedLayers::default();
+        assert_eq!(layers.on_packet(b'h', 10, start), Some(10));
+        layers.restart();
+        // Resumed on the same layer 500 packets later: the sequence goes on from 11.
+        assert_eq!(layers.on_packet(b'h', 510, start), Some(11));
+        assert_eq!(layers.on_packet(b'h', 511, start), Some(12));
+        assert_eq!(layers.switches, 0);
     }
 }

@@ -242,6 +242,57 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_sender_follows_the_estimate_and_the_server_s_layers() {
+        let streams: Vec<SimulcastStream> = LAYERS
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| SimulcastStream {
+                ssrc: index as u32 + 1,
+                layer: *layer,
+                keyframe_wanted: Arc::new(AtomicBool::new(false)),
+            })
+            .collect();
+        let pairs: Vec<(u32, Layer)> = streams.iter().map(|s| (s.ssrc, s.layer)).collect();
+        let (control_tx, control) = watch::channel(LayerControl::default());
+        let sender = SimulcastSender {
+            tag: 1,
+            shape: VideoShape {
+                fps: 100,
+                ..VideoShape::default()
+            },
+            streams,
+            // Not bound to a connection: every write fails, as before a connection is up.
+            pipe: Arc::new(TrackLocalStaticRTP::new(simulcast_track(
+                "PA", "video0", &pairs,
+            ))),
+            mid: "0".to_owned(),
+            wake: Arc::new(Notify::new()),
+            control,
+        };
+        let (layers_tx, mut layers) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(sender.run(move |rids| {
+            let _ = layers_tx.send(rids);
+        }));
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(5), layers.recv())
+                .await
+                .expect("the sender reports a change")
+                .expect("the sender runs")
+        };
+        assert_eq!(next().await, ["q", "h", "f"], "every layer at first");
+        control_tx.send_modify(|control| control.estimate = Some(700_000));
+        assert_eq!(next().await, ["q", "h"], "the top layer does not fit");
+        control_tx.send_modify(|control| control.estimate = Some(100_000));
+        assert_eq!(next().await, ["q"], "the lowest is always sent");
+        control_tx.send_modify(|control| {
+            control.estimate = None;
+            control.wanted = Some(["q".to_owned(), "f".to_owned()].into());
+        });
+        assert_eq!(next().await, ["q", "f"], "what the server wants");
+        task.abort();
+    }
+
     #[test]
     fn sdes_items_are_written_as_they_are() {
         let item = SdesItem(Bytes::from_static(b"f"));

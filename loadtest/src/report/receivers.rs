@@ -118,7 +118,7 @@ pub fn table(receivers: &[ReceiverTotals]) -> String {
     let mut rids: Vec<String> = layer_totals(receivers).into_keys().collect();
     rids.sort_by_key(|rid| layer_rank(rid));
     let mut out = String::new();
-    let _ = write!(out, "{:<24}{:>12}{:>10}", "receiver", "MB", "kbit/s");
+    let _ = write!(out, "{:<28}{:>10}{:>10}", "receiver", "MB", "kbit/s");
     for rid in &rids {
         let _ = write!(out, "{:>9}", format!("{rid} s"));
     }
@@ -131,7 +131,7 @@ pub fn table(receivers: &[ReceiverTotals]) -> String {
         };
         let _ = write!(
             out,
-            "{name:<24}{:>12.2}{:>10.0}",
+            "{name:<28}{:>10.2}{:>10.0}",
             receiver.bytes as f64 / 1e6,
             receiver.bitrate_bps / 1000.0
         );
