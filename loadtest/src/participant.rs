@@ -438,6 +438,10 @@ impl Participant {
             handover: options.handover.clone(),
             feedback: feedback_tx,
             shared: Arc::clone(&shared),
+            transport_cc: options
+                .tracks
+                .iter()
+                .any(|track| matches!(track, TrackSpec::Simulcast(_))),
         };
         let (connection, events) = opener.open(ConnectionId::MAIN).await?;
         let mut outgoing = Vec::new();
@@ -838,6 +842,10 @@ struct Opener {
     handover: Option<Handover>,
     feedback: mpsc::Sender<Feedback>,
     shared: Arc<Shared>,
+    /// Whether to stamp transport-wide sequence numbers on what is sent, as a browser does, so
+    /// the server can estimate the uplink: done for simulcast publishers, whose layers follow
+    /// the estimate the server sends back.
+    transport_cc: bool,
 }
 
 impl Opener {
@@ -851,6 +859,20 @@ impl Opener {
             configuration
         }
         .build()
+    }
+
+    /// The server's interceptors, and with `transport_cc` the one that stamps transport-wide
+    /// sequence numbers.
+    fn interceptors(&self) -> rtc::interceptor::Registry {
+        let registry = engine::interceptors(self.feedback.clone());
+        if self.transport_cc {
+            registry.with(
+                rtc::interceptor::Slot::TwccSender,
+                rtc::interceptor::TwccSenderBuilder::new().build(),
+            )
+        } else {
+            registry
+        }
     }
 
     async fn open(
@@ -878,9 +900,11 @@ impl Opener {
         let connection: Arc<dyn PeerConnection> = Arc::new(
             builder
                 .with_configuration(self.configuration())
-                .with_media_engine(client_media_engine().map_err(webrtc_error("codecs"))?)
+                .with_media_engine(
+                    client_media_engine(self.transport_cc).map_err(webrtc_error("codecs"))?,
+                )
                 .with_setting_engine(settings)
-                .with_interceptor_registry(engine::interceptors(self.feedback.clone()))
+                .with_interceptor_registry(self.interceptors())
                 .with_handler(Arc::new(EventForwarder::new(events_tx)))
                 .with_udp_addrs(vec![SocketAddr::new(self.media_ip, 0)])
                 .build()
@@ -1469,20 +1493,36 @@ async fn publish_simulcast(track: Outgoing, participant: String, shared: Arc<Sha
 
 /// The media engine of a synthetic participant: the server's, and the RTP stream id header
 /// extensions in the sending direction too, which a simulcast publisher stamps on its packets
-/// (the server negotiates them on what it receives only).
-fn client_media_engine()
--> Result<rtc::peer_connection::configuration::media_engine::MediaEngine, rtc::shared::error::Error>
+/// (the server negotiates them on what it receives only); with `transport_cc`, the
+/// transport-wide sequence number likewise.
+pub(crate) fn client_media_engine(
+    transport_cc: bool,
+) -> Result<rtc::peer_connection::configuration::media_engine::MediaEngine, rtc::shared::error::Error>
 {
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
     let mut engine = engine::media_engine()?;
-    for uri in [
-        rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
-        rtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
-    ] {
+    let mut extensions = vec![
+        (
+            rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+            RtpCodecKind::Video,
+        ),
+        (
+            rtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
+            RtpCodecKind::Video,
+        ),
+    ];
+    if transport_cc {
+        extensions.extend([
+            (rtc::sdp::extmap::TRANSPORT_CC_URI, RtpCodecKind::Video),
+            (rtc::sdp::extmap::TRANSPORT_CC_URI, RtpCodecKind::Audio),
+        ]);
+    }
+    for (uri, kind) in extensions {
         engine.register_header_extension(
-            rtc::rtp_transceiver::rtp_sender::RTCRtpHeaderExtensionCapability {
+            RTCRtpHeaderExtensionCapability {
                 uri: uri.to_owned(),
             },
-            rtc::rtp_transceiver::rtp_sender::RtpCodecKind::Video,
+            kind,
             None,
         )?;
     }

@@ -293,6 +293,46 @@ mod tests {
         task.abort();
     }
 
+    #[tokio::test]
+    async fn the_offer_declares_the_layers_and_the_extensions_a_server_needs() {
+        use webrtc::media_stream::track_local::TrackLocal;
+        use webrtc::peer_connection::{PeerConnection, PeerConnectionBuilder};
+
+        let (events, _events) = tokio::sync::mpsc::unbounded_channel();
+        let connection = PeerConnectionBuilder::new()
+            .with_handler(Arc::new(crate::peer_events::EventForwarder::new(events)))
+            .with_media_engine(crate::participant::client_media_engine(true).expect("codecs"))
+            .with_udp_addrs(vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))])
+            .build()
+            .await
+            .expect("a connection");
+        let streams: Vec<(u32, Layer)> = LAYERS
+            .iter()
+            .enumerate()
+            .map(|(index, layer)| (index as u32 + 100, *layer))
+            .collect();
+        let track = Arc::new(TrackLocalStaticRTP::new(simulcast_track(
+            "PA", "video0", &streams,
+        )));
+        connection
+            .add_transceiver_from_track(track as Arc<dyn TrackLocal>, engine::send_only())
+            .await
+            .expect("the track is added");
+        let offer = connection.create_offer(None).await.expect("an offer").sdp;
+        for line in [
+            "a=rid:q send",
+            "a=rid:h send",
+            "a=rid:f send",
+            "a=simulcast:send q;h;f",
+            rtc::sdp::extmap::SDES_MID_URI,
+            rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+            rtc::sdp::extmap::TRANSPORT_CC_URI,
+        ] {
+            assert!(offer.contains(line), "{line} in {offer}");
+        }
+        let _ = connection.close().await;
+    }
+
     #[test]
     fn sdes_items_are_written_as_they_are() {
         let item = SdesItem(Bytes::from_static(b"f"));
