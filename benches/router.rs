@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rtc::rtp;
-use switchyard::ids::{ConnectionId, ParticipantId, Ssrc, TransceiverIndex, WorkerIndex};
+use switchyard::ids::{
+    ConnectionId, LayerIndex, ParticipantId, Ssrc, TransceiverIndex, WorkerIndex,
+};
 use switchyard::media::downtrack::DownTrack;
 use switchyard::media::publication::{Publication, TrackInfo};
 use switchyard::signal::protocol::TrackKind;
@@ -27,9 +29,12 @@ fn publication_with_subscribers(count: usize) -> Arc<Publication> {
             kind: TrackKind::Video,
             clock_rate: 90_000,
             mime_type: "video/VP8".to_owned(),
+            screen: false,
         },
+        &[],
         false,
         ConnectionId::next(WorkerIndex(0)),
+        Instant::now(),
     );
     for index in 0..count {
         let down = Arc::new(DownTrack::new(
@@ -81,7 +86,7 @@ fn fan_out(c: &mut Criterion) {
                 if sequence == 1 {
                     next = packet(sequence, true);
                 }
-                let routed = publication.route(next, Instant::now(), &mut out);
+                let routed = publication.route(next, LayerIndex(0), Instant::now(), &mut out);
                 debug_assert!(routed.is_ok());
                 out.clear();
             });

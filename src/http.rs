@@ -74,6 +74,8 @@ async fn counts(State(context): State<Arc<ServerContext>>) -> impl IntoResponse 
 async fn metrics(State(context): State<Arc<ServerContext>>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        context.metrics.render(context.registry.len()),
+        context
+            .metrics
+            .render(context.registry.len(), &context.registry.layer_samples()),
     )
 }

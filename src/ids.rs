@@ -80,6 +80,18 @@ impl SubscriberKey {
     }
 }
 
+/// One of a published track's simulcast layers: its position in the publisher's
+/// `a=simulcast` list, or 0 for a track sent as one stream. The position says nothing about
+/// quality; the layers' measured resolutions order them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LayerIndex(pub u8);
+
+impl fmt::Display for LayerIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "L{}", self.0)
+    }
+}
+
 /// An RTP stream's synchronization source: the publisher's, as it arrives, or a subscriber
 /// slot's own, as forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -9,6 +9,7 @@
 
 mod http;
 mod ice_tcp;
+mod layers;
 mod process;
 
 use std::ops::Deref;
@@ -25,6 +26,7 @@ use serde::Serialize;
 
 pub use http::{HttpMetrics, RefusedBecause, TimedOut};
 pub use ice_tcp::IceTcpMetrics;
+pub use layers::{LayerMetrics, LayerSample};
 pub use process::ProcessCollector;
 
 /// The content type of [`Metrics::render`]'s text.
@@ -120,6 +122,8 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// The ICE-TCP listeners' streams and refusals.
     pub ice_tcp: IceTcpMetrics,
+    /// The layers of the published tracks, rebuilt at each scrape.
+    pub layers: LayerMetrics,
     registry: Registry,
 }
 
@@ -167,6 +171,7 @@ impl Default for Metrics {
             join_seconds: Histogram::new(JOIN_SECONDS_BUCKETS),
             http: HttpMetrics::default(),
             ice_tcp: IceTcpMetrics::default(),
+            layers: LayerMetrics::default(),
             registry: Registry::default(),
         };
         metrics.registry = metrics.registry();
@@ -290,6 +295,7 @@ impl Metrics {
         );
         self.http.register(registry);
         self.ice_tcp.register(registry);
+        self.layers.register(registry);
         root
     }
 
@@ -304,9 +310,11 @@ impl Metrics {
         }
     }
 
-    /// Renders every series in the OpenMetrics text format, given the number of rooms.
-    pub fn render(&self, rooms: usize) -> String {
+    /// Renders every series in the OpenMetrics text format, given the number of rooms and the
+    /// layers of the published tracks.
+    pub fn render(&self, rooms: usize, layers: &[LayerSample]) -> String {
         self.rooms.0.set(rooms as i64);
+        self.layers.set(layers);
         let mut out = String::with_capacity(4096);
         // Writing to a String cannot fail; prometheus-client's encoders only pass on the
         // writer's errors.
@@ -403,7 +411,7 @@ mod tests {
         metrics
             .ice_tcp
             .refused(crate::net::admission::Refusal::Total);
-        let text = metrics.render(1);
+        let text = metrics.render(1, &[]);
         for line in [
             "switchyard_rooms 1",
             "switchyard_rtp_packets_out_total 3",

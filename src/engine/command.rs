@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::ids::PublicationKey;
 use crate::ids::{ConnectionId, ParticipantId};
 use crate::media::publication::Publication;
+use crate::rtc::allocating::ViewRequest;
 use crate::rtc::connection::{MediaError, Notice};
 use crate::signal::protocol::IceCandidate;
 
@@ -67,6 +68,16 @@ pub enum Command {
     Unwant {
         id: ConnectionId,
         key: PublicationKey,
+    },
+    /// Record how the client shows the videos it receives.
+    View {
+        id: ConnectionId,
+        views: Vec<ViewRequest>,
+    },
+    /// Record the room's active speaker.
+    ActiveSpeaker {
+        id: ConnectionId,
+        speaker: Option<ParticipantId>,
     },
     /// Offer what changed, if nothing is outstanding.
     Negotiate {

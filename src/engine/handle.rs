@@ -10,6 +10,7 @@ use crate::engine::placement::Seat;
 use crate::ids::PublicationKey;
 use crate::ids::{ConnectionId, ParticipantId};
 use crate::media::publication::Publication;
+use crate::rtc::allocating::ViewRequest;
 use crate::rtc::connection::{MediaError, Notice};
 use crate::signal::protocol::IceCandidate;
 
@@ -111,6 +112,19 @@ impl ConnectionHandle {
     /// The participant should no longer receive the publication `key`.
     pub fn unwant(&self, key: PublicationKey) {
         let _ = self.commands.send(Command::Unwant { id: self.id, key });
+    }
+
+    /// Records how the client shows the videos it receives.
+    pub fn view(&self, views: Vec<ViewRequest>) {
+        let _ = self.commands.send(Command::View { id: self.id, views });
+    }
+
+    /// Records the room's active speaker, whose video the allocation puts first.
+    pub fn set_active_speaker(&self, speaker: Option<ParticipantId>) {
+        let _ = self.commands.send(Command::ActiveSpeaker {
+            id: self.id,
+            speaker,
+        });
     }
 
     /// Offers the client what changed, if anything did and nothing is outstanding.

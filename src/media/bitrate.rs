@@ -2,8 +2,12 @@
 //!
 //! A subscriber's REMB estimates the bandwidth of its whole downlink. The router splits it evenly
 //! among the video tracks the REMB names and records each share against the publication feeding
-//! that track. Per publication the cap is the minimum of its subscribers' fresh shares: forwarding
-//! one stream to everybody, the publisher must not send more than the weakest can receive.
+//! that track. Per publication the cap is the *largest* of its subscribers' fresh shares: the
+//! publisher need not send more than its best-placed subscriber can take, and a subscriber with
+//! less room is given less by its own allocation (`media::allocation`: a lower layer, or the
+//! video paused) instead of lowering the picture for everybody. A simulcast track is capped by
+//! no subscriber at all ([`SIMULCAST_CEILING`]): each subscriber takes the layer that fits it,
+//! and layers nobody takes are switched off at the publisher.
 //!
 //! Browsers treat a REMB they receive as a cap on the *whole* connection, whatever SSRCs it
 //! lists, so one publisher gets one REMB: the sum of its publications' caps, listing their
@@ -25,6 +29,10 @@ pub const ESTIMATE_LIFETIME: Duration = Duration::from_secs(5);
 pub const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// A cap below this fraction of the last one sent is sent at once.
 pub const SHARP_DROP: f64 = 0.8;
+
+/// The cap a simulcast track contributes: above what a browser sends for all three layers of
+/// a camera, so the publisher's own estimate of its uplink decides.
+pub const SIMULCAST_CEILING: u64 = 4_000_000;
 
 /// What each of the publisher's audio tracks may use on top of its video caps: Opus at the
 /// browsers' default rate, with its packet overhead, stays below it.
@@ -118,8 +126,8 @@ impl BitrateAggregator {
             estimates.retain(|_, estimate| {
                 now.saturating_duration_since(estimate.at) < ESTIMATE_LIFETIME
             });
-            if let Some(min) = estimates.values().map(|estimate| estimate.bitrate).min() {
-                total = total.saturating_add(min);
+            if let Some(max) = estimates.values().map(|estimate| estimate.bitrate).max() {
+                total = total.saturating_add(max);
                 ssrcs.push(*ssrc);
             }
         }
@@ -143,7 +151,7 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn the_weakest_subscriber_sets_the_cap() {
+    fn the_best_placed_subscriber_sets_the_cap() {
         let now = Instant::now();
         let mut aggregator = BitrateAggregator::default();
         aggregator.record(Ssrc(11), SubscriberKey(1), 1_000_000, now);
@@ -151,7 +159,7 @@ mod tests {
         assert_eq!(
             aggregator.poll(now),
             Some(BitrateCap {
-                bitrate: 300_000,
+                bitrate: 1_000_000,
                 ssrcs: vec![Ssrc(11)]
             })
         );
@@ -226,7 +234,7 @@ mod tests {
         assert_eq!(
             aggregator.poll(now),
             Some(BitrateCap {
-                bitrate: 1_500_000,
+                bitrate: 2_000_000,
                 ssrcs: vec![Ssrc(11), Ssrc(22)]
             })
         );
@@ -235,7 +243,7 @@ mod tests {
             aggregator
                 .poll(now + REPORT_INTERVAL)
                 .map(|cap| cap.bitrate),
-            Some(1_000_000)
+            Some(1_500_000)
         );
     }
 
@@ -284,10 +292,10 @@ mod tests {
 
         proptest! {
             /// Whatever subscribers report, a cap sent is the sum over publications of their
-            /// weakest fresh estimate (saturating), plus the audio allowance, listing exactly
+            /// strongest fresh estimate (saturating), plus the audio allowance, listing exactly
             /// the publications that have one.
             #[test]
-            fn the_cap_is_the_sum_of_the_weakest_fresh_estimates(
+            fn the_cap_is_the_sum_of_the_strongest_fresh_estimates(
                 audio_tracks in 0..4u64,
                 events in prop::collection::vec(event(), 1..60),
             ) {
@@ -314,24 +322,24 @@ mod tests {
                             model.retain(|(of, _), _| *of != ssrc);
                         }
                         Event::Poll => {
-                            let mut weakest: BTreeMap<u32, u64> = BTreeMap::new();
+                            let mut strongest: BTreeMap<u32, u64> = BTreeMap::new();
                             for ((ssrc, _), (bitrate, at)) in &model {
                                 if now.saturating_duration_since(*at) < ESTIMATE_LIFETIME {
-                                    let min = weakest.entry(*ssrc).or_insert(u64::MAX);
-                                    *min = (*min).min(*bitrate);
+                                    let max = strongest.entry(*ssrc).or_insert(0);
+                                    *max = (*max).max(*bitrate);
                                 }
                             }
                             if let Some(cap) = aggregator.poll(now) {
-                                let sum = weakest.values().fold(0u64, |sum, min| sum.saturating_add(*min));
+                                let sum = strongest.values().fold(0u64, |sum, max| sum.saturating_add(*max));
                                 prop_assert_eq!(
                                     cap.bitrate,
                                     sum.saturating_add(audio_tracks * AUDIO_ALLOWANCE)
                                 );
-                                let ssrcs: Vec<Ssrc> = weakest.keys().copied().map(Ssrc).collect();
+                                let ssrcs: Vec<Ssrc> = strongest.keys().copied().map(Ssrc).collect();
                                 prop_assert_eq!(cap.ssrcs, ssrcs);
                             } else {
                                 // Nothing fresh, or nothing due yet.
-                                prop_assert!(weakest.is_empty() || aggregator.last_report.is_some());
+                                prop_assert!(strongest.is_empty() || aggregator.last_report.is_some());
                             }
                         }
                     }

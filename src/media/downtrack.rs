@@ -2,11 +2,16 @@
 //!
 //! A [`DownTrack`] is everything the router needs to write into one send-only transceiver of a
 //! subscriber's connection: the SSRC the subscriber knows it by, the payload type and header
-//! extension its SDP negotiated, the [`Rewriter`] that keeps its numbering continuous, and the
-//! [`Outlet`] (connection and transceiver) the packet is written to. It outlives the
-//! publications that feed it: when one ends, its transceiver goes inactive and is later reused
-//! for the next track of the same kind, so the subscriber's SDP does not grow as people come
-//! and go.
+//! extension its SDP negotiated, the [`Rewriter`] and [`PictureNumbering`] that keep its
+//! numbering continuous, and the [`Outlet`] (connection and transceiver) the packet is written
+//! to. It outlives the publications that feed it: when one ends, its transceiver goes inactive
+//! and is later reused for the next track of the same kind, so the subscriber's SDP does not
+//! grow as people come and go.
+//!
+//! Of a track sent in several layers it forwards one, the *target* its subscriber's allocation
+//! chose (or none: paused). A change of target takes effect at the target layer's next
+//! keyframe; until then the layer forwarded so far goes on, so the subscriber never sees a
+//! picture it cannot decode.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -15,7 +20,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use rtc::rtp;
 
-use crate::ids::{ConnectionId, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex};
+use crate::ids::{ConnectionId, LayerIndex, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex};
+use crate::media::picture_numbering::PictureNumbering;
 use crate::media::rewriter::Rewriter;
 use crate::signal::protocol::TrackKind;
 
@@ -38,9 +44,34 @@ pub struct DownTrack {
     /// The abs-send-time extension id the subscriber negotiated for this slot; 0 for none.
     abs_send_time_id: AtomicU8,
     ready: AtomicBool,
+    /// The layer to forward, or [`NO_LAYER`] while paused.
+    target: AtomicU8,
+    /// The layer the subscriber's allocation would like, arriving or not, or [`NO_LAYER`]:
+    /// what the publisher is asked to send.
+    wanted: AtomicU8,
     /// Only the worker that owns the feeding publication locks it, so it is never contended.
-    rewriter: Mutex<Rewriter>,
+    forwarding: Mutex<Forwarding>,
     sent: AtomicU64,
+}
+
+/// A layer index that names no layer.
+const NO_LAYER: u8 = u8::MAX;
+
+/// What the packet path changes as it forwards.
+#[derive(Debug)]
+struct Forwarding {
+    rewriter: Rewriter,
+    pictures: PictureNumbering,
+    /// The layer being forwarded; `None` until a keyframe of the target starts it.
+    current: Option<LayerIndex>,
+}
+
+fn to_layer(value: u8) -> Option<LayerIndex> {
+    (value != NO_LAYER).then_some(LayerIndex(value))
+}
+
+fn from_layer(layer: Option<LayerIndex>) -> u8 {
+    layer.map_or(NO_LAYER, |layer| layer.0)
 }
 
 impl std::fmt::Debug for DownTrack {
@@ -73,7 +104,13 @@ impl DownTrack {
             payload_type: AtomicU8::new(0),
             abs_send_time_id: AtomicU8::new(0),
             ready: AtomicBool::new(false),
-            rewriter: Mutex::new(Rewriter::new(clock_rate, rand::random(), rand::random())),
+            target: AtomicU8::new(0),
+            wanted: AtomicU8::new(0),
+            forwarding: Mutex::new(Forwarding {
+                rewriter: Rewriter::new(clock_rate, rand::random(), rand::random()),
+                pictures: PictureNumbering::default(),
+                current: None,
+            }),
             sent: AtomicU64::new(0),
         }
     }
@@ -127,28 +164,57 @@ impl DownTrack {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Makes `source` the publication this slot forwards, from its next keyframe on.
+    /// Makes `source` the publication this slot forwards, from its next keyframe on, starting
+    /// with its first layer until told otherwise.
     pub fn switch_to(&self, source: PublicationKey) {
-        self.rewriter().switch_to(source);
+        let mut forwarding = self.forwarding();
+        forwarding.rewriter.switch_to(source);
+        forwarding.current = None;
+        self.set_target(Some(LayerIndex(0)), Some(LayerIndex(0)));
     }
 
     /// Stops forwarding anything until the next [`switch_to`](Self::switch_to).
     pub fn detach(&self) {
-        self.rewriter().detach();
+        let mut forwarding = self.forwarding();
+        forwarding.rewriter.detach();
+        forwarding.current = None;
     }
 
     /// The publication currently feeding this slot.
     pub fn source(&self) -> Option<PublicationKey> {
-        self.rewriter().source()
+        self.forwarding().rewriter.source()
     }
 
-    /// Rewrites one packet of `source` for this subscriber: SSRC, payload type, sequence number
-    /// and timestamp, and `send_time` (an abs-send-time payload) when the subscriber negotiated
-    /// that extension. `None` when the packet is not for this slot now: another source, not
-    /// ready, or waiting for a keyframe.
+    /// Chooses the layer to forward (`None`: pause) and the one the subscriber would like.
+    pub fn set_target(&self, target: Option<LayerIndex>, wanted: Option<LayerIndex>) {
+        self.target.store(from_layer(target), Ordering::Release);
+        self.wanted.store(from_layer(wanted), Ordering::Release);
+    }
+
+    /// The layer to forward, `None` while paused.
+    pub fn target(&self) -> Option<LayerIndex> {
+        to_layer(self.target.load(Ordering::Acquire))
+    }
+
+    /// The layer the subscriber would like, arriving or not.
+    pub fn wanted(&self) -> Option<LayerIndex> {
+        to_layer(self.wanted.load(Ordering::Acquire))
+    }
+
+    /// The layer being forwarded, `None` before the target's first keyframe or while paused.
+    pub fn current(&self) -> Option<LayerIndex> {
+        self.forwarding().current
+    }
+
+    /// Rewrites one packet of `layer` of `source` for this subscriber: SSRC, payload type,
+    /// sequence number and timestamp, the VP8 picture numbering, and `send_time` (an
+    /// abs-send-time payload) when the subscriber negotiated that extension. `None` when the
+    /// packet is not for this slot now: another source or layer, not ready, paused, or waiting
+    /// for a keyframe (`can_start` says a decoder can begin at this packet).
     pub fn forward(
         &self,
         source: PublicationKey,
+        layer: LayerIndex,
         packet: &rtp::Packet,
         can_start: bool,
         now: Instant,
@@ -157,14 +223,46 @@ impl DownTrack {
         if !self.ready.load(Ordering::Acquire) {
             return None;
         }
-        let numbers = self.rewriter().rewrite(
+        let target = self.target();
+        let mut forwarding = self.forwarding();
+        if target.is_none() {
+            forwarding.current = None;
+            return None;
+        }
+        let starts = forwarding.current != Some(layer);
+        if starts {
+            if target != Some(layer) || !can_start {
+                return None;
+            }
+            // The target's keyframe: the layer changes here, its numbering continues the old.
+            if forwarding.rewriter.source() != Some(source) {
+                return None;
+            }
+            forwarding.rewriter.switch_to(source);
+        }
+        let numbers = forwarding.rewriter.rewrite(
             source,
             packet.header.sequence_number,
             packet.header.timestamp,
             can_start,
             now,
         )?;
-        let mut outgoing = packet.clone();
+        if starts {
+            forwarding.current = Some(layer);
+            if self.kind == TrackKind::Video {
+                forwarding.pictures.restart(&packet.payload);
+            }
+        }
+        let payload = if self.kind == TrackKind::Video {
+            forwarding.pictures.rewrite(&packet.payload)
+        } else {
+            packet.payload.clone()
+        };
+        drop(forwarding);
+        let mut outgoing = rtp::Packet {
+            header: packet.header.clone(),
+            payload,
+        };
         outgoing.header.ssrc = self.ssrc.0;
         outgoing.header.payload_type = self.payload_type.load(Ordering::Acquire);
         outgoing.header.sequence_number = numbers.sequence;
@@ -181,8 +279,8 @@ impl DownTrack {
         Some(outgoing)
     }
 
-    fn rewriter(&self) -> MutexGuard<'_, Rewriter> {
-        self.rewriter
+    fn forwarding(&self) -> MutexGuard<'_, Forwarding> {
+        self.forwarding
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -224,19 +322,47 @@ mod tests {
         down.switch_to(PublicationKey(1));
         down.set_payload_type(96);
         assert!(
-            down.forward(PublicationKey(1), &packet(5, b"abc"), true, now, None)
-                .is_none()
+            down.forward(
+                PublicationKey(1),
+                LayerIndex(0),
+                &packet(5, b"abc"),
+                true,
+                now,
+                None
+            )
+            .is_none()
         );
         down.set_ready(true);
         assert!(
-            down.forward(PublicationKey(2), &packet(5, b"abc"), true, now, None)
-                .is_none()
+            down.forward(
+                PublicationKey(2),
+                LayerIndex(0),
+                &packet(5, b"abc"),
+                true,
+                now,
+                None
+            )
+            .is_none()
         );
         let first = down
-            .forward(PublicationKey(1), &packet(5, b"abc"), true, now, None)
+            .forward(
+                PublicationKey(1),
+                LayerIndex(0),
+                &packet(5, b"abc"),
+                true,
+                now,
+                None,
+            )
             .expect("forwarded");
         let second = down
-            .forward(PublicationKey(1), &packet(6, b"def"), false, now, None)
+            .forward(
+                PublicationKey(1),
+                LayerIndex(0),
+                &packet(6, b"def"),
+                false,
+                now,
+                None,
+            )
             .expect("forwarded");
         for sent in [&first, &second] {
             assert_eq!(sent.header.ssrc, 9);
@@ -262,6 +388,7 @@ mod tests {
         let plain = down
             .forward(
                 PublicationKey(1),
+                LayerIndex(0),
                 &packet(1, b"a"),
                 true,
                 now,
@@ -272,6 +399,7 @@ mod tests {
         let stamped = down
             .forward(
                 PublicationKey(1),
+                LayerIndex(0),
                 &packet(2, b"b"),
                 false,
                 now,
@@ -279,7 +407,14 @@ mod tests {
             )
             .expect("forwarded");
         let nothing_to_stamp = down
-            .forward(PublicationKey(1), &packet(3, b"c"), false, now, None)
+            .forward(
+                PublicationKey(1),
+                LayerIndex(0),
+                &packet(3, b"c"),
+                false,
+                now,
+                None,
+            )
             .expect("forwarded");
         assert!(!plain.header.extension, "no id negotiated: no extension");
         assert_eq!(stamped.header.get_extension(3), Some(send_time.clone()));

@@ -49,6 +49,9 @@ pub enum KeyframeReason {
     SubscriberRequest,
     /// A subscriber has just been attached and cannot decode until a keyframe arrives.
     SubscriptionStart,
+    /// A subscriber is to change to this layer (or resume it after a pause), which it can do
+    /// only at one of its keyframes: a start, as far as the throttle goes.
+    LayerSwitch,
     /// The track was unmuted: forwarding resumes after a gap no retransmission fills, so every
     /// subscriber needs a keyframe, as a newcomer does.
     Resumed,
@@ -99,7 +102,9 @@ impl KeyframeThrottle {
             KeyframeReason::SubscriberRequest | KeyframeReason::PacketDropped => {
                 self.request_interval
             }
-            KeyframeReason::SubscriptionStart | KeyframeReason::Resumed => self.start_interval,
+            KeyframeReason::SubscriptionStart
+            | KeyframeReason::LayerSwitch
+            | KeyframeReason::Resumed => self.start_interval,
         };
         let Some(sent) = self
             .last_sent
@@ -115,7 +120,9 @@ impl KeyframeThrottle {
         });
         let defer = match reason {
             // Attached before the keyframe on its way arrives: that one starts it.
-            KeyframeReason::SubscriptionStart | KeyframeReason::Resumed => !in_flight,
+            KeyframeReason::SubscriptionStart
+            | KeyframeReason::LayerSwitch
+            | KeyframeReason::Resumed => !in_flight,
             KeyframeReason::SubscriberRequest | KeyframeReason::PacketDropped => {
                 answered_a_while_ago
             }

@@ -15,8 +15,9 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use rtc::rtp;
 
-use crate::ids::{ConnectionId, ParticipantId, PublicationKey};
+use crate::ids::{ConnectionId, LayerIndex, ParticipantId, PublicationKey};
 use crate::media::downtrack::DownTrack;
+use crate::media::layers::Layers;
 use crate::media::malformed::{self, Malformed, Payload};
 use crate::media::send_time::abs_send_time;
 use crate::media::vp8;
@@ -37,6 +38,9 @@ pub struct TrackInfo {
     pub clock_rate: u32,
     /// The codec's MIME type, e.g. `video/VP8`.
     pub mime_type: String,
+    /// Whether the publisher marked it as a presentation (a screen share): its media section
+    /// says `a=content:slides` (RFC 4796).
+    pub screen: bool,
 }
 
 /// A published track; see the module documentation.
@@ -47,6 +51,7 @@ pub struct Publication {
     muted: AtomicBool,
     reading: AtomicBool,
     ended: AtomicBool,
+    layers: Layers,
     subscribers: ArcSwap<Vec<Arc<DownTrack>>>,
     packets: AtomicU64,
 }
@@ -64,8 +69,15 @@ impl std::fmt::Debug for Publication {
 pub type Outgoing = (Arc<DownTrack>, rtp::Packet);
 
 impl Publication {
-    /// A publication of the connection `publisher`, announced before its first packet.
-    pub fn new(info: TrackInfo, muted: bool, publisher: ConnectionId) -> Arc<Publication> {
+    /// A publication of the connection `publisher`, announced before its first packet, sent as
+    /// the layers `rids` (none: one stream).
+    pub fn new(
+        info: TrackInfo,
+        rids: &[String],
+        muted: bool,
+        publisher: ConnectionId,
+        now: Instant,
+    ) -> Arc<Publication> {
         Arc::new(Publication {
             key: PublicationKey::next(),
             info,
@@ -73,6 +85,7 @@ impl Publication {
             muted: AtomicBool::new(muted),
             reading: AtomicBool::new(false),
             ended: AtomicBool::new(false),
+            layers: Layers::new(rids, now),
             subscribers: ArcSwap::from_pointee(Vec::new()),
             packets: AtomicU64::new(0),
         })
@@ -86,6 +99,16 @@ impl Publication {
     /// What the track is.
     pub fn info(&self) -> &TrackInfo {
         &self.info
+    }
+
+    /// Its layers and what is measured of them.
+    pub fn layers(&self) -> &Layers {
+        &self.layers
+    }
+
+    /// The down-tracks it is forwarded to.
+    pub fn down_tracks(&self) -> Arc<Vec<Arc<DownTrack>>> {
+        self.subscribers.load_full()
     }
 
     /// The connection the track arrives on: keyframe requests and bitrate estimates go there.
@@ -155,9 +178,9 @@ impl Publication {
         !self.subscribers.load().is_empty()
     }
 
-    /// The router's per-packet work: checks one packet from the publisher and pushes it,
-    /// rewritten for each down-track that takes it, onto `out`. Returns whether it starts a
-    /// keyframe, or why it was dropped (see `media::malformed`).
+    /// The router's per-packet work: checks one packet of `layer` from the publisher, measures
+    /// it, and pushes it, rewritten for each down-track that takes it, onto `out`. Returns
+    /// whether it starts a keyframe, or why it was dropped (see `media::malformed`).
     ///
     /// Header extensions go here, once: their ids are negotiated per connection and differ
     /// between the publisher's and each subscriber's, a sender refuses ids it did not
@@ -166,16 +189,24 @@ impl Publication {
     pub fn route(
         &self,
         mut packet: rtp::Packet,
+        layer: LayerIndex,
         now: Instant,
         out: &mut Vec<Outgoing>,
     ) -> Result<bool, Malformed> {
         self.packets.fetch_add(1, Ordering::Relaxed);
+        let payload = malformed::check_payload(self.info.kind, &packet.payload)?;
+        let video = self.info.kind == TrackKind::Video;
+        let size = (video && payload == Payload::Media)
+            .then(|| vp8::keyframe_size(&packet.payload))
+            .flatten();
+        // The fixed RTP header counts towards a layer's rate, as it does in a sender's.
+        self.layers
+            .record(layer, packet.payload.len() + 12, size, now);
         // A muted track is not forwarded: the publisher's black frames and silence, or its
         // media after an operator muted it, reach nobody.
         if self.has_ended() || self.muted() {
             return Ok(false);
         }
-        let payload = malformed::check_payload(self.info.kind, &packet.payload)?;
         packet.header.extensions.clear();
         packet.header.extension = false;
         packet.header.extension_profile = 0;
@@ -190,7 +221,7 @@ impl Publication {
         let send_time = (self.info.kind == TrackKind::Video).then(|| abs_send_time(now));
         for down in self.subscribers.load().iter() {
             if let Some(rewritten) =
-                down.forward(self.key, &packet, can_start, now, send_time.as_ref())
+                down.forward(self.key, layer, &packet, can_start, now, send_time.as_ref())
             {
                 out.push((Arc::clone(down), rewritten));
             }
@@ -215,9 +246,12 @@ mod tests {
                 kind: TrackKind::Video,
                 clock_rate: 90_000,
                 mime_type: "video/VP8".to_owned(),
+                screen: false,
             },
+            &[],
             false,
             ConnectionId::next(WorkerIndex(0)),
+            Instant::now(),
         )
     }
 
@@ -261,12 +295,12 @@ mod tests {
         let mut out = Vec::new();
         let now = Instant::now();
         assert_eq!(
-            publication.route(packet(1, DELTA), now, &mut out),
+            publication.route(packet(1, DELTA), LayerIndex(0), now, &mut out),
             Ok(false)
         );
         assert!(out.is_empty(), "nothing before a keyframe");
         assert_eq!(
-            publication.route(packet(2, KEYFRAME), now, &mut out),
+            publication.route(packet(2, KEYFRAME), LayerIndex(0), now, &mut out),
             Ok(true)
         );
         assert_eq!(out.len(), 1);
@@ -284,7 +318,7 @@ mod tests {
 
         publication.detach(&down);
         out.clear();
-        let _ = publication.route(packet(3, KEYFRAME), now, &mut out);
+        let _ = publication.route(packet(3, KEYFRAME), LayerIndex(0), now, &mut out);
         assert!(out.is_empty());
     }
 
@@ -305,18 +339,21 @@ mod tests {
         let mut out = Vec::new();
         let now = Instant::now();
         assert_eq!(
-            publication.route(packet(1, KEYFRAME), now, &mut out),
+            publication.route(packet(1, KEYFRAME), LayerIndex(0), now, &mut out),
             Ok(true)
         );
         assert_eq!(
-            publication.route(packet(2, &[0x90, 0x80]), now, &mut out),
+            publication.route(packet(2, &[0x90, 0x80]), LayerIndex(0), now, &mut out),
             Err(Malformed::Vp8(
                 crate::media::vp8::DescriptorError::Truncated
             ))
         );
         let mut padding = packet(3, &[]);
         padding.header.padding = true;
-        assert_eq!(publication.route(padding, now, &mut out), Ok(false));
+        assert_eq!(
+            publication.route(padding, LayerIndex(0), now, &mut out),
+            Ok(false)
+        );
         let numbers: Vec<u16> = out
             .iter()
             .map(|(_, sent)| sent.header.sequence_number)
@@ -349,7 +386,7 @@ mod tests {
         publication.stop();
         assert!(!publication.is_reading());
         let mut out = Vec::new();
-        let _ = publication.route(packet(1, KEYFRAME), Instant::now(), &mut out);
+        let _ = publication.route(packet(1, KEYFRAME), LayerIndex(0), Instant::now(), &mut out);
         assert!(out.is_empty());
     }
 }

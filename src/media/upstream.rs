@@ -12,7 +12,7 @@ use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 
-use crate::ids::{PublicationKey, Ssrc, SubscriberKey};
+use crate::ids::{LayerIndex, PublicationKey, Ssrc, SubscriberKey};
 use crate::media::bitrate::{BitrateAggregator, REPORT_INTERVAL};
 use crate::media::keyframe::{KeyframeReason, KeyframeThrottle};
 
@@ -33,13 +33,13 @@ impl std::fmt::Debug for Feedback {
     }
 }
 
-/// A published track's upstream state.
+/// One stream's upstream state: a published track, or one layer of a simulcast track.
 #[derive(Debug, Default)]
-struct Track {
-    /// Unknown until the track's first packet.
+struct Stream {
+    /// Unknown until the stream's first packet.
     media_ssrc: Option<Ssrc>,
     throttle: KeyframeThrottle,
-    /// A keyframe asked for before the track's first packet: sent the moment it arrives, as a
+    /// A keyframe asked for before the stream's first packet: sent the moment it arrives, as a
     /// publisher's first packets are not always a keyframe (a track re-added by the browser).
     waiting: Option<(KeyframeReason, std::time::Duration)>,
 }
@@ -47,68 +47,79 @@ struct Track {
 /// One publisher's upstream feedback; see the module documentation.
 #[derive(Debug, Default)]
 pub struct Upstream {
-    tracks: HashMap<PublicationKey, Track>,
+    streams: HashMap<(PublicationKey, LayerIndex), Stream>,
     bitrate: BitrateAggregator,
     next_report: Option<Instant>,
 }
 
 impl Upstream {
-    /// The publisher's track `source` arrives on `media_ssrc`: the PLI to send now for a
-    /// keyframe asked for before, if any.
+    /// `layer` of the publisher's track `source` arrives on `media_ssrc`: the PLI to send now
+    /// for a keyframe asked for before, if any.
     pub fn track_started(
         &mut self,
         source: PublicationKey,
+        layer: LayerIndex,
         media_ssrc: Ssrc,
         audio: bool,
         now: Instant,
     ) -> Option<Feedback> {
-        let track = self.tracks.entry(source).or_default();
-        if track.media_ssrc.is_none() && audio {
+        let stream = self.streams.entry((source, layer)).or_default();
+        if stream.media_ssrc.is_none() && audio {
             self.bitrate.add_audio_track();
         }
-        track.media_ssrc = Some(media_ssrc);
-        let (reason, round_trip) = track.waiting.take()?;
-        track
+        stream.media_ssrc = Some(media_ssrc);
+        let (reason, round_trip) = stream.waiting.take()?;
+        stream
             .throttle
             .request(reason, round_trip, now)
             .then(|| pli(source, media_ssrc))
     }
 
-    /// The track `source` ended.
+    /// The track `source` ended, with all its layers.
     pub fn track_ended(&mut self, source: PublicationKey, audio: bool) {
-        if let Some(track) = self.tracks.remove(&source) {
-            if audio && track.media_ssrc.is_some() {
-                self.bitrate.remove_audio_track();
-            }
-            if let Some(ssrc) = track.media_ssrc {
+        let ended: Vec<(PublicationKey, LayerIndex)> = self
+            .streams
+            .keys()
+            .filter(|(publication, _)| *publication == source)
+            .copied()
+            .collect();
+        for key in ended {
+            let Some(stream) = self.streams.remove(&key) else {
+                continue;
+            };
+            if let Some(ssrc) = stream.media_ssrc {
+                if audio {
+                    self.bitrate.remove_audio_track();
+                }
                 self.bitrate.forget_publication(ssrc);
             }
         }
     }
 
-    /// A keyframe of `source` passed through.
-    pub fn keyframe_seen(&mut self, source: PublicationKey, now: Instant) {
-        if let Some(track) = self.tracks.get_mut(&source) {
-            track.throttle.keyframe_seen(now);
+    /// A keyframe of `layer` of `source` passed through.
+    pub fn keyframe_seen(&mut self, source: PublicationKey, layer: LayerIndex, now: Instant) {
+        if let Some(stream) = self.streams.get_mut(&(source, layer)) {
+            stream.throttle.keyframe_seen(now);
         }
     }
 
-    /// A subscriber whose connection has `round_trip` time wants a keyframe of `source`: the
-    /// PLI to send now, if the throttle lets it through.
+    /// A subscriber whose connection has `round_trip` time wants a keyframe of `layer` of
+    /// `source`: the PLI to send now, if the throttle lets it through.
     pub fn request_keyframe(
         &mut self,
         source: PublicationKey,
+        layer: LayerIndex,
         reason: KeyframeReason,
         round_trip: std::time::Duration,
         now: Instant,
     ) -> Option<Feedback> {
-        let track = self.tracks.entry(source).or_default();
-        let Some(media_ssrc) = track.media_ssrc else {
+        let stream = self.streams.entry((source, layer)).or_default();
+        let Some(media_ssrc) = stream.media_ssrc else {
             // Not arrived yet: asked for when it does.
-            track.waiting = Some((reason, round_trip));
+            stream.waiting = Some((reason, round_trip));
             return None;
         };
-        track
+        stream
             .throttle
             .request(reason, round_trip, now)
             .then(|| pli(source, media_ssrc))
@@ -122,7 +133,7 @@ impl Upstream {
         bitrate: u64,
         now: Instant,
     ) -> Option<Feedback> {
-        let ssrc = self.tracks.get(&source)?.media_ssrc?;
+        let ssrc = self.first_ssrc(source)?;
         self.bitrate.record(ssrc, subscriber, bitrate, now);
         self.next_report.get_or_insert(now + REPORT_INTERVAL);
         self.report(source, now)
@@ -130,37 +141,47 @@ impl Upstream {
 
     /// A subscriber of `source` left.
     pub fn forget_subscriber(&mut self, source: PublicationKey, subscriber: SubscriberKey) {
-        if let Some(ssrc) = self.tracks.get(&source).and_then(|track| track.media_ssrc) {
+        if let Some(ssrc) = self.first_ssrc(source) {
             self.bitrate.forget_subscriber(ssrc, subscriber);
         }
     }
 
     /// When [`poll`](Self::poll) has something to do next.
     pub fn deadline(&self) -> Option<Instant> {
-        self.tracks
+        self.streams
             .values()
-            .filter_map(|track| track.throttle.deadline())
+            .filter_map(|stream| stream.throttle.deadline())
             .chain(self.next_report)
             .min()
     }
 
     /// The RTCP due at `now`: deferred keyframe requests and the periodic bitrate report.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Feedback>) {
-        for (source, track) in &mut self.tracks {
-            if let Some(media_ssrc) = track.media_ssrc
-                && track.throttle.poll_deferred(now)
+        for ((source, _), stream) in &mut self.streams {
+            if let Some(media_ssrc) = stream.media_ssrc
+                && stream.throttle.poll_deferred(now)
             {
                 out.push(pli(*source, media_ssrc));
             }
         }
         if self.next_report.is_some_and(|due| now >= due) {
             self.next_report = Some(now + REPORT_INTERVAL);
-            if let Some(source) = self.tracks.keys().next().copied()
+            if let Some((source, _)) = self.streams.keys().next().copied()
                 && let Some(remb) = self.report(source, now)
             {
                 out.push(remb);
             }
         }
+    }
+
+    /// The SSRC a track's bitrate estimates are kept under: its lowest layer's that arrived.
+    fn first_ssrc(&self, source: PublicationKey) -> Option<Ssrc> {
+        self.streams
+            .iter()
+            .filter(|((publication, _), _)| *publication == source)
+            .filter_map(|((_, layer), stream)| Some((*layer, stream.media_ssrc?)))
+            .min()
+            .map(|(_, ssrc)| ssrc)
     }
 
     fn report(&mut self, source: PublicationKey, now: Instant) -> Option<Feedback> {
@@ -208,26 +229,48 @@ mod tests {
         let reason = KeyframeReason::SubscriberRequest;
         assert!(
             upstream
-                .request_keyframe(PublicationKey(1), reason, DEFAULT_ROUND_TRIP, now)
+                .request_keyframe(
+                    PublicationKey(1),
+                    LayerIndex(0),
+                    reason,
+                    DEFAULT_ROUND_TRIP,
+                    now
+                )
                 .is_none(),
             "nothing to ask before the track arrives"
         );
         let first = upstream
-            .track_started(PublicationKey(1), Ssrc(1111), false, now)
+            .track_started(PublicationKey(1), LayerIndex(0), Ssrc(1111), false, now)
             .expect("the request waiting for the track goes out as it arrives");
         assert!(is_pli(&first, 1111));
         let soon = now + Duration::from_millis(50);
         assert!(
             upstream
-                .request_keyframe(PublicationKey(1), reason, DEFAULT_ROUND_TRIP, soon)
+                .request_keyframe(
+                    PublicationKey(1),
+                    LayerIndex(0),
+                    reason,
+                    DEFAULT_ROUND_TRIP,
+                    soon
+                )
                 .is_none()
         );
         // The keyframe came and a subscriber still asks a while later: deferred to the gap's end.
-        upstream.keyframe_seen(PublicationKey(1), now + Duration::from_millis(60));
+        upstream.keyframe_seen(
+            PublicationKey(1),
+            LayerIndex(0),
+            now + Duration::from_millis(60),
+        );
         let later = now + Duration::from_millis(300);
         assert!(
             upstream
-                .request_keyframe(PublicationKey(1), reason, DEFAULT_ROUND_TRIP, later)
+                .request_keyframe(
+                    PublicationKey(1),
+                    LayerIndex(0),
+                    reason,
+                    DEFAULT_ROUND_TRIP,
+                    later
+                )
                 .is_none()
         );
         let due = upstream.deadline().expect("a deferred request");
@@ -242,8 +285,8 @@ mod tests {
     fn estimates_become_one_remb_for_the_publisher_repeated_each_second() {
         let mut upstream = Upstream::default();
         let now = Instant::now();
-        upstream.track_started(PublicationKey(1), Ssrc(1111), false, now);
-        upstream.track_started(PublicationKey(2), Ssrc(2222), true, now);
+        upstream.track_started(PublicationKey(1), LayerIndex(0), Ssrc(1111), false, now);
+        upstream.track_started(PublicationKey(2), LayerIndex(0), Ssrc(2222), true, now);
         let remb = upstream
             .record_bitrate(PublicationKey(1), SubscriberKey(7), 500_000, now)
             .expect("the first estimate is reported at once");

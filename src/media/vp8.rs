@@ -15,6 +15,8 @@ pub struct Descriptor {
     pub partition_index: u8,
     /// `I`: the picture id, 7 or 15 bits.
     pub picture_id: Option<u16>,
+    /// `M`: whether the picture id takes 15 bits (two bytes) rather than 7.
+    pub long_picture_id: bool,
     /// `L`: the temporal level 0 picture index.
     pub tl0_pic_idx: Option<u8>,
     /// The descriptor's length in bytes: the VP8 data starts here.
@@ -51,6 +53,7 @@ impl Descriptor {
             start_of_partition: first & START_OF_PARTITION != 0,
             partition_index: first & PARTITION_INDEX,
             picture_id: None,
+            long_picture_id: false,
             tl0_pic_idx: None,
             len: 0,
         };
@@ -58,7 +61,8 @@ impl Descriptor {
             let control = reader.byte()?;
             if control & HAS_PICTURE_ID != 0 {
                 let high = reader.byte()?;
-                descriptor.picture_id = Some(if high & LONG_PICTURE_ID != 0 {
+                descriptor.long_picture_id = high & LONG_PICTURE_ID != 0;
+                descriptor.picture_id = Some(if descriptor.long_picture_id {
                     u16::from_be_bytes([high & !LONG_PICTURE_ID, reader.byte()?])
                 } else {
                     u16::from(high)
@@ -77,6 +81,52 @@ impl Descriptor {
         }
         Ok(descriptor)
     }
+}
+
+impl Descriptor {
+    /// Writes `picture_id` and `tl0_pic_idx` into `payload`, whose descriptor this is, in the
+    /// fields it already has (a 7-bit picture id keeps its low 7 bits). Fields the descriptor
+    /// does not carry are left out: a descriptor never changes length.
+    pub fn write_numbering(&self, payload: &mut [u8], picture_id: u16, tl0_pic_idx: u8) {
+        let mut offset = 2;
+        if self.picture_id.is_some() {
+            if self.long_picture_id {
+                let [high, low] = (picture_id & 0x7fff).to_be_bytes();
+                if let Some(bytes) = payload.get_mut(offset..offset + 2) {
+                    bytes[0] = high | LONG_PICTURE_ID;
+                    bytes[1] = low;
+                }
+                offset += 2;
+            } else {
+                if let Some(byte) = payload.get_mut(offset) {
+                    *byte = (picture_id & 0x7f) as u8;
+                }
+                offset += 1;
+            }
+        }
+        if self.tl0_pic_idx.is_some()
+            && let Some(byte) = payload.get_mut(offset)
+        {
+            *byte = tl0_pic_idx;
+        }
+    }
+}
+
+/// The width and height a VP8 keyframe's first packet declares (RFC 6386, section 9.1), or
+/// `None` for any other packet.
+pub fn keyframe_size(payload: &[u8]) -> Option<(u16, u16)> {
+    if !is_keyframe_start(payload) {
+        return None;
+    }
+    let descriptor = Descriptor::parse(payload).ok()?;
+    // A 3-byte frame tag, the start code, then 14-bit width and height with 2-bit scales.
+    let header = payload.get(descriptor.len..descriptor.len + 10)?;
+    if header[3..6] != [0x9d, 0x01, 0x2a] {
+        return None;
+    }
+    let width = u16::from_le_bytes([header[6], header[7]]) & 0x3fff;
+    let height = u16::from_le_bytes([header[8], header[9]]) & 0x3fff;
+    (width > 0 && height > 0).then_some((width, height))
 }
 
 struct Reader<'a> {
@@ -136,6 +186,7 @@ mod tests {
                 start_of_partition: true,
                 partition_index: 0,
                 picture_id: Some(0x0123),
+                long_picture_id: true,
                 tl0_pic_idx: Some(0x05),
                 len: 6,
             })
@@ -180,6 +231,44 @@ mod tests {
             assert!(!is_keyframe_start(payload));
         }
         assert!(!is_keyframe_start(&[]));
+    }
+
+    #[test]
+    fn a_keyframe_declares_its_size() {
+        // X, S; I (15 bits); then a keyframe tag, the start code, 1280 x 720.
+        let payload = [
+            0x90, 0x80, 0x81, 0x23, 0x50, 0x9a, 0x01, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02,
+            0x00,
+        ];
+        assert_eq!(keyframe_size(&payload), Some((1280, 720)));
+        let mut delta = payload;
+        delta[4] |= 0x01;
+        assert_eq!(keyframe_size(&delta), None, "not a keyframe");
+        assert_eq!(keyframe_size(&payload[..12]), None, "cut short");
+        let mut no_start_code = payload;
+        no_start_code[8] = 0;
+        assert_eq!(keyframe_size(&no_start_code), None);
+    }
+
+    #[test]
+    fn numbering_is_written_in_place() {
+        let mut long = [0x90, 0xe0, 0x81, 0x23, 0x05, 0x40, 0x50];
+        let descriptor = Descriptor::parse(&long).expect("a descriptor");
+        descriptor.write_numbering(&mut long, 0x7ffe, 0xab);
+        let written = Descriptor::parse(&long).expect("still a descriptor");
+        assert_eq!(written.picture_id, Some(0x7ffe));
+        assert_eq!(written.tl0_pic_idx, Some(0xab));
+        assert_eq!(written.len, descriptor.len);
+        assert_eq!(long[5..], [0x40, 0x50], "the temporal index and data stay");
+
+        let mut short = [0x90, 0x80, 0x12, 0x00];
+        let descriptor = Descriptor::parse(&short).expect("a descriptor");
+        descriptor.write_numbering(&mut short, 0x1ff, 9);
+        assert_eq!(
+            short,
+            [0x90, 0x80, 0x7f, 0x00],
+            "7 bits kept, no TL0PICIDX to write"
+        );
     }
 
     mod properties {
@@ -283,6 +372,7 @@ mod tests {
                     start_of_partition: fields.start,
                     partition_index: fields.partition,
                     picture_id: fields.picture_id,
+                    long_picture_id: fields.picture_id.is_some() && fields.long_picture_id,
                     tl0_pic_idx: fields.tl0,
                     len: descriptor.len(),
                 });

@@ -296,6 +296,11 @@ impl Room {
         }
     }
 
+    /// Every track published in the room.
+    pub fn publications(&self) -> Vec<Arc<Publication>> {
+        self.state().publications.clone()
+    }
+
     /// The room and its participant count.
     pub fn view(&self) -> RoomView {
         RoomView {

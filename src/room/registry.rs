@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
 use crate::ids::ParticipantId;
+use crate::metrics::LayerSample;
 use crate::room::{JoinFailure, Newcomer, Room, Snapshot};
 
 /// Why a join was refused.
@@ -54,6 +56,34 @@ impl Registry {
             max_rooms: max_rooms.max(1),
             max_members: max_members.max(1),
         }
+    }
+
+    /// Every layer of every published track, for `/metrics`.
+    pub fn layer_samples(&self) -> Vec<LayerSample> {
+        let now = Instant::now();
+        self.rooms()
+            .iter()
+            .flat_map(|room| room.publications())
+            .flat_map(|publication| {
+                let info = publication.info();
+                let (participant, track) = (info.participant.to_string(), info.track.clone());
+                publication
+                    .layers()
+                    .snapshot(now)
+                    .into_iter()
+                    .map(move |layer| {
+                        let (width, height) = layer.resolution.unwrap_or_default();
+                        LayerSample {
+                            participant: participant.clone(),
+                            track: track.clone(),
+                            rid: layer.rid,
+                            bitrate: if layer.arriving { layer.bitrate } else { 0 },
+                            width,
+                            height,
+                        }
+                    })
+            })
+            .collect()
     }
 
     /// Adds a participant to the room called `name`, creating it if needed and allowed.

@@ -27,8 +27,10 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use crate::ids::{
-    ConnectionId, Mid, ParticipantId, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex,
+    ConnectionId, LayerIndex, Mid, ParticipantId, PublicationKey, Ssrc, SubscriberKey,
+    TransceiverIndex,
 };
+use crate::media::downlink::Downlink;
 use crate::media::downtrack::DownTrack;
 use crate::media::keyframe::{DEFAULT_ROUND_TRIP, KeyframeReason};
 use crate::media::malformed::{self, Malformed};
@@ -38,7 +40,7 @@ use crate::metrics::{Gauge, GaugeGuard, Metrics};
 use crate::rtc::feedback::{FEEDBACK_QUEUE, Feedback};
 use crate::rtc::negotiation::Phase;
 use crate::rtc::padding::{PaddedPacket, PaddingWatch};
-use crate::rtc::publishing::Published;
+use crate::rtc::publishing::{Published, Receiving};
 use crate::rtc::sdp::MediaSection;
 use crate::rtc::setup::{self, MediaSettings};
 use crate::rtc::subscriptions::{Slot, Subscription};
@@ -102,15 +104,31 @@ pub enum Notice {
     Unpublish(Vec<Arc<Publication>>),
     /// The connection's state changed.
     State(RTCPeerConnectionState),
+    /// A video the client receives is paused for want of bandwidth, or resumed.
+    VideoPaused {
+        /// The track.
+        publication: Arc<Publication>,
+        /// Whether it is now paused.
+        paused: bool,
+    },
+    /// The client should send these layers (by rid) of its track `track`, and no others.
+    Layers {
+        /// The client's track id.
+        track: String,
+        /// The rids to send.
+        active: Vec<String>,
+    },
 }
 
 /// A request from a subscriber's connection to a publisher's, delivered by the worker.
 #[derive(Debug)]
 pub enum UpstreamRequest {
-    /// A keyframe of `publication`, on behalf of a subscriber with `round_trip` time.
+    /// A keyframe of `layer` of `publication`, on behalf of a subscriber with `round_trip` time.
     Keyframe {
         /// The track.
         publication: Arc<Publication>,
+        /// Which of its layers.
+        layer: LayerIndex,
         /// Why.
         reason: KeyframeReason,
         /// The subscriber's round-trip time.
@@ -172,8 +190,8 @@ pub struct Connection {
     pub(crate) dirty: bool,
     pub(crate) remote_sections: Vec<MediaSection>,
     pub(crate) published: HashMap<String, Published>,
-    /// The core's id of each remote track whose packets arrive, and the publication it feeds.
-    pub(crate) receiving: HashMap<String, Arc<Publication>>,
+    /// The streams whose packets arrive, by SSRC: the publication and layer each feeds.
+    pub(crate) receiving: HashMap<Ssrc, Receiving>,
     /// Remote streams already reported open: the core reports them again after every
     /// renegotiation.
     pub(crate) opened_streams: HashSet<(usize, u32)>,
@@ -182,6 +200,14 @@ pub struct Connection {
     pub(crate) wanted: BTreeMap<PublicationKey, Arc<Publication>>,
     pub(crate) subscriptions: BTreeMap<PublicationKey, Subscription>,
     pub(crate) free: Vec<Slot>,
+    /// The subscriber's downlink, which its allocation shares out.
+    pub(crate) downlink: Downlink,
+    /// When the subscriber's allocation next runs; `None` while it receives no video.
+    pub(crate) allocation_due: Option<Instant>,
+    /// The room's active speaker.
+    pub(crate) active_speaker: Option<ParticipantId>,
+    /// When the publisher's wanted layers are next gathered; `None` without simulcast tracks.
+    pub(crate) layer_control_due: Option<Instant>,
     pub(crate) retiring: Vec<Slot>,
     pub(crate) by_ssrc: HashMap<Ssrc, Arc<DownTrack>>,
     /// Notices produced outside a command (a track's first packet, a state change).
@@ -236,6 +262,10 @@ impl Connection {
             wanted: BTreeMap::new(),
             subscriptions: BTreeMap::new(),
             free: Vec::new(),
+            downlink: Downlink::default(),
+            allocation_due: None,
+            active_speaker: None,
+            layer_control_due: None,
             retiring: Vec::new(),
             by_ssrc: HashMap::new(),
             unsolicited: Vec::new(),
@@ -296,8 +326,8 @@ impl Connection {
                     .get(8..12)
                     .and_then(|bytes| bytes.try_into().ok())
                     .map(|bytes| Ssrc(u32::from_be_bytes(bytes)));
-                let publication = ssrc.and_then(|ssrc| self.publication_on(ssrc));
-                self.drop_malformed(Malformed::Header(fault), publication, now);
+                let stream = ssrc.and_then(|ssrc| self.receiving_on(ssrc));
+                self.drop_malformed(Malformed::Header(fault), stream, now);
                 return;
             }
             self.watch_padding(&datagram);
@@ -321,14 +351,15 @@ impl Connection {
             self.pc.poll_timeout(),
             self.upstream.deadline(),
             self.keyframe_check_due(),
+            self.layers_due(),
             self.connected.then_some(self.next_round_trip),
         ];
         media.into_iter().flatten().min()
     }
 
     /// Runs whatever is due at `now`: the core's timers (ICE checks, DTLS retransmissions,
-    /// RTCP reports, NACKs), deferred keyframe requests and bitrate reports, the watch on
-    /// started subscriptions and the round-trip measurement.
+    /// RTCP reports, NACKs), deferred keyframe requests and bitrate reports, the allocation of
+    /// layers, the watch on slots waiting for a keyframe and the round-trip measurement.
     pub fn handle_timeout(&mut self, now: Instant, effects: &mut Effects) {
         let _ = self.pc.handle_timeout(now);
         let mut due = Vec::new();
@@ -336,6 +367,7 @@ impl Connection {
         for feedback in due {
             self.write_upstream(feedback, now);
         }
+        self.run_layers(now);
         self.check_keyframes(now, effects);
         if self.connected && now >= self.next_round_trip {
             self.next_round_trip = now + ROUND_TRIP_INTERVAL;
@@ -359,11 +391,11 @@ impl Connection {
             }
         }
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(track, packet) = message {
+            if let RTCMessage::RtpPacket(_, packet) = message {
                 if let Some(padded) = PaddedPacket::of(&packet.header) {
                     self.padding.came_out(padded);
                 }
-                self.on_rtp(&track, packet, now, effects);
+                self.on_rtp(packet, now, effects);
             }
         }
         self.count_refused_padding(now);
@@ -387,17 +419,23 @@ impl Connection {
         self.unsolicited.push(Notice::State(state));
     }
 
-    fn on_rtp(&mut self, track: &str, packet: rtp::Packet, now: Instant, effects: &mut Effects) {
-        let Some(publication) = self.receiving.get(track) else {
+    fn on_rtp(&mut self, packet: rtp::Packet, now: Instant, effects: &mut Effects) {
+        let Some(stream) = self.receiving.get(&Ssrc(packet.header.ssrc)) else {
             return;
         };
         let size = packet.payload.len() as u64;
-        match publication.route(packet, now, &mut effects.rtp) {
-            Ok(true) => self.upstream.keyframe_seen(publication.key(), now),
+        match stream
+            .publication
+            .route(packet, stream.layer, now, &mut effects.rtp)
+        {
+            Ok(true) => {
+                self.upstream
+                    .keyframe_seen(stream.publication.key(), stream.layer, now);
+            }
             Ok(false) => {}
             Err(malformed) => {
-                let publication = Arc::clone(publication);
-                self.drop_malformed(malformed, Some(publication), now);
+                let stream = stream.clone();
+                self.drop_malformed(malformed, Some(stream), now);
             }
         }
         self.metrics
@@ -425,6 +463,7 @@ impl Connection {
         let feedback = match request {
             UpstreamRequest::Keyframe {
                 publication,
+                layer,
                 reason,
                 round_trip,
             } => {
@@ -432,15 +471,23 @@ impl Connection {
                     .keyframe_requests_handled
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.upstream
-                    .request_keyframe(publication.key(), reason, round_trip, now)
+                    .request_keyframe(publication.key(), layer, reason, round_trip, now)
             }
             UpstreamRequest::Bitrate {
                 publication,
                 subscriber,
                 bitrate,
-            } => self
-                .upstream
-                .record_bitrate(publication.key(), subscriber, bitrate, now),
+            } => {
+                // Each subscriber of a simulcast track takes the layer that fits it, so none of
+                // them caps what the publisher sends.
+                let bitrate = if publication.layers().is_simulcast() {
+                    crate::media::bitrate::SIMULCAST_CEILING
+                } else {
+                    bitrate
+                };
+                self.upstream
+                    .record_bitrate(publication.key(), subscriber, bitrate, now)
+            }
             UpstreamRequest::ForgetSubscriber {
                 publication,
                 subscriber,

@@ -2,6 +2,7 @@
 //! publishes and what it receives. Nothing here does I/O or speaks the signaling protocol:
 //! the media engine drives a [`connection::Connection`], and the session renders its notices.
 
+pub mod allocating;
 pub mod connection;
 pub mod feedback;
 pub mod negotiation;

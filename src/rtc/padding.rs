@@ -173,8 +173,8 @@ impl Connection {
             return;
         }
         for packet in self.padding.settle() {
-            let publication = self.publication_on(packet.ssrc);
-            self.drop_malformed(Malformed::Padding, publication, now);
+            let stream = self.receiving_on(packet.ssrc);
+            self.drop_malformed(Malformed::Padding, stream, now);
         }
     }
 }

@@ -13,14 +13,25 @@ use rtc::peer_connection::event::RTCTrackEventInit;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use tracing::{debug, warn};
 
-use crate::ids::{Mid, Ssrc};
+use crate::ids::{LayerIndex, Mid, Ssrc};
 use crate::media::keyframe::KeyframeReason;
+use crate::media::layer_switch::LayerSwitch;
 use crate::media::malformed::Malformed;
 use crate::media::publication::{Publication, TrackInfo};
 use crate::metrics::{Gauge, GaugeGuard};
+use crate::rtc::allocating::LAYER_CONTROL_INTERVAL;
 use crate::rtc::connection::{Connection, MediaError, Notice};
 use crate::rtc::setup;
 use crate::signal::protocol::TrackKind;
+
+/// A stream whose packets arrive: a publication, or one layer of it.
+#[derive(Clone)]
+pub struct Receiving {
+    /// The track.
+    pub publication: Arc<Publication>,
+    /// Which of its layers.
+    pub layer: LayerIndex,
+}
 
 /// A track the participant publishes.
 pub struct Published {
@@ -31,17 +42,19 @@ pub struct Published {
     /// The transceiver it arrives on, once its first packet came: RTCP to the publisher about
     /// it is written there.
     pub receiver: Option<usize>,
-    /// The SSRC it arrives on, once its first packet came.
+    /// The SSRC its first layer to arrive came on.
     pub ssrc: Option<Ssrc>,
     /// Counts it among the publications being read, from its first packet on.
     pub reading: Option<GaugeGuard>,
+    /// Which of its layers the client is asked to send.
+    pub layer_switch: LayerSwitch,
 }
 
 impl Connection {
     /// Announces the tracks the client's latest offer sends and the server does not know yet,
     /// before their first packets: subscribers negotiate for them meanwhile.
     pub(crate) fn publish_offered_tracks(&mut self, notices: &mut Vec<Notice>) {
-        let offered: Vec<(TrackInfo, Mid)> = self
+        let offered: Vec<(TrackInfo, Vec<String>, Mid)> = self
             .remote_sections
             .iter()
             .filter(|section| section.sends)
@@ -51,15 +64,21 @@ impl Connection {
                 if self.published.contains_key(&track) {
                     return None;
                 }
-                Some((
-                    self.track_info(kind, track, section.stream.clone().unwrap_or_default()),
-                    section.mid.clone(),
-                ))
+                let stream = section.stream.clone().unwrap_or_default();
+                let mut info = self.track_info(kind, track, stream);
+                info.screen = section.slides;
+                // Audio has one layer whatever the offer says.
+                let rids = match kind {
+                    TrackKind::Video => section.rids.clone(),
+                    TrackKind::Audio => Vec::new(),
+                };
+                Some((info, rids, section.mid.clone()))
             })
             .collect();
+        let now = Instant::now();
         let publications = offered
             .into_iter()
-            .map(|(info, mid)| (self.new_publication(info), Some(mid)))
+            .map(|(info, rids, mid)| (self.new_publication(info, &rids, now), Some(mid)))
             .collect();
         self.publish(publications, notices);
     }
@@ -117,14 +136,16 @@ impl Connection {
         let publication = match announced {
             Some(published) => {
                 published.receiver = Some(receiver);
-                published.ssrc = Some(Ssrc(init.ssrc));
-                published.reading = Some(GaugeGuard::new(&self.metrics, Gauge::Publications));
+                published.ssrc.get_or_insert(Ssrc(init.ssrc));
+                if published.reading.is_none() {
+                    published.reading = Some(GaugeGuard::new(&self.metrics, Gauge::Publications));
+                }
                 Arc::clone(&published.publication)
             }
             None => {
                 let stream = init.stream_ids.first().cloned().unwrap_or(stream);
                 let info = self.track_info(kind, init.track_id.clone(), stream);
-                let publication = self.new_publication(info);
+                let publication = self.new_publication(info, &[], now);
                 let mut notices = Vec::new();
                 self.publish(vec![(Arc::clone(&publication), mid)], &mut notices);
                 if let Some(published) = self.published.get_mut(&init.track_id) {
@@ -136,14 +157,21 @@ impl Connection {
                 publication
             }
         };
+        let Some(layer) = publication.layers().index_of(init.rid.as_deref()) else {
+            warn!(rid = ?init.rid, "ignoring a stream of a layer the offer did not name");
+            return;
+        };
         debug!(
             publication = %publication.key(),
             kind = kind.as_str(),
             ssrc = init.ssrc,
+            %layer,
             "the first packets of a track"
         );
+        publication.layers().set_ssrc(layer, Ssrc(init.ssrc));
         if let Some(pli) = self.upstream.track_started(
             publication.key(),
+            layer,
             Ssrc(init.ssrc),
             kind == TrackKind::Audio,
             now,
@@ -151,24 +179,22 @@ impl Connection {
             self.write_upstream(pli, now);
         }
         publication.begin();
-        self.receiving.insert(init.track_id, publication);
+        self.receiving
+            .insert(Ssrc(init.ssrc), Receiving { publication, layer });
     }
 
-    /// The publication whose packets arrive on `ssrc`, if one does.
-    pub(crate) fn publication_on(&self, ssrc: Ssrc) -> Option<Arc<Publication>> {
-        self.published
-            .values()
-            .find(|published| published.ssrc == Some(ssrc))
-            .map(|published| Arc::clone(&published.publication))
+    /// The stream whose packets arrive on `ssrc`, if one does.
+    pub(crate) fn receiving_on(&self, ssrc: Ssrc) -> Option<Receiving> {
+        self.receiving.get(&ssrc).cloned()
     }
 
-    /// Counts a malformed packet the client sent (of `publication`, when known) and, for video
+    /// Counts a malformed packet the client sent (of `stream`, when known) and, for video
     /// someone watches, asks the client for a keyframe: the gap the packet leaves in every
     /// subscriber's stream cannot be filled by a retransmission (see `media::malformed`).
     pub(crate) fn drop_malformed(
         &mut self,
         malformed: Malformed,
-        publication: Option<Arc<Publication>>,
+        stream: Option<Receiving>,
         now: Instant,
     ) {
         let counter = match malformed {
@@ -178,13 +204,14 @@ impl Connection {
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         debug!(parent: &self.span, %malformed, "dropped a malformed packet");
-        let Some(publication) = publication.filter(|publication| {
-            publication.info().kind == TrackKind::Video && publication.is_watched()
+        let Some(Receiving { publication, layer }) = stream.filter(|stream| {
+            stream.publication.info().kind == TrackKind::Video && stream.publication.is_watched()
         }) else {
             return;
         };
         if let Some(pli) = self.upstream.request_keyframe(
             publication.key(),
+            layer,
             KeyframeReason::PacketDropped,
             Duration::ZERO,
             now,
@@ -233,13 +260,16 @@ impl Connection {
         {
             return;
         }
-        if let Some(pli) = self.upstream.request_keyframe(
-            publication.key(),
-            KeyframeReason::Resumed,
-            Duration::ZERO,
-            now,
-        ) {
-            self.write_upstream(pli, now);
+        for index in 0..publication.layers().len() {
+            if let Some(pli) = self.upstream.request_keyframe(
+                publication.key(),
+                LayerIndex(index as u8),
+                KeyframeReason::Resumed,
+                Duration::ZERO,
+                now,
+            ) {
+                self.write_upstream(pli, now);
+            }
         }
     }
 
@@ -332,12 +362,13 @@ impl Connection {
             kind,
             clock_rate: codec.clock_rate,
             mime_type: codec.mime_type,
+            screen: false,
         }
     }
 
-    fn new_publication(&self, info: TrackInfo) -> Arc<Publication> {
+    fn new_publication(&self, info: TrackInfo, rids: &[String], now: Instant) -> Arc<Publication> {
         let muted = self.mutes.get(&info.track).copied().unwrap_or(false);
-        Publication::new(info, muted, self.id)
+        Publication::new(info, rids, muted, self.id, now)
     }
 
     /// Makes `publications` (each with the media section it arrives on, if known) this
@@ -359,7 +390,12 @@ impl Connection {
                 kind = info.kind.as_str(),
                 "publishing a track"
             );
+            if publication.layers().is_simulcast() {
+                self.layer_control_due
+                    .get_or_insert(Instant::now() + LAYER_CONTROL_INTERVAL);
+            }
             let published = Published {
+                layer_switch: LayerSwitch::new(publication.layers().len()),
                 publication: Arc::clone(&publication),
                 mid,
                 receiver: None,
@@ -381,7 +417,7 @@ impl Connection {
     fn forget_published(&mut self, published: Published) -> Arc<Publication> {
         let publication = published.publication;
         self.receiving
-            .retain(|_, receiving| !Arc::ptr_eq(receiving, &publication));
+            .retain(|_, receiving| !Arc::ptr_eq(&receiving.publication, &publication));
         self.upstream.track_ended(
             publication.key(),
             publication.info().kind == TrackKind::Audio,

@@ -28,6 +28,10 @@ pub struct MediaSection {
     pub declares_ssrc: bool,
     /// Whether it declares RTP stream ids (`a=rid`), which name its streams instead.
     pub declares_rid: bool,
+    /// The RTP stream ids it sends (`a=rid:<id> send`), in order: its simulcast layers.
+    pub rids: Vec<String>,
+    /// Whether it says its content is a presentation (`a=content:slides`, RFC 4796).
+    pub slides: bool,
 }
 
 /// Lists the media sections of `sdp`, in order.
@@ -56,6 +60,8 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
                     sends: !rejected,
                     declares_ssrc: false,
                     declares_rid: false,
+                    rids: Vec::new(),
+                    slides: false,
                 },
                 rejected,
             ));
@@ -72,8 +78,14 @@ pub fn media_sections(sdp: &str) -> Vec<MediaSection> {
             section.track = ids.next();
         } else if line.starts_with("a=ssrc:") {
             section.declares_ssrc = true;
-        } else if line.starts_with("a=rid:") {
+        } else if let Some(rid) = line.strip_prefix("a=rid:") {
             section.declares_rid = true;
+            let mut fields = rid.split_whitespace();
+            if let (Some(id), Some("send")) = (fields.next(), fields.next()) {
+                section.rids.push(id.to_owned());
+            }
+        } else if let Some(content) = line.strip_prefix("a=content:") {
+            section.slides = content.split(',').any(|value| value.trim() == "slides");
         } else if matches!(line, "a=sendrecv" | "a=sendonly") {
             section.sends = !*rejected;
         } else if matches!(line, "a=recvonly" | "a=inactive") {
@@ -208,6 +220,8 @@ mod tests {
                     sends: true,
                     declares_ssrc: true,
                     declares_rid: false,
+                    rids: vec![],
+                    slides: false,
                 },
                 MediaSection {
                     mid: "1".into(),
@@ -217,6 +231,8 @@ mod tests {
                     sends: false,
                     declares_ssrc: false,
                     declares_rid: false,
+                    rids: vec![],
+                    slides: false,
                 },
                 MediaSection {
                     mid: "2".into(),
@@ -226,9 +242,24 @@ mod tests {
                     sends: false,
                     declares_ssrc: false,
                     declares_rid: false,
+                    rids: vec![],
+                    slides: false,
                 },
             ]
         );
+    }
+
+    #[test]
+    fn reads_simulcast_layers_and_presentations() {
+        let offer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendonly\r\n\
+            a=msid:s cam\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\n\
+            a=rid:x recv\r\na=simulcast:send q;h;f\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\na=msid:s2 screen\r\n\
+            a=content:slides\r\na=ssrc:5 cname:c\r\n";
+        let sections = media_sections(offer);
+        assert_eq!(sections[0].rids, vec!["q", "h", "f"]);
+        assert!(sections[0].declares_rid && !sections[0].slides);
+        assert!(sections[1].rids.is_empty() && sections[1].slides);
     }
 
     #[test]

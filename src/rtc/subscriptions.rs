@@ -8,7 +8,9 @@
 //! to the largest number of tracks the participant ever received at once.
 //!
 //! Subscriber feedback arrives here too: a keyframe request or a bandwidth estimate about one
-//! of the slots becomes a request to the publication's own connection.
+//! of the slots becomes a request to the publication's own connection. Which layer each video
+//! slot forwards is the allocation's (`rtc::allocating`); a slot waiting for its target
+//! layer's keyframe is watched here.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +19,8 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection};
 use tracing::{debug, warn};
 
-use crate::ids::{Mid, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex};
+use crate::ids::{LayerIndex, Mid, PublicationKey, Ssrc, SubscriberKey, TransceiverIndex};
+use crate::media::allocation::View;
 use crate::media::downtrack::DownTrack;
 use crate::media::keyframe::KeyframeReason;
 use crate::media::publication::Publication;
@@ -28,10 +31,10 @@ use crate::rtc::feedback::Feedback;
 use crate::rtc::setup;
 use crate::signal::protocol::TrackKind;
 
-/// How long a started video subscription waits for its first keyframe before asking again.
-/// A browser asks for a keyframe only once packets arrive, so a subscription whose first
-/// keyframe was lost, or never sent, would otherwise wait for the publisher's next periodic
-/// one, which can be minutes away.
+/// How long a video slot waits for its target layer's keyframe (its first, or the one a layer
+/// switch or a resume waits for) before asking again. A browser asks for a keyframe only once
+/// packets arrive, so a slot whose keyframe was lost, or never sent, would otherwise wait for
+/// the publisher's next periodic one, which can be minutes away.
 const KEYFRAME_RETRY: Duration = Duration::from_millis(500);
 
 /// A send-only transceiver on the participant's connection and the down-track that writes
@@ -44,21 +47,24 @@ pub struct Slot {
 
 /// A track the participant receives.
 pub struct Subscription {
-    publication: Arc<Publication>,
+    pub(crate) publication: Arc<Publication>,
     slot: Slot,
     mid: Mid,
     /// Set once the client has answered the offer that added it and packets flow.
-    active: Option<GaugeGuard>,
-    /// While a started video subscription waits for the keyframe it starts on.
-    awaiting_keyframe: Option<KeyframeWait>,
+    pub(crate) active: Option<GaugeGuard>,
+    /// How the client shows it.
+    pub(crate) view: View,
+    /// Whether the client was told it is paused for want of bandwidth.
+    pub(crate) paused: bool,
+    /// When the keyframe its target layer waits for was last asked for.
+    pub(crate) keyframe_asked: Option<Instant>,
 }
 
-/// A video subscription that has asked for its first keyframe and not forwarded a packet yet.
-struct KeyframeWait {
-    /// The slot's packet count when it started: more means the keyframe came.
-    sent_before: u64,
-    /// When the keyframe was last asked for.
-    asked_at: Instant,
+impl Subscription {
+    /// The slot's down-track.
+    pub(crate) fn down(&self) -> &Arc<DownTrack> {
+        &self.slot.down
+    }
 }
 
 impl Connection {
@@ -126,7 +132,9 @@ impl Connection {
                     slot,
                     mid: Mid::default(),
                     active: None,
-                    awaiting_keyframe: None,
+                    view: View::default(),
+                    paused: false,
+                    keyframe_asked: None,
                 },
             );
         }
@@ -166,13 +174,14 @@ impl Connection {
             .filter(|(_, subscription)| subscription.active.is_none())
             .map(|(key, _)| *key)
             .collect();
+        let mut activated = Vec::new();
+        let round_trip = self.round_trip;
+        let connected = self.connected;
         for key in pending {
             let Some((payload_type, abs_send_time_id)) = self.negotiated(key) else {
                 warn!("the answer negotiated no codec for a track");
                 continue;
             };
-            let round_trip = self.round_trip;
-            let connected = self.connected;
             let gauge = GaugeGuard::new(&self.metrics, Gauge::Subscriptions);
             let Some(subscription) = self.subscriptions.get_mut(&key) else {
                 continue;
@@ -183,8 +192,15 @@ impl Connection {
             down.switch_to(subscription.publication.key());
             subscription.publication.attach(Arc::clone(down));
             subscription.active = Some(gauge);
-            if connected {
-                start_forwarding(subscription, round_trip, now, effects);
+            activated.push(key);
+        }
+        // Each new video's layer is chosen before its first keyframe is asked for.
+        self.allocate(now);
+        if connected {
+            for key in activated {
+                if let Some(subscription) = self.subscriptions.get_mut(&key) {
+                    start_forwarding(subscription, round_trip, now, effects);
+                }
             }
         }
     }
@@ -199,38 +215,48 @@ impl Connection {
         }
     }
 
-    /// When the watch on started video subscriptions next looks.
+    /// When the watch on video slots waiting for a keyframe next looks.
     pub(crate) fn keyframe_check_due(&self) -> Option<Instant> {
         self.subscriptions
             .values()
-            .filter_map(|subscription| subscription.awaiting_keyframe.as_ref())
-            .map(|wait| wait.asked_at + KEYFRAME_RETRY)
+            .filter(|subscription| awaits_keyframe(subscription).is_some())
+            .map(|subscription| {
+                subscription
+                    .keyframe_asked
+                    .map_or(Instant::now(), |asked| asked + KEYFRAME_RETRY)
+            })
             .min()
     }
 
-    /// Asks again for the first keyframe of each started video subscription that has waited
-    /// [`KEYFRAME_RETRY`] without one, and stops watching those whose keyframe came.
+    /// Asks for the keyframe each started video slot waits for (the first of its target layer,
+    /// after a start, a switch or a resume) when it has not been asked for in
+    /// [`KEYFRAME_RETRY`], and stops watching the slots whose keyframe came.
     pub(crate) fn check_keyframes(&mut self, now: Instant, effects: &mut Effects) {
         let round_trip = self.round_trip;
         for subscription in self.subscriptions.values_mut() {
-            let Some(wait) = &mut subscription.awaiting_keyframe else {
+            let Some(layer) = awaits_keyframe(subscription) else {
+                subscription.keyframe_asked = None;
                 continue;
             };
-            if subscription.slot.down.packets_sent() > wait.sent_before {
-                subscription.awaiting_keyframe = None;
-            } else if now.saturating_duration_since(wait.asked_at) >= KEYFRAME_RETRY {
-                wait.asked_at = now;
-                if subscription.publication.is_reading() {
-                    debug!(
-                        publication = %subscription.publication.key(),
-                        "no keyframe yet for a started subscription: asking again"
-                    );
-                    effects.upstream.push(UpstreamRequest::Keyframe {
-                        publication: Arc::clone(&subscription.publication),
-                        reason: KeyframeReason::SubscriptionStart,
-                        round_trip,
-                    });
-                }
+            if subscription
+                .keyframe_asked
+                .is_some_and(|asked| now.saturating_duration_since(asked) < KEYFRAME_RETRY)
+            {
+                continue;
+            }
+            subscription.keyframe_asked = Some(now);
+            if subscription.publication.is_reading() {
+                debug!(
+                    publication = %subscription.publication.key(),
+                    %layer,
+                    "a slot waits for a keyframe: asking"
+                );
+                effects.upstream.push(UpstreamRequest::Keyframe {
+                    publication: Arc::clone(&subscription.publication),
+                    layer,
+                    reason: keyframe_reason(subscription),
+                    round_trip,
+                });
             }
         }
     }
@@ -244,8 +270,15 @@ impl Connection {
                     self.metrics
                         .keyframe_requests_received
                         .fetch_add(1, Relaxed);
+                    // The layer the subscriber decodes, or the one it is about to.
+                    let layer = self
+                        .by_ssrc
+                        .get(&media_ssrc)
+                        .and_then(|down| down.current().or(down.target()))
+                        .unwrap_or(LayerIndex(0));
                     effects.upstream.push(UpstreamRequest::Keyframe {
                         publication: Arc::clone(publication),
+                        layer,
                         reason: KeyframeReason::SubscriberRequest,
                         round_trip: self.round_trip,
                     });
@@ -253,6 +286,7 @@ impl Connection {
             }
             Feedback::BitrateEstimate { bitrate, ssrcs } => {
                 self.metrics.rembs_received.fetch_add(1, Relaxed);
+                self.downlink.on_estimate(bitrate, Instant::now());
                 let video: Vec<(SubscriberKey, Arc<Publication>)> = ssrcs
                     .iter()
                     .filter_map(|ssrc| {
@@ -392,16 +426,37 @@ fn start_forwarding(
     );
     let down = &subscription.slot.down;
     down.set_ready(true);
-    if subscription.publication.info().kind == TrackKind::Video {
-        subscription.awaiting_keyframe = Some(KeyframeWait {
-            sent_before: down.packets_sent(),
-            asked_at: now,
-        });
+    if let Some(layer) = awaits_keyframe(subscription) {
+        subscription.keyframe_asked = Some(now);
         effects.upstream.push(UpstreamRequest::Keyframe {
             publication: Arc::clone(&subscription.publication),
+            layer,
             reason: KeyframeReason::SubscriptionStart,
             round_trip,
         });
+    }
+}
+
+/// The layer a started video slot waits for a keyframe of, if it waits: its target, while it
+/// forwards another layer or none.
+fn awaits_keyframe(subscription: &Subscription) -> Option<LayerIndex> {
+    let down = &subscription.slot.down;
+    if subscription.publication.info().kind != TrackKind::Video
+        || subscription.active.is_none()
+        || !down.is_ready()
+    {
+        return None;
+    }
+    let target = down.target()?;
+    (down.current() != Some(target)).then_some(target)
+}
+
+/// Why a slot waits: its first picture, or a change of layer (or a resume).
+fn keyframe_reason(subscription: &Subscription) -> KeyframeReason {
+    if subscription.slot.down.packets_sent() == 0 {
+        KeyframeReason::SubscriptionStart
+    } else {
+        KeyframeReason::LayerSwitch
     }
 }
 

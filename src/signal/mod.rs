@@ -9,4 +9,5 @@ pub mod session;
 pub mod setup;
 pub mod strict_json;
 pub mod text;
+pub mod views;
 pub mod writer;

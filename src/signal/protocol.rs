@@ -61,11 +61,38 @@ pub enum ClientMessage {
         /// The message ([`check_chat_text`] says which).
         text: String,
     },
+    /// How the client shows videos it receives: the server sends no layer larger than a tile
+    /// needs, and no video for a tile that is not shown.
+    View {
+        /// One entry per video whose tile changed; 1 to [`MAX_VIEWS`].
+        tracks: Vec<TrackView>,
+    },
     /// Leave the room; the server closes the connection afterwards.
     ///
     /// A struct variant with no fields, not a unit variant: serde ignores every other field of
     /// an internally tagged unit variant, `deny_unknown_fields` or not.
     Leave {},
+}
+
+/// The most entries one `view` message may carry.
+pub const MAX_VIEWS: usize = 64;
+/// The largest tile side a `view` may give, in device pixels.
+pub const MAX_VIEW_SIDE: u32 = 16_384;
+
+/// How the client shows one video it receives.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackView {
+    /// The publisher, as in `track_published`.
+    pub participant: ParticipantId,
+    /// The publisher's track id, as in `track_published`.
+    pub track: String,
+    /// The tile's rendered width in device pixels.
+    pub width: u32,
+    /// The tile's rendered height in device pixels.
+    pub height: u32,
+    /// Whether the tile is on screen.
+    pub visible: bool,
 }
 
 /// A message the server sends to a client.
@@ -144,6 +171,24 @@ pub enum ServerMessage {
         track: String,
         /// Whether it is now muted.
         muted: bool,
+    },
+    /// The server stopped sending a video because the client's downlink has no room for it, or
+    /// resumed it.
+    VideoPaused {
+        /// Whose track.
+        participant: ParticipantId,
+        /// The publisher's track id.
+        track: String,
+        /// Whether it is now paused.
+        paused: bool,
+    },
+    /// To a publisher: the simulcast layers of one of its tracks that somebody receives, by
+    /// rid; the others may stop.
+    Layers {
+        /// The client's own track id.
+        track: String,
+        /// The rids to send, lowest first as the client's offer listed them.
+        active: Vec<String>,
     },
     /// A chat message somebody in the room sent; the sender gets its own message back too, so
     /// every member sees the room's messages in the same order.
@@ -269,6 +314,9 @@ pub enum ErrorCode {
     InvalidCandidate,
     /// `mute` named a track this participant does not publish.
     UnknownTrack,
+    /// A `view` with no entries or more than [`MAX_VIEWS`], or a tile side above
+    /// [`MAX_VIEW_SIDE`].
+    InvalidView,
     /// A chat message that breaks a rule of [`check_chat_text`]: empty, nothing visible,
     /// longer than [`MAX_CHAT_CHARS`], or a control or bidirectional control character.
     InvalidChat,
@@ -333,13 +381,14 @@ impl ClientMessage {
                 "a message must be a JSON object with a string `type`".to_owned(),
             ));
         };
-        const KNOWN: [&str; 7] = [
+        const KNOWN: [&str; 8] = [
             "join",
             "offer",
             "answer",
             "candidate",
             "mute",
             "chat",
+            "view",
             "leave",
         ];
         if !KNOWN.contains(&kind) {

@@ -37,6 +37,7 @@ use crate::signal::protocol::{
 };
 use crate::signal::rate::{RateLimiter, Verdict};
 use crate::signal::setup::Setup;
+use crate::signal::views::view_requests;
 use crate::signal::writer::write_frames;
 
 /// The largest text frame a client may send; larger ones close the socket with 1009.
@@ -324,6 +325,12 @@ impl Session {
                     joined.room.set_muted(&publication, muted);
                 }
             }
+            ClientMessage::View { tracks } => {
+                let views = view_requests(tracks).map_err(|problem| {
+                    MessageError::Refused(ErrorCode::InvalidView, problem.to_string())
+                })?;
+                joined.media.view(views);
+            }
             ClientMessage::Chat { text } => {
                 if !joined.grants.chat {
                     return Err(MessageError::Refused(
@@ -609,6 +616,18 @@ impl Session {
                     joined.room.unpublish(publications);
                     continue;
                 }
+                Notice::VideoPaused {
+                    publication,
+                    paused,
+                } => {
+                    let info = publication.info();
+                    ServerMessage::VideoPaused {
+                        participant: info.participant.clone(),
+                        track: info.track.clone(),
+                        paused,
+                    }
+                }
+                Notice::Layers { track, active } => ServerMessage::Layers { track, active },
                 Notice::State(state) => {
                     debug!(%state, "connection state");
                     joined

@@ -89,6 +89,18 @@ impl Worker {
                     peer.connection.unwant(key);
                 }
             }
+            Command::View { id, views } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connection.set_views(views, now);
+                    self.touched.insert(id);
+                }
+            }
+            Command::ActiveSpeaker { id, speaker } => {
+                if let Some(peer) = self.peers.get_mut(&id) {
+                    peer.connection.set_active_speaker(speaker, now);
+                    self.touched.insert(id);
+                }
+            }
             Command::Negotiate { id, reply } => {
                 self.answer(id, reply, |connection, effects| {
                     let mut notices = Vec::new();

@@ -11,19 +11,25 @@ use serde_json::{Number, Value, json};
 use super::{ClientMessage, ErrorCode, IceCandidate};
 
 /// The message types a client may send.
-const TYPES: [&str; 7] = [
+const TYPES: [&str; 8] = [
     "join",
     "offer",
     "answer",
     "candidate",
     "mute",
     "chat",
+    "view",
     "leave",
 ];
 
 /// Every field name of any client message, so that one type's fields are tried on another.
-const FIELD_NAMES: [&str; 12] = [
+const FIELD_NAMES: [&str; 17] = [
     "type",
+    "tracks",
+    "participant",
+    "width",
+    "height",
+    "visible",
     "room",
     "name",
     "token",
@@ -45,6 +51,7 @@ fn fields_of(message: &ClientMessage) -> &'static [&'static str] {
         ClientMessage::Candidate { .. } => &["type", "candidate"],
         ClientMessage::Mute { .. } => &["type", "track", "muted"],
         ClientMessage::Chat { .. } => &["type", "text"],
+        ClientMessage::View { .. } => &["type", "tracks"],
         ClientMessage::Leave {} => &["type"],
     }
 }
@@ -72,6 +79,18 @@ fn candidate() -> impl Strategy<Value = IceCandidate> {
         )
 }
 
+fn track_view() -> impl Strategy<Value = super::TrackView> {
+    (text(), text(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
+        |(participant, track, width, height, visible)| super::TrackView {
+            participant: crate::ids::ParticipantId::from(participant.as_str()),
+            track,
+            width,
+            height,
+            visible,
+        },
+    )
+}
+
 /// Any message a client could send, well formed.
 fn client_message() -> impl Strategy<Value = ClientMessage> {
     prop_oneof![
@@ -82,6 +101,7 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         candidate().prop_map(|candidate| ClientMessage::Candidate { candidate }),
         (text(), any::<bool>()).prop_map(|(track, muted)| ClientMessage::Mute { track, muted }),
         text().prop_map(|text| ClientMessage::Chat { text }),
+        vec(track_view(), 0..4).prop_map(|tracks| ClientMessage::View { tracks }),
         Just(ClientMessage::Leave {}),
     ]
 }

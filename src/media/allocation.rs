@@ -1,0 +1,508 @@
+//! How one subscriber's downlink is shared among the videos it receives.
+//!
+//! Each video the subscriber receives is a [`Candidate`]: the publisher's layers as measured
+//! now, the tile the subscriber shows it in, and whether it is a screen share or the active
+//! speaker. [`allocate`] decides, for each, the layer to forward (or none) and the layer the
+//! subscriber would like were it arriving, which is what the publisher is asked to send.
+//!
+//! The rules, in order:
+//! 1. A hidden tile gets nothing. A visible one wants the smallest layer that fills it: at
+//!    least as wide and as tall as the tile, since a client crops the picture to cover its
+//!    tile; a tile of unknown size, the largest. Layers are ordered by their measured resolution when every one
+//!    has sent a keyframe, by the publisher's order otherwise (browsers list low to high).
+//! 2. Of the layers arriving, the best at or below the wanted one is forwarded (or, when none
+//!    below arrives, the lowest above it).
+//! 3. Without an estimate of the subscriber's downlink every video gets that layer. With one,
+//!    the budget goes by priority: screen shares, then the active speaker, then larger tiles.
+//!    A first pass gives each video its lowest arriving layer while the budget lasts, and
+//!    pauses the rest; a second pass raises each, in the same order, towards its layer while
+//!    the budget lasts. A paused video costs nothing and tells the subscriber why, which is
+//!    better than every picture degrading together.
+//! 4. A layer no higher than the one being forwarded counts at [`KEEP_FACTOR`] of its rate,
+//!    so an estimate that wavers around a layer's rate does not switch it back and forth
+//!    (each switch costs a keyframe).
+//! 5. When asked to probe, one more step than the budget allows goes to the first video in
+//!    priority order still below its layer: a browser's estimate never runs far ahead of what
+//!    arrives, so without a step into the unknown the allocation could never grow (see
+//!    `media::downlink`).
+
+use crate::ids::LayerIndex;
+use crate::media::layers::LayerSnapshot;
+
+/// What a layer no higher than the forwarded one counts for, as a share of its rate.
+pub const KEEP_FACTOR: f64 = 0.85;
+
+/// The least a layer is taken to cost, while its rate is not measured yet.
+pub const MIN_LAYER_COST: u64 = 50_000;
+
+/// How a subscriber shows one video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// Whether the tile is on screen.
+    pub visible: bool,
+    /// The tile's size in device pixels; 0 when unknown.
+    pub width: u32,
+    /// See `width`.
+    pub height: u32,
+}
+
+impl Default for View {
+    /// Before the subscriber says anything: visible, of no particular size.
+    fn default() -> Self {
+        Self {
+            visible: true,
+            width: 0,
+            height: 0,
+        }
+    }
+}
+
+impl View {
+    fn is_sized(&self) -> bool {
+        self.width > 0 || self.height > 0
+    }
+
+    fn area(&self) -> u64 {
+        if self.is_sized() {
+            u64::from(self.width) * u64::from(self.height)
+        } else {
+            u64::MAX
+        }
+    }
+}
+
+/// One video a subscriber receives.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The publisher's layers.
+    pub layers: Vec<LayerSnapshot>,
+    /// How the subscriber shows it.
+    pub view: View,
+    /// Whether it is a screen share.
+    pub screen: bool,
+    /// Whether its publisher is the room's active speaker.
+    pub speaker: bool,
+    /// The layer being forwarded now.
+    pub current: Option<LayerIndex>,
+}
+
+/// What a video gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// The layer to forward; `None` sends nothing.
+    pub target: Option<LayerIndex>,
+    /// The layer the subscriber would like, arriving or not; `None` for a hidden tile.
+    pub wanted: Option<LayerIndex>,
+    /// Whether it gets nothing for want of bandwidth (not because it is hidden).
+    pub paused: bool,
+}
+
+/// The outcome of one allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Allocation {
+    /// One decision per candidate, in their order.
+    pub decisions: Vec<Decision>,
+    /// Whether a step beyond the budget was taken (see rule 5).
+    pub probing: bool,
+}
+
+/// Shares `budget` bits per second (`None`: unknown, no limit) among `candidates`; see the
+/// module documentation.
+pub fn allocate(budget: Option<u64>, probe: bool, candidates: &[Candidate]) -> Allocation {
+    let plans: Vec<Plan> = candidates.iter().map(Plan::new).collect();
+    let Some(budget) = budget else {
+        return Allocation {
+            decisions: plans.iter().map(|plan| plan.decision(plan.best)).collect(),
+            probing: false,
+        };
+    };
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by_key(|&index| {
+        let candidate = &candidates[index];
+        (
+            !candidate.screen,
+            !candidate.speaker,
+            std::cmp::Reverse(candidate.view.area()),
+            index,
+        )
+    });
+    // Positions in each plan's `arriving` list: how far up each video goes.
+    let mut steps: Vec<Option<usize>> = vec![None; candidates.len()];
+    let mut left = budget as f64;
+    for &index in &order {
+        let plan = &plans[index];
+        if plan.best.is_none() {
+            continue;
+        }
+        let cost = plan.cost(0);
+        if cost <= left {
+            left -= cost;
+            steps[index] = Some(0);
+        }
+    }
+    for &index in &order {
+        let plan = &plans[index];
+        while let Some(step) = steps[index].filter(|step| *step < plan.best_step()) {
+            let extra = plan.cost(step + 1) - plan.cost(step);
+            if extra > left {
+                break;
+            }
+            left -= extra;
+            steps[index] = Some(step + 1);
+        }
+    }
+    let mut probing = false;
+    if probe
+        && let Some(&index) = order.iter().find(|&&index| {
+            let plan = &plans[index];
+            plan.best.is_some() && steps[index].is_none_or(|step| step < plan.best_step())
+        })
+    {
+        steps[index] = Some(steps[index].map_or(0, |step| step + 1));
+        probing = true;
+    }
+    let decisions = plans
+        .iter()
+        .zip(&steps)
+        .map(|(plan, step)| match (plan.best, step) {
+            (None, _) => plan.decision(None),
+            (Some(_), None) => Decision {
+                target: None,
+                wanted: plan.wanted,
+                paused: true,
+            },
+            (Some(_), Some(step)) => {
+                plan.decision(plan.arriving.get(*step).map(|(index, _)| *index))
+            }
+        })
+        .collect();
+    Allocation { decisions, probing }
+}
+
+/// One candidate's layers, ready to allocate.
+struct Plan {
+    /// The layer the view wants, arriving or not.
+    wanted: Option<LayerIndex>,
+    /// The best layer it can have now, as rule 2 says.
+    best: Option<LayerIndex>,
+    /// Arriving layers from the lowest up to `best`, each with its cost.
+    arriving: Vec<(LayerIndex, f64)>,
+}
+
+impl Plan {
+    fn new(candidate: &Candidate) -> Self {
+        let ordered = quality_order(&candidate.layers);
+        let wanted = wanted_layer(&ordered, candidate.view);
+        let Some(wanted) = wanted else {
+            return Self {
+                wanted: None,
+                best: None,
+                arriving: Vec::new(),
+            };
+        };
+        let wanted_rank = ordered
+            .iter()
+            .position(|layer| layer.index == wanted)
+            .unwrap_or(0);
+        let arriving: Vec<&LayerSnapshot> = ordered
+            .iter()
+            .copied()
+            .filter(|layer| layer.arriving)
+            .collect();
+        // The best arriving at or below the wanted layer, else the lowest arriving above it.
+        let up_to = arriving
+            .iter()
+            .rposition(|layer| rank(&ordered, layer.index) <= wanted_rank)
+            .or_else(|| (!arriving.is_empty()).then_some(0));
+        let Some(up_to) = up_to else {
+            // Nothing arrives yet: the first packets to come start the wanted layer.
+            return Self {
+                wanted: Some(wanted),
+                best: Some(wanted),
+                arriving: vec![(wanted, 0.0)],
+            };
+        };
+        let current_rank = candidate.current.map(|current| rank(&ordered, current));
+        let arriving = arriving[..=up_to]
+            .iter()
+            .map(|layer| {
+                let cost = layer.bitrate.max(MIN_LAYER_COST) as f64;
+                let kept =
+                    current_rank.is_some_and(|current| rank(&ordered, layer.index) <= current);
+                (layer.index, if kept { cost * KEEP_FACTOR } else { cost })
+            })
+            .collect::<Vec<_>>();
+        Self {
+            wanted: Some(wanted),
+            best: arriving.last().map(|(index, _)| *index),
+            arriving,
+        }
+    }
+
+    fn best_step(&self) -> usize {
+        self.arriving.len().saturating_sub(1)
+    }
+
+    /// What forwarding the layer at `step` costs.
+    fn cost(&self, step: usize) -> f64 {
+        self.arriving.get(step).map_or(0.0, |(_, cost)| *cost)
+    }
+
+    fn decision(&self, target: Option<LayerIndex>) -> Decision {
+        Decision {
+            target,
+            wanted: self.wanted,
+            paused: false,
+        }
+    }
+}
+
+/// The layers from lowest to highest quality: by resolution when every layer has declared
+/// one, in the publisher's order otherwise.
+fn quality_order(layers: &[LayerSnapshot]) -> Vec<&LayerSnapshot> {
+    let mut ordered: Vec<&LayerSnapshot> = layers.iter().collect();
+    if layers.iter().all(|layer| layer.resolution.is_some()) {
+        ordered.sort_by_key(|layer| {
+            let (width, height) = layer.resolution.unwrap_or_default();
+            (u32::from(width) * u32::from(height), layer.index)
+        });
+    }
+    ordered
+}
+
+fn rank(ordered: &[&LayerSnapshot], index: LayerIndex) -> usize {
+    ordered
+        .iter()
+        .position(|layer| layer.index == index)
+        .unwrap_or(0)
+}
+
+/// The smallest layer that fills the view, as rule 1 says.
+fn wanted_layer(ordered: &[&LayerSnapshot], view: View) -> Option<LayerIndex> {
+    if !view.visible {
+        return None;
+    }
+    let largest = ordered.last()?.index;
+    if !view.is_sized() {
+        return Some(largest);
+    }
+    let fills = |layer: &&&LayerSnapshot| {
+        layer.resolution.is_some_and(|(width, height)| {
+            u32::from(width) >= view.width && u32::from(height) >= view.height
+        })
+    };
+    Some(
+        ordered
+            .iter()
+            .find(fills)
+            .map_or(largest, |layer| layer.index),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A camera's three layers, all arriving, at 150, 500 and 1500 kbit/s.
+    fn camera() -> Vec<LayerSnapshot> {
+        [
+            (320, 180, 150_000),
+            (640, 360, 500_000),
+            (1280, 720, 1_500_000),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(index, &(width, height, bitrate))| LayerSnapshot {
+            index: LayerIndex(index as u8),
+            rid: ["q", "h", "f"][index].to_owned(),
+            ssrc: None,
+            bitrate,
+            resolution: Some((width, height)),
+            arriving: true,
+        })
+        .collect()
+    }
+
+    fn candidate(view: View) -> Candidate {
+        Candidate {
+            layers: camera(),
+            view,
+            screen: false,
+            speaker: false,
+            current: None,
+        }
+    }
+
+    fn sized(width: u32, height: u32) -> View {
+        View {
+            visible: true,
+            width,
+            height,
+        }
+    }
+
+    fn targets(allocation: &Allocation) -> Vec<Option<u8>> {
+        allocation
+            .decisions
+            .iter()
+            .map(|decision| decision.target.map(|layer| layer.0))
+            .collect()
+    }
+
+    #[test]
+    fn the_tile_decides_without_a_budget() {
+        let hidden = View {
+            visible: false,
+            ..View::default()
+        };
+        let allocation = allocate(
+            None,
+            false,
+            &[
+                candidate(sized(300, 170)),
+                candidate(sized(600, 338)),
+                candidate(sized(1000, 560)),
+                candidate(View::default()),
+                candidate(hidden),
+            ],
+        );
+        assert_eq!(
+            targets(&allocation),
+            vec![Some(0), Some(1), Some(2), Some(2), None]
+        );
+        let hidden = allocation.decisions[4];
+        assert_eq!((hidden.wanted, hidden.paused), (None, false));
+        // A tall narrow tile crops the picture: it takes the layer as tall as the tile.
+        let tall = allocate(None, false, &[candidate(sized(100, 350))]);
+        assert_eq!(targets(&tall), vec![Some(1)]);
+    }
+
+    #[test]
+    fn a_stopped_layer_is_replaced_by_the_best_below_and_still_wanted() {
+        let mut stopped = candidate(View::default());
+        stopped.layers[2].arriving = false;
+        let allocation = allocate(None, false, &[stopped.clone()]);
+        assert_eq!(allocation.decisions[0].target, Some(LayerIndex(1)));
+        assert_eq!(allocation.decisions[0].wanted, Some(LayerIndex(2)));
+        // Only a higher layer arrives: better than nothing.
+        stopped.view = sized(100, 60);
+        stopped.layers[0].arriving = false;
+        stopped.layers[1].arriving = false;
+        stopped.layers[2].arriving = true;
+        let allocation = allocate(None, false, &[stopped]);
+        assert_eq!(allocation.decisions[0].target, Some(LayerIndex(2)));
+        assert_eq!(allocation.decisions[0].wanted, Some(LayerIndex(0)));
+    }
+
+    #[test]
+    fn nothing_arriving_yet_waits_for_the_wanted_layer() {
+        let mut quiet = candidate(sized(600, 338));
+        for layer in &mut quiet.layers {
+            layer.arriving = false;
+        }
+        let allocation = allocate(Some(10_000), false, &[quiet]);
+        assert_eq!(allocation.decisions[0].target, Some(LayerIndex(1)));
+        assert!(!allocation.decisions[0].paused);
+    }
+
+    #[test]
+    fn the_budget_goes_by_priority_and_what_does_not_fit_is_paused() {
+        let mut screen = candidate(View::default());
+        screen.screen = true;
+        let mut speaker = candidate(sized(320, 180));
+        speaker.speaker = true;
+        let big = candidate(sized(1280, 720));
+        let small = candidate(sized(640, 360));
+        let videos = [small.clone(), big.clone(), speaker.clone(), screen.clone()];
+        // 150 k each for the screen, the speaker and the big tile; the small tile's does not fit.
+        let allocation = allocate(Some(500_000), false, &videos);
+        assert_eq!(targets(&allocation), vec![None, Some(0), Some(0), Some(0)]);
+        assert!(allocation.decisions[0].paused);
+        assert_eq!(allocation.decisions[0].wanted, Some(LayerIndex(1)));
+        assert!(!allocation.probing);
+        // Everybody's lowest layer, then the screen share goes up first.
+        let allocation = allocate(Some(1_000_000), false, &videos);
+        assert_eq!(
+            targets(&allocation),
+            vec![Some(0), Some(0), Some(0), Some(1)]
+        );
+        // Plenty: everybody gets what the tile wants.
+        let allocation = allocate(Some(10_000_000), false, &[small, big, speaker, screen]);
+        assert_eq!(
+            targets(&allocation),
+            vec![Some(1), Some(2), Some(0), Some(2)]
+        );
+    }
+
+    #[test]
+    fn every_video_gets_its_lowest_layer_before_any_gets_more() {
+        let allocation = allocate(
+            Some(700_000),
+            false,
+            &[
+                candidate(sized(1280, 720)),
+                candidate(sized(1280, 720)),
+                candidate(sized(1280, 720)),
+            ],
+        );
+        // 3 x 150 k, then the first raised by 350 k would need 800 k: no.
+        assert_eq!(targets(&allocation), vec![Some(0), Some(0), Some(0)]);
+    }
+
+    #[test]
+    fn the_forwarded_layer_is_kept_while_the_estimate_wavers() {
+        let mut watching = candidate(sized(640, 360));
+        assert_eq!(
+            targets(&allocate(Some(450_000), false, &[watching.clone()])),
+            vec![Some(0)],
+            "500 k does not fit in 450 k"
+        );
+        watching.current = Some(LayerIndex(1));
+        assert_eq!(
+            targets(&allocate(Some(450_000), false, &[watching.clone()])),
+            vec![Some(1)],
+            "but what is being forwarded counts at 85 %"
+        );
+        assert_eq!(
+            targets(&allocate(Some(400_000), false, &[watching])),
+            vec![Some(0)]
+        );
+    }
+
+    #[test]
+    fn a_probe_takes_one_step_beyond_the_budget() {
+        let videos = [candidate(sized(1280, 720)), candidate(sized(1280, 720))];
+        let allocation = allocate(Some(350_000), true, &videos);
+        assert_eq!(targets(&allocation), vec![Some(1), Some(0)]);
+        assert!(allocation.probing);
+        // A paused video's probe step is its lowest layer.
+        let allocation = allocate(Some(100_000), true, &videos);
+        assert_eq!(targets(&allocation), vec![Some(0), None]);
+        assert!(allocation.decisions[1].paused);
+        // Nothing to probe for when everybody has what it wants.
+        let allocation = allocate(Some(10_000_000), true, &videos);
+        assert!(!allocation.probing);
+    }
+
+    #[test]
+    fn layers_are_ordered_by_resolution_once_known() {
+        // A publisher that lists its layers high to low.
+        let mut reversed = candidate(sized(300, 170));
+        reversed.layers.reverse();
+        for (index, layer) in reversed.layers.iter_mut().enumerate() {
+            layer.index = LayerIndex(index as u8);
+        }
+        let allocation = allocate(None, false, &[reversed.clone()]);
+        assert_eq!(allocation.decisions[0].target, Some(LayerIndex(2)));
+        // Without resolutions, the publisher's order.
+        for layer in &mut reversed.layers {
+            layer.resolution = None;
+        }
+        let allocation = allocate(None, false, &[reversed]);
+        assert_eq!(
+            allocation.decisions[0].target,
+            Some(LayerIndex(2)),
+            "the largest"
+        );
+    }
+}
