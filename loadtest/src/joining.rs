@@ -113,6 +113,9 @@ fn base_options(
         participant.impairment = scenario.impairment;
     }
     participant.tile = scenario.tile;
+    // Simulcast runs are about the server sharing each downlink: receivers say what theirs
+    // carries, as browsers do.
+    participant.estimate_downlink = scenario.simulcast;
     participant.tls = options.tls.clone();
     participant.relay = options.relay;
     // A freeze is a gap of more than three frame intervals.

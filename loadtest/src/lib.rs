@@ -12,6 +12,7 @@
 pub mod charts;
 pub mod churn;
 pub mod compare;
+pub mod downlink_estimate;
 pub mod histogram;
 pub mod html;
 pub mod impairment;

@@ -43,6 +43,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::ClientError;
+use crate::downlink_estimate::{DownlinkEstimator, DownlinkMeter, DownlinkSample};
 use crate::impairment::{Dropper, Handover, ImpairedRuntime, Impairment};
 use crate::interval::{Interval, LOSS_JUDGING_DELAY_SECONDS, LossLedger};
 use crate::received_layers::ReceivedLayers;
@@ -111,6 +112,9 @@ pub struct ParticipantOptions {
     /// The tile every received video is shown in, declared to the server with `view`; `None`
     /// declares nothing (the server then sends what it would to a tile of any size).
     pub tile: Option<Tile>,
+    /// Whether to estimate the downlink from what arrives and tell the server with REMB once
+    /// a second, as a browser does (see [`crate::downlink_estimate`]).
+    pub estimate_downlink: bool,
 }
 
 impl ParticipantOptions {
@@ -133,6 +137,7 @@ impl ParticipantOptions {
             tls: None,
             relay: false,
             tile: None,
+            estimate_downlink: false,
         }
     }
 
@@ -291,6 +296,10 @@ pub struct Observed {
     pub layers_sending: HashMap<String, Vec<String>>,
     /// `view` messages sent.
     pub views_sent: u64,
+    /// What arrived since the downlink estimator last looked.
+    pub downlink: DownlinkMeter,
+    /// The downlink estimates sent to the server as REMB, bits per second, in order.
+    pub estimates_sent: Vec<u64>,
 }
 
 impl Observed {
@@ -569,6 +578,11 @@ impl Participant {
             pli_sent: HashMap::new(),
             tile: options.tile,
             pending_views: Vec::new(),
+            estimator: options.estimate_downlink.then(|| EstimatorState {
+                estimator: DownlinkEstimator::default(),
+                last: Instant::now(),
+                marks: HashMap::new(),
+            }),
         };
         participant.tasks.push(tokio::spawn(driver.run()));
         Ok(participant)
@@ -947,17 +961,31 @@ struct Driver {
     tile: Option<Tile>,
     /// Received videos whose tile the server has not been told yet.
     pending_views: Vec<TileView>,
+    /// With `estimate_downlink`, what estimates the downlink.
+    estimator: Option<EstimatorState>,
+}
+
+/// The downlink estimator, and what it saw when it last looked.
+struct EstimatorState {
+    estimator: DownlinkEstimator,
+    last: Instant,
+    /// For each received video, the highest index and the intact packets it had by then.
+    marks: HashMap<String, (u64, u64)>,
 }
 
 /// Like a browser's decoder, a receiver still waiting for a keyframe asks again this often.
 const PLI_REPEAT: Duration = Duration::from_secs(1);
+/// How often a receiver that estimates its downlink tells the server, as browsers do.
+const ESTIMATE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Driver {
     async fn run(mut self) {
         let mut repeat = tokio::time::interval(PLI_REPEAT / 4);
         let mut views = tokio::time::interval(view::VIEW_INTERVAL);
+        let mut estimates = tokio::time::interval(ESTIMATE_INTERVAL);
         loop {
             tokio::select! {
+                _ = estimates.tick(), if self.estimator.is_some() => self.estimate_downlink().await,
                 _ = repeat.tick(), if !self.pli_sent.is_empty() => self.repeat_plis().await,
                 _ = views.tick(), if !self.pending_views.is_empty() => self.send_views(),
                 event = self.signal_events.recv() => {
@@ -1213,9 +1241,75 @@ impl Driver {
                     key,
                     Arc::clone(&self.shared),
                     self.freeze_threshold,
+                    self.estimator.is_some(),
                 )));
             }
         }
+    }
+
+    /// Estimates the downlink from what arrived since the last time, and sends the estimate
+    /// as a REMB about every received video.
+    async fn estimate_downlink(&mut self) {
+        let Some(EstimatorState {
+            estimator,
+            last,
+            marks,
+        }) = self.estimator.as_mut()
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let period = now.saturating_duration_since(*last);
+        *last = now;
+        let (bits, median_latency, expected, arrived, videos) = {
+            let mut observed = self.shared.lock();
+            let (bits, median_latency) = observed.downlink.take();
+            let (mut expected, mut arrived) = (0, 0);
+            let mut videos = Vec::new();
+            for (key, track) in &observed.received {
+                if track.kind != Some(TrackKind::Video) || !track.announced {
+                    continue;
+                }
+                videos.push(key.clone());
+                let highest = track.quality.indices.span().map_or(0, |span| *span.end());
+                let (before_highest, before_intact) = marks
+                    .insert(key.clone(), (highest, track.intact))
+                    .unwrap_or((highest, track.intact));
+                expected += highest.saturating_sub(before_highest);
+                arrived += track.intact.saturating_sub(before_intact);
+            }
+            (bits, median_latency, expected, arrived, videos)
+        };
+        let sample = DownlinkSample {
+            bits,
+            period,
+            median_latency,
+            expected,
+            arrived,
+        };
+        let Some(estimate) = estimator.update(sample) else {
+            return;
+        };
+        let mut ssrcs = Vec::new();
+        let mut via = None;
+        for key in &videos {
+            if let Some(remote) = self.remote_tracks.get(key) {
+                ssrcs.extend(remote.ssrcs().await);
+                via.get_or_insert_with(|| Arc::clone(remote));
+            }
+        }
+        let Some(via) = via else {
+            return;
+        };
+        let _ = via
+            .write_rtcp(vec![Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate: estimate as f32,
+                ssrcs,
+            })])
+            .await;
+        self.shared
+            .update(|observed| observed.estimates_sent.push(estimate));
     }
 
     /// Tells the server the tiles of the videos announced since the last `view`: one message
@@ -1363,6 +1457,7 @@ async fn read_track(
     mid: String,
     shared: Arc<Shared>,
     freeze_threshold: Duration,
+    measure_downlink: bool,
 ) {
     let mut last_request: Option<Instant> = None;
     while let Some(event) = remote.poll().await {
@@ -1415,6 +1510,11 @@ async fn read_track(
             }
             let waiting = video && received.first_keyframe.is_none();
             let freezes = received.quality.freezes - freezes_before;
+            if measure_downlink {
+                observed
+                    .downlink
+                    .record(packet.payload.len(), latency_micros);
+            }
             let interval = &mut observed.interval;
             interval.count_packet(packet.payload.len());
             interval.freezes += freezes;

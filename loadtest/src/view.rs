@@ -176,4 +176,27 @@ mod tests {
         assert_eq!(second["tracks"].as_array().unwrap().len(), 6);
         assert!(view_messages(&[]).is_empty());
     }
+
+    #[test]
+    fn the_server_reads_the_view_message() {
+        let view = TileView {
+            participant: "PA_0b1c2d3e4f50".to_owned(),
+            track: "video0".to_owned(),
+            tile: Tile {
+                width: 384,
+                height: 216,
+            },
+            visible: true,
+        };
+        let text = &view_messages(std::slice::from_ref(&view))[0];
+        match switchyard::signal::protocol::ClientMessage::parse(text) {
+            Ok(switchyard::signal::protocol::ClientMessage::View { tracks }) => {
+                assert_eq!(tracks.len(), 1);
+                assert_eq!(tracks[0].participant.to_string(), view.participant);
+                assert_eq!((tracks[0].width, tracks[0].height), (384, 216));
+                assert!(tracks[0].visible);
+            }
+            other => panic!("not a view: {other:?}"),
+        }
+    }
 }

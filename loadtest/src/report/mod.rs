@@ -271,6 +271,9 @@ pub struct TrackReport {
     /// Times the server paused it for lack of downlink.
     #[serde(default)]
     pub pauses: u64,
+    /// The simulcast layer its last packet came on, by RID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_at_end: Option<String>,
 }
 
 /// A participant that joined, as the report sees it.
@@ -405,6 +408,7 @@ impl Report {
                     window_bytes: 0,
                     layer_seconds: BTreeMap::new(),
                     pauses: track.pauses,
+                    layer_at_end: track.layers.current_rid(),
                 };
                 let window = track.in_window();
                 let report = TrackReport {
