@@ -21,10 +21,8 @@
 //! 4. A layer no higher than the one being forwarded counts at [`KEEP_FACTOR`] of its rate,
 //!    so an estimate that wavers around a layer's rate does not switch it back and forth
 //!    (each switch costs a keyframe).
-//! 5. When asked to probe, one more step than the budget allows goes to the first video in
-//!    priority order still below its layer: a browser's estimate never runs far ahead of what
-//!    arrives, so without a step into the unknown the allocation could never grow (see
-//!    `media::downlink`).
+//!
+//! When there is a budget at all is `media::downlink`'s to say.
 
 use crate::ids::LayerIndex;
 use crate::media::layers::LayerSnapshot;
@@ -97,24 +95,27 @@ pub struct Decision {
     pub paused: bool,
 }
 
-/// The outcome of one allocation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allocation {
-    /// One decision per candidate, in their order.
-    pub decisions: Vec<Decision>,
-    /// Whether a step beyond the budget was taken (see rule 5).
-    pub probing: bool,
+/// What the candidates are being sent now: each one's current layer, at its measured rate.
+pub fn sending(candidates: &[Candidate]) -> u64 {
+    candidates
+        .iter()
+        .filter_map(|candidate| {
+            let current = candidate.current?;
+            candidate
+                .layers
+                .iter()
+                .find(|layer| layer.index == current && layer.arriving)
+                .map(|layer| layer.bitrate)
+        })
+        .sum()
 }
 
-/// Shares `budget` bits per second (`None`: unknown, no limit) among `candidates`; see the
-/// module documentation.
-pub fn allocate(budget: Option<u64>, probe: bool, candidates: &[Candidate]) -> Allocation {
+/// Shares `budget` bits per second (`None`: no limit) among `candidates`, one decision each, in
+/// their order; see the module documentation.
+pub fn allocate(budget: Option<u64>, candidates: &[Candidate]) -> Vec<Decision> {
     let plans: Vec<Plan> = candidates.iter().map(Plan::new).collect();
     let Some(budget) = budget else {
-        return Allocation {
-            decisions: plans.iter().map(|plan| plan.decision(plan.best)).collect(),
-            probing: false,
-        };
+        return plans.iter().map(|plan| plan.decision(plan.best)).collect();
     };
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by_key(|&index| {
@@ -151,17 +152,7 @@ pub fn allocate(budget: Option<u64>, probe: bool, candidates: &[Candidate]) -> A
             steps[index] = Some(step + 1);
         }
     }
-    let mut probing = false;
-    if probe
-        && let Some(&index) = order.iter().find(|&&index| {
-            let plan = &plans[index];
-            plan.best.is_some() && steps[index].is_none_or(|step| step < plan.best_step())
-        })
-    {
-        steps[index] = Some(steps[index].map_or(0, |step| step + 1));
-        probing = true;
-    }
-    let decisions = plans
+    plans
         .iter()
         .zip(&steps)
         .map(|(plan, step)| match (plan.best, step) {
@@ -175,8 +166,7 @@ pub fn allocate(budget: Option<u64>, probe: bool, candidates: &[Candidate]) -> A
                 plan.decision(plan.arriving.get(*step).map(|(index, _)| *index))
             }
         })
-        .collect();
-    Allocation { decisions, probing }
+        .collect()
 }
 
 /// One candidate's layers, ready to allocate.
@@ -341,9 +331,8 @@ mod tests {
         }
     }
 
-    fn targets(allocation: &Allocation) -> Vec<Option<u8>> {
-        allocation
-            .decisions
+    fn targets(decisions: &[Decision]) -> Vec<Option<u8>> {
+        decisions
             .iter()
             .map(|decision| decision.target.map(|layer| layer.0))
             .collect()
@@ -357,7 +346,6 @@ mod tests {
         };
         let allocation = allocate(
             None,
-            false,
             &[
                 candidate(sized(300, 170)),
                 candidate(sized(600, 338)),
@@ -370,10 +358,10 @@ mod tests {
             targets(&allocation),
             vec![Some(0), Some(1), Some(2), Some(2), None]
         );
-        let hidden = allocation.decisions[4];
+        let hidden = allocation[4];
         assert_eq!((hidden.wanted, hidden.paused), (None, false));
         // A tall narrow tile crops the picture: it takes the layer as tall as the tile.
-        let tall = allocate(None, false, &[candidate(sized(100, 350))]);
+        let tall = allocate(None, &[candidate(sized(100, 350))]);
         assert_eq!(targets(&tall), vec![Some(1)]);
     }
 
@@ -381,17 +369,17 @@ mod tests {
     fn a_stopped_layer_is_replaced_by_the_best_below_and_still_wanted() {
         let mut stopped = candidate(View::default());
         stopped.layers[2].arriving = false;
-        let allocation = allocate(None, false, &[stopped.clone()]);
-        assert_eq!(allocation.decisions[0].target, Some(LayerIndex(1)));
-        assert_eq!(allocation.decisions[0].wanted, Some(LayerIndex(2)));
+        let allocation = allocate(None, &[stopped.clone()]);
+        assert_eq!(allocation[0].target, Some(LayerIndex(1)));
+        assert_eq!(allocation[0].wanted, Some(LayerIndex(2)));
         // Only a higher layer arrives: better than nothing.
         stopped.view = sized(100, 60);
         stopped.layers[0].arriving = false;
         stopped.layers[1].arriving = false;
         stopped.layers[2].arriving = true;
-        let allocation = allocate(None, false, &[stopped]);
-        assert_eq!(allocation.decisions[0].target, Some(LayerIndex(2)));
-        assert_eq!(allocation.decisions[0].wanted, Some(LayerIndex(0)));
+        let allocation = allocate(None, &[stopped]);
+        assert_eq!(allocation[0].target, Some(LayerIndex(2)));
+        assert_eq!(allocation[0].wanted, Some(LayerIndex(0)));
     }
 
     #[test]
@@ -400,9 +388,9 @@ mod tests {
         for layer in &mut quiet.layers {
             layer.arriving = false;
         }
-        let allocation = allocate(Some(10_000), false, &[quiet]);
-        assert_eq!(allocation.decisions[0].target, Some(LayerIndex(1)));
-        assert!(!allocation.decisions[0].paused);
+        let allocation = allocate(Some(10_000), &[quiet]);
+        assert_eq!(allocation[0].target, Some(LayerIndex(1)));
+        assert!(!allocation[0].paused);
     }
 
     #[test]
@@ -415,19 +403,18 @@ mod tests {
         let small = candidate(sized(640, 360));
         let videos = [small.clone(), big.clone(), speaker.clone(), screen.clone()];
         // 150 k each for the screen, the speaker and the big tile; the small tile's does not fit.
-        let allocation = allocate(Some(500_000), false, &videos);
+        let allocation = allocate(Some(500_000), &videos);
         assert_eq!(targets(&allocation), vec![None, Some(0), Some(0), Some(0)]);
-        assert!(allocation.decisions[0].paused);
-        assert_eq!(allocation.decisions[0].wanted, Some(LayerIndex(1)));
-        assert!(!allocation.probing);
+        assert!(allocation[0].paused);
+        assert_eq!(allocation[0].wanted, Some(LayerIndex(1)));
         // Everybody's lowest layer, then the screen share goes up first.
-        let allocation = allocate(Some(1_000_000), false, &videos);
+        let allocation = allocate(Some(1_000_000), &videos);
         assert_eq!(
             targets(&allocation),
             vec![Some(0), Some(0), Some(0), Some(1)]
         );
         // Plenty: everybody gets what the tile wants.
-        let allocation = allocate(Some(10_000_000), false, &[small, big, speaker, screen]);
+        let allocation = allocate(Some(10_000_000), &[small, big, speaker, screen]);
         assert_eq!(
             targets(&allocation),
             vec![Some(1), Some(2), Some(0), Some(2)]
@@ -438,7 +425,6 @@ mod tests {
     fn every_video_gets_its_lowest_layer_before_any_gets_more() {
         let allocation = allocate(
             Some(700_000),
-            false,
             &[
                 candidate(sized(1280, 720)),
                 candidate(sized(1280, 720)),
@@ -453,35 +439,35 @@ mod tests {
     fn the_forwarded_layer_is_kept_while_the_estimate_wavers() {
         let mut watching = candidate(sized(640, 360));
         assert_eq!(
-            targets(&allocate(Some(450_000), false, &[watching.clone()])),
+            targets(&allocate(Some(450_000), &[watching.clone()])),
             vec![Some(0)],
             "500 k does not fit in 450 k"
         );
         watching.current = Some(LayerIndex(1));
         assert_eq!(
-            targets(&allocate(Some(450_000), false, &[watching.clone()])),
+            targets(&allocate(Some(450_000), &[watching.clone()])),
             vec![Some(1)],
             "but what is being forwarded counts at 85 %"
         );
         assert_eq!(
-            targets(&allocate(Some(400_000), false, &[watching])),
+            targets(&allocate(Some(400_000), &[watching])),
             vec![Some(0)]
         );
     }
 
     #[test]
-    fn a_probe_takes_one_step_beyond_the_budget() {
-        let videos = [candidate(sized(1280, 720)), candidate(sized(1280, 720))];
-        let allocation = allocate(Some(350_000), true, &videos);
-        assert_eq!(targets(&allocation), vec![Some(1), Some(0)]);
-        assert!(allocation.probing);
-        // A paused video's probe step is its lowest layer.
-        let allocation = allocate(Some(100_000), true, &videos);
-        assert_eq!(targets(&allocation), vec![Some(0), None]);
-        assert!(allocation.decisions[1].paused);
-        // Nothing to probe for when everybody has what it wants.
-        let allocation = allocate(Some(10_000_000), true, &videos);
-        assert!(!allocation.probing);
+    fn what_is_sent_is_the_current_layers_rate() {
+        let mut first = candidate(sized(1280, 720));
+        first.current = Some(LayerIndex(2));
+        let mut second = candidate(sized(640, 360));
+        second.current = Some(LayerIndex(0));
+        let mut stopped = candidate(sized(640, 360));
+        stopped.current = Some(LayerIndex(1));
+        stopped.layers[1].arriving = false;
+        assert_eq!(
+            sending(&[first, second, stopped, candidate(View::default())]),
+            1_650_000
+        );
     }
 
     #[test]
@@ -492,17 +478,13 @@ mod tests {
         for (index, layer) in reversed.layers.iter_mut().enumerate() {
             layer.index = LayerIndex(index as u8);
         }
-        let allocation = allocate(None, false, &[reversed.clone()]);
-        assert_eq!(allocation.decisions[0].target, Some(LayerIndex(2)));
+        let allocation = allocate(None, &[reversed.clone()]);
+        assert_eq!(allocation[0].target, Some(LayerIndex(2)));
         // Without resolutions, the publisher's order.
         for layer in &mut reversed.layers {
             layer.resolution = None;
         }
-        let allocation = allocate(None, false, &[reversed]);
-        assert_eq!(
-            allocation.decisions[0].target,
-            Some(LayerIndex(2)),
-            "the largest"
-        );
+        let allocation = allocate(None, &[reversed]);
+        assert_eq!(allocation[0].target, Some(LayerIndex(2)), "the largest");
     }
 }

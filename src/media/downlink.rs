@@ -1,28 +1,34 @@
-//! One subscriber's downlink: the budget its allocation shares out, and when to try for more.
+//! One subscriber's downlink: whether its bandwidth estimate limits what it is sent.
 //!
-//! The budget is the subscriber's latest bandwidth estimate (its REMB), while fresh. A
-//! browser's estimate follows what arrives: it never rises much above one and a half times the
-//! rate it receives. A subscriber shown a camera's 150 kbit/s layer could therefore never
-//! be given the 500 kbit/s one, however fast its link. So now and then the allocation is
-//! allowed one step beyond the budget (`media::allocation`, rule 5): a *probe*. It lasts
-//! [`PROBE_WINDOW`]; if the estimate grows to cover it, it was a success and the next may
-//! follow after [`PROBE_GAP`]; if the estimate falls sharply, or still does not cover the step
-//! when the window ends, the step is taken back and the next probe waits twice as long as the
-//! last (from [`PROBE_GAP`] up to [`MAX_PROBE_BACKOFF`]), so a link that is full is not pushed
-//! over again and again.
+//! A browser's estimate (its REMB) follows what arrives: it starts from the rate it measures,
+//! grows by a few percent a second, never above one and a half times what it receives, and
+//! falls below what arrives as soon as the link queues or drops. So it cannot say how much
+//! *more* a link would take, only that it takes less than is sent. The server reads it that
+//! way:
+//! - **Congested**: the estimate is below [`CONGESTED`] of what the subscriber is being sent.
+//!   Its allocation must fit the estimate (lower layers, paused videos), and upgrades are held
+//!   back for a while: [`FIRST_HOLD`] after the first congestion, twice as long after each
+//!   congestion that follows within [`CALM`] of the last hold's end, up to [`MAX_HOLD`], so a
+//!   link that is full is not pushed over again and again.
+//! - **Held**: not congested, but an upgrade was recently too much. The allocation keeps what it
+//!   has and may grow only within the estimate.
+//! - **Free**: not congested and not held (or no estimate at all). Every video gets the layer
+//!   its tile wants; should that be too much, the next estimate says so within a second or
+//!   two. Going straight to the wanted layers, rather than one step at a time, is what lets an
+//!   enlarged tile get its sharp picture within a second, on the links where it fits.
 
 use std::time::{Duration, Instant};
 
 /// How long an estimate counts; browsers send REMB about once a second.
 pub const ESTIMATE_LIFETIME: Duration = Duration::from_secs(5);
-/// How long a probe step is held before it is judged.
-pub const PROBE_WINDOW: Duration = Duration::from_secs(3);
-/// The gap after a successful probe before the next.
-pub const PROBE_GAP: Duration = Duration::from_secs(2);
-/// The longest gap after probes that failed.
-pub const MAX_PROBE_BACKOFF: Duration = Duration::from_secs(60);
-/// An estimate below this share of the one a probe started from means the link is full.
-const PROBE_FAILURE: f64 = 0.8;
+/// An estimate below this share of what is sent means the link is full.
+pub const CONGESTED: f64 = 0.9;
+/// How long upgrades wait after a first congestion.
+pub const FIRST_HOLD: Duration = Duration::from_secs(4);
+/// The longest they wait after congestion upon congestion.
+pub const MAX_HOLD: Duration = Duration::from_secs(60);
+/// Congestion this long after the last hold ended counts as a first again.
+pub const CALM: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy)]
 struct Estimate {
@@ -30,28 +36,23 @@ struct Estimate {
     at: Instant,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Probe {
-    since: Instant,
-    from: u64,
-}
-
 /// One subscriber's downlink; see the module documentation.
 #[derive(Debug)]
 pub struct Downlink {
     estimate: Option<Estimate>,
-    probe: Option<Probe>,
-    next_probe: Option<Instant>,
-    backoff: Duration,
+    /// Whether the last look found the link congested: a new congestion starts a new hold.
+    congested: bool,
+    hold: Duration,
+    held_until: Option<Instant>,
 }
 
 impl Default for Downlink {
     fn default() -> Self {
         Self {
             estimate: None,
-            probe: None,
-            next_probe: None,
-            backoff: PROBE_GAP,
+            congested: false,
+            hold: FIRST_HOLD,
+            held_until: None,
         }
     }
 }
@@ -60,66 +61,36 @@ impl Downlink {
     /// The subscriber estimated its downlink at `bitrate` bits per second.
     pub fn on_estimate(&mut self, bitrate: u64, now: Instant) {
         self.estimate = Some(Estimate { bitrate, at: now });
-        if let Some(probe) = self.probe
-            && (bitrate as f64) < probe.from as f64 * PROBE_FAILURE
-        {
-            self.fail(now);
-        }
     }
 
-    /// What the allocation may share out at `now`; `None` without a fresh estimate.
-    pub fn budget(&self, now: Instant) -> Option<u64> {
-        self.estimate
-            .filter(|estimate| now.saturating_duration_since(estimate.at) < ESTIMATE_LIFETIME)
-            .map(|estimate| estimate.bitrate)
-    }
-
-    /// Whether the allocation at `now` may take a step beyond the budget: during a probe, to
-    /// hold it, and when the next one is due.
-    pub fn may_probe(&self, now: Instant) -> bool {
-        if self.budget(now).is_none() {
-            return false;
-        }
-        match self.probe {
-            Some(probe) => now.saturating_duration_since(probe.since) < PROBE_WINDOW,
-            None => self.next_probe.is_none_or(|due| now >= due),
-        }
-    }
-
-    /// After an allocation at `now`: `probing` says whether it needed the step beyond the
-    /// budget.
-    pub fn allocated(&mut self, probing: bool, now: Instant) {
-        match (self.probe, probing) {
-            (None, true) => {
-                self.probe = Some(Probe {
-                    since: now,
-                    from: self.budget(now).unwrap_or(0),
-                });
+    /// The budget an allocation at `now` must keep to, the subscriber being sent `sending` bits
+    /// per second: the estimate when congested, at least what is sent while held, and `None`
+    /// (no limit) while free.
+    pub fn budget(&mut self, sending: u64, now: Instant) -> Option<u64> {
+        let estimate = self
+            .estimate
+            .filter(|estimate| now.saturating_duration_since(estimate.at) < ESTIMATE_LIFETIME)?
+            .bitrate;
+        if (estimate as f64) < sending as f64 * CONGESTED {
+            if !self.congested {
+                self.congested = true;
+                let calm = self
+                    .held_until
+                    .is_none_or(|until| now.saturating_duration_since(until) >= CALM);
+                self.hold = if calm {
+                    FIRST_HOLD
+                } else {
+                    (self.hold * 2).min(MAX_HOLD)
+                };
+                self.held_until = Some(now + self.hold);
             }
-            (Some(_), false) => {
-                // The estimate grew to cover the step.
-                self.probe = None;
-                self.backoff = PROBE_GAP;
-                self.next_probe = Some(now + PROBE_GAP);
-            }
-            (Some(probe), true) if now.saturating_duration_since(probe.since) >= PROBE_WINDOW => {
-                self.fail(now);
-            }
-            _ => {}
+            return Some(estimate);
         }
-    }
-
-    /// When the probe under way is to be judged, for the caller's timer.
-    pub fn deadline(&self) -> Option<Instant> {
-        self.probe
-            .map(|probe| probe.since + PROBE_WINDOW)
-            .or(self.next_probe)
-    }
-
-    fn fail(&mut self, now: Instant) {
-        self.probe = None;
-        self.next_probe = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(MAX_PROBE_BACKOFF);
+        self.congested = false;
+        if self.held_until.is_some_and(|until| now < until) {
+            return Some(estimate.max(sending));
+        }
+        None
     }
 }
 
@@ -130,69 +101,66 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn no_estimate_no_budget_and_no_probe() {
+    fn without_an_estimate_there_is_no_limit() {
         let now = Instant::now();
         let mut downlink = Downlink::default();
-        assert_eq!(downlink.budget(now), None);
-        assert!(!downlink.may_probe(now));
+        assert_eq!(downlink.budget(1_000_000, now), None);
         downlink.on_estimate(300_000, now);
-        assert_eq!(downlink.budget(now), Some(300_000));
-        assert!(downlink.may_probe(now));
-        assert_eq!(downlink.budget(now + ESTIMATE_LIFETIME), None, "stale");
-    }
-
-    #[test]
-    fn a_probe_the_estimate_covers_succeeds_and_the_next_follows_soon() {
-        let start = Instant::now();
-        let mut downlink = Downlink::default();
-        downlink.on_estimate(300_000, start);
-        downlink.allocated(true, start);
-        assert!(
-            downlink.may_probe(start + 1000 * MS),
-            "held during the window"
+        assert_eq!(
+            downlink.budget(1_000_000, now + ESTIMATE_LIFETIME),
+            None,
+            "stale"
         );
-        downlink.on_estimate(800_000, start + 1500 * MS);
-        downlink.allocated(false, start + 1500 * MS);
-        assert!(!downlink.may_probe(start + 2000 * MS));
-        assert!(downlink.may_probe(start + 1500 * MS + PROBE_GAP));
     }
 
     #[test]
-    fn failed_probes_back_off_doubling() {
+    fn an_estimate_that_keeps_up_leaves_the_allocation_free() {
+        let now = Instant::now();
+        let mut downlink = Downlink::default();
+        downlink.on_estimate(750_000, now);
+        assert_eq!(downlink.budget(500_000, now), None);
+        assert_eq!(downlink.budget(800_000, now), None, "within 90 %");
+    }
+
+    #[test]
+    fn congestion_limits_then_holds_upgrades_then_frees_them() {
         let start = Instant::now();
         let mut downlink = Downlink::default();
-        downlink.on_estimate(500_000, start);
-        downlink.allocated(true, start);
-        // The estimate collapses: the link is full.
-        downlink.on_estimate(300_000, start + 500 * MS);
-        assert!(!downlink.may_probe(start + 500 * MS));
-        let retry = start + 500 * MS + PROBE_GAP;
-        assert!(downlink.may_probe(retry));
-        // The next one is simply never covered.
-        downlink.on_estimate(300_000, retry);
-        downlink.allocated(true, retry);
-        downlink.on_estimate(300_000, retry + PROBE_WINDOW);
-        downlink.allocated(true, retry + PROBE_WINDOW);
-        assert!(!downlink.may_probe(retry + PROBE_WINDOW + PROBE_GAP));
-        let again = retry + PROBE_WINDOW + PROBE_GAP * 2;
-        downlink.on_estimate(300_000, again);
-        assert!(downlink.may_probe(again));
+        downlink.on_estimate(600_000, start);
+        assert_eq!(
+            downlink.budget(1_500_000, start),
+            Some(600_000),
+            "congested"
+        );
+        // The allocation fitted the estimate: what is sent now is below it.
+        let later = start + 1000 * MS;
+        downlink.on_estimate(800_000, later);
+        assert_eq!(downlink.budget(540_000, later), Some(800_000), "held");
+        downlink.on_estimate(800_000, start + FIRST_HOLD);
+        assert_eq!(downlink.budget(540_000, start + FIRST_HOLD), None, "free");
     }
 
     #[test]
-    fn backoff_is_bounded() {
+    fn congestion_upon_congestion_holds_twice_as_long_up_to_a_bound() {
         let mut now = Instant::now();
         let mut downlink = Downlink::default();
-        for _ in 0..20 {
-            downlink.on_estimate(1_000_000, now);
-            downlink.allocated(true, now);
-            now += PROBE_WINDOW;
-            downlink.on_estimate(1_000_000, now);
-            downlink.allocated(true, now);
-            now += MAX_PROBE_BACKOFF;
+        let mut holds = Vec::new();
+        for _ in 0..8 {
+            downlink.on_estimate(600_000, now);
+            assert!(downlink.budget(1_500_000, now).is_some());
+            holds.push(downlink.hold);
+            // Fitted, then free again once the hold is over, and congested at once.
+            downlink.on_estimate(800_000, now + MS);
+            downlink.budget(540_000, now + MS);
+            now += downlink.hold;
         }
-        assert_eq!(downlink.backoff, MAX_PROBE_BACKOFF);
-        downlink.on_estimate(1_000_000, now);
-        assert!(downlink.may_probe(now));
+        assert_eq!(holds[0], FIRST_HOLD);
+        assert_eq!(holds[1], FIRST_HOLD * 2);
+        assert_eq!(*holds.last().expect("holds"), MAX_HOLD);
+        // After a calm spell a congestion is a first again.
+        now += CALM;
+        downlink.on_estimate(600_000, now);
+        downlink.budget(1_500_000, now);
+        assert_eq!(downlink.hold, FIRST_HOLD);
     }
 }

@@ -2,6 +2,7 @@
 //! logic between them (keyframe throttling, bitrate aggregation).
 
 pub mod allocation;
+pub mod audio_level;
 pub mod bitrate;
 pub mod downlink;
 pub mod downtrack;
@@ -13,5 +14,6 @@ pub mod picture_numbering;
 pub mod publication;
 pub mod rewriter;
 pub mod send_time;
+pub mod speaker;
 pub mod upstream;
 pub mod vp8;

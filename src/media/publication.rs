@@ -16,6 +16,7 @@ use arc_swap::ArcSwap;
 use rtc::rtp;
 
 use crate::ids::{ConnectionId, LayerIndex, ParticipantId, PublicationKey};
+use crate::media::audio_level::AudioLevelMeter;
 use crate::media::downtrack::DownTrack;
 use crate::media::layers::Layers;
 use crate::media::malformed::{self, Malformed, Payload};
@@ -54,6 +55,8 @@ pub struct Publication {
     layers: Layers,
     subscribers: ArcSwap<Vec<Arc<DownTrack>>>,
     packets: AtomicU64,
+    /// The levels of an audio track, for speaker detection.
+    audio_level: Option<AudioLevelMeter>,
 }
 
 impl std::fmt::Debug for Publication {
@@ -78,6 +81,7 @@ impl Publication {
         publisher: ConnectionId,
         now: Instant,
     ) -> Arc<Publication> {
+        let audio_level = (info.kind == TrackKind::Audio).then(AudioLevelMeter::default);
         Arc::new(Publication {
             key: PublicationKey::next(),
             info,
@@ -88,6 +92,7 @@ impl Publication {
             layers: Layers::new(rids, now),
             subscribers: ArcSwap::from_pointee(Vec::new()),
             packets: AtomicU64::new(0),
+            audio_level,
         })
     }
 
@@ -124,6 +129,11 @@ impl Publication {
     /// Records the publisher's mute state.
     pub fn set_muted(&self, muted: bool) {
         self.muted.store(muted, Ordering::Relaxed);
+    }
+
+    /// The meter of an audio track's levels; `None` for video.
+    pub fn audio_level(&self) -> Option<&AudioLevelMeter> {
+        self.audio_level.as_ref()
     }
 
     /// Packets received from the publisher so far.

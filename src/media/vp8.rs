@@ -1,10 +1,12 @@
-//! Just enough of the VP8 RTP payload format (RFC 7741) to find keyframes and to refuse
-//! payloads no receiver can read.
+//! Just enough of the VP8 RTP payload format (RFC 7741) to find keyframes, read the size they
+//! declare, renumber pictures, and refuse payloads no receiver can read.
 //!
-//! The router forwards payloads untouched; it only needs to know where a keyframe starts, so a
-//! subscriber that joins mid-stream can begin at one instead of decoding garbage, and whether
-//! the payload descriptor is whole: a receiver drops a packet whose descriptor it cannot read,
-//! so forwarding one only costs the subscriber's bandwidth and a retransmission of the same.
+//! The router forwards payloads as they came but for the picture numbering after a layer
+//! switch (`media::picture_numbering`). It needs to know where a keyframe starts, so a
+//! subscriber that joins mid-stream, or changes layer, can begin at one instead of decoding
+//! garbage; a layer's resolution, to choose layers by tile size; and whether the payload
+//! descriptor is whole: a receiver drops a packet whose descriptor it cannot read, so
+//! forwarding one only costs the subscriber's bandwidth and a retransmission of the same.
 
 /// A VP8 payload descriptor (RFC 7741, section 4.2), as far as the router reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,9 +6,10 @@
 //! Nothing on the packet path touches a room.
 
 pub mod registry;
+mod speakers;
 pub mod view;
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -17,6 +18,8 @@ use tokio::sync::mpsc;
 
 use crate::ids::ParticipantId;
 use crate::media::publication::Publication;
+use crate::media::speaker::{Detector, Speakers};
+use crate::room::speakers::told_speakers;
 use crate::signal::protocol::ParticipantInfo;
 
 pub use registry::{JoinRefusal, Registry};
@@ -54,6 +57,8 @@ pub enum RoomEvent {
         /// When the room received it, in milliseconds since the Unix epoch.
         at: u64,
     },
+    /// Who speaks now, and who the active speaker is; sent to every member when it changes.
+    Speakers(Speakers),
     /// A newer session with this member's identity joined; this member has been removed
     /// (the others were told it left) and its session must end. Sent to that member only.
     Replaced,
@@ -77,6 +82,8 @@ pub struct Snapshot {
     pub participants: Vec<ParticipantInfo>,
     /// Everything already published.
     pub publications: Vec<Arc<Publication>>,
+    /// What the room was last told of its speakers.
+    pub speakers: Speakers,
 }
 
 struct Member {
@@ -117,10 +124,15 @@ struct RoomState {
     closed: bool,
     members: Vec<Member>,
     publications: Vec<Arc<Publication>>,
+    /// The room's speaker detection, and whether its task runs (see `speakers`).
+    speakers: Detector,
+    speaker_task: bool,
 }
 
 /// One room; see the module documentation.
 pub struct Room {
+    /// The room itself, for the task it starts.
+    this: Weak<Room>,
     name: String,
     created_at: SystemTime,
     state: Mutex<RoomState>,
@@ -135,12 +147,13 @@ impl std::fmt::Debug for Room {
 }
 
 impl Room {
-    fn new(name: String) -> Self {
-        Self {
+    fn new(name: String) -> Arc<Self> {
+        Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             name,
             created_at: SystemTime::now(),
             state: Mutex::new(RoomState::default()),
-        }
+        })
     }
 
     /// The room's name.
@@ -180,6 +193,7 @@ impl Room {
             && let Some(member) = remove_member(&mut state, &old)
         {
             let _ = member.events.send(RoomEvent::Replaced);
+            self.speaker_left(&mut state, &old);
         }
         let Newcomer {
             info,
@@ -193,6 +207,7 @@ impl Room {
                 .map(|member| member.info.clone())
                 .collect(),
             publications: state.publications.clone(),
+            speakers: told_speakers(&state),
         };
         broadcast(&state, &info.id, RoomEvent::ParticipantJoined(info.clone()));
         state.members.push(Member {
@@ -211,6 +226,7 @@ impl Room {
         if remove_member(&mut state, participant).is_some() && state.members.is_empty() {
             state.closed = true;
         }
+        self.speaker_left(&mut state, participant);
         state.closed
     }
 
@@ -235,6 +251,12 @@ impl Room {
             return;
         }
         state.publications.extend(publications.iter().cloned());
+        if publications
+            .iter()
+            .any(|publication| publication.audio_level().is_some())
+        {
+            self.watch_speakers(&mut state);
+        }
         broadcast(&state, &publisher, RoomEvent::Published(publications));
     }
 
@@ -359,6 +381,7 @@ impl Room {
         if state.members.is_empty() {
             state.closed = true;
         }
+        self.speaker_left(&mut state, participant);
         (true, state.closed)
     }
 

@@ -106,7 +106,7 @@ impl Registry {
                             max: self.max_rooms,
                         });
                     }
-                    Arc::clone(entry.insert(Arc::new(Room::new(name.to_owned()))).value())
+                    Arc::clone(entry.insert(Room::new(name.to_owned())).value())
                 }
             };
             match room.try_join(newcomer.clone(), self.max_members) {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use crate::ids::{LayerIndex, ParticipantId};
-use crate::media::allocation::{Candidate, View, allocate};
+use crate::media::allocation::{Candidate, View, allocate, sending};
 use crate::rtc::connection::{Connection, Notice};
 use crate::signal::protocol::TrackKind;
 
@@ -112,12 +112,11 @@ impl Connection {
             .sum();
         let budget = self
             .downlink
-            .budget(now)
+            .budget(sending(&candidates) + audio, now)
             .map(|budget| budget.saturating_sub(audio));
-        let allocation = allocate(budget, self.downlink.may_probe(now), &candidates);
-        self.downlink.allocated(allocation.probing, now);
+        let decisions = allocate(budget, &candidates);
         let span = self.span.clone();
-        for (key, decision) in videos.iter().zip(allocation.decisions) {
+        for (key, decision) in videos.iter().zip(decisions) {
             let Some(subscription) = self.subscriptions.get_mut(key) else {
                 continue;
             };

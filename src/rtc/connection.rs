@@ -189,6 +189,8 @@ pub struct Connection {
     pub(crate) phase: Phase,
     pub(crate) dirty: bool,
     pub(crate) remote_sections: Vec<MediaSection>,
+    /// The id the client's offer gives the audio level extension, read before routing.
+    pub(crate) audio_level_id: Option<u8>,
     pub(crate) published: HashMap<String, Published>,
     /// The streams whose packets arrive, by SSRC: the publication and layer each feeds.
     pub(crate) receiving: HashMap<Ssrc, Receiving>,
@@ -254,6 +256,7 @@ impl Connection {
             phase: Phase::Idle,
             dirty: false,
             remote_sections: Vec::new(),
+            audio_level_id: None,
             published: HashMap::new(),
             receiving: HashMap::new(),
             opened_streams: HashSet::new(),
@@ -424,6 +427,9 @@ impl Connection {
             return;
         };
         let size = packet.payload.len() as u64;
+        if let Some(meter) = stream.publication.audio_level() {
+            meter.observe(&packet.header, self.audio_level_id);
+        }
         match stream
             .publication
             .route(packet, stream.layer, now, &mut effects.rtp)

@@ -4,6 +4,7 @@
 
 pub mod allocating;
 pub mod connection;
+pub mod extmap;
 pub mod feedback;
 pub mod negotiation;
 pub mod padding;

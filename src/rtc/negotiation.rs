@@ -95,6 +95,7 @@ impl Connection {
             refuse_sending(&sdp)
         };
         let sections = media_sections(&sdp);
+        let audio_level_id = crate::rtc::extmap::audio_level_id(&sdp);
         let sending = sections.iter().filter(|section| section.sends).count();
         if sending > MAX_PUBLISHED_TRACKS {
             // Each announced track costs every subscriber a slot and a renegotiation.
@@ -147,6 +148,7 @@ impl Connection {
         }
         self.phase = Phase::Stable;
         self.remote_sections = sections;
+        self.audio_level_id = audio_level_id;
         self.end_stopped_publications(&mut notices);
         self.publish_offered_tracks(&mut notices);
         self.negotiate(now, &mut notices, effects)?;

@@ -37,6 +37,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
 
+use crate::media::audio_level::AUDIO_LEVEL_URI;
 use crate::media::send_time::ABS_SEND_TIME_URI;
 use crate::rtc::feedback::{Feedback, FeedbackTap};
 use crate::rtc::public_address::PublicAddresses;
@@ -217,6 +218,15 @@ pub fn media_engine() -> Result<MediaEngine, rtc::shared::error::Error> {
         },
         RtpCodecKind::Video,
         Some(RTCRtpTransceiverDirection::Sendonly),
+    )?;
+    // The level of every audio packet a publisher sends, for speaker detection (see
+    // `media::audio_level`); nothing forwarded carries it.
+    engine.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        Some(RTCRtpTransceiverDirection::Recvonly),
     )?;
     for uri in [
         rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,

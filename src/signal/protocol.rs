@@ -200,6 +200,15 @@ pub enum ServerMessage {
         /// When the server received it: milliseconds since the Unix epoch.
         at: u64,
     },
+    /// Who is speaking: sent to everybody in the room when it changes (at most four times a
+    /// second), and once after `joined` when there is an active speaker.
+    Speakers {
+        /// The dominant speaker, shown large in a speaker view; `null` while nobody in the
+        /// room has spoken. It stays the last dominant speaker while the room is silent.
+        active: Option<ParticipantId>,
+        /// Everybody speaking now, possibly nobody.
+        speaking: Vec<ParticipantId>,
+    },
     /// The server is shutting down: the session ends now and the socket closes with 1001
     /// (going away). The client may join again after a pause, as the server may be restarting.
     Shutdown {
@@ -668,6 +677,27 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&error).unwrap(),
             json!({"type": "error", "code": "invalid_chat", "message": "too long"})
+        );
+    }
+
+    #[test]
+    fn speakers_have_the_documented_shape() {
+        let speakers = ServerMessage::Speakers {
+            active: Some("PA_0b1c2d3e4f50".into()),
+            speaking: vec!["PA_0b1c2d3e4f50".into(), "PA_77aa88bb99cc".into()],
+        };
+        assert_eq!(
+            serde_json::to_value(&speakers).unwrap(),
+            json!({"type": "speakers", "active": "PA_0b1c2d3e4f50",
+                   "speaking": ["PA_0b1c2d3e4f50", "PA_77aa88bb99cc"]})
+        );
+        let nobody = ServerMessage::Speakers {
+            active: None,
+            speaking: vec![],
+        };
+        assert_eq!(
+            serde_json::to_value(&nobody).unwrap(),
+            json!({"type": "speakers", "active": null, "speaking": []})
         );
     }
 

@@ -24,6 +24,7 @@ use crate::drain::SessionGuard;
 use crate::engine::ConnectionHandle;
 use crate::http::unjoined::UnjoinedGuard;
 use crate::ids::{Mid, ParticipantId};
+use crate::media::speaker::Speakers;
 use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
 use crate::rtc::connection::{MediaError, Notice};
@@ -140,6 +141,9 @@ struct Joined {
     /// nothing to connect (it publishes nothing and there is nothing to receive yet): its wait
     /// for somebody else to publish is no measure of the server.
     join_started: Option<Instant>,
+    /// The room's active speaker as the connection last heard it, so that it hears only of
+    /// changes.
+    active_speaker: Option<ParticipantId>,
     _gauge: GaugeGuard,
 }
 
@@ -448,6 +452,15 @@ impl Session {
                 SystemTime::now(),
             ),
         };
+        // Somebody has the floor: a speaker view shows them from the start, and the allocation
+        // puts their video first.
+        let active_speaker = snapshot.speakers.active.clone();
+        if active_speaker.is_some() {
+            media.set_active_speaker(active_speaker.clone());
+        }
+        let speakers = active_speaker
+            .is_some()
+            .then(|| speakers_message(snapshot.speakers));
         self.joined = Some(Joined {
             id,
             grants,
@@ -456,13 +469,21 @@ impl Session {
             media,
             media_events,
             join_started: Some(started),
+            active_speaker,
             _gauge: gauge,
         });
         self.setup.joined(Instant::now());
         self.unjoined.release();
         self.outbox
             .send(&joined_message)
-            .map_err(|unreachable| MessageError::End(unreachable.into()))
+            .map_err(|unreachable| MessageError::End(unreachable.into()))?;
+        match speakers {
+            Some(speakers) => self
+                .outbox
+                .send(&speakers)
+                .map_err(|unreachable| MessageError::End(unreachable.into())),
+            None => Ok(()),
+        }
     }
 
     /// Handles `first` and the room events already waiting behind it, negotiating once for
@@ -472,7 +493,11 @@ impl Session {
     async fn on_room_events(&mut self, first: RoomEvent) -> Result<(), Ending> {
         let mut next = Some(first);
         let mut handled = 0;
+        // Who speaks changes no media: a batch of only that (several times a second in a
+        // conversation) does not wake the media worker.
+        let mut only_speakers = true;
         while let Some(event) = next.take() {
+            only_speakers &= matches!(event, RoomEvent::Speakers(_));
             self.on_room_event(event).await?;
             handled += 1;
             if handled < MAX_ROOM_EVENTS_AT_ONCE {
@@ -481,6 +506,9 @@ impl Session {
                     .as_mut()
                     .and_then(|joined| joined.room_events.try_recv().ok());
             }
+        }
+        if only_speakers {
+            return Ok(());
         }
         self.negotiate().await
     }
@@ -528,6 +556,15 @@ impl Session {
             }
             RoomEvent::ParticipantJoined(participant) => {
                 ServerMessage::ParticipantJoined { participant }
+            }
+            RoomEvent::Speakers(speakers) => {
+                // It names participants, not tracks: no media change need go before it.
+                if joined.active_speaker != speakers.active {
+                    joined.active_speaker = speakers.active.clone();
+                    joined.media.set_active_speaker(speakers.active.clone());
+                }
+                self.outbox.send(&speakers_message(speakers))?;
+                return Ok(());
             }
             RoomEvent::ParticipantLeft(participant) => {
                 ServerMessage::ParticipantLeft { participant }
@@ -733,6 +770,13 @@ impl From<JoinRefusal> for MessageError {
 }
 
 /// A failure while renegotiating on the room's behalf ends the session.
+fn speakers_message(speakers: Speakers) -> ServerMessage {
+    ServerMessage::Speakers {
+        active: speakers.active,
+        speaking: speakers.speaking,
+    }
+}
+
 fn fatal(error: MediaError) -> Ending {
     Ending::MediaFailed(error.to_string())
 }

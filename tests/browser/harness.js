@@ -312,7 +312,7 @@ async function answersStun(port, timeout) {
  * deployment runs it next to Switchyard, and waits until it answers STUN. Resolves with
  * {url, secret, stop}; its log is saved as `artifacts/<name>.turnserver.log` when it stops.
  */
-export async function startTurnServer(name, { secret }) {
+export async function startTurnServer(name, { secret, maxBps }) {
   if (!existsSync(TURNSERVER)) throw new Error(`no TURN server at ${TURNSERVER}: install Debian's coturn`);
   const directory = await mkdtemp(path.join(os.tmpdir(), 'switchyard-turn-'));
   const port = await freeUdpPort();
@@ -336,6 +336,8 @@ export async function startTurnServer(name, { secret }) {
     `log-file=${logFile}`,
     'simple-log',
     'verbose',
+    // A real weak link: coturn caps each relayed session at this many bytes a second.
+    ...(maxBps ? [`max-bps=${maxBps}`] : []),
   ].join('\n');
   const configFile = path.join(directory, 'turnserver.conf');
   await writeFile(configFile, `${config}\n`);

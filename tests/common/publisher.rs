@@ -9,6 +9,7 @@ use loadtest::peer_events::{EventForwarder, PeerEvent};
 use loadtest::target::{JoinRequest, SignalCommand, SignalEvent, Target};
 use loadtest::{ClientError, Switchyard};
 use parking_lot::Mutex;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::rtp;
 use switchyard::RunningServer;
 use switchyard::rtc::Feedback;
@@ -87,6 +88,40 @@ impl HandPublisher {
         edit: impl FnOnce(&str) -> String,
         edit_answer: fn(&str) -> String,
     ) -> HandPublisher {
+        let media_engine = engine::media_engine().expect("codecs");
+        Self::start(server, room, name, kinds, edit, edit_answer, media_engine).await
+    }
+
+    /// As [`join`](Self::join), with the connection built on `media_engine` instead of the
+    /// server's (to negotiate what a browser sends and the server's own engine does not).
+    pub async fn join_with_engine(
+        server: &RunningServer,
+        room: &str,
+        name: &str,
+        kinds: &[TrackKind],
+        media_engine: MediaEngine,
+    ) -> HandPublisher {
+        Self::start(
+            server,
+            room,
+            name,
+            kinds,
+            str::to_owned,
+            str::to_owned,
+            media_engine,
+        )
+        .await
+    }
+
+    async fn start(
+        server: &RunningServer,
+        room: &str,
+        name: &str,
+        kinds: &[TrackKind],
+        edit: impl FnOnce(&str) -> String,
+        edit_answer: fn(&str) -> String,
+        media_engine: MediaEngine,
+    ) -> HandPublisher {
         let session = Switchyard
             .join(JoinRequest {
                 url: server.websocket_url(),
@@ -108,7 +143,7 @@ impl HandPublisher {
         let connection: Arc<dyn PeerConnection> = Arc::new(
             PeerConnectionBuilder::new()
                 .with_configuration(RTCConfigurationBuilder::new().build())
-                .with_media_engine(engine::media_engine().expect("codecs"))
+                .with_media_engine(media_engine)
                 .with_setting_engine(settings)
                 .with_interceptor_registry(engine::interceptors(feedback))
                 .with_handler(Arc::new(EventForwarder::new(events_tx)))
