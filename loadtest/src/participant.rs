@@ -846,6 +846,13 @@ fn received_key(connection: ConnectionId, mid: &str) -> String {
 /// What a connection reports, labelled with the connection.
 type PeerEvents = BoxStream<'static, (ConnectionId, PeerEvent)>;
 
+/// How many times a receiver asks for one lost packet. webrtc-rs asks every 100 ms until the
+/// packet comes, whatever the round trip; a browser waits about a round trip between asks and
+/// gives up after ten. Over a full link (a queue of half a second) that is two or three asks,
+/// and asking every 100 ms for every packet the link dropped would fill it with
+/// retransmissions, which a browser never sees.
+const NACKS_PER_PACKET: u16 = 3;
+
 /// Opens the participant's peer connections, all alike.
 struct Opener {
     ice_servers: Vec<RTCIceServer>,
@@ -875,10 +882,15 @@ impl Opener {
         .build()
     }
 
-    /// The server's interceptors, and with `transport_cc` the one that stamps transport-wide
-    /// sequence numbers.
+    /// The server's interceptors, but asking for a lost packet [`NACKS_PER_PACKET`] times
+    /// at most, and with `transport_cc` the one that stamps transport-wide sequence numbers.
     fn interceptors(&self) -> rtc::interceptor::Registry {
-        let registry = engine::interceptors(self.feedback.clone());
+        let registry = engine::interceptors(self.feedback.clone()).with(
+            rtc::interceptor::Slot::NackGenerator,
+            rtc::interceptor::NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(NACKS_PER_PACKET)
+                .build(),
+        );
         if self.transport_cc {
             registry.with(
                 rtc::interceptor::Slot::TwccSender,
