@@ -9,8 +9,9 @@
 // relays only, as a network that allows nothing else would.
 //
 // `window.switchyard` exposes the live objects for diagnosis from the browser's console (and
-// for the browser tests): {call, media, grid}.
+// for the browser tests): {call, media, grid, views}.
 
+import { ViewReporter } from './adaptive-stream.js';
 import { Call, JoinRefused } from './call.js';
 import { ChatPanel } from './chat.js';
 import { ControlBar, DevicePicker } from './controls.js';
@@ -33,7 +34,11 @@ if (token !== null) {
 }
 const relay = params.get('relay') === '1';
 const media = new LocalMedia(parseVideoSize(params.get('video')));
-const grid = new TileGrid($('grid'));
+const views = new ViewReporter((tracks) => call?.sendView(tracks) ?? false);
+const grid = new TileGrid($('grid'), {
+  pager: { element: $('pager'), previous: $('page-previous'), next: $('page-next'), label: $('page-label') },
+  views,
+});
 const status = new StatusBoard($('status'));
 /** @type {Call | null} */
 let call = null;
@@ -42,6 +47,7 @@ window.switchyard = {
   get call() { return call; },
   media,
   grid,
+  views,
 };
 
 // ---- Join screen -------------------------------------------------------------------------
@@ -161,6 +167,9 @@ function watchCall(current) {
         break;
       case 'joined':
         status.clear('connection');
+        // A new membership: the server knows nothing of our tiles yet.
+        views.reset();
+        grid.setSpeakers(current.speakers, current.self);
         if (wasReconnecting) status.flash('Reconnected', 'good');
         wasReconnecting = false;
         break;
@@ -206,6 +215,9 @@ function watchCall(current) {
   });
   current.addEventListener('notice', ({ detail }) => {
     if (isCurrent()) status.flash(detail.text, detail.level);
+  });
+  current.addEventListener('speakers', ({ detail }) => {
+    if (isCurrent()) grid.setSpeakers(detail, current.self);
   });
   current.addEventListener('chat', ({ detail }) => {
     if (isCurrent()) chat.add(detail);
@@ -277,12 +289,17 @@ const controls = new ControlBar({
   mic: $('mic-button'),
   camera: $('camera-button'),
   screen: $('screen-button'),
+  layout: $('layout-button'),
   devices: $('devices-button'),
   leave: $('leave-button'),
 }, {
   mic: () => call?.setMicMuted(!media.micMuted),
   camera: () => call?.setCameraOff(!media.cameraOff),
   screen: () => toggleScreenShare(),
+  layout: () => {
+    grid.setLayout(grid.layout === 'speaker' ? 'grid' : 'speaker');
+    controls.showLayout(grid.layout);
+  },
   devices: () => devices.open(),
   leave: () => {
     leaveRoom();
@@ -364,6 +381,7 @@ $('rejoin-button').addEventListener('click', () => enterRoom($('room-name').text
 showScreen('join-screen');
 showJoinPreview();
 showControls();
+controls.showLayout(grid.layout);
 media.start().then(() => {
   showJoinPreview();
   showControls();

@@ -18,11 +18,16 @@
 //   `unreachable` {message}  the media server cannot be reached (TURN refused, no relay)
 //   `grants`  {publish, subscribe, chat}  what this membership may do, when it is not everything
 //   `ended`   {code, message}  the server ended the call for good (another session took over)
-// The roster (`call.roster`) reports who is there and what they publish.
+//   `speakers` {active, speaking}  who speaks (`call.speakers` keeps the latest)
+// The roster (`call.roster`) reports who is there and what they publish, and which videos the
+// server paused for want of bandwidth. `sendView` tells the server how each received video is
+// shown (adaptive-stream.js); `layers` messages switch our camera's simulcast layers
+// (simulcast.js).
 
 import { MediaConnection } from './connection.js';
 import { Roster } from './roster.js';
 import { SignalingSocket } from './signaling.js';
+import { cameraEncodings, LayerControl, SCREEN_ENCODINGS, sendEncodings } from './simulcast.js';
 
 /** Pauses before rejoining: quick at first, then backing off. */
 const REJOIN_DELAYS_MS = [250, 1000, 2000, 4000, 8000];
@@ -52,6 +57,9 @@ const FATAL_JOIN_ERRORS = new Map([
   ['too_many_rooms', 'The server cannot open another room right now. Try again later.'],
 ]);
 
+/** Nobody has spoken yet. */
+const NO_SPEAKERS = Object.freeze({ active: null, speaking: Object.freeze([]) });
+
 /** What a membership may do when the server does not say (an older server). */
 const ALL_GRANTS = Object.freeze({ publish: true, subscribe: true, chat: true });
 
@@ -71,6 +79,8 @@ export class Call extends EventTarget {
   state = 'connecting';
   /** What the current membership may do. */
   grants = ALL_GRANTS;
+  /** The dominant speaker (`active`, kept while the room is silent) and who speaks now. */
+  speakers = NO_SPEAKERS;
 
   #url;
   #room;
@@ -83,6 +93,7 @@ export class Call extends EventTarget {
   /** kind ('audio' | 'video' | 'screen') → transceiver publishing it */
   #published = new Map();
   #screen = null;
+  #layers = new LayerControl((track) => this.#connection?.senderOf(track) ?? null);
   #attempt = 0;
   #rejoinTimer = null;
   #recoveryTimer = null;
@@ -168,10 +179,13 @@ export class Call extends EventTarget {
     const transceiver = this.#published.get(kind);
     if (transceiver) {
       await transceiver.sender.replaceTrack(track);
+      // The layers the server wants stay wanted whatever device feeds them.
+      const published = this.#connection?.publishedTrackId(transceiver);
+      if (published) await this.#layers.apply(published);
     } else if (this.#connection && this.grants.publish) {
       // Nothing of this kind was published (it was denied or missing): publishing it now needs
       // a renegotiation, which the connection starts by itself.
-      this.#published.set(kind, this.#connection.publish(track, this.#media.stream));
+      this.#published.set(kind, this.#connection.publish(track, this.#media.stream, { encodings: kind === 'video' ? cameraEncodings(track.getSettings()) : null }));
     }
     done();
   }
@@ -189,7 +203,9 @@ export class Call extends EventTarget {
     screen.track.addEventListener('ended', () => {
       if (this.#screen === screen) this.stopScreenShare();
     }, { once: true });
-    if (this.#connection && this.grants.publish) this.#published.set('screen', this.#connection.publish(screen.track, screen.stream));
+    if (this.#connection && this.grants.publish) {
+      this.#published.set('screen', this.#connection.publish(screen.track, screen.stream, { encodings: sendEncodings(SCREEN_ENCODINGS), slides: true }));
+    }
     this.#notifyScreen();
   }
 
@@ -202,6 +218,15 @@ export class Call extends EventTarget {
     if (transceiver && this.#connection) this.#connection.unpublish(transceiver);
     screen.track.stop();
     this.#notifyScreen();
+  }
+
+  /**
+   * Tells the server how the received videos are shown: [{participant, track, width, height,
+   * visible}] (docs/signaling.md, `view`). Returns whether the socket took it.
+   */
+  sendView(tracks) {
+    if (this.state !== 'joined' || tracks.length === 0) return false;
+    return this.#socket?.send({ type: 'view', tracks }) ?? false;
   }
 
   /** The captured screen, while sharing. */
@@ -262,6 +287,9 @@ export class Call extends EventTarget {
       case 'track_published': return this.roster.published(message);
       case 'track_unpublished': return this.roster.unpublished(message);
       case 'mute': return this.roster.muted(message);
+      case 'video_paused': return this.roster.videoPaused(message);
+      case 'speakers': return this.#setSpeakers(message);
+      case 'layers': return this.#layers.want(message.track, message.active);
       case 'chat':
         this.dispatchEvent(new CustomEvent('chat', {
           detail: {
@@ -314,8 +342,13 @@ export class Call extends EventTarget {
     this.#published.clear();
     if (this.grants.publish) {
       if (this.#media.microphone) this.#published.set('audio', connection.publish(this.#media.microphone, this.#media.stream));
-      if (this.#media.camera) this.#published.set('video', connection.publish(this.#media.camera, this.#media.stream));
-      if (this.#screen) this.#published.set('screen', connection.publish(this.#screen.track, this.#screen.stream));
+      if (this.#media.camera) {
+        const { camera } = this.#media;
+        this.#published.set('video', connection.publish(camera, this.#media.stream, { encodings: cameraEncodings(camera.getSettings()) }));
+      }
+      if (this.#screen) {
+        this.#published.set('screen', connection.publish(this.#screen.track, this.#screen.stream, { encodings: sendEncodings(SCREEN_ENCODINGS), slides: true }));
+      }
     }
     await connection.start();
     // The server learns mute states from messages, not from the media: say what is off now.
@@ -411,8 +444,10 @@ export class Call extends EventTarget {
     this.#connection?.close();
     this.#connection = null;
     this.#published.clear();
+    this.#layers.clear();
     this.self = null;
     this.roster.clear();
+    this.#setSpeakers(NO_SPEAKERS);
     this.#work = Promise.resolve();
   }
 
@@ -440,6 +475,18 @@ export class Call extends EventTarget {
         this.#socket?.close(CLOSE_TO_REJOIN, 'media connection lost');
       }
     }, RECOVERY_TIMEOUT_MS);
+  }
+
+  #setSpeakers({ active, speaking }) {
+    const next = {
+      active: typeof active === 'string' ? active : null,
+      speaking: Array.isArray(speaking) ? speaking.filter((id) => typeof id === 'string') : [],
+    };
+    const same = next.active === this.speakers.active && next.speaking.length === this.speakers.speaking.length
+      && next.speaking.every((id) => this.speakers.speaking.includes(id));
+    if (same) return;
+    this.speakers = next;
+    this.dispatchEvent(new CustomEvent('speakers', { detail: next }));
   }
 
   #announceMute(kind, muted) {

@@ -13,8 +13,24 @@
 //   connection cannot work at all, and says why with an `unreachable` event as soon as the
 //   browser has given up gathering, rather than after ICE times out.
 //
+// - A screen share's media section says `a=content:slides` (RFC 4796) in what is sent to the
+//   server, which then puts it before cameras when a receiver's downlink is short. The browser
+//   has no API for it; the attribute is added to the text sent, not to the local description.
+//
 // Events: `track` {mid, track}, `statechange` {state}, `failure` {message},
 // `unreachable` {message}.
+
+/** `sdp` with `a=content:slides` in the media sections whose mid is in `mids`. */
+export function withContentSlides(sdp, mids) {
+  if (mids.size === 0) return sdp;
+  const newline = sdp.includes('\r\n') ? '\r\n' : '\n';
+  const [session, ...sections] = sdp.split(`${newline}m=`);
+  return [session, ...sections.map((section) => {
+    const mid = /^a=mid:(\S+)$/m.exec(section)?.[1];
+    if (mid === undefined || !mids.has(mid) || /^a=content:/m.test(section)) return section;
+    return section.replace(/^(a=mid:\S+)$/m, `$1${newline}a=content:slides`);
+  })].join(`${newline}m=`);
+}
 
 export class MediaConnection extends EventTarget {
   #pc;
@@ -30,6 +46,8 @@ export class MediaConnection extends EventTarget {
   /** What the browser's ICE agent reported failing: [{url, errorCode, errorText}] */
   #iceErrors = [];
   #unreachableSent = false;
+  /** Transceivers publishing a presentation (a screen share). */
+  #slides = new Set();
 
   /**
    * @param {object} options
@@ -115,9 +133,26 @@ export class MediaConnection extends EventTarget {
     return this.#pc.connectionState;
   }
 
-  /** Publishes `track` as part of `stream` on a new send-only transceiver. */
-  publish(track, stream) {
-    return this.#pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  /**
+   * Publishes `track` as part of `stream` on a new send-only transceiver, in the given
+   * `encodings` (several with rids: simulcast; see simulcast.js), or the browser's one. With
+   * `slides`, the server is told it is a presentation.
+   */
+  publish(track, stream, { encodings = null, slides = false } = {}) {
+    const init = { direction: 'sendonly', streams: [stream] };
+    if (encodings) init.sendEncodings = encodings;
+    const transceiver = this.#pc.addTransceiver(track, init);
+    if (slides) this.#slides.add(transceiver);
+    return transceiver;
+  }
+
+  /** The transceiver of ours whose published track id (see `publishedTrackId`) is `track`. */
+  senderOf(track) {
+    for (const transceiver of this.#pc.getTransceivers()) {
+      if (transceiver.currentDirection === 'stopped' || !transceiver.sender.track) continue;
+      if (this.publishedTrackId(transceiver) === track) return transceiver.sender;
+    }
+    return null;
   }
 
   /**
@@ -196,7 +231,7 @@ export class MediaConnection extends EventTarget {
       await this.#pc.setLocalDescription();
       // If the server's offer arrived meanwhile, ours has been rolled back: do not send it.
       if (this.#pc.signalingState === 'have-local-offer') {
-        this.#send({ type: 'offer', sdp: this.#pc.localDescription.sdp });
+        this.#send({ type: 'offer', sdp: this.#sentSdp() });
       }
     } catch (error) {
       if (!this.#closed) {
@@ -217,8 +252,17 @@ export class MediaConnection extends EventTarget {
     }
     await this.#pc.setRemoteDescription({ type: 'offer', sdp });
     await this.#pc.setLocalDescription();
-    this.#send({ type: 'answer', sdp: this.#pc.localDescription.sdp });
+    this.#send({ type: 'answer', sdp: this.#sentSdp() });
     await this.#addPendingCandidates();
+  }
+
+  /** Our local description as the server is to read it. */
+  #sentSdp() {
+    const mids = new Set();
+    for (const transceiver of this.#slides) {
+      if (transceiver.mid !== null && transceiver.currentDirection !== 'stopped') mids.add(transceiver.mid);
+    }
+    return withContentSlides(this.#pc.localDescription.sdp, mids);
   }
 
   async #onAnswer(sdp) {

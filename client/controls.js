@@ -1,4 +1,5 @@
-// The control bar (microphone, camera, screen share, devices, leave) and the device picker.
+// The control bar (microphone, camera, screen share, layout, devices, leave) and the device
+// picker.
 // Both only show state and report clicks; the page decides what a click does.
 
 /** Sets a round toggle button's icon, pressed state and tooltip. */
@@ -14,14 +15,25 @@ export class ControlBar {
 
   /**
    * @param {{mic: HTMLButtonElement, camera: HTMLButtonElement, screen: HTMLButtonElement,
-   *          devices: HTMLButtonElement, leave: HTMLButtonElement}} buttons
-   * @param {{mic: Function, camera: Function, screen: Function, devices: Function, leave: Function}} actions
+   *          layout: HTMLButtonElement, devices: HTMLButtonElement, leave: HTMLButtonElement}} buttons
+   * @param {{mic: Function, camera: Function, screen: Function, layout: Function, devices: Function,
+   *          leave: Function}} actions
    */
   constructor(buttons, actions) {
     this.#buttons = buttons;
     for (const [name, action] of Object.entries(actions)) {
       buttons[name].addEventListener('click', () => action());
     }
+  }
+
+  /** Shows which layout is on: pressed for the speaker view, whose icon it shows until then. */
+  showLayout(layout) {
+    const speaker = layout === 'speaker';
+    showToggle(this.#buttons.layout, {
+      on: speaker,
+      icon: speaker ? 'grid' : 'speaker-view',
+      title: speaker ? 'Show everybody in a grid' : 'Speaker view: who speaks, large',
+    });
   }
 
   /** Shows the state of our media. */

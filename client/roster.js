@@ -15,7 +15,7 @@
 export class StreamView {
   constructor(id) {
     this.id = id;
-    /** @type {Map<string, {mid: string, kind: string, track: string, muted: boolean}>} by mid */
+    /** @type {Map<string, {mid: string, kind: string, track: string, muted: boolean, paused: boolean}>} by mid */
     this.publications = new Map();
   }
 
@@ -84,7 +84,7 @@ export class Roster extends EventTarget {
       stream = new StreamView(streamId);
       participant.streams.set(streamId, stream);
     }
-    const publication = { participant: id, mid, kind, track, muted: Boolean(muted), stream: streamId };
+    const publication = { participant: id, mid, kind, track, muted: Boolean(muted), paused: false, stream: streamId };
     stream.publications.set(mid, publication);
     this.#byMid.set(mid, publication);
     this.#changed(id);
@@ -102,6 +102,18 @@ export class Roster extends EventTarget {
     for (const stream of participant.streams.values()) {
       for (const publication of stream.publications.values()) {
         if (publication.track === track) publication.muted = Boolean(muted);
+      }
+    }
+    this.#changed(id);
+  }
+
+  /** Records a `video_paused` message: the server paused (or resumed) a video for want of bandwidth. */
+  videoPaused({ participant: id, track, paused }) {
+    const participant = this.#participants.get(id);
+    if (!participant) return;
+    for (const stream of participant.streams.values()) {
+      for (const publication of stream.publications.values()) {
+        if (publication.track === track) publication.paused = Boolean(paused);
       }
     }
     this.#changed(id);

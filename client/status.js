@@ -2,6 +2,8 @@
 // so it can be replaced or cleared, and passing ones that fade after a few seconds.
 
 const PASSING_MS = 4000;
+/** Passing messages shown at once; older ones make way (fifty people joining at once). */
+const MAX_PASSING = 3;
 
 export class StatusBoard {
   #container;
@@ -37,5 +39,7 @@ export class StatusBoard {
     element.textContent = text;
     this.#container.append(element);
     setTimeout(() => element.remove(), PASSING_MS);
+    const passing = this.#container.querySelectorAll('.message.passing');
+    for (const old of [...passing].slice(0, Math.max(0, passing.length - MAX_PASSING))) old.remove();
   }
 }

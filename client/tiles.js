@@ -1,122 +1,97 @@
-// The grid of tiles: one per person, one per extra stream (a screen share), our own included.
+// The tiles on screen: one per person, one per extra stream (a screen share), our own included,
+// laid out as a grid or as the speaker view (layout.js), a page at a time.
 //
-// Each tile shows the video when there is one and the person's initials when there is not (or
-// the camera is off), the name, and a muted-microphone and camera-off indicator. The grid picks
-// the number of columns that makes 16:9 tiles as large as the space allows, and redoes it as
-// tiles come and go and the window changes size.
+// The grid makes 16:9 tiles as large as the space allows and pages what does not fit; the
+// speaker view shows a screen share, else the active speaker, large above a paged strip of the
+// others. Layouts are redone as tiles come and go and the space changes. Tiles on another page
+// are hidden, and the view reporter (adaptive-stream.js) tells the server so: they receive no
+// video, but their sound plays on.
 //
 // Browsers may refuse to play sound before the person has interacted with the page. A tile
 // whose playback is refused plays muted instead, and the grid fires `autoplay-blocked` so the
 // page can offer a button; `enableSound()` (called from that click) unmutes every tile.
 
-const TILE_ASPECT = 16 / 9;
-const GAP_PX = 8;
-
-/** Up to two initials of a display name. */
-export function initials(name) {
-  const words = name.trim().split(/\s+/).filter(Boolean);
-  const letters = words.length > 1 ? [words[0], words[words.length - 1]] : words;
-  return letters.map((word) => [...word][0].toUpperCase()).join('') || '?';
-}
-
-/** The best column count for `count` tiles of `TILE_ASPECT` in a `width` × `height` box. */
-export function bestLayout(count, width, height) {
-  let best = { columns: 1, tileWidth: 0 };
-  for (let columns = 1; columns <= Math.max(count, 1); columns += 1) {
-    const rows = Math.ceil(count / columns);
-    const byWidth = (width - GAP_PX * (columns - 1)) / columns;
-    const byHeight = ((height - GAP_PX * (rows - 1)) / rows) * TILE_ASPECT;
-    const tileWidth = Math.floor(Math.max(0, Math.min(byWidth, byHeight)));
-    if (tileWidth > best.tileWidth) best = { columns, tileWidth };
-  }
-  return best;
-}
-
-class Tile {
-  constructor({ key, local, kind }) {
-    this.key = key;
-    this.element = document.createElement('figure');
-    this.element.className = 'tile';
-    this.element.dataset.key = key;
-    this.element.dataset.kind = kind;
-    if (local) this.element.dataset.local = '';
-    else this.element.dataset.remote = '';
-
-    this.video = document.createElement('video');
-    this.video.playsInline = true;
-    this.video.autoplay = true;
-    this.video.muted = local;
-    this.avatar = document.createElement('div');
-    this.avatar.className = 'avatar';
-    this.avatarText = document.createElement('span');
-    this.avatar.append(this.avatarText);
-
-    const caption = document.createElement('figcaption');
-    this.micOff = indicator('mic-off', 'Microphone muted');
-    this.cameraOff = indicator('camera-off', 'Camera off');
-    this.name = document.createElement('span');
-    this.name.className = 'name';
-    caption.append(this.micOff, this.cameraOff, this.name);
-    this.element.append(this.video, this.avatar, caption);
-    this.trackIds = '';
-  }
-
-  /**
-   * @param {object} view
-   * @param {string} view.label the caption
-   * @param {string} view.name whose initials to show without video
-   * @param {MediaStreamTrack[]} view.tracks what to play
-   * @param {boolean} view.showVideo whether the video is worth showing (present and not off)
-   * @param {boolean} view.micMuted
-   * @param {boolean} view.cameraOff
-   * @param {boolean} view.mirrored our own camera, shown as in a mirror
-   */
-  update(view) {
-    this.name.textContent = view.label;
-    this.avatarText.textContent = initials(view.name);
-    this.micOff.hidden = !view.micMuted;
-    this.cameraOff.hidden = !view.cameraOff;
-    this.element.toggleAttribute('data-mic-muted', view.micMuted);
-    this.element.toggleAttribute('data-camera-off', view.cameraOff);
-    this.element.classList.toggle('no-video', !view.showVideo);
-    this.video.classList.toggle('mirrored', Boolean(view.mirrored));
-    for (const [attribute, mid] of Object.entries(view.mids ?? {})) {
-      if (mid) this.element.dataset[attribute] = mid;
-      else delete this.element.dataset[attribute];
-    }
-    const trackIds = view.tracks.map((track) => track.id).join(' ');
-    if (trackIds !== this.trackIds) {
-      this.trackIds = trackIds;
-      this.video.srcObject = view.tracks.length > 0 ? new MediaStream(view.tracks) : null;
-    }
-  }
-}
-
-function indicator(name, title) {
-  const element = document.createElement('span');
-  element.className = `indicator ${name}`;
-  element.title = title;
-  element.setAttribute('role', 'img');
-  element.setAttribute('aria-label', title);
-  const icon = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
-  const use = document.createElementNS('http://www.w3.org/2000/svg', 'use');
-  use.setAttribute('href', `#icon-${name}`);
-  icon.append(use);
-  element.append(icon);
-  element.hidden = true;
-  return element;
-}
+import { chooseStage, gridLayout, speakerLayout } from './layout.js';
+import { Tile } from './tile.js';
 
 export class TileGrid extends EventTarget {
   #container;
+  #pager;
+  #views;
   /** @type {Map<string, Tile>} */
   #tiles = new Map();
   #soundEnabled = true;
+  /** 'grid' or 'speaker' */
+  #mode = 'grid';
+  #page = 0;
+  #pages = 1;
+  /** The key of the tile on the stage of the speaker view. */
+  #stage = null;
+  #speakers = { active: null, speaking: [] };
+  #self = null;
 
-  constructor(container) {
+  /**
+   * @param {HTMLElement} container where the tiles go
+   * @param {object} options
+   * @param {{element: HTMLElement, previous: HTMLButtonElement, next: HTMLButtonElement,
+   *          label: HTMLElement}} options.pager the page controls
+   * @param {import('./adaptive-stream.js').ViewReporter} options.views tells the server what is shown
+   */
+  constructor(container, { pager, views }) {
     super();
     this.#container = container;
+    this.#pager = pager;
+    this.#views = views;
+    pager.previous.addEventListener('click', () => this.showPage(this.#page - 1));
+    pager.next.addEventListener('click', () => this.showPage(this.#page + 1));
     new ResizeObserver(() => this.#layout()).observe(container);
+  }
+
+  /** `grid` or `speaker`. */
+  get layout() {
+    return this.#mode;
+  }
+
+  /** The page shown (from 0) and how many there are. */
+  get page() {
+    return this.#page;
+  }
+
+  get pages() {
+    return this.#pages;
+  }
+
+  /** The key of the tile on the stage, in the speaker view; null in the grid. */
+  get stage() {
+    return this.#mode === 'speaker' ? this.#stage : null;
+  }
+
+  /** The video a tile shows, as the server names it ({participant, track}), or null. */
+  sourceOf(key) {
+    return this.#tiles.get(key)?.videoSource ?? null;
+  }
+
+  /** Switches between the grid and the speaker view. */
+  setLayout(mode) {
+    if (mode !== 'grid' && mode !== 'speaker') throw new Error(`no layout ${mode}`);
+    if (mode === this.#mode) return;
+    this.#mode = mode;
+    this.#page = 0;
+    this.#layout();
+  }
+
+  /** Turns to page `page` (from 0) of the grid, or of the speaker view's strip. */
+  showPage(page) {
+    this.#page = page;
+    this.#layout();
+  }
+
+  /** Shows who speaks now (a ring) and follows the active speaker in the speaker view. */
+  setSpeakers({ active, speaking }, self) {
+    this.#speakers = { active, speaking };
+    this.#self = self;
+    for (const tile of this.#tiles.values()) this.#showSpeaking(tile);
+    if (this.#mode === 'speaker') this.#layout();
   }
 
   /** Shows, updates or (with `view` null) removes one of our own tiles. */
@@ -135,7 +110,7 @@ export class TileGrid extends EventTarget {
     const wanted = roster.tilesOf(id);
     const keys = new Set(wanted.map((tile) => tile.key));
     for (const [key, tile] of this.#tiles) {
-      if (tile.element.dataset.participant === id && !keys.has(key)) this.#remove(key);
+      if (tile.participant === id && !keys.has(key)) this.#remove(key);
     }
     for (const { key, kind, participant, stream } of wanted) {
       const tile = this.#tile(key, { local: false, kind });
@@ -147,6 +122,7 @@ export class TileGrid extends EventTarget {
         .map((publication) => roster.trackFor(publication.mid))
         .filter(Boolean);
       const isPerson = kind === 'person';
+      const videoSource = video ? { participant: id, track: video.track } : null;
       tile.update({
         label: isPerson ? participant.name : `${participant.name} (screen)`,
         name: participant.name,
@@ -154,8 +130,13 @@ export class TileGrid extends EventTarget {
         showVideo: video !== null && !video.muted,
         micMuted: isPerson && (audio === null || audio.muted),
         cameraOff: isPerson && (video === null || video.muted),
+        lowBandwidth: video !== null && !video.muted && video.paused,
+        videoSource,
         mids: { videoMid: video?.mid, audioMid: audio?.mid },
       });
+      if (videoSource) this.#views.watch(tile.video, videoSource);
+      else this.#views.unwatch(tile.video);
+      this.#showSpeaking(tile);
       this.#play(tile);
     }
     this.#layout();
@@ -164,7 +145,7 @@ export class TileGrid extends EventTarget {
   /** Removes every remote tile (the connection is gone). */
   clearRemote() {
     for (const [key, tile] of this.#tiles) {
-      if ('remote' in tile.element.dataset) this.#remove(key);
+      if (!tile.local) this.#remove(key);
     }
   }
 
@@ -172,11 +153,16 @@ export class TileGrid extends EventTarget {
   enableSound() {
     this.#soundEnabled = true;
     for (const tile of this.#tiles.values()) {
-      if ('remote' in tile.element.dataset) {
+      if (!tile.local) {
         tile.video.muted = false;
         this.#play(tile);
       }
     }
+  }
+
+  #showSpeaking(tile) {
+    const participant = tile.local ? this.#self : tile.participant;
+    tile.setSpeaking(tile.kind === 'person' && participant !== null && this.#speakers.speaking.includes(participant));
   }
 
   #tile(key, { local, kind }) {
@@ -195,6 +181,7 @@ export class TileGrid extends EventTarget {
   #remove(key) {
     const tile = this.#tiles.get(key);
     if (!tile) return;
+    this.#views.unwatch(tile.video);
     tile.video.srcObject = null;
     tile.element.remove();
     this.#tiles.delete(key);
@@ -204,7 +191,7 @@ export class TileGrid extends EventTarget {
   #play(tile) {
     const video = tile.video;
     if (!video.srcObject || !video.paused) return;
-    if ('remote' in tile.element.dataset) video.muted = !this.#soundEnabled;
+    if (!tile.local) video.muted = !this.#soundEnabled;
     video.play().catch((error) => {
       if (error.name !== 'NotAllowedError' || video.muted) return;
       // Sound needs a click first: play muted now, and let the page ask for the click.
@@ -215,12 +202,55 @@ export class TileGrid extends EventTarget {
     });
   }
 
+  /** The tiles in the order they are shown. */
+  #ordered() {
+    return [...this.#container.children]
+      .map((element) => this.#tiles.get(element.dataset.key))
+      .filter(Boolean);
+  }
+
   #layout() {
     const style = getComputedStyle(this.#container);
     const width = this.#container.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
     const height = this.#container.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
-    const { columns, tileWidth } = bestLayout(this.#tiles.size, width, height);
-    this.#container.style.setProperty('--columns', String(columns));
-    this.#container.style.setProperty('--tile-width', `${tileWidth}px`);
+    const tiles = this.#ordered();
+    const set = (name, value) => this.#container.style.setProperty(name, value);
+    const show = (tile, shown, onStage) => {
+      tile.element.hidden = !shown;
+      tile.element.classList.toggle('stage', onStage);
+    };
+    if (this.#mode === 'speaker') {
+      this.#stage = chooseStage(tiles.map((tile) => ({
+        key: tile.key, kind: tile.kind, participant: tile.participant, local: tile.local, hasVideo: tile.hasVideo,
+      })), { active: this.#speakers.active, previous: this.#stage });
+      const strip = tiles.filter((tile) => tile.key !== this.#stage);
+      const layout = speakerLayout(strip.length, width, height, this.#page);
+      this.#page = layout.page;
+      this.#pages = layout.pages;
+      for (const tile of tiles) if (tile.key === this.#stage) show(tile, true, true);
+      strip.forEach((tile, index) => show(tile, index >= layout.first && index < layout.first + layout.shown, false));
+      set('--stage-width', `${layout.stageWidth}px`);
+      set('--stage-height', `${layout.stageHeight}px`);
+      set('--strip-height', `${layout.stripHeight}px`);
+      set('--tile-width', `${layout.tileWidth}px`);
+    } else {
+      const layout = gridLayout(tiles.length, width, height, this.#page);
+      this.#page = layout.page;
+      this.#pages = layout.pages;
+      tiles.forEach((tile, index) => show(tile, index >= layout.first && index < layout.first + layout.shown, false));
+      set('--columns', String(layout.columns));
+      set('--tile-width', `${layout.tileWidth}px`);
+    }
+    this.#container.dataset.layout = this.#mode;
+    this.#showPager();
+    this.#views.changed();
+  }
+
+  #showPager() {
+    const { element, previous, next, label } = this.#pager;
+    element.hidden = this.#pages <= 1;
+    label.textContent = `${this.#page + 1} / ${this.#pages}`;
+    previous.disabled = this.#page === 0;
+    next.disabled = this.#page >= this.#pages - 1;
   }
 }

@@ -1,7 +1,7 @@
 //! Configuration, with defaults that run with no file.
 //!
 //! The settings are grouped the way the TOML file groups them: `[http]`, `[media]`, `[ice]`,
-//! `[auth]`, `[limits]` and `[log]`. [`keys`] lists every key; [`load`] reads them from a file,
+//! `[auth]`, `[limits]`, `[signaling]`, `[webhooks]` and `[log]`. [`keys`] lists every key; [`load`] reads them from a file,
 //! the environment and flags into the types of `settings`, and `check` makes the checks on
 //! keys that only make sense together.
 
@@ -37,6 +37,8 @@ pub struct Config {
     /// How long a signaling session may take to set up, how its liveness is checked, and how
     /// much may wait for a client that reads slowly.
     pub signaling: SignalingConfig,
+    /// Where room events are POSTed, and how hard the server tries.
+    pub webhooks: WebhookConfig,
     /// What is logged, and how.
     pub log: LogConfig,
     /// How long a graceful shutdown may take before connections are cut.
@@ -299,6 +301,51 @@ impl Default for SignalingConfig {
     }
 }
 
+/// `[webhooks]`: room events POSTed to the application around the server.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Where events go and the key that signs them; `None` sends no events.
+    pub targets: Option<WebhookTargets>,
+    /// Times an event is sent to a URL before it is given up, the first included.
+    pub attempts: u32,
+    /// The wait before the first retry; each later one waits twice as long.
+    pub first_retry: Duration,
+    /// How long a receiver has to answer one attempt, connecting included.
+    pub timeout: Duration,
+    /// Events that may wait to be delivered; more are dropped and counted.
+    pub queue_events: usize,
+}
+
+/// The receivers of the events, and the key they check the signatures with.
+#[derive(Clone)]
+pub struct WebhookTargets {
+    /// Every event goes to each of them.
+    pub urls: Vec<reqwest::Url>,
+    /// The HMAC-SHA256 key.
+    pub key: String,
+}
+
+impl fmt::Debug for WebhookTargets {
+    // The key stays out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookTargets")
+            .field("urls", &self.urls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            targets: None,
+            attempts: 5,
+            first_retry: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            queue_events: 10_000,
+        }
+    }
+}
+
 /// `[log]`: what is logged, and how.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
@@ -364,6 +411,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: Limits::default(),
             signaling: SignalingConfig::default(),
+            webhooks: WebhookConfig::default(),
             log: LogConfig::default(),
             shutdown_grace: Duration::from_secs(3),
             client: ClientFiles::Embedded,

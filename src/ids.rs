@@ -192,3 +192,27 @@ impl fmt::Display for ParticipantId {
         f.write_str(&self.0)
     }
 }
+
+/// A webhook event (`EV_` and sixteen hex digits): a receiver that sees the same id twice got a
+/// retry of an event it already has.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct EventId(String);
+
+impl EventId {
+    /// A fresh, random id.
+    pub fn random() -> Self {
+        Self(format!("EV_{:016x}", rand::random::<u64>()))
+    }
+
+    /// The id as the event carries it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

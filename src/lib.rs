@@ -23,6 +23,7 @@ pub mod rtc;
 pub mod signal;
 pub mod tls;
 pub mod turn;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ use crate::net::admission::{Admission, Caps};
 use crate::room::Registry;
 use crate::rtc::public_address::PublicAddresses;
 use crate::tls::{Tls, TlsError};
+use crate::webhook::{ClientError, Dispatcher, Webhooks};
 
 /// What every session shares.
 #[derive(Debug)]
@@ -93,6 +95,9 @@ pub enum StartError {
     /// The configured certificate or key cannot be used.
     #[error("http.tls_cert/http.tls_key: {0}")]
     Tls(#[from] TlsError),
+    /// The webhooks' HTTP client could not be made.
+    #[error("{0}")]
+    Webhooks(#[from] ClientError),
 }
 
 /// The server, before it runs.
@@ -143,11 +148,22 @@ impl Server {
         .map_err(StartError::Media)?;
         let admission = Admission::new(http_caps, metrics.http.connections.clone());
         warn_of_open_origins(&config, local_addr);
+        let (webhooks, dispatcher) = Webhooks::start(&config.webhooks, Arc::clone(&metrics))?;
+        if let Some(targets) = &config.webhooks.targets {
+            // Origins only: a receiver's path or query may hold a secret of its own.
+            let receivers: Vec<String> = targets
+                .urls
+                .iter()
+                .map(|url| url.origin().ascii_serialization())
+                .collect();
+            info!(?receivers, "room events go to webhooks");
+        }
         let context = Arc::new(ServerContext {
             registry: Registry::new(
                 config.limits.max_rooms,
                 config.limits.max_participants_per_room,
-            ),
+            )
+            .with_webhooks(webhooks),
             unjoined: UnjoinedSockets::new(
                 config.limits.max_unjoined_sockets,
                 metrics.http.unjoined_sockets.clone(),
@@ -179,6 +195,7 @@ impl Server {
             context,
             stop,
             task,
+            dispatcher,
         })
     }
 }
@@ -265,6 +282,8 @@ pub struct RunningServer {
     context: Arc<ServerContext>,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    /// The webhook dispatcher, when there are receivers.
+    dispatcher: Option<Dispatcher>,
 }
 
 impl RunningServer {
@@ -335,14 +354,19 @@ impl RunningServer {
             );
         }
         let mut task = self.task;
-        match tokio::time::timeout_at(deadline, &mut task).await {
+        let result = match tokio::time::timeout_at(deadline, &mut task).await {
             Ok(result) => result.unwrap_or(Ok(())),
             Err(_) => {
                 warn!("HTTP connections still open at the end of the grace period are cut off");
                 task.abort();
                 Ok(())
             }
+        };
+        // Last, so the events of the sessions' leaving (down to `room_finished`) are queued.
+        if let Some(dispatcher) = self.dispatcher {
+            dispatcher.finish(deadline).await;
         }
+        result
     }
 }
 

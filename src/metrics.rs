@@ -11,6 +11,7 @@ mod http;
 mod ice_tcp;
 mod layers;
 mod process;
+mod webhooks;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use http::{HttpMetrics, RefusedBecause, TimedOut};
 pub use ice_tcp::IceTcpMetrics;
 pub use layers::{LayerMetrics, LayerSample};
 pub use process::ProcessCollector;
+pub use webhooks::{Delivery, WebhookMetrics};
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -122,6 +124,8 @@ pub struct Metrics {
     pub http: HttpMetrics,
     /// The ICE-TCP listeners' streams and refusals.
     pub ice_tcp: IceTcpMetrics,
+    /// The webhook dispatcher's queue, failed attempts and deliveries.
+    pub webhooks: WebhookMetrics,
     /// The layers of the published tracks, rebuilt at each scrape.
     pub layers: LayerMetrics,
     registry: Registry,
@@ -171,6 +175,7 @@ impl Default for Metrics {
             join_seconds: Histogram::new(JOIN_SECONDS_BUCKETS),
             http: HttpMetrics::default(),
             ice_tcp: IceTcpMetrics::default(),
+            webhooks: WebhookMetrics::default(),
             layers: LayerMetrics::default(),
             registry: Registry::default(),
         };
@@ -295,6 +300,7 @@ impl Metrics {
         );
         self.http.register(registry);
         self.ice_tcp.register(registry);
+        self.webhooks.register(registry);
         self.layers.register(registry);
         root
     }
@@ -411,6 +417,7 @@ mod tests {
         metrics
             .ice_tcp
             .refused(crate::net::admission::Refusal::Total);
+        metrics.webhooks.delivery(Delivery::GivenUp);
         let text = metrics.render(1, &[]);
         for line in [
             "switchyard_rooms 1",
@@ -430,6 +437,11 @@ mod tests {
             "switchyard_ice_tcp_streams 0",
             "switchyard_ice_tcp_refused_total{reason=\"per_ip\"} 0",
             "switchyard_ice_tcp_refused_total{reason=\"total\"} 1",
+            "switchyard_webhook_events_queued 0",
+            "switchyard_webhook_events_dropped_total 0",
+            "switchyard_webhook_attempts_failed_total 0",
+            "switchyard_webhook_deliveries_total{outcome=\"delivered\"} 0",
+            "switchyard_webhook_deliveries_total{outcome=\"given_up\"} 1",
             "# TYPE process_cpu_seconds counter",
             "# EOF",
         ] {

@@ -187,6 +187,38 @@ fn the_environment_and_flags_name_themselves_when_refused() {
     assert_refused(&output, &["/nonexistent/switchyard.toml"]);
 }
 
+#[test]
+fn webhook_urls_without_a_key_are_refused() {
+    let output = run(
+        &[],
+        &[("SWITCHYARD_WEBHOOKS_URLS", "https://app.example.com/hooks")],
+    );
+    assert_refused(
+        &output,
+        &[
+            "`webhooks.key` is needed with webhooks.urls",
+            "environment variable SWITCHYARD_WEBHOOKS_URLS",
+        ],
+    );
+    let output = run(
+        &[
+            "--webhook-url",
+            "https://app.example.com/hooks",
+            "--webhook-key",
+            "short",
+        ],
+        &[],
+    );
+    assert_refused(&output, &["webhooks.key", "at least 32 bytes"]);
+    let file = ConfigFile::new(
+        "webhook-url",
+        "[webhooks]\nurls = [\"app.example.com/hooks\"]\nkey = \"0123456789abcdef0123456789abcdef\"\n",
+    );
+    let path = file.path.to_str().expect("UTF-8 path");
+    let output = run(&["--config", path], &[]);
+    assert_refused(&output, &["webhooks.urls", "app.example.com/hooks", path]);
+}
+
 /// Starts the command and waits for the line saying where it serves.
 fn start(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut child = command(args, env)

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::settings::{List, Settings};
-use super::{Config, TlsFiles, TurnConfig};
+use super::{Config, TlsFiles, TurnConfig, WebhookTargets};
 use crate::auth::MIN_KEY_BYTES;
 use crate::client::ClientFiles;
 
@@ -65,6 +65,7 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
         auth,
         limits,
         signaling,
+        webhooks,
         log,
     } = settings;
     if let Some(grace) = shutdown_grace_secs {
@@ -299,6 +300,42 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
         signaling_config.outbox_bytes = count(value.0);
     }
 
+    let webhooks_config = &mut config.webhooks;
+    if let Some(value) = webhooks.attempts {
+        webhooks_config.attempts = small(value.0);
+    }
+    if let Some(value) = webhooks.first_retry_ms {
+        webhooks_config.first_retry = Duration::from_millis(value.0.unsigned_abs());
+    }
+    if let Some(value) = webhooks.timeout_secs {
+        webhooks_config.timeout = secs(value.0);
+    }
+    if let Some(value) = webhooks.queue_events {
+        webhooks_config.queue_events = count(value.0);
+    }
+    let urls = webhooks.urls.map(|List(urls)| urls).unwrap_or_default();
+    if !urls.is_empty() {
+        let urls = urls
+            .iter()
+            .map(|url| webhook_url(url))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| refuse("webhooks.urls", reason))?;
+        let key = webhooks
+            .key
+            .ok_or_else(|| missing("webhooks.key", "webhooks.urls"))?;
+        if key.len() < MIN_KEY_BYTES {
+            return Err(refuse(
+                "webhooks.key",
+                format!(
+                    "must be at least {MIN_KEY_BYTES} bytes long (it has {}); \
+                     `openssl rand -hex 32` makes a good one",
+                    key.len()
+                ),
+            ));
+        }
+        webhooks_config.targets = Some(WebhookTargets { urls, key });
+    }
+
     if let Some(json) = log.json {
         config.log.json = json;
     }
@@ -328,6 +365,19 @@ fn interface_ips(name: &str) -> Result<Vec<IpAddr>, String> {
         ));
     }
     Ok(ips)
+}
+
+/// A webhook receiver's URL: absolute, `http` or `https`, with a host.
+fn webhook_url(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|error| {
+        format!("must list URLs such as https://app.example.com/hooks: `{text}` is not ({error})")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(format!(
+            "must list http:// or https:// URLs with a host: `{text}` is not one"
+        ));
+    }
+    Ok(url)
 }
 
 /// Checks that `url` starts with one of `schemes` and names a host.
@@ -486,6 +536,68 @@ mod tests {
         let config = finish(settings).expect("caps");
         assert_eq!(config.media.tcp_streams_per_ip, Some(4));
         assert_eq!(config.media.max_tcp_streams, Some(300));
+    }
+
+    const WEBHOOK_KEY: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn webhook_urls_need_a_key_of_32_bytes() {
+        let config = finish(Settings::default()).expect("defaults");
+        assert!(config.webhooks.targets.is_none(), "no events by default");
+
+        let mut settings = Settings::default();
+        settings.webhooks.urls = Some(List(vec!["https://app.example.com/hooks".into()]));
+        let refused = finish(settings).expect_err("URLs but no key");
+        assert_eq!(
+            (refused.key, refused.needed_by),
+            ("webhooks.key", Some("webhooks.urls"))
+        );
+
+        let mut settings = Settings::default();
+        settings.webhooks.urls = Some(List(vec!["https://app.example.com/hooks".into()]));
+        settings.webhooks.key = Some("short".into());
+        assert_eq!(finish(settings).expect_err("short").key, "webhooks.key");
+
+        let mut settings = Settings::default();
+        settings.webhooks.urls = Some(List(vec![
+            "https://app.example.com/hooks".into(),
+            "http://127.0.0.1:9000/".into(),
+        ]));
+        settings.webhooks.key = Some(WEBHOOK_KEY.into());
+        settings.webhooks.attempts = Some(Bounded(3));
+        settings.webhooks.first_retry_ms = Some(Bounded(250));
+        let config = finish(settings).expect("two receivers");
+        let targets = config.webhooks.targets.expect("targets");
+        assert_eq!(targets.urls.len(), 2);
+        assert_eq!(targets.urls[1].port(), Some(9000));
+        assert_eq!(config.webhooks.attempts, 3);
+        assert_eq!(config.webhooks.first_retry, Duration::from_millis(250));
+
+        let mut settings = Settings::default();
+        settings.webhooks.key = Some("short, but nothing is sent".into());
+        assert!(
+            finish(settings)
+                .expect("a key alone")
+                .webhooks
+                .targets
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn webhook_urls_are_absolute_http() {
+        for url in [
+            "ftp://example.com/x",
+            "app.example.com/hooks",
+            "file:///tmp/x",
+        ] {
+            let mut settings = Settings::default();
+            settings.webhooks.urls = Some(List(vec![url.into()]));
+            settings.webhooks.key = Some(WEBHOOK_KEY.into());
+            let refused = finish(settings).expect_err(url);
+            assert_eq!(refused.key, "webhooks.urls", "{url}");
+            assert!(refused.reason.contains(url), "{}", refused.reason);
+        }
     }
 
     #[test]

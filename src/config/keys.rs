@@ -371,6 +371,59 @@ pub static KEYS: &[Key] = &[
         kind: Kind::Integer,
     },
     Key {
+        path: "webhooks.urls",
+        flag: "webhook-url",
+        value_name: "URL",
+        help: "URL (http:// or https://) every room event is POSTed to as signed JSON: rooms \
+               started and finished, participants joined and left, tracks published and \
+               unpublished; repeat for several. Needs webhooks.key. Default: none, and no \
+               events are sent.",
+        kind: Kind::List,
+    },
+    Key {
+        path: "webhooks.key",
+        flag: "webhook-key",
+        value_name: "KEY",
+        help: "Key (at least 32 bytes) each event is signed with (HMAC-SHA256, in the \
+               Switchyard-Signature header), for receivers to check that it came from this \
+               server.",
+        kind: Kind::Text,
+    },
+    Key {
+        path: "webhooks.attempts",
+        flag: "webhook-attempts",
+        value_name: "COUNT",
+        help: "Times an event is sent to a URL before it is given up, the first included. \
+               Default 5.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "webhooks.first_retry_ms",
+        flag: "webhook-first-retry",
+        value_name: "MS",
+        help: "Milliseconds before an event that failed is sent again; each later retry \
+               waits twice as long as the one before (at most a minute), give or take a \
+               quarter. Default 1000.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "webhooks.timeout_secs",
+        flag: "webhook-timeout",
+        value_name: "SECS",
+        help: "Seconds a receiver has to answer one attempt, connecting included; then the \
+               attempt has failed. Default 5.",
+        kind: Kind::Integer,
+    },
+    Key {
+        path: "webhooks.queue_events",
+        flag: "webhook-queue",
+        value_name: "COUNT",
+        help: "Events that may wait to be delivered; more are dropped and counted \
+               (switchyard_webhook_events_dropped_total) rather than held in memory. \
+               Default 10000.",
+        kind: Kind::Integer,
+    },
+    Key {
         path: "log.json",
         flag: "json-logs",
         value_name: "BOOL",

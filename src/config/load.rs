@@ -129,6 +129,7 @@ fn heading(section: Option<&str>) -> &'static str {
         Some("auth") => "Access [auth]",
         Some("limits") => "Limits [limits]",
         Some("signaling") => "Signaling sessions [signaling]",
+        Some("webhooks") => "Webhooks [webhooks]",
         Some("log") => "Logging [log]",
         _ => "Server",
     }
@@ -522,6 +523,13 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "`http.tls_key` is needed with http.tls_cert, which is set from the flag --tls-cert"
+        );
+        let error = from_flags(&["--webhook-url", "https://app.example.com/hooks"])
+            .expect_err("webhooks without a key");
+        assert_eq!(
+            error.to_string(),
+            "`webhooks.key` is needed with webhooks.urls, which is set from the flag \
+             --webhook-url"
         );
         let error = load("[ice]\nturn_secret = \"s\"\n").expect_err("no URLs");
         assert_eq!(

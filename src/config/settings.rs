@@ -36,6 +36,7 @@ pub struct Settings {
     pub auth: Auth,
     pub limits: Limits,
     pub signaling: Signaling,
+    pub webhooks: Webhooks,
     pub log: Log,
 }
 
@@ -111,6 +112,18 @@ pub struct Signaling {
     pub ping_interval_secs: Option<Bounded<1, SECONDS_IN_AN_HOUR>>,
     pub ping_timeout_secs: Option<Bounded<1, SECONDS_IN_AN_HOUR>>,
     pub outbox_bytes: Option<Bounded<{ 16 * 1024 }, { 1024 * 1024 * 1024 }>>,
+}
+
+/// `[webhooks]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Webhooks {
+    pub urls: Option<List<String>>,
+    pub key: Option<String>,
+    pub attempts: Option<Bounded<1, 100>>,
+    pub first_retry_ms: Option<Bounded<10, 60_000>>,
+    pub timeout_secs: Option<Bounded<1, 60>>,
+    pub queue_events: Option<Bounded<1, COUNT_MAX>>,
 }
 
 /// `[log]`.

@@ -5,9 +5,11 @@
 //! falls below what arrives as soon as the link queues or drops. So it cannot say how much
 //! *more* a link would take, only that it takes less than is sent. The server reads it that
 //! way:
-//! - **Congested**: the estimate is below [`CONGESTED`] of what the subscriber is being sent.
-//!   Its allocation must fit the estimate (lower layers, paused videos), and upgrades are held
-//!   back for a while: [`FIRST_HOLD`] after the first congestion, twice as long after each
+//! - **Congested**: the estimate is below [`CONGESTED`] of what the subscriber is being sent,
+//!   and not rising. (One that rises is catching up with a rate that just grew, a new video or
+//!   a higher layer: browsers raise their estimate by a few percent a second, so it trails a
+//!   step up for a while on any link.) The allocation must fit the estimate (lower layers,
+//!   paused videos), and upgrades are held back for a while: [`FIRST_HOLD`] after the first congestion, twice as long after each
 //!   congestion that follows within [`CALM`] of the last hold's end, up to [`MAX_HOLD`], so a
 //!   link that is full is not pushed over again and again.
 //! - **Held**: not congested, but an upgrade was recently too much. The allocation keeps what it
@@ -40,6 +42,8 @@ struct Estimate {
 #[derive(Debug)]
 pub struct Downlink {
     estimate: Option<Estimate>,
+    /// The estimate before the latest, to tell one that rises.
+    previous: Option<u64>,
     /// Whether the last look found the link congested: a new congestion starts a new hold.
     congested: bool,
     hold: Duration,
@@ -50,6 +54,7 @@ impl Default for Downlink {
     fn default() -> Self {
         Self {
             estimate: None,
+            previous: None,
             congested: false,
             hold: FIRST_HOLD,
             held_until: None,
@@ -60,6 +65,7 @@ impl Default for Downlink {
 impl Downlink {
     /// The subscriber estimated its downlink at `bitrate` bits per second.
     pub fn on_estimate(&mut self, bitrate: u64, now: Instant) {
+        self.previous = self.estimate.map(|estimate| estimate.bitrate);
         self.estimate = Some(Estimate { bitrate, at: now });
     }
 
@@ -71,7 +77,8 @@ impl Downlink {
             .estimate
             .filter(|estimate| now.saturating_duration_since(estimate.at) < ESTIMATE_LIFETIME)?
             .bitrate;
-        if (estimate as f64) < sending as f64 * CONGESTED {
+        let rising = self.previous.is_some_and(|previous| estimate > previous);
+        if (estimate as f64) < sending as f64 * CONGESTED && !rising {
             if !self.congested {
                 self.congested = true;
                 let calm = self
@@ -120,6 +127,21 @@ mod tests {
         downlink.on_estimate(750_000, now);
         assert_eq!(downlink.budget(500_000, now), None);
         assert_eq!(downlink.budget(800_000, now), None, "within 90 %");
+    }
+
+    #[test]
+    fn an_estimate_catching_up_with_a_step_up_is_not_congestion() {
+        let now = Instant::now();
+        let mut downlink = Downlink::default();
+        downlink.on_estimate(400_000, now);
+        downlink.on_estimate(430_000, now + 1000 * MS);
+        assert_eq!(downlink.budget(1_500_000, now + 1000 * MS), None, "rising");
+        downlink.on_estimate(430_000, now + 2000 * MS);
+        assert_eq!(
+            downlink.budget(1_500_000, now + 2000 * MS),
+            Some(430_000),
+            "no longer rising, and far below"
+        );
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //!
 //! A [`Room`] is shared by the sessions of its participants. Its state sits behind a plain
 //! mutex that is never held across an `await`; events go out to each member over its own
-//! channel while the lock is held, so every member sees the room's changes in the same order.
+//! channel while the lock is held, so every member sees the room's changes in the same order;
+//! the webhooks hear them in that order too ([`hooks`]), without the lock waiting on them.
 //! Nothing on the packet path touches a room.
 
+pub mod hooks;
 pub mod registry;
 mod speakers;
 pub mod view;
@@ -21,6 +23,8 @@ use crate::media::publication::Publication;
 use crate::media::speaker::{Detector, Speakers};
 use crate::room::speakers::told_speakers;
 use crate::signal::protocol::ParticipantInfo;
+use crate::webhook::{EventKind, ParticipantRef, Webhooks};
+use hooks::RoomHooks;
 
 pub use registry::{JoinRefusal, Registry};
 pub use view::{MuteRefusal, ParticipantView, RoomView, TrackView};
@@ -96,6 +100,17 @@ struct Member {
     connection: String,
 }
 
+impl Member {
+    /// The member as webhook events name it.
+    fn reference(&self) -> ParticipantRef {
+        ParticipantRef {
+            id: self.info.id.clone(),
+            identity: self.identity.clone(),
+            name: self.info.name.clone(),
+        }
+    }
+}
+
 /// A newcomer to a room.
 #[derive(Debug, Clone)]
 pub struct Newcomer {
@@ -117,7 +132,6 @@ enum JoinFailure {
     Full,
 }
 
-#[derive(Default)]
 struct RoomState {
     /// Set when the last member leaves; a closed room accepts nobody and is about to be
     /// removed from the registry.
@@ -127,6 +141,39 @@ struct RoomState {
     /// The room's speaker detection, and whether its task runs (see `speakers`).
     speakers: Detector,
     speaker_task: bool,
+    /// Where the room's events go, in the order the lock serializes them.
+    hooks: RoomHooks,
+}
+
+impl RoomState {
+    /// Closes the room, once.
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.hooks.room_finished();
+        }
+    }
+
+    /// Tells the webhooks that `publications`, all by `publisher`, were published or
+    /// unpublished.
+    fn track_events(
+        &mut self,
+        kind: EventKind,
+        publisher: &ParticipantId,
+        publications: &[Arc<Publication>],
+    ) {
+        let Some(publisher) = self
+            .members
+            .iter()
+            .find(|member| member.info.id == *publisher)
+            .map(Member::reference)
+        else {
+            return;
+        };
+        for publication in publications {
+            self.hooks.track(kind, publisher.clone(), publication);
+        }
+    }
 }
 
 /// One room; see the module documentation.
@@ -147,12 +194,19 @@ impl std::fmt::Debug for Room {
 }
 
 impl Room {
-    fn new(name: String) -> Arc<Self> {
+    fn new(name: String, webhooks: Webhooks) -> Arc<Self> {
         Arc::new_cyclic(|this| Self {
             this: this.clone(),
-            name,
             created_at: SystemTime::now(),
-            state: Mutex::new(RoomState::default()),
+            state: Mutex::new(RoomState {
+                closed: false,
+                members: Vec::new(),
+                publications: Vec::new(),
+                speakers: Detector::default(),
+                speaker_task: false,
+                hooks: RoomHooks::new(webhooks, name.clone()),
+            }),
+            name,
         })
     }
 
@@ -210,13 +264,18 @@ impl Room {
             speakers: told_speakers(&state),
         };
         broadcast(&state, &info.id, RoomEvent::ParticipantJoined(info.clone()));
-        state.members.push(Member {
+        let member = Member {
             info,
             identity,
             events,
             joined_at: SystemTime::now(),
             connection: "new".to_owned(),
-        });
+        };
+        state.hooks.joining();
+        state
+            .hooks
+            .participant(EventKind::ParticipantJoined, member.reference());
+        state.members.push(member);
         Ok(snapshot)
     }
 
@@ -224,7 +283,7 @@ impl Room {
     fn leave(&self, participant: &ParticipantId) -> bool {
         let mut state = self.state();
         if remove_member(&mut state, participant).is_some() && state.members.is_empty() {
-            state.closed = true;
+            state.close();
         }
         self.speaker_left(&mut state, participant);
         state.closed
@@ -251,6 +310,7 @@ impl Room {
             return;
         }
         state.publications.extend(publications.iter().cloned());
+        state.track_events(EventKind::TrackPublished, &publisher, &publications);
         if publications
             .iter()
             .any(|publication| publication.audio_level().is_some())
@@ -280,6 +340,7 @@ impl Room {
         else {
             return;
         };
+        state.track_events(EventKind::TrackUnpublished, &publisher, &ended);
         broadcast(&state, &publisher, RoomEvent::Unpublished(ended));
     }
 
@@ -379,7 +440,7 @@ impl Room {
         };
         let _ = member.events.send(RoomEvent::Removed);
         if state.members.is_empty() {
-            state.closed = true;
+            state.close();
         }
         self.speaker_left(&mut state, participant);
         (true, state.closed)
@@ -389,14 +450,31 @@ impl Room {
     /// hear of the others leaving, so nobody is told (it would only start renegotiations on
     /// sessions about to end).
     fn remove_everyone(&self) {
-        let mut state = self.state();
-        state.closed = true;
-        std::mem::take(&mut state.publications)
+        let mut guard = self.state();
+        let state = &mut *guard;
+        let publications = std::mem::take(&mut state.publications);
+        publications
             .iter()
             .for_each(|publication| publication.stop());
+        // The webhooks hear every departure, as if each had left on its own.
+        for member in &state.members {
+            let reference = member.reference();
+            for publication in publications
+                .iter()
+                .filter(|publication| publication.info().participant == member.info.id)
+            {
+                state
+                    .hooks
+                    .track(EventKind::TrackUnpublished, reference.clone(), publication);
+            }
+            state
+                .hooks
+                .participant(EventKind::ParticipantLeft, reference);
+        }
         for member in std::mem::take(&mut state.members) {
             let _ = member.events.send(RoomEvent::Removed);
         }
+        state.close();
     }
 
     /// Asks a member's session to mute or unmute one of its published tracks.
@@ -442,6 +520,15 @@ fn remove_member(state: &mut RoomState, participant: &ParticipantId) -> Option<M
         .partition(|publication| publication.info().participant == *participant);
     state.publications = kept;
     gone.iter().for_each(|publication| publication.stop());
+    let reference = member.reference();
+    for publication in &gone {
+        state
+            .hooks
+            .track(EventKind::TrackUnpublished, reference.clone(), publication);
+    }
+    state
+        .hooks
+        .participant(EventKind::ParticipantLeft, reference);
     if !gone.is_empty() {
         broadcast(state, participant, RoomEvent::Unpublished(gone));
     }

@@ -10,6 +10,7 @@ use dashmap::mapref::entry::Entry;
 use crate::ids::ParticipantId;
 use crate::metrics::LayerSample;
 use crate::room::{JoinFailure, Newcomer, Room, Snapshot};
+use crate::webhook::Webhooks;
 
 /// Why a join was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +38,8 @@ pub struct Registry {
     open: AtomicUsize,
     max_rooms: usize,
     max_members: usize,
+    /// Where every room's events go.
+    webhooks: Webhooks,
 }
 
 impl Default for Registry {
@@ -55,7 +58,13 @@ impl Registry {
             open: AtomicUsize::new(0),
             max_rooms: max_rooms.max(1),
             max_members: max_members.max(1),
+            webhooks: Webhooks::default(),
         }
+    }
+
+    /// The same registry, its rooms telling `webhooks` their events.
+    pub fn with_webhooks(self, webhooks: Webhooks) -> Self {
+        Self { webhooks, ..self }
     }
 
     /// Every layer of every published track, for `/metrics`.
@@ -106,7 +115,11 @@ impl Registry {
                             max: self.max_rooms,
                         });
                     }
-                    Arc::clone(entry.insert(Room::new(name.to_owned())).value())
+                    Arc::clone(
+                        entry
+                            .insert(Room::new(name.to_owned(), self.webhooks.clone()))
+                            .value(),
+                    )
                 }
             };
             match room.try_join(newcomer.clone(), self.max_members) {
@@ -192,6 +205,7 @@ mod tests {
     use super::*;
     use crate::room::RoomEvent;
     use crate::signal::protocol::ParticipantInfo;
+    use crate::webhook::EventKind;
 
     fn info(id: &str) -> ParticipantInfo {
         ParticipantInfo {
@@ -300,6 +314,144 @@ mod tests {
         assert_eq!(
             (views[0].connection.as_str(), views[0].tracks.len()),
             ("new", 0)
+        );
+    }
+
+    /// A registry whose rooms' webhook events can be read back, in order.
+    fn registry_with_webhooks() -> (Registry, mpsc::UnboundedReceiver<crate::webhook::Queued>) {
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let (webhooks, events) = crate::webhook::Webhooks::queue(100, metrics);
+        (Registry::default().with_webhooks(webhooks), events)
+    }
+
+    /// The events so far: (kind, who, track).
+    fn hooked(
+        events: &mut mpsc::UnboundedReceiver<crate::webhook::Queued>,
+    ) -> Vec<(EventKind, String, String)> {
+        let mut sequence = None;
+        std::iter::from_fn(|| events.try_recv().ok())
+            .map(|queued| {
+                let event = queued.event;
+                let expected = sequence.map_or(1, |last| last + 1);
+                assert_eq!(event.sequence, expected, "{event:?}");
+                sequence = Some(event.sequence);
+                (
+                    event.kind,
+                    event
+                        .participant
+                        .map(|participant| participant.id.to_string())
+                        .unwrap_or_default(),
+                    event.track.map(|track| track.id).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    fn track(participant: &str, id: &str) -> Arc<crate::media::publication::Publication> {
+        crate::media::publication::Publication::new(
+            crate::media::publication::TrackInfo {
+                participant: ParticipantId::from(participant),
+                track: id.to_owned(),
+                stream: "s".to_owned(),
+                kind: crate::signal::protocol::TrackKind::Audio,
+                clock_rate: 48_000,
+                mime_type: "audio/opus".to_owned(),
+                screen: false,
+            },
+            &[],
+            false,
+            crate::ids::ConnectionId::next(crate::ids::WorkerIndex(0)),
+            std::time::Instant::now(),
+        )
+    }
+
+    fn event(kind: EventKind, who: &str, track: &str) -> (EventKind, String, String) {
+        (kind, who.to_owned(), track.to_owned())
+    }
+
+    #[test]
+    fn a_room_tells_the_webhooks_its_life_in_order() {
+        use EventKind::*;
+        let (registry, mut events) = registry_with_webhooks();
+        let (room, _) = join(&registry, "r", "a");
+        join(&registry, "r", "b");
+        room.publish(vec![track("a", "mic"), track("a", "cam")]);
+        room.publish(vec![track("stranger", "x")]);
+        let (mic, cam) = {
+            let state = room.state();
+            (
+                Arc::clone(&state.publications[0]),
+                Arc::clone(&state.publications[1]),
+            )
+        };
+        room.unpublish(vec![mic]);
+        room.unpublish(vec![Arc::clone(&cam)]);
+        room.unpublish(vec![cam]);
+        room.publish(vec![track("b", "screen")]);
+        registry.leave(&room, &ParticipantId::from("b"));
+        registry.leave(&room, &ParticipantId::from("a"));
+        registry.leave(&room, &ParticipantId::from("a"));
+        assert_eq!(
+            hooked(&mut events),
+            [
+                event(RoomStarted, "", ""),
+                event(ParticipantJoined, "a", ""),
+                event(ParticipantJoined, "b", ""),
+                event(TrackPublished, "a", "mic"),
+                event(TrackPublished, "a", "cam"),
+                event(TrackUnpublished, "a", "mic"),
+                event(TrackUnpublished, "a", "cam"),
+                event(TrackPublished, "b", "screen"),
+                event(TrackUnpublished, "b", "screen"),
+                event(ParticipantLeft, "b", ""),
+                event(ParticipantLeft, "a", ""),
+                event(RoomFinished, "", ""),
+            ],
+            "a stranger's track, a second unpublish and a second leave tell nothing"
+        );
+        // The same name again is a new room, numbered from 1.
+        join(&registry, "r", "c");
+        assert_eq!(
+            hooked(&mut events),
+            [
+                event(RoomStarted, "", ""),
+                event(ParticipantJoined, "c", "")
+            ]
+        );
+    }
+
+    #[test]
+    fn replacing_removing_and_closing_tell_the_webhooks_too() {
+        use EventKind::*;
+        let (registry, mut events) = registry_with_webhooks();
+        let (room, _) = registry.join("r", newcomer("a1", Some("ada")).0).unwrap();
+        room.publish(vec![track("a1", "mic")]);
+        // A lone member replaced by its own newer session: the room goes on.
+        registry.join("r", newcomer("a2", Some("ada")).0).unwrap();
+        join(&registry, "r", "b");
+        room.publish(vec![track("b", "cam")]);
+        join(&registry, "r", "c");
+        assert!(registry.remove_participant(&room, &ParticipantId::from("c")));
+        registry.close_room(&room);
+        registry.leave(&room, &ParticipantId::from("b"));
+        assert_eq!(
+            hooked(&mut events),
+            [
+                event(RoomStarted, "", ""),
+                event(ParticipantJoined, "a1", ""),
+                event(TrackPublished, "a1", "mic"),
+                event(TrackUnpublished, "a1", "mic"),
+                event(ParticipantLeft, "a1", ""),
+                event(ParticipantJoined, "a2", ""),
+                event(ParticipantJoined, "b", ""),
+                event(TrackPublished, "b", "cam"),
+                event(ParticipantJoined, "c", ""),
+                event(ParticipantLeft, "c", ""),
+                event(ParticipantLeft, "a2", ""),
+                event(TrackUnpublished, "b", "cam"),
+                event(ParticipantLeft, "b", ""),
+                event(RoomFinished, "", ""),
+            ]
         );
     }
 

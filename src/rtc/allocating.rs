@@ -173,12 +173,15 @@ impl Connection {
                 continue;
             }
             any = true;
+            // A layer somebody would like, is to switch to, or still receives stays on.
             let mut wanted = vec![false; layers.len()];
             for down in published.publication.down_tracks().iter() {
-                if let Some(LayerIndex(index)) = down.wanted()
-                    && let Some(slot) = wanted.get_mut(usize::from(index))
-                {
-                    *slot = true;
+                for layer in [down.wanted(), down.target(), down.current()] {
+                    if let Some(LayerIndex(index)) = layer
+                        && let Some(slot) = wanted.get_mut(usize::from(index))
+                    {
+                        *slot = true;
+                    }
                 }
             }
             let lowest = lowest_layer(&layers.snapshot(now));

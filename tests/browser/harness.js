@@ -62,7 +62,10 @@ const SERVER_LOG_FILTER = 'info,switchyard=debug,webrtc=warn,rtc=warn,rtc_ice=er
  */
 export async function startServer(name, { extraArgs = [] } = {}) {
   if (!existsSync(SERVER_BINARY)) throw new Error(`no server binary at ${SERVER_BINARY}: run \`cargo build\` first`);
-  const child = spawn(SERVER_BINARY, ['--http', '127.0.0.1:0', '--media-ip', '127.0.0.1', '--media-udp-port', '0', '--media-tcp-port', '0', ...extraArgs], {
+  // SWITCHYARD_CLIENT_DIR serves the client from a folder instead of the copy in the binary,
+  // to try a change to the client without building again.
+  const clientDir = process.env.SWITCHYARD_CLIENT_DIR ? ['--client-dir', process.env.SWITCHYARD_CLIENT_DIR] : [];
+  const child = spawn(SERVER_BINARY, ['--http', '127.0.0.1:0', '--media-ip', '127.0.0.1', '--media-udp-port', '0', '--media-tcp-port', '0', ...clientDir, ...extraArgs], {
     env: { ...process.env, NO_COLOR: '1', RUST_LOG: process.env.RUST_LOG ?? SERVER_LOG_FILTER },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -100,6 +103,22 @@ export async function startServer(name, { extraArgs = [] } = {}) {
       }
       return values;
     },
+    /**
+     * The series of one metric with labels: [{labels: {name: value}, value}]. (`metrics()`
+     * reads the ones without.)
+     */
+    async metricSeries(metric) {
+      const response = await fetch(`${url}/metrics`);
+      const series = [];
+      for (const line of (await response.text()).split('\n')) {
+        const match = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+        if (!match || match[1] !== metric) continue;
+        const labels = {};
+        for (const [, key, value] of match[2].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[key] = value;
+        series.push({ labels, value: Number(match[3]) });
+      }
+      return series;
+    },
     /** The bitrate caps (REMB) the server has sent `participant`, oldest first. */
     bitrateCapsSent(participant) {
       const caps = [];
@@ -131,9 +150,39 @@ export async function startServer(name, { extraArgs = [] } = {}) {
  * permissions a context is given, instead of being granted to every page: a page of such a
  * browser is refused what its context was not granted, as when a person clicks "Block".
  */
-export function launchBrowser({ askForPermission = false } = {}) {
+export function launchBrowser({ askForPermission = false, args = [] } = {}) {
   const flags = askForPermission ? CHROMIUM_FLAGS.filter((flag) => flag !== '--use-fake-ui-for-media-stream') : CHROMIUM_FLAGS;
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: flags });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...flags, ...args] });
+}
+
+/**
+ * Writes a mono 16-bit 48 kHz WAV file of `seconds` of `sample(t)` (t in seconds, values in
+ * -1..1), for Chromium's `--use-file-for-fake-audio-capture`, which loops it.
+ */
+export async function writeWav(file, seconds, sample) {
+  const rate = 48_000;
+  const count = Math.round(seconds * rate);
+  const data = Buffer.alloc(count * 2);
+  for (let index = 0; index < count; index += 1) {
+    const value = Math.max(-1, Math.min(1, sample(index / rate)));
+    data.writeInt16LE(Math.round(value * 32767), index * 2);
+  }
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0);
+  header.writeUInt32LE(36 + data.length, 4);
+  header.write('WAVE', 8);
+  header.write('fmt ', 12);
+  header.writeUInt32LE(16, 16); // the format chunk's size
+  header.writeUInt16LE(1, 20); // PCM
+  header.writeUInt16LE(1, 22); // one channel
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28); // bytes a second
+  header.writeUInt16LE(2, 32); // bytes a frame
+  header.writeUInt16LE(16, 34); // bits a sample
+  header.write('data', 36);
+  header.writeUInt32LE(data.length, 40);
+  await writeFile(file, Buffer.concat([header, data]));
+  return file;
 }
 
 /**
@@ -141,11 +190,14 @@ export function launchBrowser({ askForPermission = false } = {}) {
  * `window.testSockets`, so a test can drop one the way a network would, and can hold back what
  * the server says (`window.testHold = true`), see what it held (`window.testHeld()`, the
  * messages' types) and deliver it later, in order (`window.testRelease()`), to make messages
- * cross.
+ * cross. `window.testSent` lists what the page sent ({at, message}, `at` from
+ * `performance.now()`), and `window.testDeliver(message)` hands the page a message as if the
+ * server had sent it on its latest socket.
  */
 function recordWebSockets() {
   const Native = window.WebSocket;
   window.testSockets = [];
+  window.testSent = [];
   window.testHold = false;
   const held = [];
   window.testHeld = () => held.map(({ type }) => type);
@@ -153,14 +205,28 @@ function recordWebSockets() {
     window.testHold = false;
     for (const { deliver } of held.splice(0)) deliver();
   };
+  window.testDeliver = (message) => {
+    const socket = window.testSockets.at(-1);
+    const event = new MessageEvent('message', { data: JSON.stringify(message) });
+    for (const listener of socket.testListeners) listener.call(socket, event);
+  };
   window.WebSocket = class extends Native {
     constructor(...args) {
       super(...args);
+      this.testListeners = [];
       window.testSockets.push(this);
+    }
+
+    send(data) {
+      try {
+        window.testSent.push({ at: performance.now(), message: JSON.parse(data) });
+      } catch { /* not JSON: not ours to record */ }
+      return super.send(data);
     }
 
     addEventListener(type, listener, options) {
       if (type !== 'message') return super.addEventListener(type, listener, options);
+      this.testListeners.push(listener);
       return super.addEventListener(type, (event) => {
         if (window.testHold || held.length > 0) {
           let type = null;
@@ -392,6 +458,63 @@ export function remoteTiles(page) {
     videoMid: tile.dataset.videoMid ?? null,
     audioMid: tile.dataset.audioMid ?? null,
   })));
+}
+
+/**
+ * What `page` receives of the video in `participant`'s person tile (or the tile `key`):
+ * {frameWidth, frameHeight, framesDecoded, packetsReceived, freezeCount,
+ * totalFreezesDuration, shown}, `shown` being whether the tile is on screen; null before the
+ * tile has a received video.
+ */
+export function receivedVideo(page, { participant, key }) {
+  return page.evaluate(async ({ participant: id, key: wanted }) => {
+    const selector = wanted ? `.tile[data-remote][data-key="${wanted}"]` : `.tile[data-remote][data-kind="person"][data-participant="${id}"]`;
+    const tile = document.querySelector(selector);
+    const connection = window.switchyard.call?.connection;
+    if (!tile || !tile.dataset.videoMid || !connection) return null;
+    const report = await connection.peerConnection.getStats();
+    let found = null;
+    report.forEach((stats) => {
+      if (stats.type === 'inbound-rtp' && stats.mid === tile.dataset.videoMid) found = stats;
+    });
+    if (!found) return null;
+    return {
+      frameWidth: found.frameWidth ?? 0,
+      frameHeight: found.frameHeight ?? 0,
+      framesDecoded: found.framesDecoded ?? 0,
+      packetsReceived: found.packetsReceived ?? 0,
+      freezeCount: found.freezeCount ?? 0,
+      totalFreezesDuration: found.totalFreezesDuration ?? 0,
+      shown: tile.checkVisibility(),
+    };
+  }, { participant, key });
+}
+
+/**
+ * The simulcast layers `page` sends of its camera, by rid: {[rid]: {frameWidth, frameHeight,
+ * framesEncoded, bytesSent, active}}. A camera sent without simulcast shows under ''.
+ */
+export function sentCameraLayers(page) {
+  return page.evaluate(async () => {
+    const { call, media } = window.switchyard;
+    const pc = call?.connection?.peerConnection;
+    if (!pc || !media.camera) return {};
+    const transceiver = pc.getTransceivers().find((candidate) => candidate.sender.track === media.camera);
+    if (!transceiver) return {};
+    const report = await pc.getStats();
+    const layers = {};
+    report.forEach((stats) => {
+      if (stats.type !== 'outbound-rtp' || stats.kind !== 'video' || stats.mid !== transceiver.mid) return;
+      layers[stats.rid ?? ''] = {
+        frameWidth: stats.frameWidth ?? 0,
+        frameHeight: stats.frameHeight ?? 0,
+        framesEncoded: stats.framesEncoded ?? 0,
+        bytesSent: stats.bytesSent ?? 0,
+        active: stats.active ?? true,
+      };
+    });
+    return layers;
+  });
 }
 
 /** Waits until `page` shows exactly `count` remote tiles. */
