@@ -3,14 +3,14 @@
 # on loopback, plus the router's criterion benchmark, and writes docs/benchmarks.md from the
 # results. Every number in that file comes from this script.
 #
-#   bench/loadtest-scenarios.sh                 # all eight scenarios
+#   bench/loadtest-scenarios.sh                 # all nine scenarios
 #   bench/loadtest-scenarios.sh room-of-ten     # just one (the others' results are kept)
 #   RENDER_ONLY=1 bench/loadtest-scenarios.sh   # docs/benchmarks.md again from the kept results
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 
-all=(room-of-ten broadcast-200 twenty-rooms-of-five room-of-ten-lossy room-of-25 room-of-50 webinar churn)
+all=(room-of-ten broadcast-200 twenty-rooms-of-five room-of-ten-lossy room-of-25 room-of-25-simulcast room-of-50 webinar churn)
 scenarios=("${@:-${all[@]}}")
 results=docs/benchmarks
 port=18080
@@ -88,6 +88,7 @@ HEAD
       twenty-rooms-of-five) title="(c) 20 rooms of 5" ;;
       room-of-ten-lossy) title="(d) Scenario (a) with 3% loss on every participant's link" ;;
       room-of-25) title="(e) One room of 25, all publishing 500 kbit/s video and audio" ;;
+      room-of-25-simulcast) title="(e2) The room of 25 publishing simulcast, every video in a 384×216 tile (a 5×5 grid on 1920×1080)" ;;
       room-of-50) title="(f) One room of 50, all publishing 250 kbit/s video and audio" ;;
       webinar) title="(g) A webinar: one presenter at 500 kbit/s, 500 viewers" ;;
       churn) title="(h) Churn: 2 joins a second, each staying 10 s, in a busy room of 20" ;;

@@ -178,6 +178,7 @@ impl Numbering {
             &loadtest::synthetic::VideoShape::default(),
             keyframe,
             self.tag,
+            0,
             &mut self.index,
         );
         let packets = parts
@@ -257,6 +258,7 @@ fn probe_payload(tag: u32, index: u64) -> bytes::Bytes {
         48,
         loadtest::synthetic::Probe {
             tag,
+            layer: 0,
             index,
             sent_at_micros: loadtest::synthetic::now_micros(),
         },

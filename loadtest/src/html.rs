@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 
 use crate::charts::{Chart, ChartError, Line};
 use crate::histogram::{EncodedHistogram, HistogramError};
-use crate::report::{Report, failure_summary};
+use crate::report::{Report, failure_summary, receivers, video_description};
 use crate::series::SecondPoint;
 
 /// The page could not be made.
@@ -43,12 +43,12 @@ pub fn page(report: &Report) -> Result<String, HtmlError> {
     );
     let _ = writeln!(
         out,
-        "<p class=\"meta\">{} room(s) × ({} publishers + {} subscribers), video {} kbit/s at {} fps, \
+        "<p class=\"meta\">{} room(s) × ({} publishers + {} subscribers), video {} at {} fps, \
          audio {}, {:.1} s measured{}</p>",
         scenario.rooms,
         scenario.publishers,
         scenario.subscribers,
-        scenario.video_bitrate / 1000,
+        escape(&video_description(scenario)),
         scenario.fps,
         if scenario.audio { "on" } else { "off" },
         report.window_seconds,
@@ -88,6 +88,7 @@ pub fn page(report: &Report) -> Result<String, HtmlError> {
     }
     out.push_str("</table>\n");
     failures(&mut out, report);
+    receiver_table(&mut out, report);
 
     out.push_str("<h2>Second by second</h2>\n<p class=\"meta\">The shaded band is the measurement window.</p>\n");
     for chart in timeline(report) {
@@ -123,6 +124,44 @@ fn failures(out: &mut String, report: &Report) {
             escape(&reason),
             escape(&who)
         );
+    }
+    out.push_str("</table>\n");
+}
+
+/// What each participant received: bytes, bitrate, seconds on each simulcast layer, pauses.
+fn receiver_table(out: &mut String, report: &Report) {
+    if report.per_receiver.is_empty() {
+        return;
+    }
+    let mut rids: Vec<&String> = report.layer_seconds.keys().collect();
+    rids.sort_by_key(|rid| receivers::layer_rank(rid));
+    out.push_str("<h2>What each participant received</h2>\n");
+    if !rids.is_empty() {
+        let _ = writeln!(
+            out,
+            "<p class=\"meta\">Video layers received, share of time: {}</p>",
+            escape(&receivers::layer_shares(&report.layer_seconds))
+        );
+    }
+    out.push_str("<table><tr><th>participant</th><th>MB</th><th>kbit/s</th>");
+    for rid in &rids {
+        let _ = write!(out, "<th>{} s</th>", escape(rid));
+    }
+    out.push_str("<th>pauses</th></tr>\n");
+    for receiver in &report.per_receiver {
+        let _ = write!(
+            out,
+            "<tr><td>{}{}</td><td class=\"value\">{:.2}</td><td class=\"value\">{:.0}</td>",
+            escape(&receiver.name),
+            if receiver.impaired { " (impaired)" } else { "" },
+            receiver.bytes as f64 / 1e6,
+            receiver.bitrate_bps / 1000.0
+        );
+        for rid in &rids {
+            let seconds = receiver.layer_seconds.get(*rid).copied().unwrap_or(0.0);
+            let _ = write!(out, "<td class=\"value\">{seconds:.1}</td>");
+        }
+        let _ = writeln!(out, "<td class=\"value\">{}</td></tr>", receiver.pauses);
     }
     out.push_str("</table>\n");
 }
@@ -340,7 +379,22 @@ mod tests {
             code: Some("room_full".to_owned()),
             reason: "refused: the room is full".to_owned(),
         });
+        report.per_receiver.push(crate::report::ReceiverTotals {
+            name: "subscriber-0-0".to_owned(),
+            impaired: true,
+            bytes: 2_000_000,
+            layer_seconds: [("q".to_owned(), 4.0), ("f".to_owned(), 1.0)].into(),
+            ..Default::default()
+        });
+        report.layer_seconds = report.per_receiver[0].layer_seconds.clone();
         let page = page(&report).expect("a page");
+        assert!(page.contains("What each participant received"));
+        assert!(
+            page.contains("<th>q s</th><th>f s</th>"),
+            "lowest layer first"
+        );
+        assert!(page.contains("subscriber-0-0 (impaired)"));
+        assert!(page.contains("q 80% / f 20%"));
         assert_eq!(page.matches("<figure class=\"chart\"><svg").count(), 9);
         assert!(page.contains("switchyard &lt;test&gt;"), "escaped");
         assert!(page.contains("subscriber-0-1") && page.contains("the room is full"));

@@ -48,7 +48,11 @@ pub fn participant_options(
     let mut tracks = Vec::new();
     if planned.publishes {
         if let Some(video) = scenario.video() {
-            tracks.push(TrackSpec::Video(video));
+            tracks.push(if scenario.simulcast {
+                TrackSpec::Simulcast(video)
+            } else {
+                TrackSpec::Video(video)
+            });
         }
         if scenario.audio {
             tracks.push(TrackSpec::Audio);
@@ -58,7 +62,8 @@ pub fn participant_options(
         .admission
         .token_for(index, planned.seat())
         .map_err(|error| ClientError::Scenario(error.to_string()))?;
-    let mut participant = base_options(options, &planned.room, &planned.name).with_tracks(tracks);
+    let mut participant =
+        base_options(options, &planned.room, &planned.name, planned.impaired).with_tracks(tracks);
     participant.token = token;
     Ok(participant)
 }
@@ -83,20 +88,34 @@ pub fn churner_options(
                 &ClientError::Scenario(error.to_string()),
             )
         })?;
+    // Churners are impaired only when everybody is: `impaired` counts the rooms' own.
+    let impaired = options.scenario.impaired.is_none();
     let mut participant =
-        base_options(options, &churner.room, &churner.name).with_tracks(Vec::new());
+        base_options(options, &churner.room, &churner.name, impaired).with_tracks(Vec::new());
     participant.token = token;
     Ok(participant)
 }
 
-/// What every participant of the run shares.
-fn base_options(options: &RunOptions, room: &str, name: &str) -> ParticipantOptions {
+/// What every participant of the run shares; `impaired` puts it behind the scenario's
+/// impairment.
+fn base_options(
+    options: &RunOptions,
+    room: &str,
+    name: &str,
+    impaired: bool,
+) -> ParticipantOptions {
     let scenario = &options.scenario;
     let mut participant = ParticipantOptions::new(options.url.clone(), room, name)
         .with_target(Arc::clone(&options.target));
     participant.media_ip = options.media_ip;
     participant.send_media = scenario.send_media;
-    participant.impairment = scenario.impairment;
+    if impaired {
+        participant.impairment = scenario.impairment;
+    }
+    participant.tile = scenario.tile;
+    // Simulcast runs are about the server sharing each downlink: receivers say what theirs
+    // carries, as browsers do.
+    participant.estimate_downlink = scenario.simulcast;
     participant.tls = options.tls.clone();
     participant.relay = options.relay;
     // A freeze is a gap of more than three frame intervals.

@@ -91,6 +91,18 @@ struct Cli {
     /// Video bitrate per publisher, e.g. 1.5M or 800k; 0 sends no video.
     #[arg(long, value_parser = scenario::parse_bitrate)]
     video_bitrate: Option<u64>,
+    /// Publish video in three simulcast layers, as the browser client does: q 320x180 at
+    /// 150 kbit/s, h 640x360 at 500 kbit/s, f 1280x720 at 1.5 Mbit/s (true/false).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    simulcast: Option<bool>,
+    /// The tile every participant shows each received video in, device pixels, e.g. 384x216
+    /// (a 5x5 grid on 1920x1080): told to the server with `view`.
+    #[arg(long)]
+    tile: Option<loadtest::view::Tile>,
+    /// Put only the last N participants of each room (subscribers first) behind --loss,
+    /// --delay, --jitter and --bandwidth, e.g. 1 for one viewer on a weak link.
+    #[arg(long)]
+    impaired: Option<usize>,
     /// Video frames per second.
     #[arg(long)]
     fps: Option<u32>,
@@ -331,6 +343,15 @@ impl Cli {
         }
         if self.bandwidth.is_some() {
             scenario.impairment.bandwidth = self.bandwidth;
+        }
+        if let Some(simulcast) = self.simulcast {
+            scenario.simulcast = simulcast;
+        }
+        if self.tile.is_some() {
+            scenario.tile = self.tile;
+        }
+        if self.impaired.is_some() {
+            scenario.impaired = self.impaired;
         }
         match (self.churn_rate, self.churn_stay, &mut scenario.churn) {
             (None, None, _) => {}

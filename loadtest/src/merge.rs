@@ -93,6 +93,13 @@ pub fn merge(reports: &[Report]) -> Result<Report, MergeError> {
             .iter()
             .flat_map(|report| report.per_track.iter().cloned())
             .collect(),
+        per_receiver: reports
+            .iter()
+            .flat_map(|report| report.per_receiver.iter().cloned())
+            .collect(),
+        layer_seconds: crate::report::receivers::layer_totals(
+            reports.iter().flat_map(|report| &report.per_receiver),
+        ),
         run: RunInfo {
             url: first.run.url.clone(),
             run_id: first.run.run_id.clone(),
@@ -299,7 +306,7 @@ fn churn(reports: &[Report]) -> Result<Option<ChurnReport>, MergeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Reading;
+    use crate::report::{Reading, ReceiverTotals};
 
     /// A shard's report whose receivers saw `count` latencies of `latency_ms` each.
     fn shard(index: u32, count: u64, latency_ms: u64, opened: f64, closed: f64) -> Report {
@@ -346,6 +353,11 @@ mod tests {
                 video_latency_us: EncodedHistogram::encode(&latency),
                 ..Histograms::default()
             },
+            per_receiver: vec![ReceiverTotals {
+                name: format!("subscriber-0-{index}"),
+                layer_seconds: [("q".to_owned(), f64::from(index))].into(),
+                ..ReceiverTotals::default()
+            }],
             // The server runs at 10,000 forwarded packets and 0.1 CPU-second per second.
             server_readings: Some(Readings {
                 opened: reading(opened, opened * 0.1, opened * 10_000.0),
@@ -381,6 +393,9 @@ mod tests {
         let server = merged.server;
         assert!((server.forwarded_per_second.expect("read") - 10_000.0).abs() < 1e-6);
         assert!((server.cpu_us_per_forwarded_packet.expect("read") - 10.0).abs() < 1e-6);
+        // Each shard's receivers are listed, and their layers add up.
+        assert_eq!(merged.per_receiver.len(), 2);
+        assert_eq!(merged.layer_seconds["q"], 3.0);
         // What was merged merges again the same.
         let json = serde_json::to_string(&merged).expect("serializes");
         let again: Report = serde_json::from_str(&json).expect("reads back");

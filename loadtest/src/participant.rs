@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::peer_events::{EventForwarder, PeerEvent, mid_of_remote_track};
@@ -42,12 +43,17 @@ use webrtc::peer_connection::{
 };
 
 use crate::ClientError;
+use crate::downlink_estimate::{DownlinkEstimator, DownlinkMeter, DownlinkSample};
 use crate::impairment::{Dropper, Handover, ImpairedRuntime, Impairment};
 use crate::interval::{Interval, LOSS_JUDGING_DELAY_SECONDS, LossLedger};
+use crate::received_layers::ReceivedLayers;
 use crate::series::LossCounts;
+use crate::simulcast::{LAYERS, Layer, LayerControl};
+use crate::simulcast_sender::{self, SimulcastSender, SimulcastStream};
 use crate::stats::TrackQuality;
 use crate::synthetic::{self, VideoShape};
 use crate::target::{ConnectionId, JoinRequest, SignalCommand, SignalEvent, Switchyard, Target};
+use crate::view::{self, Tile, TileView};
 
 /// A track to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +62,9 @@ pub enum TrackSpec {
     Audio,
     /// VP8 frames of this shape.
     Video(VideoShape),
+    /// VP8 in the three simulcast layers of [`simulcast::LAYERS`], at this shape's frame rate
+    /// and keyframe interval (its bitrate and size are each layer's own).
+    Simulcast(VideoShape),
 }
 
 impl TrackSpec {
@@ -63,7 +72,7 @@ impl TrackSpec {
     pub fn kind(&self) -> TrackKind {
         match self {
             TrackSpec::Audio => TrackKind::Audio,
-            TrackSpec::Video(_) => TrackKind::Video,
+            TrackSpec::Video(_) | TrackSpec::Simulcast(_) => TrackKind::Video,
         }
     }
 }
@@ -100,6 +109,12 @@ pub struct ParticipantOptions {
     /// Whether to use only relayed candidates, through the TURN servers the server names in
     /// `joined`, as a browser with `iceTransportPolicy: 'relay'` does.
     pub relay: bool,
+    /// The tile every received video is shown in, declared to the server with `view`; `None`
+    /// declares nothing (the server then sends what it would to a tile of any size).
+    pub tile: Option<Tile>,
+    /// Whether to estimate the downlink from what arrives and tell the server with REMB once
+    /// a second, as a browser does (see [`crate::downlink_estimate`]).
+    pub estimate_downlink: bool,
 }
 
 impl ParticipantOptions {
@@ -121,6 +136,8 @@ impl ParticipantOptions {
             send_media: true,
             tls: None,
             relay: false,
+            tile: None,
+            estimate_downlink: false,
         }
     }
 
@@ -188,6 +205,60 @@ pub struct ReceivedTrack {
     pub quality: TrackQuality,
     /// Which packets were due in which second, until the loss of each second is judged.
     pub loss_ledger: LossLedger,
+    /// The simulcast layers it arrived on, and for how long.
+    pub layers: ReceivedLayers,
+    /// Whether the server says it paused this video for lack of downlink (`video_paused`).
+    pub paused: bool,
+    /// How many times the server paused it.
+    pub pauses: u64,
+    /// Bytes and time per layer when the measurement window opened and closed.
+    pub window: WindowMarks,
+}
+
+/// What a received track had delivered at the two ends of the measurement window.
+#[derive(Debug, Clone, Default)]
+pub struct WindowMarks {
+    /// When it opened.
+    pub opened: Option<WindowMark>,
+    /// When it closed.
+    pub closed: Option<WindowMark>,
+}
+
+/// What a received track had delivered at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct WindowMark {
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Time on each simulcast layer, by RID.
+    pub layer_time: BTreeMap<String, Duration>,
+}
+
+impl ReceivedTrack {
+    fn mark(&self) -> WindowMark {
+        WindowMark {
+            bytes: self.bytes,
+            layer_time: self.layers.time_by_rid(),
+        }
+    }
+
+    /// What it delivered during the measurement window (or since it started, if the window
+    /// never opened; or until now, if it has not closed): payload bytes and time per layer.
+    pub fn in_window(&self) -> WindowMark {
+        let end = self.window.closed.clone().unwrap_or_else(|| self.mark());
+        let start = self.window.opened.clone().unwrap_or_default();
+        WindowMark {
+            bytes: end.bytes.saturating_sub(start.bytes),
+            layer_time: end
+                .layer_time
+                .into_iter()
+                .map(|(rid, time)| {
+                    let before = start.layer_time.get(&rid).copied().unwrap_or_default();
+                    (rid, time.saturating_sub(before))
+                })
+                .filter(|(_, time)| !time.is_zero())
+                .collect(),
+        }
+    }
 }
 
 /// Everything the participant observed, for tests and reports.
@@ -219,6 +290,16 @@ pub struct Observed {
     pub srtp_profiles: BTreeSet<String>,
     /// What arrived since the per-second sampler last looked.
     pub interval: Interval,
+    /// The simulcast layers the server last asked for (`layers`), by the own track's id.
+    pub layers_wanted: HashMap<String, Vec<String>>,
+    /// The simulcast layers each own track sends now, by its id.
+    pub layers_sending: HashMap<String, Vec<String>>,
+    /// `view` messages sent.
+    pub views_sent: u64,
+    /// What arrived since the downlink estimator last looked.
+    pub downlink: DownlinkMeter,
+    /// The downlink estimates sent to the server as REMB, bits per second, in order.
+    pub estimates_sent: Vec<u64>,
 }
 
 impl Observed {
@@ -281,9 +362,31 @@ enum Command {
 struct Outgoing {
     id: String,
     spec: TrackSpec,
-    ssrc: u32,
+    /// One stream, or one per simulcast layer (lowest first).
+    streams: Vec<OutgoingStream>,
     pipe: Arc<TrackLocalStaticRTP>,
+    /// Wakes the media task when a keyframe is wanted.
     keyframe_wanted: Arc<Notify>,
+    /// The transceiver's mid, stamped on simulcast packets with their RID.
+    mid: String,
+    /// The server's wanted layers and the uplink estimate, for a simulcast track.
+    control: watch::Receiver<LayerControl>,
+}
+
+/// One RTP stream of a published track.
+struct OutgoingStream {
+    ssrc: u32,
+    /// Its simulcast layer, if the track is sent in layers.
+    layer: Option<Layer>,
+    /// Set when a keyframe of this stream is wanted.
+    keyframe_wanted: Arc<AtomicBool>,
+}
+
+/// Where a keyframe request for one SSRC goes.
+struct KeyframeSignal {
+    track: String,
+    wake: Arc<Notify>,
+    stream: Arc<AtomicBool>,
 }
 
 /// A synthetic participant; see the module documentation.
@@ -344,33 +447,68 @@ impl Participant {
             handover: options.handover.clone(),
             feedback: feedback_tx,
             shared: Arc::clone(&shared),
+            transport_cc: options
+                .tracks
+                .iter()
+                .any(|track| matches!(track, TrackSpec::Simulcast(_))),
         };
         let (connection, events) = opener.open(ConnectionId::MAIN).await?;
         let mut outgoing = Vec::new();
+        let mut transceivers = Vec::new();
+        let mut layer_controls = HashMap::new();
         for (index, spec) in options.tracks.iter().enumerate() {
             let kind = spec.kind();
             let track_id = format!("{}{index}", kind.as_str());
-            let ssrc = rand::random::<u32>() | 1;
-            let pipe = Arc::new(TrackLocalStaticRTP::new(engine::single_stream_track(
-                format!("{id}-media"),
-                track_id.clone(),
-                track_id.clone(),
-                kind,
-                ssrc,
-            )));
-            connection
-                .add_transceiver_from_track(
-                    Arc::clone(&pipe) as Arc<dyn TrackLocal>,
-                    engine::send_only(),
-                )
-                .await
-                .map_err(webrtc_error("adding a track"))?;
+            let layers: Vec<Option<Layer>> = match spec {
+                TrackSpec::Simulcast(_) => LAYERS.iter().copied().map(Some).collect(),
+                _ => vec![None],
+            };
+            let streams: Vec<OutgoingStream> = layers
+                .into_iter()
+                .map(|layer| OutgoingStream {
+                    ssrc: rand::random::<u32>() | 1,
+                    layer,
+                    keyframe_wanted: Arc::new(AtomicBool::new(false)),
+                })
+                .collect();
+            let pipe = Arc::new(TrackLocalStaticRTP::new(match spec {
+                TrackSpec::Simulcast(_) => simulcast_sender::simulcast_track(
+                    &id,
+                    &track_id,
+                    &streams
+                        .iter()
+                        .filter_map(|stream| Some((stream.ssrc, stream.layer?)))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => engine::single_stream_track(
+                    format!("{id}-media"),
+                    track_id.clone(),
+                    track_id.clone(),
+                    kind,
+                    streams[0].ssrc,
+                ),
+            }));
+            transceivers.push(
+                connection
+                    .add_transceiver_from_track(
+                        Arc::clone(&pipe) as Arc<dyn TrackLocal>,
+                        engine::send_only(),
+                    )
+                    .await
+                    .map_err(webrtc_error("adding a track"))?,
+            );
+            let (control_tx, control) = watch::channel(LayerControl::default());
+            if matches!(spec, TrackSpec::Simulcast(_)) {
+                layer_controls.insert(track_id.clone(), control_tx);
+            }
             outgoing.push(Outgoing {
                 id: track_id,
                 spec: spec.clone(),
-                ssrc,
+                streams,
                 pipe,
                 keyframe_wanted: Arc::new(Notify::new()),
+                mid: String::new(),
+                control,
             });
         }
         let offer = connection
@@ -383,6 +521,9 @@ impl Participant {
                 .await
                 .map_err(webrtc_error("applying the offer"))?;
         }
+        for (track, transceiver) in outgoing.iter_mut().zip(&transceivers) {
+            track.mid = transceiver.mid().await.ok().flatten().unwrap_or_default();
+        }
         // With nothing to publish the offer has no media sections. It is not applied locally:
         // it only tells the server to go ahead with its own offer, and applying it would make
         // webrtc-rs gather candidates for a negotiation that carries nothing.
@@ -394,19 +535,28 @@ impl Participant {
             })
             .map_err(|_| ClientError::Signaling("the signaling task ended".to_owned()))?;
 
-        let keyframe_signals: HashMap<u32, (String, Arc<Notify>)> = outgoing
+        let keyframe_signals: HashMap<u32, KeyframeSignal> = outgoing
             .iter()
-            .map(|track| {
-                (
-                    track.ssrc,
-                    (track.id.clone(), Arc::clone(&track.keyframe_wanted)),
-                )
+            .flat_map(|track| {
+                track.streams.iter().map(|stream| {
+                    (
+                        stream.ssrc,
+                        KeyframeSignal {
+                            track: track.id.clone(),
+                            wake: Arc::clone(&track.keyframe_wanted),
+                            stream: Arc::clone(&stream.keyframe_wanted),
+                        },
+                    )
+                })
             })
             .collect();
         for track in outgoing.into_iter().filter(|_| options.send_media) {
-            participant
-                .tasks
-                .push(tokio::spawn(publish(track, id.clone())));
+            let task = if matches!(track.spec, TrackSpec::Simulcast(_)) {
+                tokio::spawn(publish_simulcast(track, id.clone(), Arc::clone(&shared)))
+            } else {
+                tokio::spawn(publish(track, id.clone()))
+            };
+            participant.tasks.push(task);
         }
         let mut peer_events = SelectAll::new();
         peer_events.push(events);
@@ -421,10 +571,18 @@ impl Participant {
             feedback,
             commands: command_rx,
             keyframe_signals,
+            layer_controls,
             remote_tracks: HashMap::new(),
             readers: Vec::new(),
             freeze_threshold: options.freeze_threshold,
             pli_sent: HashMap::new(),
+            tile: options.tile,
+            pending_views: Vec::new(),
+            estimator: options.estimate_downlink.then(|| EstimatorState {
+                estimator: DownlinkEstimator::default(),
+                last: Instant::now(),
+                marks: HashMap::new(),
+            }),
         };
         participant.tasks.push(tokio::spawn(driver.run()));
         Ok(participant)
@@ -482,6 +640,7 @@ impl Participant {
         self.shared.update(|observed| {
             for track in observed.received.values_mut() {
                 track.quality.open_loss_window();
+                track.window.opened = Some(track.mark());
             }
         });
     }
@@ -491,6 +650,7 @@ impl Participant {
         self.shared.update(|observed| {
             for track in observed.received.values_mut() {
                 track.quality.close_loss_window();
+                track.window.closed = Some(track.mark());
             }
         });
     }
@@ -686,6 +846,13 @@ fn received_key(connection: ConnectionId, mid: &str) -> String {
 /// What a connection reports, labelled with the connection.
 type PeerEvents = BoxStream<'static, (ConnectionId, PeerEvent)>;
 
+/// How many times a receiver asks for one lost packet. webrtc-rs asks every 100 ms until the
+/// packet comes, whatever the round trip; a browser waits about a round trip between asks and
+/// gives up after ten. Over a full link (a queue of half a second) that is two or three asks,
+/// and asking every 100 ms for every packet the link dropped would fill it with
+/// retransmissions, which a browser never sees.
+const NACKS_PER_PACKET: u16 = 3;
+
 /// Opens the participant's peer connections, all alike.
 struct Opener {
     ice_servers: Vec<RTCIceServer>,
@@ -696,6 +863,10 @@ struct Opener {
     handover: Option<Handover>,
     feedback: mpsc::Sender<Feedback>,
     shared: Arc<Shared>,
+    /// Whether to stamp transport-wide sequence numbers on what is sent, as a browser does, so
+    /// the server can estimate the uplink: done for simulcast publishers, whose layers follow
+    /// the estimate the server sends back.
+    transport_cc: bool,
 }
 
 impl Opener {
@@ -709,6 +880,25 @@ impl Opener {
             configuration
         }
         .build()
+    }
+
+    /// The server's interceptors, but asking for a lost packet [`NACKS_PER_PACKET`] times
+    /// at most, and with `transport_cc` the one that stamps transport-wide sequence numbers.
+    fn interceptors(&self) -> rtc::interceptor::Registry {
+        let registry = engine::interceptors(self.feedback.clone()).with(
+            rtc::interceptor::Slot::NackGenerator,
+            rtc::interceptor::NackGeneratorBuilder::new()
+                .with_max_nacks_per_packet(NACKS_PER_PACKET)
+                .build(),
+        );
+        if self.transport_cc {
+            registry.with(
+                rtc::interceptor::Slot::TwccSender,
+                rtc::interceptor::TwccSenderBuilder::new().build(),
+            )
+        } else {
+            registry
+        }
     }
 
     async fn open(
@@ -736,9 +926,11 @@ impl Opener {
         let connection: Arc<dyn PeerConnection> = Arc::new(
             builder
                 .with_configuration(self.configuration())
-                .with_media_engine(engine::media_engine().map_err(webrtc_error("codecs"))?)
+                .with_media_engine(
+                    client_media_engine(self.transport_cc).map_err(webrtc_error("codecs"))?,
+                )
                 .with_setting_engine(settings)
-                .with_interceptor_registry(engine::interceptors(self.feedback.clone()))
+                .with_interceptor_registry(self.interceptors())
                 .with_handler(Arc::new(EventForwarder::new(events_tx)))
                 .with_udp_addrs(vec![SocketAddr::new(self.media_ip, 0)])
                 .build()
@@ -768,24 +960,46 @@ struct Driver {
     peer_events: SelectAll<PeerEvents>,
     feedback: mpsc::Receiver<Feedback>,
     commands: mpsc::UnboundedReceiver<Command>,
-    keyframe_signals: HashMap<u32, (String, Arc<Notify>)>,
+    keyframe_signals: HashMap<u32, KeyframeSignal>,
+    /// What each simulcast track's sender is told, by the track's id.
+    layer_controls: HashMap<String, watch::Sender<LayerControl>>,
     /// Received tracks by their key in [`Observed::received`].
     remote_tracks: HashMap<String, Arc<dyn TrackRemote>>,
     readers: Vec<JoinHandle<()>>,
     freeze_threshold: Duration,
     /// When a PLI was last sent for each key still waiting for its keyframe.
     pli_sent: HashMap<String, Instant>,
+    /// The tile every received video is shown in, if declared.
+    tile: Option<Tile>,
+    /// Received videos whose tile the server has not been told yet.
+    pending_views: Vec<TileView>,
+    /// With `estimate_downlink`, what estimates the downlink.
+    estimator: Option<EstimatorState>,
+}
+
+/// The downlink estimator, and what it saw when it last looked.
+struct EstimatorState {
+    estimator: DownlinkEstimator,
+    last: Instant,
+    /// For each received video, the highest index and the intact packets it had by then.
+    marks: HashMap<String, (u64, u64)>,
 }
 
 /// Like a browser's decoder, a receiver still waiting for a keyframe asks again this often.
 const PLI_REPEAT: Duration = Duration::from_secs(1);
+/// How often a receiver that estimates its downlink tells the server, as browsers do.
+const ESTIMATE_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Driver {
     async fn run(mut self) {
         let mut repeat = tokio::time::interval(PLI_REPEAT / 4);
+        let mut views = tokio::time::interval(view::VIEW_INTERVAL);
+        let mut estimates = tokio::time::interval(ESTIMATE_INTERVAL);
         loop {
             tokio::select! {
+                _ = estimates.tick(), if self.estimator.is_some() => self.estimate_downlink().await,
                 _ = repeat.tick(), if !self.pli_sent.is_empty() => self.repeat_plis().await,
+                _ = views.tick(), if !self.pending_views.is_empty() => self.send_views(),
                 event = self.signal_events.recv() => {
                     // A target that ended without a word closed its socket all the same.
                     let event = event.unwrap_or(SignalEvent::Closed(None));
@@ -870,6 +1084,16 @@ impl Driver {
                 track,
                 kind,
             } => {
+                if kind == TrackKind::Video
+                    && let Some(tile) = self.tile
+                {
+                    self.pending_views.push(TileView {
+                        participant: participant.clone(),
+                        track: track.clone(),
+                        tile,
+                        visible: true,
+                    });
+                }
                 self.shared.update(|observed| {
                     let received = observed
                         .received
@@ -879,6 +1103,37 @@ impl Driver {
                     received.track = track;
                     received.kind = Some(kind);
                     received.announced = true;
+                });
+            }
+            SignalEvent::Layers { track, active } => {
+                if let Some(control) = self.layer_controls.get(&track) {
+                    control.send_modify(|control| {
+                        control.wanted = Some(active.iter().cloned().collect());
+                    });
+                }
+                self.shared.update(|observed| {
+                    observed.layers_wanted.insert(track, active);
+                });
+            }
+            SignalEvent::VideoPaused {
+                participant,
+                track,
+                paused,
+            } => {
+                self.shared.update(|observed| {
+                    let received = observed.received.values_mut().find(|received| {
+                        received.announced
+                            && received.participant == participant
+                            && received.track == track
+                    });
+                    if let Some(received) = received {
+                        received.pauses += u64::from(paused && !received.paused);
+                        received.paused = paused;
+                        // What the server held back was never due, and the gap it leaves
+                        // between frames is a pause the tile shows, not a freeze.
+                        received.layers.restart();
+                        received.quality.last_frame = None;
+                    }
                 });
             }
             SignalEvent::TrackEnded { connection, mid } => {
@@ -998,17 +1253,96 @@ impl Driver {
                     key,
                     Arc::clone(&self.shared),
                     self.freeze_threshold,
+                    self.estimator.is_some(),
                 )));
             }
+        }
+    }
+
+    /// Estimates the downlink from what arrived since the last time, and sends the estimate
+    /// as a REMB about every received video.
+    async fn estimate_downlink(&mut self) {
+        let Some(EstimatorState {
+            estimator,
+            last,
+            marks,
+        }) = self.estimator.as_mut()
+        else {
+            return;
+        };
+        let now = Instant::now();
+        let period = now.saturating_duration_since(*last);
+        *last = now;
+        let (bits, median_latency, expected, arrived, videos) = {
+            let mut observed = self.shared.lock();
+            let (bits, median_latency) = observed.downlink.take();
+            let (mut expected, mut arrived) = (0, 0);
+            let mut videos = Vec::new();
+            for (key, track) in &observed.received {
+                if track.kind != Some(TrackKind::Video) || !track.announced {
+                    continue;
+                }
+                videos.push(key.clone());
+                let highest = track.quality.indices.span().map_or(0, |span| *span.end());
+                let (before_highest, before_intact) = marks
+                    .insert(key.clone(), (highest, track.intact))
+                    .unwrap_or((highest, track.intact));
+                expected += highest.saturating_sub(before_highest);
+                arrived += track.intact.saturating_sub(before_intact);
+            }
+            (bits, median_latency, expected, arrived, videos)
+        };
+        let sample = DownlinkSample {
+            bits,
+            period,
+            median_latency,
+            expected,
+            arrived,
+        };
+        let Some(estimate) = estimator.update(sample) else {
+            return;
+        };
+        let mut ssrcs = Vec::new();
+        let mut via = None;
+        for key in &videos {
+            if let Some(remote) = self.remote_tracks.get(key) {
+                ssrcs.extend(remote.ssrcs().await);
+                via.get_or_insert_with(|| Arc::clone(remote));
+            }
+        }
+        let Some(via) = via else {
+            return;
+        };
+        let _ = via
+            .write_rtcp(vec![Box::new(ReceiverEstimatedMaximumBitrate {
+                sender_ssrc: 0,
+                bitrate: estimate as f32,
+                ssrcs,
+            })])
+            .await;
+        self.shared
+            .update(|observed| observed.estimates_sent.push(estimate));
+    }
+
+    /// Tells the server the tiles of the videos announced since the last `view`: one message
+    /// per call, so at most one per [`view::VIEW_INTERVAL`].
+    fn send_views(&mut self) {
+        let count = self.pending_views.len().min(view::MAX_VIEW_ENTRIES);
+        let batch: Vec<TileView> = self.pending_views.drain(..count).collect();
+        for message in view::view_messages(&batch) {
+            let _ = self.signal.send(SignalCommand::Raw(message));
+            self.shared.update(|observed| observed.views_sent += 1);
         }
     }
 
     fn on_feedback(&mut self, feedback: Feedback) {
         match feedback {
             Feedback::KeyframeRequest { media_ssrc } => {
-                if let Some((track, wanted)) = self.keyframe_signals.get(&media_ssrc.0) {
-                    wanted.notify_one();
-                    let track = track.clone();
+                if let Some(signal) = self.keyframe_signals.get(&media_ssrc.0) {
+                    // The stream's flag first: the woken media task reads it.
+                    signal.stream.store(true, Ordering::Release);
+                    signal.wake.notify_one();
+                    let track = signal.track.clone();
                     self.shared.update(|observed| {
                         *observed.keyframe_requests.entry(track).or_default() += 1;
                         observed.keyframe_requests_at.push(Instant::now());
@@ -1016,6 +1350,10 @@ impl Driver {
                 }
             }
             Feedback::BitrateEstimate { bitrate, .. } => {
+                // One estimate of the uplink, for every simulcast track it carries.
+                for control in self.layer_controls.values() {
+                    control.send_modify(|control| control.estimate = Some(bitrate));
+                }
                 self.shared.update(|observed| observed.rembs.push(bitrate));
             }
             Feedback::Nack => {}
@@ -1131,6 +1469,7 @@ async fn read_track(
     mid: String,
     shared: Arc<Shared>,
     freeze_threshold: Duration,
+    measure_downlink: bool,
 ) {
     let mut last_request: Option<Instant> = None;
     while let Some(event) = remote.poll().await {
@@ -1142,11 +1481,16 @@ async fn read_track(
         let probe = synthetic::read_probe(&packet.payload);
         let waiting_for_keyframe = shared.update(|observed| {
             let received = observed.received.entry(mid.clone()).or_default();
+            // The index on the track's one continuous sequence, whatever layer it came on.
+            let probe = probe.map(|probe| {
+                let index = received.layers.on_packet(probe.layer, probe.index, now);
+                (probe, index)
+            });
             received.packets += 1;
             received.bytes += packet.payload.len() as u64;
             let (freezes_before, latency_micros) = (
                 received.quality.freezes,
-                probe.map(|probe| now_micros.saturating_sub(probe.sent_at_micros)),
+                probe.map(|(probe, _)| now_micros.saturating_sub(probe.sent_at_micros)),
             );
             received.first_packet.get_or_insert(now);
             let video = received.kind == Some(TrackKind::Video);
@@ -1156,7 +1500,7 @@ async fn read_track(
                 received.first_keyframe.get_or_insert(now);
             }
             match probe {
-                Some(probe) => {
+                Some((probe, index)) => {
                     received.intact += 1;
                     received.tags.insert(probe.tag);
                     if !received.participant.is_empty()
@@ -1166,6 +1510,7 @@ async fn read_track(
                     }
                     received.quality.record(
                         probe,
+                        index,
                         now,
                         now_micros,
                         packet.header.marker,
@@ -1177,6 +1522,11 @@ async fn read_track(
             }
             let waiting = video && received.first_keyframe.is_none();
             let freezes = received.quality.freezes - freezes_before;
+            if measure_downlink {
+                observed
+                    .downlink
+                    .record(packet.payload.len(), latency_micros);
+            }
             let interval = &mut observed.interval;
             interval.count_packet(packet.payload.len());
             interval.freezes += freezes;
@@ -1219,19 +1569,92 @@ fn keyframe_request(media_ssrc: u32) -> Vec<Box<dyn rtc::rtcp::Packet>> {
     ]
 }
 
+/// Sends one simulcast track until the task is aborted, noting the layers it sends.
+async fn publish_simulcast(track: Outgoing, participant: String, shared: Arc<Shared>) {
+    let TrackSpec::Simulcast(shape) = track.spec else {
+        return;
+    };
+    let id = track.id.clone();
+    let sender = SimulcastSender {
+        tag: synthetic::track_tag(&participant, &track.id),
+        shape,
+        streams: track
+            .streams
+            .into_iter()
+            .filter_map(|stream| {
+                Some(SimulcastStream {
+                    ssrc: stream.ssrc,
+                    layer: stream.layer?,
+                    keyframe_wanted: stream.keyframe_wanted,
+                })
+            })
+            .collect(),
+        pipe: track.pipe,
+        mid: track.mid,
+        wake: track.keyframe_wanted,
+        control: track.control,
+    };
+    sender
+        .run(|rids| {
+            shared.update(|observed| {
+                observed.layers_sending.insert(id.clone(), rids);
+            });
+        })
+        .await;
+}
+
+/// The media engine of a synthetic participant: the server's, and the RTP stream id header
+/// extensions in the sending direction too, which a simulcast publisher stamps on its packets
+/// (the server negotiates them on what it receives only); with `transport_cc`, the
+/// transport-wide sequence number likewise.
+pub(crate) fn client_media_engine(
+    transport_cc: bool,
+) -> Result<rtc::peer_connection::configuration::media_engine::MediaEngine, rtc::shared::error::Error>
+{
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+    let mut engine = engine::media_engine()?;
+    let mut extensions = vec![
+        (
+            rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI,
+            RtpCodecKind::Video,
+        ),
+        (
+            rtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
+            RtpCodecKind::Video,
+        ),
+    ];
+    if transport_cc {
+        extensions.extend([
+            (rtc::sdp::extmap::TRANSPORT_CC_URI, RtpCodecKind::Video),
+            (rtc::sdp::extmap::TRANSPORT_CC_URI, RtpCodecKind::Audio),
+        ]);
+    }
+    for (uri, kind) in extensions {
+        engine.register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: uri.to_owned(),
+            },
+            kind,
+            None,
+        )?;
+    }
+    Ok(engine)
+}
+
 /// Sends one synthetic track until the task is aborted.
 async fn publish(track: Outgoing, participant: String) {
     let tag = synthetic::track_tag(&participant, &track.id);
     let mut sequence: u16 = rand::random();
     let mut timestamp: u32 = rand::random();
     let mut index = 0u64;
+    let ssrc = track.streams[0].ssrc;
     match track.spec {
         TrackSpec::Audio => {
             let mut ticker = tokio::time::interval(Duration::from_millis(20));
             loop {
                 ticker.tick().await;
                 let packet = rtp_packet(
-                    track.ssrc,
+                    ssrc,
                     OPUS_PAYLOAD_TYPE,
                     sequence,
                     timestamp,
@@ -1244,7 +1667,7 @@ async fn publish(track: Outgoing, participant: String) {
                 index += 1;
             }
         }
-        TrackSpec::Video(shape) => {
+        TrackSpec::Video(shape) | TrackSpec::Simulcast(shape) => {
             let frame_interval = Duration::from_secs(1) / shape.fps.max(1);
             let mut ticker = tokio::time::interval(frame_interval);
             let mut last_keyframe: Option<Instant> = None;
@@ -1269,9 +1692,9 @@ async fn publish(track: Outgoing, participant: String) {
                 if keyframe {
                     last_keyframe = Some(now);
                 }
-                for part in synthetic::vp8_frame(&shape, keyframe, tag, &mut index) {
+                for part in synthetic::vp8_frame(&shape, keyframe, tag, 0, &mut index) {
                     let packet = rtp_packet(
-                        track.ssrc,
+                        ssrc,
                         VP8_PAYLOAD_TYPE,
                         sequence,
                         timestamp,

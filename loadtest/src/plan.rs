@@ -21,6 +21,8 @@ pub struct Planned {
     pub publishes: bool,
     /// Remote tracks it should receive.
     pub expected_tracks: usize,
+    /// Whether it is behind the scenario's impairment.
+    pub impaired: bool,
 }
 
 impl Planned {
@@ -56,7 +58,7 @@ pub fn plan(scenario: &Scenario, prefix: &str, run_id: u32, shard: Shard) -> Vec
         let roles = (0..scenario.publishers)
             .map(|index| (true, index))
             .chain((0..scenario.subscribers).map(|index| (false, index)));
-        for (publishes, index) in roles {
+        for (in_room, (publishes, index)) in roles.enumerate() {
             let others = scenario.publishers - usize::from(publishes);
             everybody.push(Planned {
                 position: everybody.len(),
@@ -67,6 +69,7 @@ pub fn plan(scenario: &Scenario, prefix: &str, run_id: u32, shard: Shard) -> Vec
                 ),
                 publishes,
                 expected_tracks: others * per_publisher * flowing,
+                impaired: scenario.is_impaired(in_room),
             });
         }
     }

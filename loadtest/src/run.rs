@@ -21,7 +21,7 @@ use crate::participant::Participant;
 use crate::plan::{self, Planned};
 use crate::progress;
 use crate::recorder::Recorder;
-use crate::report::{Failure, Readings, Report, RunInfo, RunRecord};
+use crate::report::{Attendee, Failure, Readings, Report, RunInfo, RunRecord};
 use crate::scenario::Scenario;
 use crate::server_probe::{self, MetricsEndpoint};
 use crate::shard::Shard;
@@ -220,15 +220,15 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
         progress::end();
     }
 
-    let observed: Vec<(String, crate::Observed, usize)> = crowd
+    let observed: Vec<Attendee> = crowd
         .joined
         .iter()
-        .map(|(index, participant)| {
-            (
-                participant.id().to_owned(),
-                participant.observed(),
-                plan[*index].expected_tracks,
-            )
+        .map(|(index, participant)| Attendee {
+            id: participant.id().to_owned(),
+            name: plan[*index].name.clone(),
+            impaired: plan[*index].impaired && !scenario.impairment.is_none(),
+            observed: participant.observed(),
+            expected_tracks: plan[*index].expected_tracks,
         })
         .collect();
     let series = recorder.finish();
@@ -472,10 +472,11 @@ async fn settled(joined: &[(usize, Participant)], plan: &[Planned]) {
     futures::future::join_all(joined.iter().map(|(index, participant)| {
         let expected = plan[*index].expected_tracks;
         participant.wait_until("every remote track", SETTLE_TIMEOUT, move |observed| {
+            // A video the server paused for lack of downlink will not flow until there is room.
             observed
                 .received
                 .values()
-                .filter(|track| track.intact > 0 && !track.participant.is_empty())
+                .filter(|track| (track.intact > 0 || track.paused) && !track.participant.is_empty())
                 .count()
                 >= expected
                 && (expected > 0

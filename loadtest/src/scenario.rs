@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::impairment::Impairment;
 use crate::synthetic::VideoShape;
+use crate::view::Tile;
 
 /// One load test run's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +23,14 @@ pub struct Scenario {
     pub subscribers: usize,
     /// Video bitrate of each publisher, bits per second; 0 publishes no video.
     pub video_bitrate: u64,
+    /// Whether publishers send their video in the three simulcast layers of the browser
+    /// client (`crate::simulcast::LAYERS`, 2.15 Mbit/s together), each at its own bitrate
+    /// rather than `video_bitrate`.
+    pub simulcast: bool,
+    /// The tile every participant shows each received video in, declared to the server with
+    /// `view`; `None` declares nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tile: Option<Tile>,
     /// Video frames per second.
     pub fps: u32,
     /// Time between the publishers' periodic keyframes.
@@ -42,8 +51,13 @@ pub struct Scenario {
     /// measure the keyframe response; zero never asks.
     #[serde(with = "duration_ms")]
     pub pli_interval: Duration,
-    /// The network every participant is behind.
+    /// The network every participant is behind, or the last `impaired` of each room.
     pub impairment: Impairment,
+    /// How many participants of each room are behind `impairment`: the last ones of the
+    /// room's list (its subscribers from the last, then its publishers from the last); `None`:
+    /// everybody. `Some(1)` with a bandwidth limit is one viewer on a weak link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impaired: Option<usize>,
     /// Participants joining and leaving while the rooms are busy, during the measurement
     /// window.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -79,6 +93,8 @@ impl Default for Scenario {
             publishers: 2,
             subscribers: 0,
             video_bitrate: 500_000,
+            simulcast: false,
+            tile: None,
             fps: 30,
             keyframe_interval: Duration::from_secs(3),
             audio: true,
@@ -87,6 +103,7 @@ impl Default for Scenario {
             duration: Duration::from_secs(10),
             pli_interval: Duration::from_secs(5),
             impairment: Impairment::default(),
+            impaired: None,
             churn: None,
         }
     }
@@ -108,6 +125,16 @@ impl Scenario {
             keyframe_interval: self.keyframe_interval,
             ..VideoShape::default()
         })
+    }
+
+    /// Whether the participant at `position` in its room's list (publishers first) is behind
+    /// the impairment.
+    pub fn is_impaired(&self, position_in_room: usize) -> bool {
+        let per_room = self.publishers + self.subscribers;
+        match self.impaired {
+            None => true,
+            Some(count) => position_in_room + count.min(per_room) >= per_room,
+        }
     }
 
     /// Tracks each publisher sends.
@@ -138,6 +165,9 @@ impl Scenario {
         }
         if !(self.ramp_up > 0.0 && self.ramp_up.is_finite()) {
             return Err("ramp-up must be a positive number of participants per second".to_owned());
+        }
+        if self.simulcast && self.video_bitrate == 0 {
+            return Err("simulcast needs video: a video bitrate above 0".to_owned());
         }
         if !(0.0..=1.0).contains(&self.impairment.loss) {
             return Err("loss must be between 0% and 100%".to_owned());
@@ -352,5 +382,92 @@ mod tests {
             ..Default::default()
         };
         assert!(endless_churn.validate().is_err());
+        let simulcast_without_video = Scenario {
+            simulcast: true,
+            video_bitrate: 0,
+            ..Default::default()
+        };
+        assert!(simulcast_without_video.validate().is_err());
+    }
+
+    #[test]
+    fn the_impairment_applies_to_the_last_of_each_room() {
+        let everybody = Scenario {
+            publishers: 3,
+            subscribers: 2,
+            ..Default::default()
+        };
+        assert!((0..5).all(|position| everybody.is_impaired(position)));
+        let one = Scenario {
+            impaired: Some(1),
+            ..everybody.clone()
+        };
+        assert_eq!(
+            (0..5)
+                .map(|position| one.is_impaired(position))
+                .collect::<Vec<_>>(),
+            [false, false, false, false, true],
+            "the last subscriber"
+        );
+        let too_many = Scenario {
+            impaired: Some(9),
+            ..everybody.clone()
+        };
+        assert!((0..5).all(|position| too_many.is_impaired(position)));
+        let none = Scenario {
+            impaired: Some(0),
+            ..everybody
+        };
+        assert!(!(0..5).any(|position| none.is_impaired(position)));
+    }
+
+    #[test]
+    fn the_simulcast_room_of_25_is_the_room_of_25_in_layers_on_a_grid() {
+        let scenarios = parse_scenarios(include_str!("../scenarios.toml")).unwrap();
+        for scenario in scenarios.values() {
+            assert!(scenario.validate().is_ok(), "{scenario:?}");
+        }
+        let plain = &scenarios["room-of-25"];
+        let simulcast = &scenarios["room-of-25-simulcast"];
+        assert!(!plain.simulcast && simulcast.simulcast);
+        assert_eq!(
+            simulcast.tile,
+            Some(Tile::of_grid(
+                Tile {
+                    width: 1920,
+                    height: 1080
+                },
+                5,
+                5
+            ))
+        );
+        assert_eq!(
+            &Scenario {
+                simulcast: false,
+                tile: None,
+                ..simulcast.clone()
+            },
+            plain
+        );
+    }
+
+    #[test]
+    fn simulcast_rooms_from_toml() {
+        let scenarios = parse_scenarios(
+            r#"
+            [grid]
+            publishers = 25
+            simulcast = true
+            tile = "384x216"
+            impaired = 1
+            impairment = { bandwidth = 600000 }
+            "#,
+        )
+        .unwrap();
+        let grid = &scenarios["grid"];
+        assert!(grid.simulcast);
+        assert_eq!(grid.tile, Some("384x216".parse().unwrap()));
+        assert_eq!(grid.impaired, Some(1));
+        assert!(parse_scenarios("[x]\ntile = \"big\"").is_err());
     }
 }

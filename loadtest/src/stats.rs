@@ -141,17 +141,22 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 impl TrackQuality {
-    /// Records one intact packet.
+    /// Records one intact packet; `index` is its place on the track's one continuous sequence
+    /// (see [`crate::received_layers`]), `None` for a packet loss does not judge.
+    #[allow(clippy::too_many_arguments)]
     pub fn record(
         &mut self,
         probe: Probe,
+        index: Option<u64>,
         now: Instant,
         now_micros: u64,
         frame_complete: bool,
         keyframe_start: bool,
         freeze_threshold: Option<Duration>,
     ) {
-        self.indices.insert(probe.index);
+        if let Some(index) = index {
+            self.indices.insert(index);
+        }
         let _ = self
             .latency
             .record(now_micros.saturating_sub(probe.sent_at_micros).max(1));
@@ -296,12 +301,21 @@ mod tests {
         let mut quality = TrackQuality::default();
         let probe = |index| Probe {
             tag: 1,
+            layer: 0,
             index,
             sent_at_micros: 0,
         };
         let receive = |quality: &mut TrackQuality, indices: std::ops::Range<u64>| {
             for index in indices.filter(|index| index % 4 != 0) {
-                quality.record(probe(index), Instant::now(), 1, false, false, None);
+                quality.record(
+                    probe(index),
+                    Some(index),
+                    Instant::now(),
+                    1,
+                    false,
+                    false,
+                    None,
+                );
             }
         };
         receive(&mut quality, 1..100);
@@ -312,7 +326,7 @@ mod tests {
         receive(&mut quality, 200..300);
         assert_eq!(quality.expected(), 100, "100 ... 199");
         assert_eq!(quality.missing(), 25);
-        quality.record(probe(104), Instant::now(), 1, false, false, None);
+        quality.record(probe(104), Some(104), Instant::now(), 1, false, false, None);
         assert_eq!(quality.missing(), 24, "a late retransmission still counts");
         assert!((quality.loss() - 0.24).abs() < 1e-9);
     }
@@ -324,12 +338,14 @@ mod tests {
         let threshold = Some(Duration::from_millis(100));
         let probe = |index| Probe {
             tag: 1,
+            layer: 0,
             index,
             sent_at_micros: 0,
         };
-        quality.record(probe(0), start, 1_000, true, true, threshold);
+        quality.record(probe(0), Some(0), start, 1_000, true, true, threshold);
         quality.record(
             probe(1),
+            Some(1),
             start + Duration::from_millis(33),
             2_000,
             true,
@@ -338,6 +354,7 @@ mod tests {
         );
         quality.record(
             probe(2),
+            Some(2),
             start + Duration::from_millis(333),
             3_000,
             true,
@@ -359,11 +376,13 @@ mod tests {
         };
         let probe = Probe {
             tag: 1,
+            layer: 0,
             index: 0,
             sent_at_micros: 0,
         };
         quality.record(
             probe,
+            Some(0),
             start + Duration::from_millis(40),
             1,
             false,
@@ -373,6 +392,7 @@ mod tests {
         assert!(quality.keyframe_response.is_empty());
         quality.record(
             probe,
+            Some(0),
             start + Duration::from_millis(80),
             1,
             false,

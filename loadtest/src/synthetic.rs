@@ -1,13 +1,16 @@
 //! Synthetic media: RTP payloads a receiver can check byte for byte and time to the microsecond.
 //!
 //! Every payload ends with a 32-byte probe: a magic number, the tag of the track it belongs to,
-//! the packet's index, the send time in microseconds since the Unix epoch, and an FNV-1a hash of
-//! the whole payload (hash field zeroed). A receiver that recomputes the hash knows the bytes
+//! the simulcast layer it was sent on and the packet's index on that layer, the send time in
+//! microseconds since the Unix epoch, and an FNV-1a hash of the whole payload (hash field
+//! zeroed). A receiver that recomputes the hash knows the bytes
 //! arrived exactly as sent, knows which track they came from, and can measure the latency on
 //! the shared clock of one machine.
 //!
 //! Video payloads start with a real VP8 payload descriptor and, on the first packet of a frame,
-//! a VP8 frame tag, so a router that looks for keyframes finds them where a browser's would be.
+//! a VP8 frame tag; a keyframe's also carries the start code and the frame's size, so a router
+//! that looks for keyframes, or reads a layer's resolution from them, finds them where a
+//! browser's would be.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -19,13 +22,18 @@ const MAGIC: u32 = 0x5357_5944;
 pub const PROBE_LEN: usize = 32;
 /// The largest payload a packet carries.
 pub const MAX_PAYLOAD: usize = 1200;
+/// The largest packet index a probe carries: the index shares its 8 bytes with the layer.
+pub const MAX_INDEX: u64 = (1 << 56) - 1;
 
 /// What a receiver reads back from a payload's probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
     /// The track's tag.
     pub tag: u32,
-    /// The packet's index on its track.
+    /// The simulcast layer the packet was sent on: the ASCII letter of its RID (`b'q'`), or 0
+    /// for a track sent as one stream.
+    pub layer: u8,
+    /// The packet's index on its track's layer, at most [`MAX_INDEX`].
     pub index: u64,
     /// When it was sent, in microseconds since the Unix epoch.
     pub sent_at_micros: u64,
@@ -68,9 +76,11 @@ pub fn read_probe(payload: &[u8]) -> Option<Probe> {
     if fnv1a(&hashed) != expected {
         return None;
     }
+    let layer_and_index = u64::from_be_bytes(field(8..16).try_into().ok()?);
     Some(Probe {
         tag: u32::from_be_bytes(field(4..8).try_into().ok()?),
-        index: u64::from_be_bytes(field(8..16).try_into().ok()?),
+        layer: (layer_and_index >> 56) as u8,
+        index: layer_and_index & MAX_INDEX,
         sent_at_micros: u64::from_be_bytes(field(16..24).try_into().ok()?),
     })
 }
@@ -86,7 +96,7 @@ pub fn payload(head: &[u8], len: usize, probe: Probe) -> Bytes {
     }
     buffer.put_u32(MAGIC);
     buffer.put_u32(probe.tag);
-    buffer.put_u64(probe.index);
+    buffer.put_u64((u64::from(probe.layer) << 56) | (probe.index & MAX_INDEX));
     buffer.put_u64(probe.sent_at_micros);
     buffer.put_u64(0);
     let hash = fnv1a(&buffer);
@@ -100,6 +110,10 @@ pub fn payload(head: &[u8], len: usize, probe: Probe) -> Bytes {
 pub struct VideoShape {
     /// Target bitrate, bits per second.
     pub bitrate: u64,
+    /// The frame size its keyframes announce, in pixels.
+    pub width: u16,
+    /// Likewise.
+    pub height: u16,
     /// Frames per second.
     pub fps: u32,
     /// Time between keyframes.
@@ -113,6 +127,8 @@ impl Default for VideoShape {
     fn default() -> Self {
         Self {
             bitrate: 300_000,
+            width: 640,
+            height: 360,
             fps: 30,
             keyframe_interval: Duration::from_secs(2),
             ignored_keyframe_requests: 0,
@@ -129,12 +145,28 @@ pub struct FramePacket {
     pub last: bool,
 }
 
-/// Packetizes one synthetic VP8 frame. Keyframes are three times the size of other frames, as
+/// The first bytes of a VP8 frame (RFC 6386, section 9.1): the 3-byte frame tag (bit 0, the
+/// inverse key frame flag, clear on keyframes; show_frame set; a first partition size), and on
+/// keyframes the start code `9d 01 2a` and the width and height, 16 bits little-endian each,
+/// whose low 14 bits are the size (the top two, the scaling, stay 0).
+pub fn vp8_frame_header(keyframe: bool, width: u16, height: u16) -> Vec<u8> {
+    let mut header = vec![if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00];
+    if keyframe {
+        header.extend_from_slice(&[0x9d, 0x01, 0x2a]);
+        header.extend_from_slice(&(width & 0x3fff).to_le_bytes());
+        header.extend_from_slice(&(height & 0x3fff).to_le_bytes());
+    }
+    header
+}
+
+/// Packetizes one synthetic VP8 frame of the track tagged `tag`, on simulcast layer `layer` (0
+/// for a track sent as one stream). Keyframes are three times the size of other frames, as
 /// with a real encoder.
 pub fn vp8_frame(
     shape: &VideoShape,
     keyframe: bool,
     tag: u32,
+    layer: u8,
     next_index: &mut u64,
 ) -> Vec<FramePacket> {
     let per_frame = (shape.bitrate / 8 / u64::from(shape.fps.max(1))) as usize;
@@ -147,12 +179,7 @@ pub fn vp8_frame(
         let mut head = Vec::with_capacity(16);
         if part == 0 {
             head.push(0x10); // S = 1, partition 0
-            // Frame tag: bit 0 clear on keyframes, show_frame set, a partition size.
-            head.extend_from_slice(&[if keyframe { 0x10 } else { 0x11 }, 0x02, 0x00]);
-            if keyframe {
-                // Start code and a 640x360 frame size.
-                head.extend_from_slice(&[0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]);
-            }
+            head.extend(vp8_frame_header(keyframe, shape.width, shape.height));
         } else {
             head.push(0x00);
         }
@@ -160,6 +187,7 @@ pub fn vp8_frame(
         let len = remaining.min(body) + PROBE_LEN;
         let probe = Probe {
             tag,
+            layer,
             index: *next_index,
             sent_at_micros,
         };
@@ -179,6 +207,7 @@ pub fn opus_packet(tag: u32, index: u64) -> Bytes {
         160,
         Probe {
             tag,
+            layer: 0,
             index,
             sent_at_micros: now_micros(),
         },
@@ -193,12 +222,19 @@ mod tests {
     fn probes_round_trip_and_catch_corruption() {
         let probe = Probe {
             tag: 7,
+            layer: 0,
             index: 42,
             sent_at_micros: 1234,
         };
         let bytes = payload(&[1, 2, 3], 200, probe);
         assert_eq!(bytes.len(), 200);
         assert_eq!(read_probe(&bytes), Some(probe));
+        let layered = Probe {
+            layer: b'h',
+            index: MAX_INDEX,
+            ..probe
+        };
+        assert_eq!(read_probe(&payload(&[], 64, layered)), Some(layered));
         let mut corrupted = bytes.to_vec();
         corrupted[10] ^= 1;
         assert_eq!(read_probe(&corrupted), None);
@@ -215,19 +251,49 @@ mod tests {
             ..VideoShape::default()
         };
         let mut index = 0;
-        let key = vp8_frame(&shape, true, 1, &mut index);
+        let key = vp8_frame(&shape, true, 1, 0, &mut index);
         assert!(key.len() > 1);
         assert!(key.iter().all(|packet| packet.payload.len() <= MAX_PAYLOAD));
         assert!(key.last().unwrap().last);
         assert_eq!(key[0].payload[0], 0x10);
         assert_eq!(key[0].payload[1] & 0x01, 0, "keyframe");
         assert_eq!(key[1].payload[0], 0x00, "continuation");
-        let delta = vp8_frame(&shape, false, 1, &mut index);
+        let delta = vp8_frame(&shape, false, 1, 0, &mut index);
         assert_eq!(delta[0].payload[1] & 0x01, 1, "interframe");
         assert_eq!(index as usize, key.len() + delta.len());
         for packet in key.iter().chain(&delta) {
             assert!(read_probe(&packet.payload).is_some());
         }
+    }
+
+    #[test]
+    fn keyframes_announce_their_size_and_layer() {
+        let shape = VideoShape {
+            bitrate: 150_000,
+            width: 320,
+            height: 180,
+            ..VideoShape::default()
+        };
+        let mut index = 0;
+        let key = vp8_frame(&shape, true, 9, b'q', &mut index);
+        // Payload descriptor, then the frame tag with the inverse key bit clear.
+        let frame = &key[0].payload[1..];
+        assert_eq!(frame[0] & 0x01, 0);
+        assert_eq!(&frame[3..6], &[0x9d, 0x01, 0x2a]);
+        assert_eq!(u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff, 320);
+        assert_eq!(u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff, 180);
+        assert!(switchyard::media::vp8::is_keyframe_start(&key[0].payload));
+        let probe = read_probe(&key[0].payload).expect("intact");
+        assert_eq!((probe.tag, probe.layer, probe.index), (9, b'q', 0));
+        let delta = vp8_frame(&shape, false, 9, b'q', &mut index);
+        assert!(!switchyard::media::vp8::is_keyframe_start(
+            &delta[0].payload
+        ));
+        assert_eq!(
+            vp8_frame_header(false, 320, 180).len(),
+            3,
+            "no size on interframes"
+        );
     }
 
     #[test]

@@ -165,6 +165,77 @@ async fn ctrl_c_ends_the_run_early_and_still_reports() {
     server.shutdown().await.expect("the server shuts down");
 }
 
+/// The named scenario of the simulcast room of 25, shrunk to three participants and two
+/// seconds, with one viewer behind a bandwidth limit: the table, the JSON and the HTML show
+/// what each participant received on which layer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simulcast_run_shows_the_layers_each_participant_received() {
+    let server = server(None).await;
+    let url = server.websocket_url();
+    let json = temp_file("simulcast.json");
+    let html = temp_file("simulcast.html");
+    let output = loadtest(&[
+        "--url",
+        &url,
+        "--scenario",
+        "room-of-25-simulcast",
+        "--publishers",
+        "2",
+        "--subscribers",
+        "1",
+        "--tile",
+        "320x180",
+        "--impaired",
+        "1",
+        "--bandwidth",
+        "50M",
+        "--ramp-up",
+        "20",
+        "--duration",
+        "2s",
+        "--quiet",
+        "--json",
+        json.to_str().expect("a UTF-8 path"),
+        "--html",
+        html.to_str().expect("a UTF-8 path"),
+    ])
+    .output();
+    let output = tokio::time::timeout(PATIENCE, output)
+        .await
+        .expect("the command stops by itself")
+        .expect("the command runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("video simulcast q/h/f"), "{stdout}");
+    assert!(
+        stdout.contains("every received video shown at 320x180"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("layers     video received, share of time:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("subscriber-0-0 (impaired)"), "{stdout}");
+    let report: loadtest::Report =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON report"))
+            .expect("a report");
+    assert!(report.scenario.simulcast);
+    assert_eq!(report.per_receiver.len(), 3);
+    assert!(
+        report
+            .per_receiver
+            .iter()
+            .all(|receiver| receiver.bytes > 0 && !receiver.layer_seconds.is_empty()),
+        "{stdout}"
+    );
+    let page = std::fs::read_to_string(&html).expect("the HTML report");
+    assert!(page.contains("What each participant received"));
+    assert!(page.contains("subscriber-0-0 (impaired)"));
+    let _ = std::fs::remove_file(&json);
+    let _ = std::fs::remove_file(&html);
+    server.shutdown().await.expect("the server shuts down");
+}
+
 #[tokio::test]
 async fn merge_refuses_reports_that_are_not_the_shards_of_one_run() {
     let report = loadtest::Report::default();

@@ -347,6 +347,8 @@ impl Driver {
             }
             SignalEvent::TrackAnnounced { .. }
             | SignalEvent::TrackEnded { .. }
+            | SignalEvent::Layers { .. }
+            | SignalEvent::VideoPaused { .. }
             | SignalEvent::Closed(_) => {}
         }
     }

@@ -3,18 +3,20 @@
 //! ([`crate::merge`]): the histograms behind every percentile, the loss counts behind every
 //! loss fraction, the server's readings, and the run second by second.
 
+pub mod receivers;
 mod server;
 mod text;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use switchyard::signal::protocol::TrackKind;
 
+pub use self::receivers::ReceiverTotals;
 pub use self::server::{Reading, Readings, ServerReport};
-pub use self::text::failure_summary;
+pub use self::text::{failure_summary, video_description};
 use crate::histogram::EncodedHistogram;
 use crate::participant::Observed;
 use crate::scenario::Scenario;
@@ -52,6 +54,14 @@ pub struct Report {
     pub srtp_profiles: Vec<String>,
     /// Every received track.
     pub per_track: Vec<TrackReport>,
+    /// What each participant received during the window: bytes, and seconds on each
+    /// simulcast layer.
+    #[serde(default)]
+    pub per_receiver: Vec<ReceiverTotals>,
+    /// Seconds of video received on each simulcast layer, by RID, over every receiver (empty
+    /// when no video arrived in layers).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layer_seconds: BTreeMap<String, f64>,
     /// Which run this was, and how it went.
     #[serde(default)]
     pub run: RunInfo,
@@ -252,6 +262,32 @@ pub struct TrackReport {
     pub freezes: u64,
     /// Frozen time, milliseconds.
     pub frozen_ms: f64,
+    /// Payload bytes received during the window.
+    #[serde(default)]
+    pub window_bytes: u64,
+    /// Seconds received on each simulcast layer during the window, by RID.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub layer_seconds: BTreeMap<String, f64>,
+    /// Times the server paused it for lack of downlink.
+    #[serde(default)]
+    pub pauses: u64,
+    /// The simulcast layer its last packet came on, by RID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_at_end: Option<String>,
+}
+
+/// A participant that joined, as the report sees it.
+pub struct Attendee {
+    /// Its participant id.
+    pub id: String,
+    /// Its name in the run.
+    pub name: String,
+    /// Whether it was behind the scenario's impairment.
+    pub impaired: bool,
+    /// What it observed.
+    pub observed: Observed,
+    /// How many remote tracks it should receive.
+    pub expected_tracks: usize,
 }
 
 /// What the runner hands over for the report.
@@ -266,9 +302,8 @@ pub struct RunRecord<'a> {
     pub failures: Vec<Failure>,
     /// Participants not started, or abandoned, because the run was stopped early.
     pub skipped: usize,
-    /// Each participant that joined: its id, what it observed, how many remote tracks it
-    /// should receive.
-    pub participants: &'a [(String, Observed, usize)],
+    /// Each participant that joined.
+    pub participants: &'a [Attendee],
     /// The server at the two ends of the window.
     pub readings: Readings,
     /// The highest RSS seen during the run.
@@ -288,7 +323,7 @@ impl Report {
         let started: HashMap<&str, Instant> = record
             .participants
             .iter()
-            .filter_map(|(id, observed, _)| Some((id.as_str(), observed.started_at?)))
+            .filter_map(|attendee| Some((attendee.id.as_str(), attendee.observed.started_at?)))
             .collect();
 
         let mut join_ms = Vec::new();
@@ -302,8 +337,18 @@ impl Report {
         let mut keyframe_response = Vec::new();
         let mut connected = 0;
         let mut srtp_profiles = std::collections::BTreeSet::new();
+        let mut per_receiver = Vec::new();
 
-        for (id, observed, expected) in record.participants {
+        for attendee in record.participants {
+            let (id, observed, expected) =
+                (&attendee.id, &attendee.observed, &attendee.expected_tracks);
+            per_receiver.push(ReceiverTotals::of(
+                id,
+                &attendee.name,
+                attendee.impaired,
+                observed,
+                window_seconds,
+            ));
             tracks.expected += expected;
             if observed.connection_state
                 == Some(webrtc::peer_connection::RTCPeerConnectionState::Connected)
@@ -360,6 +405,20 @@ impl Report {
                     latency_ms: Percentiles::from_micros(&track.quality.latency),
                     freezes: track.quality.freezes,
                     frozen_ms: track.quality.frozen.as_secs_f64() * 1000.0,
+                    window_bytes: 0,
+                    layer_seconds: BTreeMap::new(),
+                    pauses: track.pauses,
+                    layer_at_end: track.layers.current_rid(),
+                };
+                let window = track.in_window();
+                let report = TrackReport {
+                    window_bytes: window.bytes,
+                    layer_seconds: window
+                        .layer_time
+                        .into_iter()
+                        .map(|(rid, time)| (rid, time.as_secs_f64()))
+                        .collect(),
+                    ..report
                 };
                 let accumulator = match track.kind {
                     Some(TrackKind::Video) => &mut video,
@@ -418,6 +477,8 @@ impl Report {
             server: ServerReport::between(&record.readings, record.rss_max, received_packets),
             srtp_profiles: srtp_profiles.into_iter().collect(),
             per_track,
+            layer_seconds: receivers::layer_totals(&per_receiver),
+            per_receiver,
             run: record.run,
             histograms: Histograms {
                 join_to_joined_us: EncodedHistogram::encode(&join_to_joined),

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Failure, Report};
+use super::{Failure, Report, receivers};
 
 impl Report {
     /// The headline figures as a Markdown table, for `docs/benchmarks.md`.
@@ -124,6 +124,31 @@ impl Report {
             ),
             ("server: NACKs received", value(server.nacks_received, 0)),
         ];
+        if !self.per_receiver.is_empty() {
+            let bitrates: Vec<f64> = self
+                .per_receiver
+                .iter()
+                .map(|receiver| receiver.bitrate_bps)
+                .collect();
+            let mean = bitrates.iter().sum::<f64>() / bitrates.len() as f64;
+            let min = bitrates.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = bitrates.iter().copied().fold(0.0, f64::max);
+            rows.push((
+                "received per participant, mean / min / max kbit/s",
+                format!(
+                    "{:.0} / {:.0} / {:.0}",
+                    mean / 1000.0,
+                    min / 1000.0,
+                    max / 1000.0
+                ),
+            ));
+        }
+        if !self.layer_seconds.is_empty() {
+            rows.push((
+                "video layers received, share of time",
+                receivers::layer_shares(&self.layer_seconds),
+            ));
+        }
         if let Some(churn) = &self.churn {
             rows.extend([
                 (
@@ -165,20 +190,26 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "scenario   {} room(s) x ({} publishers + {} subscribers), video {} kbit/s @ {} fps, audio {}, {:.1} s measured",
+            "scenario   {} room(s) x ({} publishers + {} subscribers), video {} @ {} fps, audio {}, {:.1} s measured",
             s.rooms,
             s.publishers,
             s.subscribers,
-            s.video_bitrate / 1000,
+            video_description(s),
             s.fps,
             if s.audio { "on" } else { "off" },
             self.window_seconds
         );
+        if let Some(tile) = s.tile {
+            let _ = writeln!(out, "tiles      every received video shown at {tile}");
+        }
         if !s.impairment.is_none() {
             let i = &s.impairment;
             let _ = writeln!(
                 out,
-                "network    loss {:.1}%, delay {} ms +/- {} ms, bandwidth {}",
+                "network    {}loss {:.1}%, delay {} ms +/- {} ms, bandwidth {}",
+                s.impaired.map_or(String::new(), |count| format!(
+                    "the last {count} of each room: "
+                )),
                 i.loss * 100.0,
                 i.delay.as_millis(),
                 i.jitter.as_millis(),
@@ -326,7 +357,27 @@ impl Report {
             show(server.nacks_received, ""),
             show(server.dropped_packets, "")
         );
+        if !self.layer_seconds.is_empty() || s.impaired.is_some() || s.tile.is_some() {
+            let _ = writeln!(out);
+            let _ = writeln!(
+                out,
+                "layers     video received, share of time: {}",
+                receivers::layer_shares(&self.layer_seconds)
+            );
+            out.push_str(&receivers::table(&self.per_receiver));
+        }
         out
+    }
+}
+
+/// `500 kbit/s`, or the simulcast layers.
+pub fn video_description(scenario: &crate::scenario::Scenario) -> String {
+    if scenario.video_bitrate == 0 {
+        "off".to_owned()
+    } else if scenario.simulcast {
+        "simulcast q/h/f 150+500+1500 kbit/s".to_owned()
+    } else {
+        format!("{} kbit/s", scenario.video_bitrate / 1000)
     }
 }
 

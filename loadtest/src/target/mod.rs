@@ -110,6 +110,24 @@ pub enum SignalEvent {
         /// The receiving transceiver's mid.
         mid: String,
     },
+    /// The server wants these simulcast layers of the participant's own `track` sent
+    /// (Switchyard's `layers`).
+    Layers {
+        /// The participant's own track id.
+        track: String,
+        /// The RIDs to send.
+        active: Vec<String>,
+    },
+    /// The server stopped (or resumed) sending a received video because the participant's
+    /// downlink has no room for it (Switchyard's `video_paused`).
+    VideoPaused {
+        /// The publisher.
+        participant: String,
+        /// The publisher's track id.
+        track: String,
+        /// Paused, or resumed.
+        paused: bool,
+    },
     /// A Switchyard message, kept in the participant's log for tests to read.
     Message(ServerMessage),
     /// The signaling socket is gone, with the server's close code if it sent one.

@@ -101,7 +101,14 @@ async fn relay(
                         let _ = events.send(event);
                     }
                 }
-                Some(Received::Unknown(_)) => {}
+                Some(Received::Unknown(text)) => {
+                    // A message this build's protocol does not know yet may still be one the
+                    // participant acts on.
+                    let value = serde_json::from_str(&text).unwrap_or_default();
+                    if let Some(event) = hint_of(&value) {
+                        let _ = events.send(event);
+                    }
+                }
                 Some(Received::Closed(code)) => {
                     let _ = events.send(SignalEvent::Closed(code));
                     break;
@@ -163,12 +170,37 @@ fn events_of(message: ServerMessage) -> Vec<SignalEvent> {
             connection: main,
             mid: mid.clone(),
         }),
-        _ => None,
+        _ => serde_json::to_value(&message)
+            .ok()
+            .and_then(|value| hint_of(&value)),
     };
     // Logged first, so a test that sees an effect also finds the message that caused it.
     std::iter::once(SignalEvent::Message(message))
         .chain(action)
         .collect()
+}
+
+/// What the server says about layers and paused videos (`layers`, `video_paused`), read from
+/// the message's JSON so it is understood whether or not [`ServerMessage`] names it.
+fn hint_of(value: &serde_json::Value) -> Option<SignalEvent> {
+    let text = |field: &str| value.get(field)?.as_str().map(str::to_owned);
+    match value.get("type")?.as_str()? {
+        "layers" => Some(SignalEvent::Layers {
+            track: text("track")?,
+            active: value
+                .get("active")?
+                .as_array()?
+                .iter()
+                .filter_map(|rid| rid.as_str().map(str::to_owned))
+                .collect(),
+        }),
+        "video_paused" => Some(SignalEvent::VideoPaused {
+            participant: text("participant")?,
+            track: text("track")?,
+            paused: value.get("paused")?.as_bool()?,
+        }),
+        _ => None,
+    }
 }
 
 enum Outgoing {
@@ -191,4 +223,37 @@ fn message_of(command: SignalCommand) -> Option<Outgoing> {
         SignalCommand::Leave => ClientMessage::Leave {},
         SignalCommand::Raw(text) => return Some(Outgoing::Raw(text)),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn layers_and_paused_videos_are_read_from_their_json() {
+        let layers = json!({"type": "layers", "track": "video0", "active": ["q", "h"]});
+        match hint_of(&layers) {
+            Some(SignalEvent::Layers { track, active }) => {
+                assert_eq!(track, "video0");
+                assert_eq!(active, ["q", "h"]);
+            }
+            other => panic!("not layers: {other:?}"),
+        }
+        let paused = json!({"type": "video_paused", "participant": "PA_1", "track": "video0", "paused": true});
+        match hint_of(&paused) {
+            Some(SignalEvent::VideoPaused {
+                participant,
+                track,
+                paused,
+            }) => assert_eq!(
+                (participant.as_str(), track.as_str(), paused),
+                ("PA_1", "video0", true)
+            ),
+            other => panic!("not video_paused: {other:?}"),
+        }
+        assert!(hint_of(&json!({"type": "layers", "track": "video0"})).is_none());
+        assert!(hint_of(&json!({"type": "speakers", "active": null, "speaking": []})).is_none());
+        assert!(hint_of(&json!("layers")).is_none());
+    }
 }
