@@ -5,9 +5,8 @@
 //! falls below what arrives as soon as the link queues or drops. So it cannot say how much
 //! *more* a link would take, only that it takes less than is sent. The server reads it that
 //! way:
-//! - **Congested**: the estimate has been below [`CONGESTED`] of what the subscriber is being
-//!   sent, and not rising, for [`PERSISTENCE`] (a single low estimate is often a passing queue,
-//!   or a receiver briefly short of CPU). (One that rises is catching up with a rate that just grew, a new video or
+//! - **Congested**: the estimate is below [`CONGESTED`] of what the subscriber is being sent,
+//!   and not rising. (One that rises is catching up with a rate that just grew, a new video or
 //!   a higher layer: browsers raise their estimate by a few percent a second, so it trails a
 //!   step up for a while on any link.) The allocation must fit the estimate (lower layers,
 //!   paused videos), and upgrades are held back for a while: [`FIRST_HOLD`] after the first congestion, twice as long after each
@@ -26,8 +25,6 @@ use std::time::{Duration, Instant};
 pub const ESTIMATE_LIFETIME: Duration = Duration::from_secs(5);
 /// An estimate below this share of what is sent means the link is full.
 pub const CONGESTED: f64 = 0.9;
-/// How long the estimate must stay low before it counts as congestion.
-pub const PERSISTENCE: Duration = Duration::from_secs(1);
 /// How long upgrades wait after a first congestion.
 pub const FIRST_HOLD: Duration = Duration::from_secs(4);
 /// The longest they wait after congestion upon congestion.
@@ -49,8 +46,6 @@ pub struct Downlink {
     previous: Option<u64>,
     /// Whether the last look found the link congested: a new congestion starts a new hold.
     congested: bool,
-    /// Since when the estimate has been low.
-    low_since: Option<Instant>,
     hold: Duration,
     held_until: Option<Instant>,
 }
@@ -61,7 +56,6 @@ impl Default for Downlink {
             estimate: None,
             previous: None,
             congested: false,
-            low_since: None,
             hold: FIRST_HOLD,
             held_until: None,
         }
@@ -84,14 +78,7 @@ impl Downlink {
             .filter(|estimate| now.saturating_duration_since(estimate.at) < ESTIMATE_LIFETIME)?
             .bitrate;
         let rising = self.previous.is_some_and(|previous| estimate > previous);
-        let low = (estimate as f64) < sending as f64 * CONGESTED && !rising;
-        let low_since = if low {
-            *self.low_since.get_or_insert(now)
-        } else {
-            self.low_since = None;
-            now
-        };
-        if low && now.saturating_duration_since(low_since) >= PERSISTENCE {
+        if (estimate as f64) < sending as f64 * CONGESTED && !rising {
             if !self.congested {
                 self.congested = true;
                 let calm = self
@@ -120,21 +107,6 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    /// An estimate of `estimate` while `sending` is sent, from `now` for as long as congestion
-    /// takes to count; the budget at its end, and when that is.
-    fn low_for_a_while(
-        downlink: &mut Downlink,
-        estimate: u64,
-        sending: u64,
-        now: Instant,
-    ) -> (Option<u64>, Instant) {
-        downlink.on_estimate(estimate, now);
-        assert_eq!(downlink.budget(sending, now), None, "not yet");
-        let later = now + PERSISTENCE;
-        downlink.on_estimate(estimate, later);
-        (downlink.budget(sending, later), later)
-    }
-
     #[test]
     fn without_an_estimate_there_is_no_limit() {
         let now = Instant::now();
@@ -154,11 +126,7 @@ mod tests {
         let mut downlink = Downlink::default();
         downlink.on_estimate(750_000, now);
         assert_eq!(downlink.budget(500_000, now), None);
-        assert_eq!(
-            downlink.budget(800_000, now + PERSISTENCE),
-            None,
-            "within 90 %"
-        );
+        assert_eq!(downlink.budget(800_000, now), None, "within 90 %");
     }
 
     #[test]
@@ -166,20 +134,13 @@ mod tests {
         let now = Instant::now();
         let mut downlink = Downlink::default();
         downlink.on_estimate(400_000, now);
-        downlink.budget(1_500_000, now);
         downlink.on_estimate(430_000, now + 1000 * MS);
         assert_eq!(downlink.budget(1_500_000, now + 1000 * MS), None, "rising");
         downlink.on_estimate(430_000, now + 2000 * MS);
         assert_eq!(
             downlink.budget(1_500_000, now + 2000 * MS),
-            None,
-            "low, not for long"
-        );
-        downlink.on_estimate(430_000, now + 3000 * MS);
-        assert_eq!(
-            downlink.budget(1_500_000, now + 3000 * MS),
             Some(430_000),
-            "no longer rising, and far below for a while"
+            "no longer rising, and far below"
         );
     }
 
@@ -187,18 +148,18 @@ mod tests {
     fn congestion_limits_then_holds_upgrades_then_frees_them() {
         let start = Instant::now();
         let mut downlink = Downlink::default();
-        let (budget, congested) = low_for_a_while(&mut downlink, 600_000, 1_500_000, start);
-        assert_eq!(budget, Some(600_000), "congested");
+        downlink.on_estimate(600_000, start);
+        assert_eq!(
+            downlink.budget(1_500_000, start),
+            Some(600_000),
+            "congested"
+        );
         // The allocation fitted the estimate: what is sent now is below it.
-        let later = congested + 1000 * MS;
+        let later = start + 1000 * MS;
         downlink.on_estimate(800_000, later);
         assert_eq!(downlink.budget(540_000, later), Some(800_000), "held");
-        downlink.on_estimate(800_000, congested + FIRST_HOLD);
-        assert_eq!(
-            downlink.budget(540_000, congested + FIRST_HOLD),
-            None,
-            "free"
-        );
+        downlink.on_estimate(800_000, start + FIRST_HOLD);
+        assert_eq!(downlink.budget(540_000, start + FIRST_HOLD), None, "free");
     }
 
     #[test]
@@ -207,19 +168,21 @@ mod tests {
         let mut downlink = Downlink::default();
         let mut holds = Vec::new();
         for _ in 0..8 {
-            let (budget, congested) = low_for_a_while(&mut downlink, 600_000, 1_500_000, now);
-            assert!(budget.is_some());
+            downlink.on_estimate(600_000, now);
+            assert!(downlink.budget(1_500_000, now).is_some());
             holds.push(downlink.hold);
-            // Fitted, then free again once the hold is over, and congested again.
-            downlink.on_estimate(800_000, congested + MS);
-            downlink.budget(540_000, congested + MS);
-            now = congested + downlink.hold;
+            // Fitted, then free again once the hold is over, and congested at once.
+            downlink.on_estimate(800_000, now + MS);
+            downlink.budget(540_000, now + MS);
+            now += downlink.hold;
         }
         assert_eq!(holds[0], FIRST_HOLD);
         assert_eq!(holds[1], FIRST_HOLD * 2);
         assert_eq!(*holds.last().expect("holds"), MAX_HOLD);
         // After a calm spell a congestion is a first again.
-        low_for_a_while(&mut downlink, 600_000, 1_500_000, now + CALM);
+        now += CALM;
+        downlink.on_estimate(600_000, now);
+        downlink.budget(1_500_000, now);
         assert_eq!(downlink.hold, FIRST_HOLD);
     }
 }
