@@ -6,7 +6,8 @@
 // room and name it carries fill in the form. The page takes it out of the address bar as soon as
 // it has read it and keeps it in memory only (for rejoining), so it stays out of the history, out
 // of links copied from the address bar and off a screen being shared. `relay=1` reaches the media server through TURN
-// relays only, as a network that allows nothing else would.
+// relays only, as a network that allows nothing else would. A token may be an invite link's: the
+// server then makes us a new person and hands us a token of our own, which rejoining uses.
 //
 // `window.switchyard` exposes the live objects for diagnosis from the browser's console (and
 // for the browser tests): {call, media, grid, views}.
@@ -26,7 +27,10 @@ const NAME_KEY = 'switchyard.name';
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
 
-const token = params.get('token');
+/** The access token: the page's, then the one the server gave us for rejoining (call.token). */
+let token = params.get('token');
+/** Whether the page was opened with a token: the server has access control on, then. */
+const accessControlled = token !== null;
 if (token !== null) {
   const address = new URL(window.location.href);
   address.searchParams.delete('token');
@@ -352,19 +356,61 @@ $('unmute-audio').addEventListener('click', () => {
   $('unmute-audio').hidden = true;
 });
 
+// Invite: on an open server the room's link admits anybody. With access control on, a link
+// admits only with a token: a token that grants `invite` lets the page ask the server for an
+// invite link; without that grant the page says what is needed.
 $('copy-link').addEventListener('click', async () => {
-  const link = new URL(window.location.href);
-  link.search = new URLSearchParams({ room: $('room-name').textContent }).toString();
-  try {
-    await navigator.clipboard.writeText(link.href);
-    status.flash('Link copied: send it to whoever should join.', 'good');
-  } catch {
-    status.flash(`Invite others with this link: ${link.href}`, 'info');
+  const room = $('room-name').textContent;
+  if (call?.grants.invite) {
+    await shareInvite(room, call.token);
+  } else if (accessControlled) {
+    status.flash('Inviting people to this room needs an access link that allows it: ask whoever gave you yours.', 'info');
+  } else {
+    await shareLink(pageLink({ room }), 'Link copied: send it to whoever should join.');
   }
 });
 
+/** This page's address with `params` as its query: what a link to a room is. */
+function pageLink(params) {
+  const link = new URL(window.location.href);
+  link.search = new URLSearchParams(params).toString();
+  link.hash = '';
+  return link.href;
+}
+
+/** Asks the server for an invite link to `room` with our own `accessToken`, and shares it. */
+async function shareInvite(room, accessToken) {
+  let answer;
+  try {
+    const response = await fetch(`/api/rooms/${encodeURIComponent(room)}/invite`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${accessToken}` },
+    });
+    answer = await response.json().catch(() => null);
+    if (!response.ok) throw new Error(answer?.error?.message ?? `the server answered ${response.status}`);
+  } catch (failure) {
+    status.flash(`Could not make an invite link: ${failure.message}`, 'error');
+    return;
+  }
+  const until = new Date(answer.expires_at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const people = answer.max_uses === 1 ? 'one person' : `up to ${answer.max_uses} people`;
+  await shareLink(pageLink({ room, token: answer.token }), `Invite link copied: it admits ${people} until ${until}.`);
+}
+
+/** Copies `link`, or shows it when the clipboard cannot be written. */
+async function shareLink(link, copied) {
+  try {
+    await navigator.clipboard.writeText(link);
+    status.flash(copied, 'good');
+  } catch {
+    status.flash(`Invite others with this link: ${link}`, 'info');
+  }
+}
+
 function leaveRoom() {
   if (!call) return;
+  // Rejoining takes the token the call last joined with (its own, after an invite link).
+  token = call.token;
   call.stopScreenShare();
   call.leave();
   call = null;

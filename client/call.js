@@ -53,6 +53,7 @@ const FATAL_JOIN_ERRORS = new Map([
   ['token_invalid', 'This access link is not valid for this server: ask for a new one.'],
   ['token_expired', 'This access link has expired: ask for a new one.'],
   ['token_wrong_room', 'This access link is for another room.'],
+  ['invite_used_up', 'This invite link has been used as many times as it allows: ask for a new one.'],
   ['room_full', 'This room is full.'],
   ['too_many_rooms', 'The server cannot open another room right now. Try again later.'],
 ]);
@@ -128,6 +129,15 @@ export class Call extends EventTarget {
 
   get name() {
     return this.#name;
+  }
+
+  /**
+   * The access token this call joins with: the one it was given, or, after joining by an invite
+   * link, the token of its own the server handed out, so that rejoining is the same person and
+   * uses the invite no more.
+   */
+  get token() {
+    return this.#token;
   }
 
   /** The current media connection, for statistics (null between memberships). */
@@ -317,6 +327,8 @@ export class Call extends EventTarget {
     this.#serverGone = false;
     // The server has the last word on the name (an access token may set it).
     if (typeof message.name === 'string') this.#name = message.name;
+    // Joined by an invite link: rejoin with the token the server made for us.
+    if (typeof message.token === 'string') this.#token = message.token;
     this.grants = { ...ALL_GRANTS, ...message.grants };
     if (!this.grants.publish || !this.grants.subscribe || !this.grants.chat) {
       this.dispatchEvent(new CustomEvent('grants', { detail: this.grants }));

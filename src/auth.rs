@@ -12,16 +12,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::signal::protocol::{ErrorCode, NameError, is_valid_room_name, normalize_display_name};
 
 mod compact;
+pub mod invite;
 #[cfg(test)]
 mod properties;
+pub mod uses;
 mod validity;
 
 use compact::Compact;
+pub use invite::{INVITE_MARKER, InviteClaims};
+pub use uses::{InviteUses, UsedUp};
 pub use validity::Validity;
 
 /// The shortest key accepted: HS256 wants a key at least as long as its hash (RFC 7518 §3.2).
@@ -55,6 +59,10 @@ pub struct Grants {
     /// grant; left out of `joined` when not given.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub admin: bool,
+    /// May ask the server for invite links to its own room (`POST /api/rooms/{room}/invite`).
+    /// Left out of `joined` when not given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invite: bool,
 }
 
 impl Grants {
@@ -64,6 +72,7 @@ impl Grants {
         subscribe: true,
         chat: true,
         admin: false,
+        invite: false,
     };
 
     /// Only the room service API.
@@ -72,7 +81,26 @@ impl Grants {
         subscribe: false,
         chat: false,
         admin: true,
+        invite: false,
     };
+
+    /// These grants without `admin` and `invite`: what a person may do in the room itself.
+    pub fn in_room(self) -> Grants {
+        Grants {
+            admin: false,
+            invite: false,
+            ..self
+        }
+    }
+
+    /// Whether every grant of `self` is one of `other`'s.
+    pub fn within(self, other: Grants) -> bool {
+        (!self.publish || other.publish)
+            && (!self.subscribe || other.subscribe)
+            && (!self.chat || other.chat)
+            && (!self.admin || other.admin)
+            && (!self.invite || other.invite)
+    }
 }
 
 /// The claims of a Switchyard access token. Unknown claims are ignored, so a backend may add
@@ -165,6 +193,7 @@ impl fmt::Display for Grants {
             (self.subscribe, "subscribe"),
             (self.chat, "chat"),
             (self.admin, "admin"),
+            (self.invite, "invite"),
         ]
         .into_iter()
         .filter_map(|(granted, name)| granted.then_some(name))
@@ -186,6 +215,17 @@ pub struct Access {
     pub name: Option<String>,
     /// What the participant may do.
     pub grants: Grants,
+    /// When the token expires, in seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+/// What a token that verified admits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// One person, by a token of its own.
+    Person(Access),
+    /// Whoever holds an invite link: the server makes the person's identity.
+    Invite(InviteClaims),
 }
 
 /// Why an API token was refused.
@@ -313,8 +353,18 @@ impl TokenKey {
         self
     }
 
-    /// Signs `claims`.
-    pub fn mint(&self, claims: &Claims) -> Result<String, MintError> {
+    /// The longest a token may be valid.
+    pub fn max_lifetime(&self) -> Duration {
+        self.validity.max_lifetime
+    }
+
+    /// The slack given to the clocks.
+    pub fn leeway(&self) -> Duration {
+        self.validity.leeway
+    }
+
+    /// Signs `claims` ([`Claims`] or [`InviteClaims`]).
+    pub fn mint(&self, claims: &impl Serialize) -> Result<String, MintError> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
             .map_err(|error| MintError(error.to_string()))
     }
@@ -331,6 +381,43 @@ impl TokenKey {
     /// that make it valid now ([`Validity`]); this room; a usable identity and name.
     pub fn verify_at(&self, token: &str, room: &str, now: u64) -> Result<Access, TokenError> {
         let claims = self.verified_claims(token, now)?;
+        Self::admit_person(claims, room)
+    }
+
+    /// Checks `token` for `room` now, as a person's token or an invite link's: see
+    /// [`TokenKey::admit_at`].
+    pub fn admit(&self, token: &str, room: &str) -> Result<Admission, TokenError> {
+        self.admit_at(token, room, unix_seconds(SystemTime::now()))
+    }
+
+    /// Checks `token` for `room` at `now`: a person's token as [`TokenKey::verify_at`] does,
+    /// or an invite link's (its `invite_link` claim says so), whose header, signature, times
+    /// and room are checked the same way, and whose claims must be an invite's
+    /// ([`InviteClaims::check`]). Whether it has joins left is not its business.
+    pub fn admit_at(&self, token: &str, room: &str, now: u64) -> Result<Admission, TokenError> {
+        let object = self.verified_object(token)?;
+        if !object.contains_key(INVITE_MARKER) {
+            let claims = self.person_claims(object, now)?;
+            return Self::admit_person(claims, room).map(Admission::Person);
+        }
+        let invite: InviteClaims = serde_path_to_error::deserialize(Value::Object(object))
+            .map_err(|error| TokenError::Invalid(format!("its claims: {error}")))?;
+        self.validity
+            .check_times(invite.exp, invite.iat, invite.nbf, now)?;
+        if invite.room != room {
+            return Err(TokenError::WrongRoom {
+                token_room: invite.room,
+                room: room.to_owned(),
+            });
+        }
+        invite
+            .check()
+            .map_err(|error| TokenError::Invalid(error.to_string()))?;
+        Ok(Admission::Invite(invite))
+    }
+
+    /// The access that verified `claims` give in `room`.
+    fn admit_person(claims: Claims, room: &str) -> Result<Access, TokenError> {
         if claims.room != room {
             return Err(TokenError::WrongRoom {
                 token_room: claims.room,
@@ -344,6 +431,7 @@ impl TokenKey {
             identity: claims.sub,
             name,
             grants: claims.grants,
+            expires_at: claims.exp,
         })
     }
 
@@ -358,9 +446,29 @@ impl TokenKey {
         }
     }
 
-    /// The claims of `token`, if it is a JWT signed with this key, well formed, and valid at
-    /// `now` (see [`TokenKey::verify_at`]).
+    /// The claims of `token`, if it is a person's JWT signed with this key, well formed, and
+    /// valid at `now` (see [`TokenKey::verify_at`]).
     fn verified_claims(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        let object = self.verified_object(token)?;
+        if object.contains_key(INVITE_MARKER) {
+            return Err(TokenError::Invalid(
+                "it is an invite link's token, which only admits to its room".to_owned(),
+            ));
+        }
+        self.person_claims(object, now)
+    }
+
+    /// A person's claims from a verified object, their times checked at `now`.
+    fn person_claims(&self, object: Map<String, Value>, now: u64) -> Result<Claims, TokenError> {
+        let claims: Claims = serde_path_to_error::deserialize(Value::Object(object))
+            .map_err(|error| TokenError::Invalid(format!("its claims: {error}")))?;
+        self.validity.check(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// The claims of `token` as a JSON object, if it is a JWT signed with this key whose header
+    /// and claims are sound and name no audience; its times are not looked at yet.
+    fn verified_object(&self, token: &str) -> Result<Map<String, Value>, TokenError> {
         let compact = Compact::split(token)?;
         compact.check_header()?;
         let signature_matches = jsonwebtoken::crypto::verify(
@@ -379,9 +487,6 @@ impl TokenKey {
                 "it names an audience (`aud`), and this server is in none".to_owned(),
             ));
         }
-        let claims: Claims = serde_path_to_error::deserialize(Value::Object(claims))
-            .map_err(|error| TokenError::Invalid(format!("its claims: {error}")))?;
-        self.validity.check(&claims, now)?;
         Ok(claims)
     }
 }
@@ -450,6 +555,7 @@ mod tests {
             subscribe: true,
             chat: true,
             admin: false,
+            invite: false,
         };
         let token = key().mint(&claims).unwrap();
         assert_eq!(
@@ -458,6 +564,7 @@ mod tests {
                 identity: "ada".to_owned(),
                 name: Some("Ada Lovelace".to_owned()),
                 grants: claims.grants,
+                expires_at: claims.exp,
             })
         );
     }
@@ -526,6 +633,7 @@ mod tests {
                 subscribe: true,
                 chat: false,
                 admin: false,
+                invite: false,
             }
         );
         assert_eq!(access.name, None);
@@ -693,6 +801,55 @@ mod tests {
             let problem = invalid_because(&sign_claims(&bad));
             assert!(problem.contains(claim), "{bad}: {problem}");
         }
+    }
+
+    #[test]
+    fn an_invite_token_admits_as_an_invite_only() {
+        let invite = InviteClaims::new(
+            "standup",
+            Grants::ALL,
+            2,
+            SystemTime::now(),
+            Duration::from_secs(60),
+        );
+        let token = key().mint(&invite).unwrap();
+        assert_eq!(
+            key().admit(&token, "standup"),
+            Ok(Admission::Invite(invite.clone()))
+        );
+        assert!(matches!(
+            key().admit(&token, "other"),
+            Err(TokenError::WrongRoom { .. })
+        ));
+        assert!(invalid_because(&token).contains("invite link"));
+        assert!(matches!(
+            key().verify_admin(&token),
+            Err(AdminTokenError::Invalid(TokenError::Invalid(_)))
+        ));
+        let mut expired = invite.clone();
+        expired.exp = now() - 3600;
+        expired.iat = Some(now() - 3660);
+        assert!(matches!(
+            key().admit(&key().mint(&expired).unwrap(), "standup"),
+            Err(TokenError::Expired { .. })
+        ));
+        let mut too_long = invite.clone();
+        too_long.exp = now() + 48 * 3600;
+        assert!(matches!(
+            key().admit(&key().mint(&too_long).unwrap(), "standup"),
+            Err(TokenError::TooLong { .. })
+        ));
+        let mut admin = invite;
+        admin.grants.admin = true;
+        assert!(matches!(
+            key().admit(&key().mint(&admin).unwrap(), "standup"),
+            Err(TokenError::Invalid(problem)) if problem.contains("`publish`, `subscribe` and `chat` only")
+        ));
+        let person = key().mint(&claims(Duration::from_secs(60))).unwrap();
+        assert!(matches!(
+            key().admit(&person, "standup"),
+            Ok(Admission::Person(Access { identity, .. })) if identity == "ada"
+        ));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! [`crate::net::admission`], [`origin`], [`unjoined`]).
 //!
 //! With `http.internal_listen` set, the routes are split between two listeners
-//! ([`Surface`]): operators' routes (`/metrics`, everything under `/api/`) on the internal
-//! address only, the rest on the public one.
+//! ([`Surface`]): operators' routes (`/metrics`, everything under `/api/` but a participant's
+//! `POST /api/rooms/{room}/invite`) on the internal address only, the rest on the public one.
 
 mod idle;
 pub mod origin;
@@ -29,10 +29,12 @@ use crate::{ServerContext, metrics};
 pub enum Surface {
     /// Every route: the one listener of a server without an internal address.
     Everything,
-    /// The public listener beside an internal one: the client, `/ws` and `/healthz`;
-    /// `/metrics` and `/api/...` answer 404.
+    /// The public listener beside an internal one: the client, `/ws`, `/healthz` and a
+    /// participant's `POST /api/rooms/{room}/invite`; `/metrics` and the rest of `/api/...`
+    /// answer 404.
     Public,
-    /// The internal listener: `/metrics`, `/api/...` and `/healthz`; anything else is 404.
+    /// The internal listener: `/metrics`, `/api/...` (a participant's invite call included)
+    /// and `/healthz`; anything else is 404.
     Internal,
 }
 
@@ -59,14 +61,18 @@ pub fn router(context: Arc<ServerContext>, surface: Surface) -> Router {
             .fallback_service(context.config.client.router()),
         Surface::Internal => health
             .merge(internal_routes())
+            .merge(crate::api::participant_router())
             .with_state(context)
             .fallback(not_found),
     }
 }
 
-/// What browsers use: the signaling socket (the client's files are the fallback).
+/// What browsers use: the signaling socket and the participants' invite links (the client's
+/// files are the fallback).
 fn public_routes() -> Router<Arc<ServerContext>> {
-    Router::new().route("/ws", get(websocket))
+    Router::new()
+        .route("/ws", get(websocket))
+        .merge(crate::api::participant_router())
 }
 
 /// What operators and monitoring use: the metrics, the live counts (the same numbers as the

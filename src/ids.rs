@@ -216,3 +216,27 @@ impl fmt::Display for EventId {
         f.write_str(&self.0)
     }
 }
+
+/// An invite link (`IN_` and sixteen hex digits when the server makes it): the server counts
+/// the joins made with each.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct InviteId(String);
+
+impl InviteId {
+    /// A fresh, random id.
+    pub fn random() -> Self {
+        Self(format!("IN_{:016x}", rand::random::<u64>()))
+    }
+
+    /// The id as the token carries it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InviteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

@@ -37,7 +37,7 @@ pub use config::Config;
 use config::MediaTransport;
 pub use metrics::{Counts, Metrics};
 
-use crate::auth::{TokenKey, WeakKey};
+use crate::auth::{InviteUses, TokenKey, WeakKey};
 use crate::drain::Drain;
 use crate::engine::{Engine, EngineConfig};
 use crate::file_limit::FileLimit;
@@ -61,6 +61,8 @@ pub struct ServerContext {
     pub engine: Engine,
     /// The key access tokens are checked with; `None` runs the server open.
     pub token_key: Option<TokenKey>,
+    /// The joins each invite link has made.
+    pub invite_uses: InviteUses,
     /// The configuration the server started with.
     pub config: Config,
     /// Graceful shutdown: begun by [`RunningServer::shutdown`], watched by every session.
@@ -170,6 +172,7 @@ impl Server {
             metrics,
             engine,
             token_key,
+            invite_uses: InviteUses::default(),
             config,
             drain: Drain::default(),
         });

@@ -30,8 +30,8 @@ enum Command {
 }
 
 /// `switchyard token`: with none of --publish, --subscribe and --chat, the token grants all
-/// three; with any of them, only those given. `--admin` mints a token for the room service
-/// API instead (`/api/`), granting `admin` only.
+/// three; with any of them, only those given. `--invite` adds the `invite` grant to them.
+/// `--admin` mints a token for the room service API instead (`/api/`), granting `admin` only.
 #[derive(Debug, Args)]
 struct TokenArgs {
     /// The room the token admits to (with --admin, not looked at; `api` by default).
@@ -43,7 +43,7 @@ struct TokenArgs {
     identity: Option<String>,
     /// Grant the room service API (`/api/`) only: list rooms and participants, remove, mute,
     /// close.
-    #[arg(long, conflicts_with_all = ["publish", "subscribe", "chat"])]
+    #[arg(long, conflicts_with_all = ["publish", "subscribe", "chat", "invite"])]
     admin: bool,
     /// The display name; without it, the name the client sends is used.
     #[arg(long)]
@@ -57,6 +57,9 @@ struct TokenArgs {
     /// Grant sending chat messages.
     #[arg(long)]
     chat: bool,
+    /// Grant asking the server for invite links to the room (beside the other grants).
+    #[arg(long)]
+    invite: bool,
     /// How long the token is valid, in seconds.
     #[arg(long, default_value_t = 6 * 3600)]
     ttl: u64,
@@ -206,9 +209,13 @@ fn mint_token(args: TokenArgs) -> ExitCode {
             subscribe: args.subscribe,
             chat: args.chat,
             admin: false,
+            invite: args.invite,
         }
     } else {
-        Grants::ALL
+        Grants {
+            invite: args.invite,
+            ..Grants::ALL
+        }
     };
     let now = SystemTime::now();
     let mut claims = Claims::new(

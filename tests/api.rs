@@ -438,6 +438,8 @@ async fn the_openapi_document_lists_every_call() {
             "/api/rooms/{room}/participants/{participant}/tracks/{track}/mute",
             "post",
         ),
+        ("/api/invites", "post"),
+        ("/api/rooms/{room}/invite", "post"),
     ];
     for (path, method) in expected {
         assert!(

@@ -178,6 +178,7 @@ async fn tokens_minted_elsewhere_admit_each_participant_to_their_room() {
             subscribe: true,
             chat: false,
             admin: false,
+            invite: false,
         };
         let claims = Claims::new(
             "standup",

@@ -122,6 +122,7 @@ async fn each_flawed_token_is_refused_with_its_own_error_and_changes_nothing() {
             subscribe: true,
             chat: true,
             admin: false,
+            invite: false,
         },
     );
     good.name = Some("Ada Lovelace".to_owned());
@@ -151,6 +152,7 @@ async fn without_publish_the_tracks_are_refused_and_receiving_works() {
         subscribe: true,
         chat: true,
         admin: false,
+        invite: false,
     };
     // The viewer tries to publish anyway.
     let viewer = join(
@@ -222,6 +224,7 @@ async fn without_subscribe_nothing_is_received_and_publishing_works() {
         subscribe: false,
         chat: true,
         admin: false,
+        invite: false,
     };
     let presenter = join(
         &server,
@@ -295,6 +298,7 @@ async fn without_chat_messages_are_refused_and_the_room_is_still_heard() {
         subscribe: true,
         chat: false,
         admin: false,
+        invite: false,
     };
     let quiet = join(
         &server,

@@ -82,6 +82,7 @@ impl Seat<'_> {
             subscribe: true,
             chat: false,
             admin: false,
+            invite: false,
         }
     }
 }
@@ -248,6 +249,7 @@ mod tests {
                 subscribe: true,
                 chat: false,
                 admin: false,
+                invite: false,
             };
             key.mint(&Claims::new(
                 room,

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -27,7 +28,7 @@ impl FromRequestParts<Arc<ServerContext>> for Admin {
         context: &Arc<ServerContext>,
     ) -> Result<Self, Self::Rejection> {
         let key = context.token_key.as_ref().ok_or(ApiError::Disabled)?;
-        let token = bearer_token(parts)?;
+        let token = bearer_token(&parts.headers)?;
         match key.verify_admin(token) {
             Ok(identity) => Ok(Admin { identity }),
             Err(AdminTokenError::NotAdmin) => Err(ApiError::NotAdmin),
@@ -37,9 +38,8 @@ impl FromRequestParts<Arc<ServerContext>> for Admin {
 }
 
 /// The token of an `Authorization: Bearer` header.
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts
-        .headers
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
         .get(AUTHORIZATION)
         .ok_or(ApiError::TokenMissing)?
         .to_str()
@@ -61,23 +61,23 @@ mod tests {
 
     use super::*;
 
-    fn parts(authorization: Option<&str>) -> Parts {
+    fn headers(authorization: Option<&str>) -> HeaderMap {
         let mut request = Request::builder();
         if let Some(value) = authorization {
             request = request.header(AUTHORIZATION, value);
         }
-        request.body(()).unwrap().into_parts().0
+        request.body(()).unwrap().into_parts().0.headers
     }
 
     #[test]
     fn only_a_bearer_header_with_a_token_is_read() {
-        assert_eq!(bearer_token(&parts(Some("Bearer abc"))), Ok("abc"));
-        assert_eq!(bearer_token(&parts(Some("bearer abc"))), Ok("abc"));
-        assert_eq!(bearer_token(&parts(None)), Err(ApiError::TokenMissing));
+        assert_eq!(bearer_token(&headers(Some("Bearer abc"))), Ok("abc"));
+        assert_eq!(bearer_token(&headers(Some("bearer abc"))), Ok("abc"));
+        assert_eq!(bearer_token(&headers(None)), Err(ApiError::TokenMissing));
         for bad in ["Basic abc", "Bearer", "Bearer  ", "abc"] {
             assert!(
                 matches!(
-                    bearer_token(&parts(Some(bad))),
+                    bearer_token(&headers(Some(bad))),
                     Err(ApiError::TokenInvalid(_))
                 ),
                 "{bad}"

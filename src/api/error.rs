@@ -45,6 +45,23 @@ pub enum ApiError {
     /// The request body is not what the call takes.
     #[error("the request body: {0}")]
     InvalidBody(String),
+    /// The invite asked for is out of bounds.
+    #[error("the invite: {0}")]
+    InvalidInvite(String),
+    /// A participant's token for another room than the one the call names.
+    #[error("the bearer token is not for this room: {0}")]
+    WrongRoom(String),
+    /// A participant's token that does not grant `invite`.
+    #[error(
+        "the bearer token does not grant `invite`: ask for an access link that lets you invite people"
+    )]
+    InviteNotGranted,
+    /// An invite that would grant what the inviter's token does not.
+    #[error("an invite may not grant `{0}`, which the bearer token does not grant")]
+    GrantNotHeld(&'static str),
+    /// The server failed.
+    #[error("the server failed: {0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -59,6 +76,11 @@ impl ApiError {
             ApiError::UnknownParticipant { .. } => (StatusCode::NOT_FOUND, "unknown_participant"),
             ApiError::UnknownTrack { .. } => (StatusCode::NOT_FOUND, "unknown_track"),
             ApiError::InvalidBody(_) => (StatusCode::BAD_REQUEST, "invalid_body"),
+            ApiError::InvalidInvite(_) => (StatusCode::BAD_REQUEST, "invalid_invite"),
+            ApiError::WrongRoom(_) => (StatusCode::FORBIDDEN, "token_wrong_room"),
+            ApiError::InviteNotGranted => (StatusCode::FORBIDDEN, "invite_not_granted"),
+            ApiError::GrantNotHeld(_) => (StatusCode::FORBIDDEN, "grant_not_held"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }

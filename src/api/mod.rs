@@ -1,10 +1,13 @@
 //! The room service API under `/api/`: rooms, their participants, removing and muting them,
-//! closing rooms. JSON over HTTP, for operators and applications; every call needs a bearer
-//! token granting `admin` ([`auth`]), and the API is off on a server without a token key.
+//! closing rooms, invite links. JSON over HTTP, for operators and applications; every call
+//! needs a bearer token granting `admin` ([`auth`]), but for the one that lets a participant
+//! invite people to its own room with its own token ([`invites`]). The API is off on a server
+//! without a token key.
 //! Its OpenAPI document ([`openapi`]) is generated from the handlers.
 
 pub mod auth;
 pub mod error;
+pub mod invites;
 pub mod openapi;
 pub mod participants;
 pub mod rooms;
@@ -32,5 +35,12 @@ pub fn router() -> Router<Arc<ServerContext>> {
             "/api/rooms/{room}/participants/{participant}/tracks/{track}/mute",
             post(participants::mute),
         )
+        .route("/api/invites", post(invites::create))
         .route("/api/openapi.json", get(openapi::document))
+}
+
+/// The API's one route for participants rather than operators, served on the public listener
+/// too: a participant's browser asks it for an invite link to its own room ([`invites`]).
+pub fn participant_router() -> Router<Arc<ServerContext>> {
+    Router::new().route("/api/rooms/{room}/invite", post(invites::create_for_room))
 }

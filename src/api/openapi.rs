@@ -4,15 +4,17 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{error, participants, rooms};
+use crate::api::{error, invites, participants, rooms};
 
 /// The document's root.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Switchyard room service API",
-        description = "Rooms and participants of a Switchyard server. Every call needs \
-                       `Authorization: Bearer <token>` with a token granting `admin`."
+        description = "Rooms, participants and invite links of a Switchyard server. Every call \
+                       needs `Authorization: Bearer <token>` with a token granting `admin`, but \
+                       `POST /api/rooms/{room}/invite`, which takes a participant's own token \
+                       for the room granting `invite`."
     ),
     paths(
         rooms::list,
@@ -20,6 +22,8 @@ use crate::api::{error, participants, rooms};
         participants::list,
         participants::remove,
         participants::mute,
+        invites::create,
+        invites::create_for_room,
     ),
     components(schemas(
         rooms::RoomList,
@@ -29,6 +33,10 @@ use crate::api::{error, participants, rooms};
         participants::TrackEntry,
         participants::MuteRequest,
         participants::MuteState,
+        invites::InviteRequest,
+        invites::RoomInviteRequest,
+        invites::InviteGrants,
+        invites::InviteLink,
         error::ErrorBody,
         error::ErrorDetail,
     )),

@@ -24,27 +24,36 @@ impl Validity {
     /// `max_lifetime` (and the leeway). When `iat` is there, `exp - iat` is checked too, so a
     /// token minted to last too long is refused from its first use, not only early in its life.
     pub fn check(&self, claims: &Claims, now: u64) -> Result<(), TokenError> {
+        self.check_times(claims.exp, claims.iat, claims.nbf, now)
+    }
+
+    /// Checks the times `exp`, `iat` and `nbf` of any token at `now`, as [`Validity::check`].
+    pub fn check_times(
+        &self,
+        exp: u64,
+        iat: Option<u64>,
+        nbf: Option<u64>,
+        now: u64,
+    ) -> Result<(), TokenError> {
         let leeway = self.leeway.as_secs();
         let max = self.max_lifetime.as_secs();
-        if claims.exp.saturating_add(leeway) < now {
-            return Err(TokenError::Expired {
-                expired_at: claims.exp,
-            });
+        if exp.saturating_add(leeway) < now {
+            return Err(TokenError::Expired { expired_at: exp });
         }
-        for (claim, at) in [("nbf", claims.nbf), ("iat", claims.iat)] {
+        for (claim, at) in [("nbf", nbf), ("iat", iat)] {
             if let Some(at) = at.filter(|&at| at > now.saturating_add(leeway)) {
                 return Err(TokenError::NotYetValid { claim, at });
             }
         }
-        if let Some(iat) = claims.iat
-            && claims.exp.saturating_sub(iat) > max
+        if let Some(iat) = iat
+            && exp.saturating_sub(iat) > max
         {
             return Err(TokenError::TooLong {
-                seconds: claims.exp.saturating_sub(iat),
+                seconds: exp.saturating_sub(iat),
                 max,
             });
         }
-        let remaining = claims.exp.saturating_sub(now);
+        let remaining = exp.saturating_sub(now);
         if remaining > max.saturating_add(leeway) {
             return Err(TokenError::TooLong {
                 seconds: remaining,

@@ -74,7 +74,8 @@ pub static KEYS: &[Key] = &[
         help: "Address of a second, plain HTTP listener for operators and monitoring: when \
                set, /metrics and everything under /api/ (counts, the room service API, its \
                OpenAPI document) are served only there, and http.listen answers them with \
-               404; /healthz answers on both. Keep it off the internet (127.0.0.1, or a \
+               404, but a participant's POST /api/rooms/{room}/invite, which browsers make; \
+               /healthz answers on both. Keep it off the internet (127.0.0.1, or a \
                private network your Prometheus reaches). Default: none, and http.listen \
                serves everything.",
         kind: Kind::Text,

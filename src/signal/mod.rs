@@ -1,5 +1,6 @@
 //! WebSocket signaling: the wire protocol and the session that speaks it.
 
+mod admit;
 pub mod closing;
 pub mod liveness;
 pub mod outbox;

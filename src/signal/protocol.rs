@@ -109,6 +109,10 @@ pub enum ServerMessage {
         name: String,
         /// What this participant may do.
         grants: Grants,
+        /// For a participant that joined by an invite link: an access token of its own, to
+        /// rejoin with as the same person without using the invite again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
         /// Everybody else already in the room.
         participants: Vec<ParticipantInfo>,
         /// ICE servers the client should configure its `RTCPeerConnection` with.
@@ -341,6 +345,8 @@ pub enum ErrorCode {
     TokenExpired,
     /// The access token is for another room.
     TokenWrongRoom,
+    /// The invite link has admitted as many joins as it allows.
+    InviteUsedUp,
     /// The participant's token does not grant `publish`: its offer's tracks were refused.
     PublishNotAllowed,
     /// The participant's token does not grant `chat`.
@@ -639,7 +645,9 @@ mod tests {
                 subscribe: true,
                 chat: true,
                 admin: false,
+                invite: false,
             },
+            token: None,
             participants: vec![],
             ice_servers: vec![IceServer {
                 urls: vec!["turn:turn.example.org:3478".into()],

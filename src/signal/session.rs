@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info};
 
 use crate::ServerContext;
-use crate::auth::{Access, Grants, TokenError};
+use crate::auth::{Grants, TokenError};
 use crate::drain::SessionGuard;
 use crate::engine::ConnectionHandle;
 use crate::http::unjoined::UnjoinedGuard;
@@ -29,6 +29,7 @@ use crate::metrics::{Gauge, GaugeGuard};
 use crate::room::{JoinRefusal, Newcomer, Room, RoomEvent};
 use crate::rtc::connection::{MediaError, Notice};
 use crate::rtc::negotiation::ANSWER_TIMEOUT;
+use crate::signal::admit;
 use crate::signal::closing::{Ending, FLUSH_TIMEOUT, Overdue};
 use crate::signal::liveness::{Due, Liveness};
 use crate::signal::outbox::{Outbox, Unreachable};
@@ -390,36 +391,28 @@ impl Session {
             MessageError::Refused(ErrorCode::InvalidName, problem.to_string())
         })?;
         let context = Arc::clone(&self.context);
-        let access = match &context.token_key {
-            // An open server: everybody may do everything, and a token is not looked at.
-            None => None,
-            Some(key) => {
-                let token = token.ok_or(TokenError::Missing)?;
-                Some(key.verify(&token, &room)?)
-            }
-        };
-        let (identity, name, grants) = match access {
-            None => (None, name, Grants::ALL),
-            Some(Access {
-                identity,
-                name: token_name,
-                grants,
-            }) => (Some(identity), token_name.unwrap_or(name), grants),
-        };
+        let admitted = admit::admit(&context, &room, name, token)?;
+        let (identity, name, grants) = (
+            admitted.identity.clone(),
+            admitted.name.clone(),
+            admitted.grants,
+        );
         let id = ParticipantId::random();
         let info = ParticipantInfo {
             id: id.clone(),
             name: name.clone(),
         };
         let (events, room_events) = mpsc::unbounded_channel();
-        let (room, snapshot) = context.registry.join(
+        let joining = context.registry.join(
             &room,
             Newcomer {
                 info,
                 identity: identity.clone(),
                 events,
             },
-        )?;
+        );
+        let (room, snapshot) = joining.inspect_err(|_| admit::give_back(&context, &admitted))?;
+        let guest_token = admit::guest_token(&context, room.name(), &admitted);
         let span = tracing::Span::current();
         span.record("room", room.name());
         span.record("participant", id.as_str());
@@ -445,6 +438,7 @@ impl Session {
             room: room.name().to_owned(),
             name,
             grants,
+            token: guest_token,
             participants: snapshot.participants,
             ice_servers: crate::turn::ice_servers(
                 &context.config.ice,
@@ -729,7 +723,7 @@ impl Session {
 }
 
 /// A client message that could not be applied.
-enum MessageError {
+pub(crate) enum MessageError {
     /// Refuse it with an `error`; the session goes on.
     Refused(ErrorCode, String),
     /// End the session.
