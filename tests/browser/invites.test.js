@@ -1,7 +1,7 @@
 // Invite links under access control: a page whose token grants `invite` clicks Invite and gets
 // an invite link from the server on its clipboard; a second page opened with that link joins the
 // same room as a new person, and each sees and hears the other. A page whose token lacks the
-// grant says that inviting needs it.
+// grant says that inviting needs it. On an open server the button copies the room's link.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -12,6 +12,9 @@ import {
 } from './harness.js';
 
 const KEY = 'the-browser-invite-tests-key-0123456789';
+// The clipboard needs permissions; a context given a list of permissions has those only, and
+// without camera and microphone among them the page's media connection never starts.
+const PERMISSIONS = ['camera', 'microphone', 'clipboard-read', 'clipboard-write'];
 
 describe('invite links in the browser client', () => {
   let server;
@@ -31,7 +34,7 @@ describe('invite links in the browser client', () => {
     const token = await mintToken(KEY, { room: 'offsite', identity: 'ada', name: 'Ada', grants: ['invite'] });
     const ada = await joinRoom(browser, server, {
       params: { token },
-      permissions: ['clipboard-read', 'clipboard-write'],
+      permissions: PERMISSIONS,
     });
     assert.equal(await ada.evaluate(() => window.switchyard.call.grants.invite), true);
 
@@ -70,7 +73,7 @@ describe('invite links in the browser client', () => {
     const token = await mintToken(KEY, { room: 'offsite', identity: 'bob', name: 'Bob' });
     const bob = await joinRoom(browser, server, {
       params: { token },
-      permissions: ['clipboard-read', 'clipboard-write'],
+      permissions: PERMISSIONS,
     });
     await bob.evaluate(() => navigator.clipboard.writeText('untouched'));
     await bob.getByRole('button', { name: 'Invite' }).click();
@@ -79,5 +82,30 @@ describe('invite links in the browser client', () => {
     assert.equal(await bob.evaluate(() => navigator.clipboard.readText()), 'untouched', 'no link that could not admit anybody');
     assert.deepEqual(bob.errors.map(String), []);
     await bob.context().close();
+  });
+});
+
+describe('the Invite button on an open server', () => {
+  let server;
+  let browser;
+
+  before(async () => {
+    server = await startServer('invites-open');
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('copies the room\'s link, which admits anybody there', async () => {
+    const page = await joinRoom(browser, server, { room: 'open-room', name: 'Cy', permissions: PERMISSIONS });
+    await page.getByRole('button', { name: 'Invite' }).click();
+    await page.locator('#status', { hasText: 'Link copied' }).waitFor({ timeout: 10_000 });
+    const copied = new URL(await page.evaluate(() => navigator.clipboard.readText()));
+    assert.equal(copied.origin, new URL(server.url).origin);
+    assert.deepEqual([...copied.searchParams], [['room', 'open-room']]);
+    assert.deepEqual(page.errors.map(String), []);
   });
 });
