@@ -43,6 +43,9 @@ impl Connection {
     /// Records how the client shows the videos it receives, and reallocates at once. Views of
     /// tracks it does not receive are ignored: a track may end while its view travels.
     pub fn set_views(&mut self, views: Vec<ViewRequest>, now: Instant) {
+        if let Some(last) = views.iter().rev().find(|request| request.view.visible) {
+            self.last_tile = Some(last.view);
+        }
         for request in views {
             if let Some(subscription) = self.subscriptions.values_mut().find(|subscription| {
                 let info = subscription.publication.info();

@@ -208,6 +208,10 @@ pub struct Connection {
     pub(crate) allocation_due: Option<Instant>,
     /// The room's active speaker.
     pub(crate) active_speaker: Option<ParticipantId>,
+    /// The latest visible tile the client reported: a new video starts at that size, as tiles
+    /// of one grid are alike, rather than at the largest layer and a switch once its own
+    /// `view` comes.
+    pub(crate) last_tile: Option<crate::media::allocation::View>,
     /// When the publisher's wanted layers are next gathered; `None` without simulcast tracks.
     pub(crate) layer_control_due: Option<Instant>,
     pub(crate) retiring: Vec<Slot>,
@@ -268,6 +272,7 @@ impl Connection {
             downlink: Downlink::default(),
             allocation_due: None,
             active_speaker: None,
+            last_tile: None,
             layer_control_due: None,
             retiring: Vec::new(),
             by_ssrc: HashMap::new(),

@@ -132,7 +132,7 @@ impl Connection {
                     slot,
                     mid: Mid::default(),
                     active: None,
-                    view: View::default(),
+                    view: self.last_tile.unwrap_or_default(),
                     paused: false,
                     keyframe_asked: None,
                 },
