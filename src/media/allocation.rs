@@ -23,6 +23,7 @@
 //! 4. A layer no higher than the one being forwarded counts at [`KEEP_FACTOR`] of its rate,
 //!    so an estimate that wavers around a layer's rate does not switch it back and forth
 //!    (each switch costs a keyframe).
+//! 5. With [`Limit::OneStep`], no video goes more than one layer above the one it is forwarded.
 //!
 //! When there is a budget at all is `media::downlink`'s to say.
 
@@ -97,6 +98,17 @@ pub struct Decision {
     pub paused: bool,
 }
 
+/// What limits an allocation: `media::downlink` says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Every video gets the layer its tile wants.
+    None,
+    /// As `None`, but no video goes more than one layer up at once.
+    OneStep,
+    /// At most this many bits per second.
+    Budget(u64),
+}
+
 /// What the candidates are being sent now: each one's current layer, at its measured rate.
 pub fn sending(candidates: &[Candidate]) -> u64 {
     candidates
@@ -112,11 +124,15 @@ pub fn sending(candidates: &[Candidate]) -> u64 {
         .sum()
 }
 
-/// Shares `budget` bits per second (`None`: no limit) among `candidates`, one decision each, in
-/// their order; see the module documentation.
-pub fn allocate(budget: Option<u64>, candidates: &[Candidate]) -> Vec<Decision> {
-    let plans: Vec<Plan> = candidates.iter().map(Plan::new).collect();
-    let Some(budget) = budget else {
+/// Shares what `limit` allows among `candidates`, one decision each, in their order; see the
+/// module documentation.
+pub fn allocate(limit: Limit, candidates: &[Candidate]) -> Vec<Decision> {
+    let one_step = limit == Limit::OneStep;
+    let plans: Vec<Plan> = candidates
+        .iter()
+        .map(|candidate| Plan::new(candidate, one_step))
+        .collect();
+    let Limit::Budget(budget) = limit else {
         return plans.iter().map(|plan| plan.decision(plan.best)).collect();
     };
     let mut order: Vec<usize> = (0..candidates.len()).collect();
@@ -184,7 +200,7 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(candidate: &Candidate) -> Self {
+    fn new(candidate: &Candidate, one_step: bool) -> Self {
         let ordered = quality_order(&candidate.layers);
         let wanted = wanted_layer(&ordered, candidate.view);
         let Some(wanted) = wanted else {
@@ -219,6 +235,14 @@ impl Plan {
             };
         };
         let current_rank = candidate.current.map(|current| rank(&ordered, current));
+        // Rule 5: at most the first arriving layer above the one forwarded.
+        let up_to = match current_rank {
+            Some(current) if one_step => arriving[..=up_to]
+                .iter()
+                .position(|layer| rank(&ordered, layer.index) > current)
+                .map_or(up_to, |above| above.min(up_to)),
+            _ => up_to,
+        };
         let arriving = arriving[..=up_to]
             .iter()
             .map(|layer| {
@@ -352,7 +376,7 @@ mod tests {
             ..View::default()
         };
         let allocation = allocate(
-            None,
+            Limit::None,
             &[
                 candidate(sized(300, 170)),
                 candidate(sized(600, 338)),
@@ -368,7 +392,7 @@ mod tests {
         let hidden = allocation[4];
         assert_eq!((hidden.wanted, hidden.paused), (None, false));
         // A tall narrow tile crops the picture: it takes the layer as tall as the tile.
-        let tall = allocate(None, &[candidate(sized(100, 350))]);
+        let tall = allocate(Limit::None, &[candidate(sized(100, 350))]);
         assert_eq!(targets(&tall), vec![Some(1)]);
     }
 
@@ -376,7 +400,7 @@ mod tests {
     fn a_stopped_layer_is_replaced_by_the_best_below_and_still_wanted() {
         let mut stopped = candidate(View::default());
         stopped.layers[2].arriving = false;
-        let allocation = allocate(None, &[stopped.clone()]);
+        let allocation = allocate(Limit::None, &[stopped.clone()]);
         assert_eq!(allocation[0].target, Some(LayerIndex(1)));
         assert_eq!(allocation[0].wanted, Some(LayerIndex(2)));
         // Only a higher layer arrives: better than nothing.
@@ -384,7 +408,7 @@ mod tests {
         stopped.layers[0].arriving = false;
         stopped.layers[1].arriving = false;
         stopped.layers[2].arriving = true;
-        let allocation = allocate(None, &[stopped]);
+        let allocation = allocate(Limit::None, &[stopped]);
         assert_eq!(allocation[0].target, Some(LayerIndex(2)));
         assert_eq!(allocation[0].wanted, Some(LayerIndex(0)));
     }
@@ -395,7 +419,7 @@ mod tests {
         for layer in &mut quiet.layers {
             layer.arriving = false;
         }
-        let allocation = allocate(Some(10_000), &[quiet]);
+        let allocation = allocate(Limit::Budget(10_000), &[quiet]);
         assert_eq!(allocation[0].target, Some(LayerIndex(1)));
         assert!(!allocation[0].paused);
     }
@@ -410,18 +434,18 @@ mod tests {
         let small = candidate(sized(640, 360));
         let videos = [small.clone(), big.clone(), speaker.clone(), screen.clone()];
         // 150 k each for the screen, the speaker and the big tile; the small tile's does not fit.
-        let allocation = allocate(Some(500_000), &videos);
+        let allocation = allocate(Limit::Budget(500_000), &videos);
         assert_eq!(targets(&allocation), vec![None, Some(0), Some(0), Some(0)]);
         assert!(allocation[0].paused);
         assert_eq!(allocation[0].wanted, Some(LayerIndex(1)));
         // Everybody's lowest layer, then the screen share goes up first.
-        let allocation = allocate(Some(1_000_000), &videos);
+        let allocation = allocate(Limit::Budget(1_000_000), &videos);
         assert_eq!(
             targets(&allocation),
             vec![Some(0), Some(0), Some(0), Some(1)]
         );
         // Plenty: everybody gets what the tile wants.
-        let allocation = allocate(Some(10_000_000), &[small, big, speaker, screen]);
+        let allocation = allocate(Limit::Budget(10_000_000), &[small, big, speaker, screen]);
         assert_eq!(
             targets(&allocation),
             vec![Some(1), Some(2), Some(0), Some(2)]
@@ -431,7 +455,7 @@ mod tests {
     #[test]
     fn every_video_gets_its_lowest_layer_before_any_gets_more() {
         let allocation = allocate(
-            Some(700_000),
+            Limit::Budget(700_000),
             &[
                 candidate(sized(1280, 720)),
                 candidate(sized(1280, 720)),
@@ -446,19 +470,40 @@ mod tests {
     fn the_forwarded_layer_is_kept_while_the_estimate_wavers() {
         let mut watching = candidate(sized(640, 360));
         assert_eq!(
-            targets(&allocate(Some(450_000), &[watching.clone()])),
+            targets(&allocate(Limit::Budget(450_000), &[watching.clone()])),
             vec![Some(0)],
             "500 k does not fit in 450 k"
         );
         watching.current = Some(LayerIndex(1));
         assert_eq!(
-            targets(&allocate(Some(450_000), &[watching.clone()])),
+            targets(&allocate(Limit::Budget(450_000), &[watching.clone()])),
             vec![Some(1)],
             "but what is being forwarded counts at 85 %"
         );
         assert_eq!(
-            targets(&allocate(Some(400_000), &[watching])),
+            targets(&allocate(Limit::Budget(400_000), &[watching])),
             vec![Some(0)]
+        );
+    }
+
+    #[test]
+    fn one_step_at_a_time_after_congestion() {
+        let mut big = candidate(sized(1280, 720));
+        big.current = Some(LayerIndex(0));
+        assert_eq!(
+            targets(&allocate(Limit::OneStep, &[big.clone()])),
+            vec![Some(1)]
+        );
+        big.current = Some(LayerIndex(1));
+        assert_eq!(
+            targets(&allocate(Limit::OneStep, &[big.clone()])),
+            vec![Some(2)]
+        );
+        big.current = None;
+        assert_eq!(
+            targets(&allocate(Limit::OneStep, &[big])),
+            vec![Some(2)],
+            "nothing forwarded yet: nothing to step from"
         );
     }
 
@@ -467,7 +512,7 @@ mod tests {
         let mut single = candidate(sized(640, 360));
         single.layers.truncate(1);
         let layered = candidate(sized(640, 360));
-        let allocation = allocate(Some(100_000), &[single, layered]);
+        let allocation = allocate(Limit::Budget(100_000), &[single, layered]);
         assert_eq!(targets(&allocation), vec![Some(0), None]);
         assert!(!allocation[0].paused && allocation[1].paused);
     }
@@ -495,13 +540,13 @@ mod tests {
         for (index, layer) in reversed.layers.iter_mut().enumerate() {
             layer.index = LayerIndex(index as u8);
         }
-        let allocation = allocate(None, &[reversed.clone()]);
+        let allocation = allocate(Limit::None, &[reversed.clone()]);
         assert_eq!(allocation[0].target, Some(LayerIndex(2)));
         // Without resolutions, the publisher's order.
         for layer in &mut reversed.layers {
             layer.resolution = None;
         }
-        let allocation = allocate(None, &[reversed]);
+        let allocation = allocate(Limit::None, &[reversed]);
         assert_eq!(allocation[0].target, Some(LayerIndex(2)), "the largest");
     }
 }

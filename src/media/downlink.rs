@@ -14,12 +14,18 @@
 //!   link that is full is not pushed over again and again.
 //! - **Held**: not congested, but an upgrade was recently too much. The allocation keeps what it
 //!   has and may grow only within the estimate.
-//! - **Free**: not congested and not held (or no estimate at all). Every video gets the layer
-//!   its tile wants; should that be too much, the next estimate says so within a second or
-//!   two. Going straight to the wanted layers, rather than one step at a time, is what lets an
-//!   enlarged tile get its sharp picture within a second, on the links where it fits.
+//! - **Stepping**: a hold is over, but the link was congested within [`CALM`]. Each video may go
+//!   one layer up, and then the allocation waits [`STEP_GAP`] for the estimate to say whether
+//!   that fitted: a link that takes the middle layer but not the full one settles on the middle
+//!   one instead of freezing on the full one at every try.
+//! - **Free**: not congested, not held, and calm (or no estimate at all). Every video gets the
+//!   layer its tile wants; should that be too much, the next estimate says so within a second
+//!   or two. Going straight to the wanted layers, rather than one step at a time, is what lets
+//!   an enlarged tile get its sharp picture within a second, on the links where it fits.
 
 use std::time::{Duration, Instant};
+
+use crate::media::allocation::Limit;
 
 /// How long an estimate counts; browsers send REMB about once a second.
 pub const ESTIMATE_LIFETIME: Duration = Duration::from_secs(5);
@@ -29,6 +35,8 @@ pub const CONGESTED: f64 = 0.9;
 pub const FIRST_HOLD: Duration = Duration::from_secs(4);
 /// The longest they wait after congestion upon congestion.
 pub const MAX_HOLD: Duration = Duration::from_secs(60);
+/// How long the allocation waits after a step up before the next, while stepping.
+pub const STEP_GAP: Duration = Duration::from_secs(4);
 /// Congestion this long after the last hold ended counts as a first again.
 pub const CALM: Duration = Duration::from_secs(30);
 
@@ -69,10 +77,30 @@ impl Downlink {
         self.estimate = Some(Estimate { bitrate, at: now });
     }
 
-    /// The budget an allocation at `now` must keep to, the subscriber being sent `sending` bits
-    /// per second: the estimate when congested, at least what is sent while held, and `None`
-    /// (no limit) while free.
-    pub fn budget(&mut self, sending: u64, now: Instant) -> Option<u64> {
+    /// What an allocation at `now` must keep to, the subscriber being sent `sending` bits per
+    /// second: the estimate when congested, at least what is sent while held, one step up
+    /// while stepping, and nothing while free.
+    pub fn limit(&mut self, sending: u64, now: Instant) -> Limit {
+        match self.budget(sending, now) {
+            Some(budget) => Limit::Budget(budget),
+            None if self
+                .held_until
+                .is_some_and(|until| now.saturating_duration_since(until) < CALM) =>
+            {
+                Limit::OneStep
+            }
+            None => Limit::None,
+        }
+    }
+
+    /// An allocation while stepping moved a video up: the next step waits [`STEP_GAP`].
+    pub fn stepped(&mut self, now: Instant) {
+        self.held_until = Some(now + STEP_GAP);
+    }
+
+    /// The budget: the estimate when congested, at least what is sent while held, `None`
+    /// otherwise.
+    fn budget(&mut self, sending: u64, now: Instant) -> Option<u64> {
         let estimate = self
             .estimate
             .filter(|estimate| now.saturating_duration_since(estimate.at) < ESTIMATE_LIFETIME)?
@@ -160,6 +188,30 @@ mod tests {
         assert_eq!(downlink.budget(540_000, later), Some(800_000), "held");
         downlink.on_estimate(800_000, start + FIRST_HOLD);
         assert_eq!(downlink.budget(540_000, start + FIRST_HOLD), None, "free");
+    }
+
+    #[test]
+    fn after_a_hold_videos_step_up_one_layer_at_a_time_until_calm() {
+        let start = Instant::now();
+        let mut downlink = Downlink::default();
+        downlink.on_estimate(600_000, start);
+        assert_eq!(downlink.limit(1_500_000, start), Limit::Budget(600_000));
+        let free = start + FIRST_HOLD;
+        downlink.on_estimate(700_000, free);
+        assert_eq!(downlink.limit(540_000, free), Limit::OneStep);
+        downlink.stepped(free);
+        assert_eq!(
+            downlink.limit(540_000, free + MS),
+            Limit::Budget(700_000),
+            "waits for the estimate after a step"
+        );
+        let calm = free + STEP_GAP + CALM;
+        downlink.on_estimate(700_000, calm);
+        assert_eq!(downlink.limit(540_000, calm), Limit::None);
+        // Without any congestion there is no stepping at all.
+        let mut fresh = Downlink::default();
+        fresh.on_estimate(700_000, start);
+        assert_eq!(fresh.limit(540_000, start), Limit::None);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use crate::ids::{LayerIndex, ParticipantId};
-use crate::media::allocation::{Candidate, View, allocate, sending};
+use crate::media::allocation::{Candidate, Limit, View, allocate, sending};
 use crate::rtc::connection::{Connection, Notice};
 use crate::signal::protocol::TrackKind;
 
@@ -113,11 +113,19 @@ impl Connection {
                     .map_or(0, |layer| layer.bitrate)
             })
             .sum();
-        let budget = self
-            .downlink
-            .budget(sending(&candidates) + audio, now)
-            .map(|budget| budget.saturating_sub(audio));
-        let decisions = allocate(budget, &candidates);
+        let limit = match self.downlink.limit(sending(&candidates) + audio, now) {
+            Limit::Budget(budget) => Limit::Budget(budget.saturating_sub(audio)),
+            other => other,
+        };
+        let decisions = allocate(limit, &candidates);
+        if limit == Limit::OneStep
+            && candidates
+                .iter()
+                .zip(&decisions)
+                .any(|(candidate, decision)| steps_up(candidate, decision.target))
+        {
+            self.downlink.stepped(now);
+        }
         let span = self.span.clone();
         for (key, decision) in videos.iter().zip(decisions) {
             let Some(subscription) = self.subscriptions.get_mut(key) else {
@@ -130,7 +138,7 @@ impl Connection {
                     publication = %key,
                     from = ?down.target(),
                     to = ?decision.target,
-                    budget,
+                    ?limit,
                     "a video changes layer"
                 );
                 subscription.keyframe_asked = None;
@@ -209,6 +217,21 @@ impl Connection {
             });
         }
         self.layer_control_due = any.then(|| now + LAYER_CONTROL_INTERVAL);
+    }
+}
+
+/// Whether `target` is a layer above the one `candidate` forwards.
+fn steps_up(candidate: &Candidate, target: Option<LayerIndex>) -> bool {
+    let rate = |index: Option<LayerIndex>| {
+        candidate
+            .layers
+            .iter()
+            .find(|layer| Some(layer.index) == index)
+            .map(|layer| layer.bitrate)
+    };
+    match (rate(candidate.current), rate(target)) {
+        (Some(current), Some(target)) => target > current,
+        _ => false,
     }
 }
 
