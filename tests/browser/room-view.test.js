@@ -199,10 +199,14 @@ describe('the client in a room of many', () => {
     const shown = await reportedAsShown(viewer, 'the publisher\'s tile reported');
     assert.deepEqual(Object.keys(shown), [`${publisherId} ${camera}`], 'the camera, under the track id it was announced with');
     assert.equal(shown[`${publisherId} ${camera}`].visible, true);
-    const before = shown[`${publisherId} ${camera}`].width;
+    const key = `${publisherId} ${camera}`;
+    const before = shown[key].width;
     await viewer.setViewportSize({ width: 1280, height: 800 });
+    // The layout follows the viewport a frame or two later: until it does, the old size is
+    // both what is shown and what was reported.
+    await eventually('the tile to grow', async () => (await tilesAsShown(viewer))[key]?.width > before);
     const larger = await reportedAsShown(viewer, 'the larger tile reported');
-    assert.ok(larger[`${publisherId} ${camera}`].width > before, 'the tile grew, and the server was told');
+    assert.ok(larger[key].width > before, 'the tile grew, and the server was told');
     await viewer.setViewportSize({ width: 960, height: 600 });
     await reportedAsShown(viewer, 'the tile reported again');
   });
