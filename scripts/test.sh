@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Switchyard test on a fresh machine: formatting, lints, unit and integration tests,
 # the deployment files, then the browser client in real Chromium. It installs what it needs
-# first (Rust components, Debian's chromium, janus, coturn, docker-compose and caddy, the
-# browser tests' npm packages), so it is also what CI runs (.ci/run).
+# first (Rust components, Debian's chromium, janus, coturn, redis-server, docker-compose and
+# caddy, the browser tests' npm packages), so it is also what CI runs (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,15 +26,17 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 # Everything that needs the network is installed before the browser tests cut it off.
-step "Debian packages: chromium, janus, coturn, openssl, docker-compose, caddy"
+step "Debian packages: chromium, janus, coturn, redis-server, openssl, docker-compose, caddy"
 # chromium drives the browser tests; janus is what the load test's Janus adapter is tested
 # against (tests/janus.rs); coturn is the TURN server of the relay tests (and of
 # tests/coturn_entrypoint.rs), openssl makes the certificate of the TURN-over-TLS one;
-# docker-compose and caddy check the deployment files.
+# redis-server is the Redis the nodes of the cluster tests share; docker-compose and caddy
+# check the deployment files.
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v janus >/dev/null || missing+=(janus)
 [ -x /usr/bin/turnserver ] || missing+=(coturn)
+command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
 bare=() # installed without recommends: docker-compose would pull in a Docker engine
 command -v docker-compose >/dev/null || bare+=(docker-compose)
@@ -52,10 +54,21 @@ if [ "${#missing[@]}" -gt 0 ] || [ "${#bare[@]}" -gt 0 ]; then
     systemctl is-active --quiet janus 2>/dev/null; then
     as_root systemctl disable --now janus
   fi
+  # So does the redis-server package, on port 6379 (a systemd unit, or its init script on a
+  # machine without systemd); the tests start their own Redis on ports of their own. Stopped
+  # where it can be, and left alone where it cannot: it does not stand in their way.
+  if [[ " ${missing[*]} " == *" redis-server "* ]]; then
+    if command -v systemctl >/dev/null && systemctl is-active --quiet redis-server 2>/dev/null; then
+      as_root systemctl disable --now redis-server || true
+    elif [ -x /etc/init.d/redis-server ] && command -v service >/dev/null; then
+      as_root service redis-server stop >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 /usr/bin/chromium --version 2>/dev/null
 janus --version 2>&1 | sed -n 1p || true
 /usr/bin/turnserver --version 2>/dev/null || true
+redis-server --version
 docker-compose version --short
 caddy version
 
@@ -69,13 +82,18 @@ step "deployment files: docker-compose config, caddy validate"
 secret() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 TOKEN_KEY=$(secret) TURN_SECRET=$(secret) \
   docker-compose --env-file .env.example --file docker-compose.yml config --quiet || status=1
-# With Prometheus and Grafana too.
+# With Prometheus and Grafana too; and with Redis and two nodes, behind Caddy's cluster site.
 TOKEN_KEY=$(secret) TURN_SECRET=$(secret) \
   docker-compose --env-file .env.example --file docker-compose.yml --profile monitoring \
   config --quiet || status=1
-DOMAIN=meet.example.com caddy validate --adapter caddyfile --config deploy/Caddyfile \
-  >"$logs/caddy" 2>&1 || { cat "$logs/caddy"; status=1; }
-[ "$status" -eq 0 ] && echo "docker-compose.yml (with and without --profile monitoring) and deploy/Caddyfile are valid"
+TOKEN_KEY=$(secret) TURN_SECRET=$(secret) CADDYFILE=Caddyfile.cluster \
+  docker-compose --env-file .env.example --file docker-compose.yml --profile cluster \
+  config --quiet || status=1
+for caddyfile in deploy/Caddyfile deploy/Caddyfile.cluster; do
+  DOMAIN=meet.example.com caddy validate --adapter caddyfile --config "$caddyfile" \
+    >"$logs/caddy" 2>&1 || { cat "$logs/caddy"; status=1; }
+done
+[ "$status" -eq 0 ] && echo "docker-compose.yml (alone, with --profile monitoring, with --profile cluster), deploy/Caddyfile and deploy/Caddyfile.cluster are valid"
 
 step "unit and integration tests"
 cargo test --workspace --all-targets 2>&1 | tee "$logs/rust" || status=1

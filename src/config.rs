@@ -20,6 +20,7 @@ pub use load::{ConfigError, Origin};
 
 use crate::client::ClientFiles;
 use crate::http::origin::WebOrigin;
+use crate::ids::NodeId;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -39,6 +40,8 @@ pub struct Config {
     pub signaling: SignalingConfig,
     /// Where room events are POSTed, and how hard the server tries.
     pub webhooks: WebhookConfig,
+    /// The cluster this server is a node of; `None` for a single server.
+    pub cluster: Option<ClusterConfig>,
     /// What is logged, and how.
     pub log: LogConfig,
     /// How long a graceful shutdown may take before connections are cut.
@@ -319,6 +322,32 @@ pub struct WebhookConfig {
     pub queue_events: usize,
 }
 
+/// `[cluster]`: the Redis the nodes share, and how this node is known there.
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// `redis://...`; it may hold a password, so it stays out of logs.
+    pub redis_url: String,
+    /// Where clients reach this node's signaling; `None`: from the bound HTTP address.
+    pub signaling_url: Option<reqwest::Url>,
+    /// This node's name.
+    pub node_id: NodeId,
+    /// How long entries last in Redis unless renewed.
+    pub lease: Duration,
+}
+
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("signaling_url", &self.signaling_url)
+            .field("node_id", &self.node_id)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long cluster entries last unless `cluster.lease_secs` says otherwise.
+pub const DEFAULT_CLUSTER_LEASE: Duration = Duration::from_secs(5);
+
 /// The receivers of the events, and the key they check the signatures with.
 #[derive(Clone)]
 pub struct WebhookTargets {
@@ -416,6 +445,7 @@ impl Default for Config {
             limits: Limits::default(),
             signaling: SignalingConfig::default(),
             webhooks: WebhookConfig::default(),
+            cluster: None,
             log: LogConfig::default(),
             shutdown_grace: Duration::from_secs(3),
             client: ClientFiles::Embedded,

@@ -80,6 +80,7 @@ fn public_routes() -> Router<Arc<ServerContext>> {
 fn internal_routes() -> Router<Arc<ServerContext>> {
     Router::new()
         .route("/api/counts", get(counts))
+        .route("/api/cluster", get(crate::api::cluster::view))
         .route("/metrics", get(metrics))
         .merge(crate::api::router())
 }

@@ -240,3 +240,49 @@ impl fmt::Display for InviteId {
         f.write_str(&self.0)
     }
 }
+
+/// A node of a cluster (`node-` and eight hex digits unless configured): the name its entry,
+/// and the rooms placed on it, carry in the cluster's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct NodeId(String);
+
+/// Why a text cannot be a node id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a node id is 1 to 64 characters of A-Z, a-z, 0-9, `_` and `-`")]
+pub struct BadNodeId;
+
+impl NodeId {
+    /// A fresh, random id, for a node that was not given one.
+    pub fn random() -> Self {
+        Self(format!("node-{:08x}", rand::random::<u32>()))
+    }
+
+    /// The id as the directory carries it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for NodeId {
+    type Err = BadNodeId;
+
+    /// A configured id: short, and safe in a Redis key and a URL path.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let fits = (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-');
+        if fits {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(BadNodeId)
+        }
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

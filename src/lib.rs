@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod drain;
 pub mod engine;
@@ -38,6 +39,7 @@ use config::MediaTransport;
 pub use metrics::{Counts, Metrics};
 
 use crate::auth::{InviteUses, TokenKey, WeakKey};
+use crate::cluster::{Cluster, DirectoryError};
 use crate::drain::Drain;
 use crate::engine::{Engine, EngineConfig};
 use crate::file_limit::FileLimit;
@@ -69,6 +71,8 @@ pub struct ServerContext {
     pub drain: Drain,
     /// The signaling sockets that have not joined yet, within `limits.max_unjoined_sockets`.
     pub unjoined: UnjoinedSockets,
+    /// This node's part in a cluster; `None` for a single server.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl ServerContext {
@@ -101,6 +105,9 @@ pub enum StartError {
     /// The webhooks' HTTP client could not be made.
     #[error("{0}")]
     Webhooks(#[from] ClientError),
+    /// The cluster's Redis URL cannot be used.
+    #[error("cluster.redis_url: {0}")]
+    Cluster(#[from] DirectoryError),
 }
 
 /// The server, before it runs.
@@ -159,6 +166,16 @@ impl Server {
                 .collect();
             info!(?receivers, "room events go to webhooks");
         }
+        let cluster = match &config.cluster {
+            Some(cluster) => Some(Arc::new(Cluster::new(
+                cluster,
+                signaling_url(cluster, local_addr, tls.is_some()),
+                engine_addresses(&engine),
+                config.limits.max_rooms,
+                Arc::clone(&metrics),
+            )?)),
+            None => None,
+        };
         let context = Arc::new(ServerContext {
             registry: Registry::new(
                 config.limits.max_rooms,
@@ -175,7 +192,12 @@ impl Server {
             invite_uses: InviteUses::default(),
             config,
             drain: Drain::default(),
+            cluster,
         });
+        let leases = context
+            .cluster
+            .as_ref()
+            .map(|cluster| cluster::lease::keep(Arc::clone(cluster), Arc::downgrade(&context)));
         let (stop, stopped) = watch::channel(false);
         let settings = &context.config.http;
         let timeouts = Timeouts {
@@ -219,8 +241,25 @@ impl Server {
             stop,
             task,
             dispatcher,
+            leases,
         })
     }
+}
+
+/// Where clients reach this node's signaling: the configured URL, or the bound address's.
+fn signaling_url(cluster: &config::ClusterConfig, bound: SocketAddr, tls: bool) -> String {
+    match &cluster.signaling_url {
+        Some(url) => url.to_string(),
+        None => format!("{}://{bound}/ws", if tls { "wss" } else { "ws" }),
+    }
+}
+
+/// The media sockets' addresses, as a node lists them for operators.
+fn engine_addresses(engine: &Engine) -> Vec<String> {
+    let settings = engine.settings();
+    let udp = settings.udp.iter().map(|address| format!("udp {address}"));
+    let tcp = settings.tcp.iter().map(|address| format!("tcp {address}"));
+    udp.chain(tcp).collect()
 }
 
 /// Binds an HTTP listener to `address`; returns it and the address it got (the port the
@@ -336,6 +375,8 @@ pub struct RunningServer {
     task: JoinHandle<std::io::Result<()>>,
     /// The webhook dispatcher, when there are receivers.
     dispatcher: Option<Dispatcher>,
+    /// The renewals of this node's leases, on a node of a cluster.
+    leases: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -396,6 +437,11 @@ impl RunningServer {
     /// connection and WebSocket (1001, going away), and waits for the sessions and the HTTP
     /// listener to end, but never past the grace period: whatever is left then is cut off.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        // First, so that the clients told to go are not placed back on this node.
+        if let Some(cluster) = &self.context.cluster {
+            let (rooms, participants) = cluster::lease::hosted(&self.context);
+            cluster.drain(rooms, participants).await;
+        }
         let deadline = self.context.drain.begin(self.context.config.shutdown_grace);
         info!(
             sessions = self.context.drain.sessions(),
@@ -421,6 +467,14 @@ impl RunningServer {
                 Ok(())
             }
         };
+        if let Some(cluster) = &self.context.cluster {
+            if let Some(leases) = self.leases {
+                leases.abort();
+                let _ = leases.await;
+            }
+            let (rooms, _) = cluster::lease::hosted(&self.context);
+            cluster.leave(rooms).await;
+        }
         // Last, so the events of the sessions' leaving (down to `room_finished`) are queued.
         if let Some(dispatcher) = self.dispatcher {
             dispatcher.finish(deadline).await;

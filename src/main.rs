@@ -159,6 +159,7 @@ async fn run() -> ExitCode {
     info!(
         http = %server.local_addr(),
         internal = ?server.internal_addr(),
+        node = ?server.context().cluster.as_ref().map(|cluster| cluster.node().to_string()),
         media = ?media_ips,
         "switchyard is serving: open {}://localhost:{}/ in a browser",
         if server.is_tls() { "https" } else { "http" },

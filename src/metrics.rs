@@ -7,6 +7,7 @@
 //! Each counter and gauge is a `prometheus-client` metric that dereferences to its atomic, so
 //! the packet path adds to it with one `fetch_add` and nothing else.
 
+mod cluster;
 mod http;
 mod ice_tcp;
 mod layers;
@@ -25,10 +26,11 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+pub use cluster::{ClusterMetrics, PlacementResult};
 pub use http::{HttpMetrics, RefusedBecause, TimedOut};
 pub use ice_tcp::IceTcpMetrics;
 pub use layers::{LayerMetrics, LayerSample};
-pub use process::ProcessCollector;
+pub use process::{ProcessCollector, ProcessSample};
 pub use webhooks::{Delivery, WebhookMetrics};
 
 /// The content type of [`Metrics::render`]'s text.
@@ -126,6 +128,8 @@ pub struct Metrics {
     pub ice_tcp: IceTcpMetrics,
     /// The webhook dispatcher's queue, failed attempts and deliveries.
     pub webhooks: WebhookMetrics,
+    /// A node's Redis, redirects and placements.
+    pub cluster: ClusterMetrics,
     /// The layers of the published tracks, rebuilt at each scrape.
     pub layers: LayerMetrics,
     registry: Registry,
@@ -176,6 +180,7 @@ impl Default for Metrics {
             http: HttpMetrics::default(),
             ice_tcp: IceTcpMetrics::default(),
             webhooks: WebhookMetrics::default(),
+            cluster: ClusterMetrics::default(),
             layers: LayerMetrics::default(),
             registry: Registry::default(),
         };
@@ -301,6 +306,7 @@ impl Metrics {
         self.http.register(registry);
         self.ice_tcp.register(registry);
         self.webhooks.register(registry);
+        self.cluster.register(registry);
         self.layers.register(registry);
         root
     }

@@ -268,6 +268,8 @@ pub struct Observed {
     pub started_at: Option<Instant>,
     /// When the server said `joined`.
     pub joined_at: Option<Instant>,
+    /// The signaling URL the join was accepted at: on a cluster, the node hosting the room.
+    pub joined_url: Option<String>,
     /// Every Switchyard server message, in order (other targets leave it empty).
     pub messages: Vec<ServerMessage>,
     /// Received tracks by the `mid` they arrive on; a track on another connection than the
@@ -418,6 +420,7 @@ impl Participant {
             observed: Mutex::new(Observed {
                 started_at: Some(started_at),
                 joined_at: Some(session.joined_at),
+                joined_url: Some(session.url.clone()),
                 messages: session.messages,
                 ..Observed::default()
             }),

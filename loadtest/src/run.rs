@@ -226,6 +226,7 @@ pub async fn run(options: RunOptions) -> Result<Report, ClientError> {
         .map(|(index, participant)| Attendee {
             id: participant.id().to_owned(),
             name: plan[*index].name.clone(),
+            room: plan[*index].room.clone(),
             impaired: plan[*index].impaired && !scenario.impairment.is_none(),
             observed: participant.observed(),
             expected_tracks: plan[*index].expected_tracks,

@@ -59,6 +59,12 @@ pub enum ApiError {
     /// An invite that would grant what the inviter's token does not.
     #[error("an invite may not grant `{0}`, which the bearer token does not grant")]
     GrantNotHeld(&'static str),
+    /// The server is not a node of a cluster.
+    #[error("this server is not a node of a cluster: set cluster.redis_url")]
+    NotClustered,
+    /// The cluster's Redis cannot be reached.
+    #[error("the cluster's Redis cannot be reached: {0}")]
+    ClusterUnavailable(String),
     /// The server failed.
     #[error("the server failed: {0}")]
     Internal(String),
@@ -80,6 +86,10 @@ impl ApiError {
             ApiError::WrongRoom(_) => (StatusCode::FORBIDDEN, "token_wrong_room"),
             ApiError::InviteNotGranted => (StatusCode::FORBIDDEN, "invite_not_granted"),
             ApiError::GrantNotHeld(_) => (StatusCode::FORBIDDEN, "grant_not_held"),
+            ApiError::NotClustered => (StatusCode::NOT_FOUND, "not_clustered"),
+            ApiError::ClusterUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "cluster_unavailable")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

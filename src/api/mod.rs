@@ -6,6 +6,7 @@
 //! Its OpenAPI document ([`openapi`]) is generated from the handlers.
 
 pub mod auth;
+pub mod cluster;
 pub mod error;
 pub mod invites;
 pub mod openapi;

@@ -2,14 +2,15 @@
 //! URLs and their secret, at least one media transport, ...), made once, after every layer has
 //! spoken, while the settings become a [`Config`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::settings::{List, Parsed, Settings};
-use super::{Config, TlsFiles, TurnConfig, WebhookTargets};
+use super::{ClusterConfig, Config, DEFAULT_CLUSTER_LEASE, TlsFiles, TurnConfig, WebhookTargets};
 use crate::auth::MIN_KEY_BYTES;
 use crate::client::ClientFiles;
+use crate::ids::NodeId;
 
 /// A setting refused once the layers are combined.
 #[derive(Debug)]
@@ -66,6 +67,7 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
         limits,
         signaling,
         webhooks,
+        cluster,
         log,
     } = settings;
     if let Some(grace) = shutdown_grace_secs {
@@ -348,6 +350,8 @@ pub fn finish(settings: Settings) -> Result<Config, Refused> {
         webhooks_config.targets = Some(WebhookTargets { urls, key });
     }
 
+    config.cluster = cluster_config(cluster, config.http.listen)?;
+
     if let Some(json) = log.json {
         config.log.json = json;
     }
@@ -390,6 +394,63 @@ fn webhook_url(text: &str) -> Result<reqwest::Url, String> {
         ));
     }
     Ok(url)
+}
+
+/// The cluster settings: none without `cluster.redis_url`. A node that listens on every
+/// address cannot tell which of them clients reach it at, so it must be told.
+fn cluster_config(
+    cluster: super::settings::Cluster,
+    listen: SocketAddr,
+) -> Result<Option<ClusterConfig>, Refused> {
+    let Some(redis_url) = cluster.redis_url else {
+        return Ok(None);
+    };
+    // Only the scheme and the host are looked at here; the URL may hold a password.
+    let redis = reqwest::Url::parse(&redis_url).ok();
+    if !redis
+        .as_ref()
+        .is_some_and(|url| url.scheme() == "redis" && url.has_host())
+    {
+        return Err(refuse(
+            "cluster.redis_url",
+            "must be a redis:// URL with a host, such as redis://127.0.0.1:6379/0",
+        ));
+    }
+    let signaling_url = cluster
+        .signaling_url
+        .map(|text| {
+            let url = reqwest::Url::parse(&text).map_err(|error| {
+                format!(
+                    "must be a URL such as wss://meet.example.com/ws: `{text}` is not ({error})"
+                )
+            })?;
+            if !matches!(url.scheme(), "ws" | "wss") || !url.has_host() {
+                return Err(format!(
+                    "must be a ws:// or wss:// URL with a host: `{text}` is not one"
+                ));
+            }
+            Ok(url)
+        })
+        .transpose()
+        .map_err(|reason| refuse("cluster.signaling_url", reason))?;
+    if signaling_url.is_none() && listen.ip().is_unspecified() {
+        return Err(refuse(
+            "cluster.signaling_url",
+            format!(
+                "is needed with cluster.redis_url while http.listen is {listen}: other nodes \
+                 send clients to this URL, and a node listening on every address cannot tell \
+                 which one they reach"
+            ),
+        ));
+    }
+    Ok(Some(ClusterConfig {
+        redis_url,
+        signaling_url,
+        node_id: cluster.node_id.map_or_else(NodeId::random, |Parsed(id)| id),
+        lease: cluster
+            .lease_secs
+            .map_or(DEFAULT_CLUSTER_LEASE, |value| secs(value.0)),
+    }))
 }
 
 /// Checks that `url` starts with one of `schemes` and names a host.
@@ -634,6 +695,50 @@ mod tests {
                 .targets
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_cluster_needs_a_redis_url_and_a_signaling_url_it_can_give_out() {
+        assert!(finish(Settings::default()).expect("defaults").cluster.is_none());
+
+        // Listening on every address, the node cannot tell which one clients reach.
+        let mut settings = Settings::default();
+        settings.cluster.redis_url = Some("redis://10.0.0.5:6379/0".into());
+        let refused = finish(settings).expect_err("no signaling URL");
+        assert_eq!(refused.key, "cluster.signaling_url");
+
+        let mut settings = Settings::default();
+        settings.http.listen = Some(Parsed("127.0.0.1:8080".parse().expect("address")));
+        settings.cluster.redis_url = Some("redis://:secret@10.0.0.5:6379/0".into());
+        let cluster = finish(settings).expect("a loopback node").cluster.expect("a cluster");
+        assert_eq!(cluster.signaling_url, None, "taken from the bound address");
+        assert_eq!(cluster.lease, DEFAULT_CLUSTER_LEASE);
+        assert!(cluster.node_id.as_str().starts_with("node-"));
+        assert!(!format!("{cluster:?}").contains("secret"), "the password stays out of logs");
+
+        let mut settings = Settings::default();
+        settings.cluster.redis_url = Some("redis://redis:6379".into());
+        settings.cluster.signaling_url = Some("wss://meet.example.com/node/1/ws".into());
+        settings.cluster.node_id = Some(Parsed("node-1".parse().expect("an id")));
+        settings.cluster.lease_secs = Some(Bounded(9));
+        let cluster = finish(settings).expect("a node").cluster.expect("a cluster");
+        assert_eq!(cluster.node_id.as_str(), "node-1");
+        assert_eq!(cluster.lease, Duration::from_secs(9));
+
+        for (key, url, signaling) in [
+            ("cluster.redis_url", "http://10.0.0.5:6379", "ws://a/ws"),
+            ("cluster.redis_url", "10.0.0.5:6379", "ws://a/ws"),
+            ("cluster.signaling_url", "redis://r", "https://meet.example.com/ws"),
+            ("cluster.signaling_url", "redis://r", "meet.example.com/ws"),
+        ] {
+            let mut settings = Settings::default();
+            settings.cluster.redis_url = Some(url.into());
+            settings.cluster.signaling_url = Some(signaling.into());
+            assert_eq!(finish(settings).expect_err(url).key, key, "{url} {signaling}");
+        }
+        assert!("node 1".parse::<NodeId>().is_err());
+        assert!("".parse::<NodeId>().is_err());
+        assert!("x".repeat(65).parse::<NodeId>().is_err());
     }
 
     #[test]

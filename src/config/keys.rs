@@ -440,6 +440,44 @@ pub static KEYS: &[Key] = &[
         kind: Kind::Integer,
     },
     Key {
+        path: "cluster.redis_url",
+        flag: "redis-url",
+        value_name: "URL",
+        help: "Redis (redis://HOST:PORT/DB, with a password as redis://:PASSWORD@HOST/) that \
+               the nodes of a cluster share: each registers there, and each room is placed on \
+               one node, the others redirecting its joins to it. Keep it on a private \
+               network. Default: none, and the server is a single node.",
+        kind: Kind::Text,
+    },
+    Key {
+        path: "cluster.signaling_url",
+        flag: "signaling-url",
+        value_name: "URL",
+        help: "The URL (ws:// or wss://) clients reach this node's signaling WebSocket at, \
+               which other nodes redirect joins of its rooms to (behind a proxy, such as \
+               wss://meet.example.com/node/1/ws). Default: ws://ADDRESS/ws (wss:// with TLS) \
+               from http.listen, which then must not be 0.0.0.0 or [::].",
+        kind: Kind::Text,
+    },
+    Key {
+        path: "cluster.node_id",
+        flag: "node-id",
+        value_name: "ID",
+        help: "This node's name in the cluster: 1 to 64 characters of A-Z, a-z, 0-9, `_` and \
+               `-`, different on every node. Default: node- and eight random hex digits, new \
+               at each start.",
+        kind: Kind::Text,
+    },
+    Key {
+        path: "cluster.lease_secs",
+        flag: "cluster-lease",
+        value_name: "SECS",
+        help: "Seconds a node's entry, and the placement of its rooms, last in Redis unless \
+               renewed (every third of it): a node that dies is replaced that long after. \
+               Default 5.",
+        kind: Kind::Integer,
+    },
+    Key {
         path: "log.json",
         flag: "json-logs",
         value_name: "BOOL",

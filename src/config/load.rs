@@ -130,6 +130,7 @@ fn heading(section: Option<&str>) -> &'static str {
         Some("limits") => "Limits [limits]",
         Some("signaling") => "Signaling sessions [signaling]",
         Some("webhooks") => "Webhooks [webhooks]",
+        Some("cluster") => "Several nodes [cluster]",
         Some("log") => "Logging [log]",
         _ => "Server",
     }

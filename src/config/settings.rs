@@ -14,6 +14,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::{MediaTransport, PublicIp};
 use crate::http::origin::WebOrigin;
+use crate::ids::NodeId;
 
 /// Counts are bounded so that a typo (an extra zero or three) is caught, not obeyed.
 pub const COUNT_MAX: i64 = 1_000_000;
@@ -37,6 +38,7 @@ pub struct Settings {
     pub limits: Limits,
     pub signaling: Signaling,
     pub webhooks: Webhooks,
+    pub cluster: Cluster,
     pub log: Log,
 }
 
@@ -127,6 +129,16 @@ pub struct Webhooks {
     pub queue_events: Option<Bounded<1, COUNT_MAX>>,
 }
 
+/// `[cluster]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    pub redis_url: Option<String>,
+    pub signaling_url: Option<String>,
+    pub node_id: Option<Parsed<NodeId>>,
+    pub lease_secs: Option<Bounded<2, 300>>,
+}
+
 /// `[log]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -193,6 +205,11 @@ impl Described for PublicIp {
 impl Described for MediaTransport {
     const ONE: &'static str = "udp or tcp";
     const MANY: &'static str = "udp or tcp";
+}
+
+impl Described for NodeId {
+    const ONE: &'static str = "a node id such as node-1";
+    const MANY: &'static str = "node ids such as node-1";
 }
 
 impl Described for WebOrigin {

@@ -72,6 +72,17 @@ pub fn admit(
     }
 }
 
+/// Checks `token` for `room` without admitting anybody (no invite's use is taken): what a node
+/// of a cluster does before it places a room or sends the join on to the node hosting it, so
+/// that nobody without a valid token can make entries in the cluster's directory.
+pub fn check(context: &ServerContext, room: &str, token: Option<&str>) -> Result<(), MessageError> {
+    let Some(key) = &context.token_key else {
+        return Ok(());
+    };
+    key.admit(token.ok_or(TokenError::Missing)?, room)?;
+    Ok(())
+}
+
 /// Gives back the use an invite's join took, when the join was refused after all.
 pub fn give_back(context: &ServerContext, admitted: &Admitted) {
     if let Some(invite) = &admitted.invite {

@@ -32,6 +32,8 @@ pub mod close_code {
     pub const UNRESPONSIVE: u16 = 4005;
     /// An operator removed the participant, or closed its room, through the API.
     pub const REMOVED: u16 = 4006;
+    /// The node cannot place the room now (its cluster directory is out of reach).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// How long the session waits for its last frames to reach the client and for the client to
@@ -124,6 +126,10 @@ pub enum Ending {
     Removed,
     /// The client kept sending after being rate limited.
     RateAbuse,
+    /// The room lives on another node, at this signaling URL.
+    Redirected(String),
+    /// The room could not be found or placed: the cluster's directory is out of reach.
+    ClusterUnavailable(String),
     /// The client did not do something in time.
     TimedOut {
         /// What.
@@ -224,6 +230,16 @@ impl Ending {
                     "too many messages after being told to slow down: closing the connection",
                 ),
                 "too many messages",
+            ),
+            Ending::Redirected(url) => telling(
+                close_code::NORMAL,
+                ServerMessage::Redirect { url: url.clone() },
+                "redirected",
+            ),
+            Ending::ClusterUnavailable(reason) => telling(
+                close_code::TRY_AGAIN_LATER,
+                ServerMessage::error(ErrorCode::ClusterUnavailable, reason.clone()),
+                "cluster unavailable",
             ),
             Ending::TimedOut { overdue, after } => telling(
                 overdue.close_code(),

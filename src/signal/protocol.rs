@@ -213,6 +213,12 @@ pub enum ServerMessage {
         /// Everybody speaking now, possibly nobody.
         speaking: Vec<ParticipantId>,
     },
+    /// The room lives on another node of the cluster: open a socket to `url` and send the same
+    /// `join` there. The server closes this socket (1000) right after.
+    Redirect {
+        /// The signaling URL of the node hosting the room (`ws://` or `wss://`).
+        url: String,
+    },
     /// The server is shutting down: the session ends now and the socket closes with 1001
     /// (going away). The client may join again after a pause, as the server may be restarting.
     Shutdown {
@@ -355,6 +361,9 @@ pub enum ErrorCode {
     RoomFull,
     /// The server has as many rooms as it allows, and this one would be new.
     TooManyRooms,
+    /// The node cannot reach the cluster's directory (Redis) to find or place the room; the
+    /// socket closes with 1013 (try again later).
+    ClusterUnavailable,
     /// The client sent messages faster than the server allows; this one was dropped.
     RateLimited,
     /// A newer session with the same identity joined the room; this one ends.

@@ -20,6 +20,7 @@ use tracing::{Instrument, debug, info};
 
 use crate::ServerContext;
 use crate::auth::{Grants, TokenError};
+use crate::cluster::{Cluster, Placement, PlacementError};
 use crate::drain::SessionGuard;
 use crate::engine::ConnectionHandle;
 use crate::http::unjoined::UnjoinedGuard;
@@ -287,7 +288,7 @@ impl Session {
 
     async fn on_message(&mut self, message: ClientMessage) -> Result<Option<Ending>, MessageError> {
         if let ClientMessage::Join { room, name, token } = message {
-            self.join(room, name, token)?;
+            self.join(room, name, token).await?;
             return Ok(None);
         }
         let Some(joined) = self.joined.as_mut() else {
@@ -362,7 +363,7 @@ impl Session {
         Ok(None)
     }
 
-    fn join(
+    async fn join(
         &mut self,
         room: String,
         name: String,
@@ -391,6 +392,9 @@ impl Session {
             MessageError::Refused(ErrorCode::InvalidName, problem.to_string())
         })?;
         let context = Arc::clone(&self.context);
+        if let Some(cluster) = &context.cluster {
+            find_room(&context, cluster, &room, token.as_deref()).await?;
+        }
         let admitted = admit::admit(&context, &room, name, token)?;
         let (identity, name, grants) = (
             admitted.identity.clone(),
@@ -718,6 +722,43 @@ impl Session {
             drop(joined);
         } else {
             debug!(?ending, "session ended before joining");
+        }
+    }
+}
+
+/// On a node of a cluster: goes on when `room` lives here (it already does, or the directory
+/// places it here); ends the session with a redirect when it lives on another node. A room
+/// this node hosts is served without asking Redis, so its calls go on while Redis is down.
+async fn find_room(
+    context: &ServerContext,
+    cluster: &Cluster,
+    room: &str,
+    token: Option<&str>,
+) -> Result<(), MessageError> {
+    if context.registry.room(room).is_some() {
+        return Ok(());
+    }
+    admit::check(context, room, token)?;
+    match cluster.place(room).await {
+        Ok(Placement::Here) => Ok(()),
+        Ok(Placement::Elsewhere(url)) => {
+            context
+                .metrics
+                .cluster
+                .redirects
+                .fetch_add(1, Ordering::Relaxed);
+            debug!(%room, %url, "the room lives on another node: redirected");
+            Err(MessageError::End(Ending::Redirected(url)))
+        }
+        Err(error @ PlacementError::Full(_)) => Err(MessageError::Refused(
+            ErrorCode::TooManyRooms,
+            error.to_string(),
+        )),
+        Err(error @ PlacementError::Unavailable(_)) => {
+            info!(%room, %error, "cannot place the room");
+            Err(MessageError::End(Ending::ClusterUnavailable(
+                error.to_string(),
+            )))
         }
     }
 }

@@ -3,11 +3,13 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod flood;
 pub mod http;
 pub mod process;
 pub mod prometheus;
 pub mod publisher;
+pub mod redis_server;
 pub mod tcp_subscriber;
 
 use std::net::{SocketAddr, UdpSocket};

@@ -282,6 +282,8 @@ pub struct Attendee {
     pub id: String,
     /// Its name in the run.
     pub name: String,
+    /// The room it joined.
+    pub room: String,
     /// Whether it was behind the scenario's impairment.
     pub impaired: bool,
     /// What it observed.
@@ -345,6 +347,7 @@ impl Report {
             per_receiver.push(ReceiverTotals::of(
                 id,
                 &attendee.name,
+                &attendee.room,
                 attendee.impaired,
                 observed,
                 window_seconds,

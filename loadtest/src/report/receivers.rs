@@ -21,6 +21,12 @@ pub struct ReceiverTotals {
     pub receiver: String,
     /// Its name in the run, e.g. `subscriber-0-3`.
     pub name: String,
+    /// The room it joined.
+    #[serde(default)]
+    pub room: String,
+    /// The signaling URL its join was accepted at: on a cluster, the node hosting its room.
+    #[serde(default)]
+    pub server: String,
     /// Whether it was behind the scenario's impairment.
     pub impaired: bool,
     /// Payload bytes received on all its tracks.
@@ -39,11 +45,12 @@ pub struct ReceiverTotals {
 }
 
 impl ReceiverTotals {
-    /// Totals `observed` for the participant `receiver` named `name`, over a window of
-    /// `window_seconds`.
+    /// Totals `observed` for the participant `receiver` named `name`, in `room`, over a window
+    /// of `window_seconds`.
     pub fn of(
         receiver: &str,
         name: &str,
+        room: &str,
         impaired: bool,
         observed: &Observed,
         window_seconds: f64,
@@ -51,6 +58,8 @@ impl ReceiverTotals {
         let mut totals = ReceiverTotals {
             receiver: receiver.to_owned(),
             name: name.to_owned(),
+            room: room.to_owned(),
+            server: observed.joined_url.clone().unwrap_or_default(),
             impaired,
             ..ReceiverTotals::default()
         };
@@ -195,7 +204,7 @@ mod tests {
         observed.received.get_mut("1").unwrap().pauses = 2;
         observed.received.get_mut("1").unwrap().paused = true;
 
-        let totals = ReceiverTotals::of("PA_9", "subscriber-0-0", true, &observed, 2.0);
+        let totals = ReceiverTotals::of("PA_9", "subscriber-0-0", "room-1", true, &observed, 2.0);
         assert_eq!(totals.bytes, 4_000 + 4_000 + 500);
         assert_eq!(totals.bitrate_bps, 8_500.0 * 8.0 / 2.0);
         assert_eq!(totals.video_tracks, 2);

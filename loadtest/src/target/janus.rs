@@ -150,6 +150,7 @@ impl Target for Janus {
         let task = tokio::spawn(driver.run());
         Ok(Session {
             participant: me.to_string(),
+            url: request.url.clone(),
             joined_at,
             messages: Vec::new(),
             ice_servers: Vec::new(),

@@ -170,6 +170,9 @@ pub enum SignalCommand {
 pub struct Session {
     /// The participant's id on the server: what others see as the publisher of its tracks.
     pub participant: String,
+    /// The signaling URL the join was accepted at: a node of a cluster may have redirected it
+    /// from the one asked.
+    pub url: String,
     /// When the server accepted the join.
     pub joined_at: Instant,
     /// Switchyard messages received up to and including the acceptance (empty elsewhere).

@@ -15,6 +15,9 @@ use crate::ClientError;
 use crate::server_probe;
 use crate::signaling::{self, Received, SignalingReceiver, SignalingSender};
 
+/// How many redirects a join follows: a room lives on one node, so one is all it takes.
+const MAX_REDIRECTS: usize = 3;
+
 /// How long the server may take to accept a join.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -33,13 +36,41 @@ impl Target for Switchyard {
     }
 
     async fn join(&self, request: JoinRequest) -> Result<Session, ClientError> {
-        let (mut sender, mut receiver) =
-            signaling::connect_with(&request.url, request.tls.clone()).await?;
+        let mut url = request.url.clone();
+        let mut redirects = 0;
+        loop {
+            match try_join(&request, &url).await? {
+                Attempt::Joined(session) => return Ok(session),
+                // The room lives on another node of a cluster: the same join goes there.
+                Attempt::Redirected(to) if redirects < MAX_REDIRECTS => {
+                    redirects += 1;
+                    url = to;
+                }
+                Attempt::Redirected(to) => {
+                    return Err(ClientError::Signaling(format!(
+                        "redirected more than {MAX_REDIRECTS} times, last to {to}"
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// How one join went: in, or sent to another node.
+enum Attempt {
+    Joined(Session),
+    Redirected(String),
+}
+
+/// Joins at `url`, which may answer with a redirect.
+async fn try_join(request: &JoinRequest, url: &str) -> Result<Attempt, ClientError> {
+    {
+        let (mut sender, mut receiver) = signaling::connect_with(url, request.tls.clone()).await?;
         sender
             .send(&ClientMessage::Join {
-                room: request.room,
-                name: request.name,
-                token: request.token,
+                room: request.room.clone(),
+                name: request.name.clone(),
+                token: request.token.clone(),
             })
             .await?;
         let mut messages = Vec::new();
@@ -63,6 +94,10 @@ impl Target for Switchyard {
                 ServerMessage::Error { code, message } => {
                     return Err(ClientError::Refused(*code, message.clone()));
                 }
+                ServerMessage::Redirect { url } => {
+                    sender.close().await;
+                    return Ok(Attempt::Redirected(url.clone()));
+                }
                 _ => None,
             };
             messages.push(message);
@@ -74,15 +109,16 @@ impl Target for Switchyard {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(relay(sender, receiver, events_tx, commands_rx));
-        Ok(Session {
+        Ok(Attempt::Joined(Session {
             participant: participant.to_string(),
+            url: url.to_owned(),
             joined_at,
             messages,
             ice_servers,
             events,
             commands,
             task,
-        })
+        }))
     }
 }
 

@@ -1,0 +1,14 @@
+-- A node leaving the cluster: its entry goes, and so do the rooms it still holds.
+-- ARGV: prefix, node, the rooms it holds.
+local node = ARGV[2]
+redis.call('DEL', prefix .. 'node:' .. node)
+redis.call('ZREM', prefix .. 'nodes', node)
+for i = 3, #ARGV do
+  local room = ARGV[i]
+  local key = prefix .. 'room:' .. room
+  if redis.call('GET', key) == node then
+    redis.call('DEL', key)
+    redis.call('ZREM', prefix .. 'rooms', room)
+  end
+end
+return 0

@@ -1,0 +1,8 @@
+-- Shared by every script, ahead of its own text. ARGV[1] is the key prefix. Times are Redis's
+-- own clock, in milliseconds, so the nodes' clocks never have to agree. Entries whose lease has
+-- lapsed leave the two indexes here; their keys expire by themselves.
+local prefix = ARGV[1]
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', prefix .. 'nodes', '-inf', '(' .. now)
+redis.call('ZREMRANGEBYSCORE', prefix .. 'rooms', '-inf', '(' .. now)
