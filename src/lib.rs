@@ -110,6 +110,9 @@ pub enum StartError {
     Cluster(#[from] DirectoryError),
 }
 
+/// How long a shutdown waits for Redis to hear that this node is draining.
+const CLUSTER_CALL_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The server, before it runs.
 #[derive(Debug)]
 pub struct Server {
@@ -437,12 +440,20 @@ impl RunningServer {
     /// connection and WebSocket (1001, going away), and waits for the sessions and the HTTP
     /// listener to end, but never past the grace period: whatever is left then is cut off.
     pub async fn shutdown(self) -> std::io::Result<()> {
-        // First, so that the clients told to go are not placed back on this node.
+        let started = tokio::time::Instant::now();
+        // First, so that the clients told to go are not placed back on this node; within the
+        // grace period, and briefly, as Redis may be what is failing.
         if let Some(cluster) = &self.context.cluster {
             let (rooms, participants) = cluster::lease::hosted(&self.context);
-            cluster.drain(rooms, participants).await;
+            let announce = CLUSTER_CALL_AT_SHUTDOWN.min(self.context.config.shutdown_grace);
+            let _ = tokio::time::timeout(announce, cluster.drain(rooms, participants)).await;
         }
-        let deadline = self.context.drain.begin(self.context.config.shutdown_grace);
+        let grace = self
+            .context
+            .config
+            .shutdown_grace
+            .saturating_sub(started.elapsed());
+        let deadline = self.context.drain.begin(grace);
         info!(
             sessions = self.context.drain.sessions(),
             grace = ?self.context.config.shutdown_grace,
@@ -472,8 +483,9 @@ impl RunningServer {
                 leases.abort();
                 let _ = leases.await;
             }
+            // Past the deadline too, briefly: entries left behind lapse with the lease anyway.
             let (rooms, _) = cluster::lease::hosted(&self.context);
-            cluster.leave(rooms).await;
+            let _ = tokio::time::timeout(CLUSTER_CALL_AT_SHUTDOWN / 4, cluster.leave(rooms)).await;
         }
         // Last, so the events of the sessions' leaving (down to `room_finished`) are queued.
         if let Some(dispatcher) = self.dispatcher {

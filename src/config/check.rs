@@ -699,7 +699,12 @@ mod tests {
 
     #[test]
     fn a_cluster_needs_a_redis_url_and_a_signaling_url_it_can_give_out() {
-        assert!(finish(Settings::default()).expect("defaults").cluster.is_none());
+        assert!(
+            finish(Settings::default())
+                .expect("defaults")
+                .cluster
+                .is_none()
+        );
 
         // Listening on every address, the node cannot tell which one clients reach.
         let mut settings = Settings::default();
@@ -710,31 +715,48 @@ mod tests {
         let mut settings = Settings::default();
         settings.http.listen = Some(Parsed("127.0.0.1:8080".parse().expect("address")));
         settings.cluster.redis_url = Some("redis://:secret@10.0.0.5:6379/0".into());
-        let cluster = finish(settings).expect("a loopback node").cluster.expect("a cluster");
+        let cluster = finish(settings)
+            .expect("a loopback node")
+            .cluster
+            .expect("a cluster");
         assert_eq!(cluster.signaling_url, None, "taken from the bound address");
         assert_eq!(cluster.lease, DEFAULT_CLUSTER_LEASE);
         assert!(cluster.node_id.as_str().starts_with("node-"));
-        assert!(!format!("{cluster:?}").contains("secret"), "the password stays out of logs");
+        assert!(
+            !format!("{cluster:?}").contains("secret"),
+            "the password stays out of logs"
+        );
 
         let mut settings = Settings::default();
         settings.cluster.redis_url = Some("redis://redis:6379".into());
         settings.cluster.signaling_url = Some("wss://meet.example.com/node/1/ws".into());
         settings.cluster.node_id = Some(Parsed("node-1".parse().expect("an id")));
         settings.cluster.lease_secs = Some(Bounded(9));
-        let cluster = finish(settings).expect("a node").cluster.expect("a cluster");
+        let cluster = finish(settings)
+            .expect("a node")
+            .cluster
+            .expect("a cluster");
         assert_eq!(cluster.node_id.as_str(), "node-1");
         assert_eq!(cluster.lease, Duration::from_secs(9));
 
         for (key, url, signaling) in [
             ("cluster.redis_url", "http://10.0.0.5:6379", "ws://a/ws"),
             ("cluster.redis_url", "10.0.0.5:6379", "ws://a/ws"),
-            ("cluster.signaling_url", "redis://r", "https://meet.example.com/ws"),
+            (
+                "cluster.signaling_url",
+                "redis://r",
+                "https://meet.example.com/ws",
+            ),
             ("cluster.signaling_url", "redis://r", "meet.example.com/ws"),
         ] {
             let mut settings = Settings::default();
             settings.cluster.redis_url = Some(url.into());
             settings.cluster.signaling_url = Some(signaling.into());
-            assert_eq!(finish(settings).expect_err(url).key, key, "{url} {signaling}");
+            assert_eq!(
+                finish(settings).expect_err(url).key,
+                key,
+                "{url} {signaling}"
+            );
         }
         assert!("node 1".parse::<NodeId>().is_err());
         assert!("".parse::<NodeId>().is_err());
