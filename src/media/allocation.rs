@@ -8,8 +8,11 @@
 //! The rules, in order:
 //! 1. A hidden tile gets nothing. A visible one wants the smallest layer that fills it: at
 //!    least as wide and as tall as the tile, since a client crops the picture to cover its
-//!    tile; a tile of unknown size, the largest. Layers are ordered by their measured resolution when every one
-//!    has sent a keyframe, by the publisher's order otherwise (browsers list low to high).
+//!    tile; a tile of unknown size, the largest. Layers are ordered by their measured
+//!    resolution when every one has sent a keyframe, by the publisher's order otherwise
+//!    (browsers list low to high). A layer that has not sent a keyframe yet is taken to be
+//!    twice the size of the one below (half the one above), as browsers send them; while no
+//!    layer has, a sized tile starts on the lowest.
 //! 2. Of the layers arriving, the best at or below the wanted one is forwarded (or, when none
 //!    below arrives, the lowest above it).
 //! 3. Without an estimate of the subscriber's downlink every video gets that layer. With one,
@@ -307,17 +310,49 @@ fn wanted_layer(ordered: &[&LayerSnapshot], view: View) -> Option<LayerIndex> {
     if !view.is_sized() {
         return Some(largest);
     }
-    let fills = |layer: &&&LayerSnapshot| {
-        layer.resolution.is_some_and(|(width, height)| {
-            u32::from(width) >= view.width && u32::from(height) >= view.height
-        })
+    let sizes = expected_resolutions(ordered);
+    if sizes.iter().all(Option::is_none) {
+        // No layer has shown its size yet: the lowest, which starts soonest and costs least,
+        // and whose first keyframe tells the others' sizes.
+        return ordered.first().map(|layer| layer.index);
+    }
+    let fills = |size: &Option<(u32, u32)>| {
+        size.is_some_and(|(width, height)| width >= view.width && height >= view.height)
     };
     Some(
         ordered
             .iter()
-            .find(fills)
-            .map_or(largest, |layer| layer.index),
+            .zip(&sizes)
+            .find(|(_, size)| fills(size))
+            .map_or(largest, |(layer, _)| layer.index),
     )
+}
+
+/// Each layer's resolution: its measured one, or else one inferred from the nearest layer
+/// measured, as browsers make each simulcast layer half as wide and as tall as the one above;
+/// `None` while no layer has sent a keyframe.
+fn expected_resolutions(ordered: &[&LayerSnapshot]) -> Vec<Option<(u32, u32)>> {
+    let measured: Vec<(usize, (u32, u32))> = ordered
+        .iter()
+        .enumerate()
+        .filter_map(|(position, layer)| {
+            let (width, height) = layer.resolution?;
+            Some((position, (u32::from(width), u32::from(height))))
+        })
+        .collect();
+    (0..ordered.len())
+        .map(|position| {
+            let (from, (width, height)) = *measured
+                .iter()
+                .min_by_key(|(from, _)| from.abs_diff(position))?;
+            let scale = 1u32 << from.abs_diff(position).min(8);
+            Some(if position >= from {
+                (width.saturating_mul(scale), height.saturating_mul(scale))
+            } else {
+                (width / scale, height / scale)
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -547,6 +582,42 @@ mod tests {
             layer.resolution = None;
         }
         let allocation = allocate(Limit::None, &[reversed]);
-        assert_eq!(allocation[0].target, Some(LayerIndex(2)), "the largest");
+        assert_eq!(
+            allocation[0].target,
+            Some(LayerIndex(0)),
+            "the lowest as the publisher lists them"
+        );
+    }
+
+    #[test]
+    fn sizes_not_measured_yet_are_inferred_from_a_measured_layer() {
+        let only = |measured: usize, view: View| {
+            let mut camera = candidate(view);
+            for (index, layer) in camera.layers.iter_mut().enumerate() {
+                if index != measured {
+                    layer.resolution = None;
+                }
+            }
+            allocate(Limit::None, &[camera])[0].target
+        };
+        // Only the lowest has sent a keyframe: the middle is taken to be 640x360.
+        assert_eq!(only(0, sized(600, 340)), Some(LayerIndex(1)));
+        assert_eq!(only(0, sized(1200, 700)), Some(LayerIndex(2)));
+        // Only the highest: the lowest is taken to be 320x180.
+        assert_eq!(only(2, sized(300, 170)), Some(LayerIndex(0)));
+        // None yet: a sized tile starts on the lowest, a tile of unknown size on the largest.
+        let mut unmeasured = candidate(sized(1200, 700));
+        for layer in &mut unmeasured.layers {
+            layer.resolution = None;
+        }
+        assert_eq!(
+            allocate(Limit::None, &[unmeasured.clone()])[0].target,
+            Some(LayerIndex(0))
+        );
+        unmeasured.view = View::default();
+        assert_eq!(
+            allocate(Limit::None, &[unmeasured])[0].target,
+            Some(LayerIndex(2))
+        );
     }
 }
