@@ -343,3 +343,49 @@ async fn tokens_are_checked_before_anything_is_placed_and_the_room_limit_spans_t
     .expect("the node answers");
     assert_eq!(status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_another_node_took_meanwhile_ends_here_and_its_members_are_told_to_join_again() {
+    let redis = RedisProcess::start().await;
+    let nodes = [
+        node(&redis, "node-a", &[]).await,
+        node(&redis, "node-b", &[]).await,
+    ];
+    wait_for_nodes(nodes[0].address, 2).await;
+    let ada = join_at(&nodes[0], "standup", "ada").await.expect("joins");
+    let host = host_of(&nodes[0], "standup").await;
+    let (here, there, there_id) = if host == "node-a" {
+        (&nodes[0], &nodes[1], "node-b")
+    } else {
+        (&nodes[1], &nodes[0], "node-a")
+    };
+    // What a node finds after it could not reach Redis for longer than its lease: a join
+    // elsewhere placed its room on the other node.
+    let mut connection = redis.connection().await.expect("redis");
+    let () = redis::cmd("SET")
+        .arg("switchyard:room:standup")
+        .arg(there_id)
+        .query_async(&mut connection)
+        .await
+        .expect("SET");
+
+    ada.wait_until("`room_moved`", PATIENCE, |observed| {
+        observed.messages.iter().any(|message| {
+            matches!(
+                message,
+                ServerMessage::Error {
+                    code: ErrorCode::RoomMoved,
+                    ..
+                }
+            )
+        })
+    })
+    .await
+    .expect("the member is told to join again");
+    // Joining again, through either node, finds the room on the node that holds it.
+    let again = join_at(here, "standup", "ada").await.expect("joins again");
+    assert_eq!(host_of(there, "standup").await, there_id);
+    let grace = join_at(there, "standup", "grace").await.expect("joins");
+    wait_for_flowing_tracks(&again, 2).await;
+    wait_for_flowing_tracks(&grace, 2).await;
+}

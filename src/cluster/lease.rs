@@ -1,10 +1,13 @@
 //! The task that keeps a node's leases: every third of a lease it renews the node's entry and
-//! its rooms' placements, until it is aborted (the node leaves) or the server is gone.
+//! its rooms' placements, until it is aborted (the node leaves) or the server is gone. A room
+//! another node took meanwhile ends here, so that its members join again and meet the others
+//! there, rather than the room going on in two halves.
 
 use std::sync::{Arc, Weak};
 
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
+use tracing::warn;
 
 use super::Cluster;
 use crate::ServerContext;
@@ -21,8 +24,17 @@ pub fn keep(cluster: Arc<Cluster>, context: Weak<ServerContext>) -> JoinHandle<(
                 return;
             };
             let (rooms, participants) = hosted(&context);
-            drop(context);
-            cluster.renew(rooms, participants).await;
+            for name in cluster.renew(rooms, participants).await {
+                if let Some(room) = context.registry.room(&name) {
+                    warn!(
+                        room = %name,
+                        members = room.len(),
+                        "another node took this room while this one could not reach Redis: \
+                         its members here join again there"
+                    );
+                    context.registry.move_room(&room);
+                }
+            }
         }
     })
 }

@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod directory;
 pub mod lease;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -96,8 +97,8 @@ impl Cluster {
         &self.url
     }
 
-    /// How often the leases are renewed: three times a lease, so that two renewals may fail
-    /// before anything lapses.
+    /// How often the leases are renewed: three times per lease, so that two renewals in a row
+    /// may fail before anything lapses.
     pub fn renew_every(&self) -> Duration {
         self.lease / 3
     }
@@ -140,8 +141,10 @@ impl Cluster {
     }
 
     /// Renews this node's entry and the leases of `rooms`, the rooms it hosts now, with
-    /// `participants` in them; lets go of the rooms that ended since the last renewal.
-    pub async fn renew(&self, rooms: Vec<String>, participants: usize) {
+    /// `participants` in them; lets go of the rooms that ended since the last renewal. Returns
+    /// the rooms another node took meanwhile (while this one could not reach Redis, its lease
+    /// lapsed and a join placed the room elsewhere): they are that node's now.
+    pub async fn renew(&self, rooms: Vec<String>, participants: usize) -> Vec<String> {
         let cpu_seconds = ProcessSample::read().map_or(0.0, |sample| sample.cpu_seconds);
         let cpu = self.cpu.lock().look(std::time::Instant::now(), cpu_seconds);
         let report = NodeReport {
@@ -153,31 +156,30 @@ impl Cluster {
             draining: self.draining.load(Ordering::Relaxed),
             started_ms: self.started_ms,
         };
-        let released: Vec<String> = {
-            let held = self.held.lock();
-            held.iter()
-                .filter(|room| !rooms.contains(room))
-                .cloned()
-                .collect()
-        };
+        let hosted: HashSet<&String> = rooms.iter().collect();
+        let released: Vec<String> = self
+            .held
+            .lock()
+            .iter()
+            .filter(|room| !hosted.contains(room))
+            .cloned()
+            .collect();
         match self.directory.renew(&report, &rooms, &released).await {
             Ok(taken) => {
                 if !self.reached(true) {
                     info!(node = %self.node(), rooms = rooms.len(), "registered in the cluster");
                 }
-                for room in taken {
-                    warn!(
-                        %room,
-                        "another node took this room while this one could not reach Redis; \
-                         its participants here stay, new joins go there"
-                    );
-                }
-                *self.held.lock() = rooms;
+                *self.held.lock() = rooms
+                    .into_iter()
+                    .filter(|room| !taken.contains(room))
+                    .collect();
+                taken
             }
             Err(error) => {
                 if self.reached(false) {
                     warn!(%error, "cannot renew this node's entry in the cluster; calls go on");
                 }
+                Vec::new()
             }
         }
     }
@@ -186,7 +188,8 @@ impl Cluster {
     /// which this makes at once.
     pub async fn drain(&self, rooms: Vec<String>, participants: usize) {
         self.draining.store(true, Ordering::Relaxed);
-        self.renew(rooms, participants).await;
+        // Rooms taken meanwhile end with the others in the drain.
+        let _ = self.renew(rooms, participants).await;
     }
 
     /// Leaves the cluster: this node's entry and the leases of `rooms` (and of whatever it held

@@ -69,6 +69,10 @@ pub enum RoomEvent {
     /// An operator removed this member through the API, alone or with its whole room; the
     /// others were told it left and its session must end. Sent to that member only.
     Removed,
+    /// The room now lives on another node of the cluster (this node lost its placement while
+    /// it could not reach Redis): every member's session ends, for its client to join again
+    /// and find the room where it lives.
+    Moved,
     /// An operator asked that this member's track be muted or unmuted. Sent to that member
     /// only: its session applies it as it applies the client's own `mute`.
     MuteRequested {
@@ -446,10 +450,10 @@ impl Room {
         (true, state.closed)
     }
 
-    /// Removes every member, each told it was removed, and closes the room. Nobody stays to
-    /// hear of the others leaving, so nobody is told (it would only start renegotiations on
-    /// sessions about to end).
-    fn remove_everyone(&self) {
+    /// Removes every member, each sent `farewell` (`Removed` or `Moved`), and closes the
+    /// room. Nobody stays to hear of the others leaving, so nobody is told (it would only start
+    /// renegotiations on sessions about to end).
+    fn remove_everyone(&self, farewell: RoomEvent) {
         let mut guard = self.state();
         let state = &mut *guard;
         let publications = std::mem::take(&mut state.publications);
@@ -472,7 +476,7 @@ impl Room {
                 .participant(EventKind::ParticipantLeft, reference);
         }
         for member in std::mem::take(&mut state.members) {
-            let _ = member.events.send(RoomEvent::Removed);
+            let _ = member.events.send(farewell.clone());
         }
         state.close();
     }

@@ -9,7 +9,7 @@ use dashmap::mapref::entry::Entry;
 
 use crate::ids::ParticipantId;
 use crate::metrics::LayerSample;
-use crate::room::{JoinFailure, Newcomer, Room, Snapshot};
+use crate::room::{JoinFailure, Newcomer, Room, RoomEvent, Snapshot};
 use crate::webhook::Webhooks;
 
 /// Why a join was refused.
@@ -172,7 +172,14 @@ impl Registry {
     /// Removes everybody from a room, each told as by [`Registry::remove_participant`], and
     /// the room from the server.
     pub fn close_room(&self, room: &Arc<Room>) {
-        room.remove_everyone();
+        room.remove_everyone(RoomEvent::Removed);
+        self.remove(room);
+    }
+
+    /// Ends a room that now lives on another node of the cluster: every member's session
+    /// ends, telling its client to join again, which finds the room where it lives.
+    pub fn move_room(&self, room: &Arc<Room>) {
+        room.remove_everyone(RoomEvent::Moved);
         self.remove(room);
     }
 
@@ -203,7 +210,6 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::room::RoomEvent;
     use crate::signal::protocol::ParticipantInfo;
     use crate::webhook::EventKind;
 

@@ -32,6 +32,8 @@ pub mod close_code {
     pub const UNRESPONSIVE: u16 = 4005;
     /// An operator removed the participant, or closed its room, through the API.
     pub const REMOVED: u16 = 4006;
+    /// The room now lives on another node of the cluster: join again.
+    pub const ROOM_MOVED: u16 = 4007;
     /// The node cannot place the room now (its cluster directory is out of reach).
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
@@ -128,6 +130,8 @@ pub enum Ending {
     RateAbuse,
     /// The room lives on another node, at this signaling URL.
     Redirected(String),
+    /// The room moved to another node while the participant was in it.
+    Moved,
     /// The room could not be found or placed: the cluster's directory is out of reach.
     ClusterUnavailable(String),
     /// The client did not do something in time.
@@ -235,6 +239,14 @@ impl Ending {
                 close_code::NORMAL,
                 ServerMessage::Redirect { url: url.clone() },
                 "redirected",
+            ),
+            Ending::Moved => telling(
+                close_code::ROOM_MOVED,
+                ServerMessage::error(
+                    ErrorCode::RoomMoved,
+                    "this room now lives on another node of the cluster: join again to find it",
+                ),
+                "room moved",
             ),
             Ending::ClusterUnavailable(reason) => telling(
                 close_code::TRY_AGAIN_LATER,

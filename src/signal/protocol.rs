@@ -364,6 +364,9 @@ pub enum ErrorCode {
     /// The node cannot reach the cluster's directory (Redis) to find or place the room; the
     /// socket closes with 1013 (try again later).
     ClusterUnavailable,
+    /// The room now lives on another node of the cluster; the session ends (close 4007) and
+    /// the client joins again, through its entry URL, to find it.
+    RoomMoved,
     /// The client sent messages faster than the server allows; this one was dropped.
     RateLimited,
     /// A newer session with the same identity joined the room; this one ends.

@@ -535,6 +535,7 @@ impl Session {
             }
             RoomEvent::Replaced => return Err(Ending::Replaced),
             RoomEvent::Removed => return Err(Ending::Removed),
+            RoomEvent::Moved => return Err(Ending::Moved),
             RoomEvent::MuteRequested { track, muted } => {
                 // The same path as the client's own `mute`; the client is told too, as it did
                 // not ask.
