@@ -10,6 +10,16 @@
 // then close code 1001) the call says so and keeps trying to join, as a server that shuts down
 // is usually restarting.
 //
+// In a cluster the server that answers `join` may send a `redirect` instead: the room lives on
+// another node. The call then opens the named ws:/wss: URL at once and sends the same `join`
+// there, following at most three redirects in a row before it counts the attempt as failed.
+// Every rejoin after a failure starts again at the entry URL the call was given (the page's own
+// server, or the load balancer in front of the nodes), never at a node a redirect named, which
+// may be the one that just died; a redirect target that cannot be reached is retried through
+// the entry within a second. A node that cannot place the room (`cluster_unavailable`, then
+// close code 1013) is tried again with the usual pauses; a room that moved to another node
+// (`room_moved`, close code 4007) is joined again through the entry, which knows where it is.
+//
 // Events:
 //   `state`   {state, attempt?, delay?}  connecting | joined | reconnecting | left
 //   `chat`    {participant, name, text, at, self}
@@ -45,6 +55,17 @@ const SERVER_SHUTTING_DOWN = 'The server is shutting down';
 /** Close code for a server that is going away. */
 const CLOSE_GOING_AWAY = 1001;
 
+/** Redirects followed in a row without joining before the attempt counts as failed. */
+export const MAX_REDIRECTS = 3;
+/** The longest pause before trying the entry again when a redirect's target cannot be reached. */
+const REDIRECT_TARGET_DOWN_DELAY_MS = 1000;
+/** What the person reads while the cluster cannot place the room. */
+const CLUSTER_UNAVAILABLE = 'The server cannot place this room right now';
+/** Close code for "try again later", after `cluster_unavailable`. */
+const CLOSE_TRY_AGAIN_LATER = 1013;
+/** Close code for a room that now lives on another node, after `room_moved`. */
+const CLOSE_ROOM_MOVED = 4007;
+
 /** Join refusals that rejoining cannot fix, and what to tell the person. */
 const FATAL_JOIN_ERRORS = new Map([
   ['invalid_room', null],
@@ -63,6 +84,21 @@ const NO_SPEAKERS = Object.freeze({ active: null, speaking: Object.freeze([]) })
 
 /** What a membership may do when the server does not say (an older server). */
 const ALL_GRANTS = Object.freeze({ publish: true, subscribe: true, chat: true });
+
+/**
+ * Where a `redirect` sends the call: its URL when it is a ws: or wss: URL and fewer than
+ * MAX_REDIRECTS were followed in a row (`followed`), otherwise null (the attempt failed).
+ */
+export function redirectTarget(url, followed) {
+  if (typeof url !== 'string' || followed >= MAX_REDIRECTS) return null;
+  let parsed;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return null;
+  }
+  return parsed.protocol === 'ws:' || parsed.protocol === 'wss:' ? parsed.href : null;
+}
 
 export class JoinRefused extends Error {
   constructor(code, message, serverMessage = message) {
@@ -103,10 +139,14 @@ export class Call extends EventTarget {
   #joinWaiter = null;
   /** Set when the server said it is shutting down; cleared by the next successful join. */
   #serverGone = false;
+  /** Redirects followed since the last join or failure. */
+  #redirects = 0;
+  /** Set when the current socket's node said it cannot place the room. */
+  #unplaceable = false;
 
   /**
    * @param {object} options
-   * @param {string} options.url the signaling URL
+   * @param {string} options.url the signaling URL to enter by, and to come back to after a failure
    * @param {string} options.room
    * @param {string} options.name
    * @param {import('./local-media.js').LocalMedia} options.media our camera and microphone
@@ -248,15 +288,25 @@ export class Call extends EventTarget {
     this.dispatchEvent(new CustomEvent('screen', { detail: { sharing: this.#screen !== null } }));
   }
 
-  async #connect() {
-    this.#setState(this.#attempt === 0 ? 'connecting' : 'reconnecting', { attempt: this.#attempt });
+  /**
+   * Opens a socket and sends `join`: to the entry URL, or to the node a redirect named
+   * (`redirected`), which is part of the same attempt.
+   */
+  async #connect(url = this.#url, redirected = false) {
+    if (!redirected) {
+      this.#redirects = 0;
+      this.#setState(this.#attempt === 0 ? 'connecting' : 'reconnecting', { attempt: this.#attempt });
+    }
     let socket;
     try {
-      socket = await SignalingSocket.open(this.#url);
+      socket = await SignalingSocket.open(url);
     } catch (error) {
       if (this.state === 'left') return;
       // While a server restarts it cannot be reached; the reason is still that it shut down.
-      this.#scheduleRejoin(this.#serverGone ? SERVER_SHUTTING_DOWN : error.message);
+      const why = this.#serverGone ? SERVER_SHUTTING_DOWN : error.message;
+      // A node a redirect named and that cannot be reached has most likely just died: the
+      // entry will place the room elsewhere once its lease lapses, so ask it again soon.
+      this.#scheduleRejoin(why, redirected ? REDIRECT_TARGET_DOWN_DELAY_MS : Infinity);
       return;
     }
     if (this.state === 'left') {
@@ -264,7 +314,13 @@ export class Call extends EventTarget {
       return;
     }
     this.#socket = socket;
+    this.#unplaceable = false;
     socket.addEventListener('message', ({ detail }) => {
+      // A redirect is handled at once: the server closes the socket right after it.
+      if (detail.type === 'redirect') {
+        this.#onRedirect(socket, detail);
+        return;
+      }
       // One message at a time, in order: an offer must not overtake the announcements before it.
       this.#work = this.#work.then(() => this.#onMessage(socket, detail)).catch((error) => {
         console.error('handling a server message failed', error);
@@ -322,9 +378,29 @@ export class Call extends EventTarget {
     }
   }
 
+  /** The room lives on another node: go there with the same `join`, without a pause. */
+  #onRedirect(socket, { url }) {
+    if (socket !== this.#socket || this.self || this.state === 'left') return;
+    const target = redirectTarget(url, this.#redirects);
+    this.#socket = null;
+    socket.close(1000, 'redirected');
+    this.#endMembership();
+    if (target === null) {
+      // A failed attempt: back to the entry after the usual pause.
+      console.warn(`not following a redirect to ${url} after ${this.#redirects} in a row`);
+      this.#scheduleRejoin(this.#redirects >= MAX_REDIRECTS
+        ? 'The servers kept sending this page elsewhere'
+        : 'The server sent this page to an address it cannot use');
+      return;
+    }
+    this.#redirects += 1;
+    this.#connect(target, true);
+  }
+
   async #onJoined(message) {
     this.self = message.participant;
     this.#serverGone = false;
+    this.#redirects = 0;
     // The server has the last word on the name (an access token may set it).
     if (typeof message.name === 'string') this.#name = message.name;
     // Joined by an invite link: rejoin with the token the server made for us.
@@ -390,6 +466,13 @@ export class Call extends EventTarget {
       case 'shutting_down':
         this.#serverGone = true;
         return;
+      case 'cluster_unavailable':
+        // The server closes the socket (1013) right after; the call tries again with a pause.
+        this.#unplaceable = true;
+        return;
+      case 'room_moved':
+        // The server closes the socket (4007) right after; the call joins again where the room is.
+        return;
       case 'replaced':
         this.#endCall(code, 'You joined this room from another page or device, so this page left it.');
         return;
@@ -432,16 +515,25 @@ export class Call extends EventTarget {
     this.#endMembership();
     if (this.state === 'left') return;
     if (code === CLOSE_GOING_AWAY && !byUs) this.#serverGone = true;
-    const why = this.#serverGone ? SERVER_SHUTTING_DOWN
-      : code === 4001 ? 'The media connection failed'
-        : code === 4002 ? 'The server stopped waiting for this page'
-          : code === 1008 ? 'This page sent too many messages'
-            : byUs ? 'Starting over' : 'The connection to the server was lost';
-    this.#scheduleRejoin(why);
+    this.#scheduleRejoin(this.#whyClosed(code, byUs));
   }
 
-  #scheduleRejoin(why) {
-    const delay = REJOIN_DELAYS_MS[Math.min(this.#attempt, REJOIN_DELAYS_MS.length - 1)];
+  /** What the person reads about a socket that closed with `code`. */
+  #whyClosed(code, byUs) {
+    if (this.#serverGone) return SERVER_SHUTTING_DOWN;
+    if (this.#unplaceable || code === CLOSE_TRY_AGAIN_LATER) return CLUSTER_UNAVAILABLE;
+    switch (code) {
+      case 4001: return 'The media connection failed';
+      case 4002: return 'The server stopped waiting for this page';
+      case CLOSE_ROOM_MOVED: return 'This room moved to another server';
+      case 1008: return 'This page sent too many messages';
+      default: return byUs ? 'Starting over' : 'The connection to the server was lost';
+    }
+  }
+
+  /** Rejoins through the entry URL after the next pause of the backoff, or `longest` if shorter. */
+  #scheduleRejoin(why, longest = Infinity) {
+    const delay = Math.min(REJOIN_DELAYS_MS[Math.min(this.#attempt, REJOIN_DELAYS_MS.length - 1)], longest);
     this.#attempt += 1;
     this.#setState('reconnecting', { attempt: this.#attempt, delay, why });
     clearTimeout(this.#rejoinTimer);

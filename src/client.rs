@@ -38,9 +38,10 @@ pub enum ClientFiles {
 struct Embedded;
 
 impl ClientFiles {
-    /// The router answering `GET` for every client file: `/` is `index.html`, and anything
-    /// that is not a client file is 404.
-    pub fn router(&self) -> Router {
+    /// The router answering `GET` for every client file, with the headers of a node of a
+    /// cluster (`cluster`) or a single server: `/` is `index.html`, and anything that is not a
+    /// client file is 404.
+    pub fn router(&self, cluster: bool) -> Router {
         let files = match self {
             ClientFiles::Embedded => Router::new().fallback(get(embedded)),
             ClientFiles::Directory(root) => Router::new().fallback_service(ServeDir::new(root)),
@@ -54,7 +55,7 @@ impl ClientFiles {
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("no-cache"),
             ));
-        security::headers()
+        security::headers(cluster)
             .into_iter()
             .fold(files, |files, (name, value)| {
                 files.layer(SetResponseHeaderLayer::overriding(name, value))
@@ -119,7 +120,7 @@ mod tests {
             request = request.header(header::IF_NONE_MATCH, etag);
         }
         files
-            .router()
+            .router(false)
             .oneshot(request.body(Body::empty()).expect("a request"))
             .await
             .expect("a response")
@@ -147,7 +148,7 @@ mod tests {
                     );
                 }
                 assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
-                for (name, value) in security::headers() {
+                for (name, value) in security::headers(false) {
                     assert_eq!(headers.get(&name), Some(&value), "{path}: {name}");
                 }
             }
@@ -190,7 +191,11 @@ mod tests {
                 .header(name, value)
                 .body(Body::empty())
                 .expect("a request");
-            let again = files.router().oneshot(request).await.expect("a response");
+            let again = files
+                .router(false)
+                .oneshot(request)
+                .await
+                .expect("a response");
             assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{files:?}");
         }
     }

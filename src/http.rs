@@ -49,7 +49,7 @@ pub fn router(context: Arc<ServerContext>, surface: Surface) -> Router {
             .merge(public_routes())
             .merge(internal_routes())
             .with_state(Arc::clone(&context))
-            .fallback_service(context.config.client.router()),
+            .fallback_service(context.config.client.router(context.cluster.is_some())),
         Surface::Public => health
             .merge(public_routes())
             // Explicit, so the client's files never answer for them either.
@@ -58,7 +58,7 @@ pub fn router(context: Arc<ServerContext>, surface: Surface) -> Router {
             .route("/api/", any(not_found))
             .route("/api/{*rest}", any(not_found))
             .with_state(Arc::clone(&context))
-            .fallback_service(context.config.client.router()),
+            .fallback_service(context.config.client.router(context.cluster.is_some())),
         Surface::Internal => health
             .merge(internal_routes())
             .merge(crate::api::participant_router())

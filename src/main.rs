@@ -156,15 +156,27 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    info!(
-        http = %server.local_addr(),
-        internal = ?server.internal_addr(),
-        node = ?server.context().cluster.as_ref().map(|cluster| cluster.node().to_string()),
-        media = ?media_ips,
+    let serving = format!(
         "switchyard is serving: open {}://localhost:{}/ in a browser",
         if server.is_tls() { "https" } else { "http" },
         server.local_addr().port()
     );
+    match &server.context().cluster {
+        Some(cluster) => info!(
+            http = %server.local_addr(),
+            internal = ?server.internal_addr(),
+            media = ?media_ips,
+            node = %cluster.node(),
+            signaling = %cluster.url(),
+            "{serving}"
+        ),
+        None => info!(
+            http = %server.local_addr(),
+            internal = ?server.internal_addr(),
+            media = ?media_ips,
+            "{serving}"
+        ),
+    }
     if open {
         warn!(
             "NO ACCESS CONTROL: no token key is configured (--token-key, SWITCHYARD_AUTH_TOKEN_KEY \

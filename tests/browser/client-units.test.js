@@ -1,11 +1,13 @@
 // The client's pure parts, without a browser: where tiles go (layout.js), what a `view` entry
 // says (adaptive-stream.js), the camera's layers and how `layers` changes them (simulcast.js),
-// and the screen share's `a=content:slides` (connection.js).
+// the screen share's `a=content:slides` (connection.js), and where a call's sockets go when
+// the servers redirect it or fail (call.js, against scripted sockets and mocked timers).
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { describeView } from '../../client/adaptive-stream.js';
+import { Call, MAX_REDIRECTS, redirectTarget } from '../../client/call.js';
 import { withContentSlides } from '../../client/connection.js';
 import {
   bestLayout, chooseStage, gridLayout, gridPageSize, MIN_TILE_WIDTH_PX, speakerLayout,
@@ -165,5 +167,203 @@ describe('a screen share\'s media section', () => {
     assert.equal(withContentSlides(sdp, new Set()), sdp);
     const once = withContentSlides(sdp, new Set(['1']));
     assert.equal(withContentSlides(once, new Set(['1'])), once);
+  });
+});
+
+/**
+ * A WebSocket the test plays the server of: every one the client opens is kept in
+ * `ScriptedSocket.opened`; the test accepts or refuses it, says things on it and closes it.
+ */
+class ScriptedSocket extends EventTarget {
+  static CONNECTING = 0;
+  static OPEN = 1;
+  static CLOSING = 2;
+  static CLOSED = 3;
+  /** @type {ScriptedSocket[]} */
+  static opened = [];
+
+  readyState = ScriptedSocket.CONNECTING;
+  /** What the client sent, parsed. */
+  sent = [];
+  closedWith = null;
+
+  constructor(url) {
+    super();
+    this.url = url;
+    ScriptedSocket.opened.push(this);
+  }
+
+  send(data) {
+    this.sent.push(JSON.parse(data));
+  }
+
+  close(code = 1005, reason = '') {
+    if (this.readyState === ScriptedSocket.CLOSED) return;
+    this.closedWith = code;
+    this.#closed(code, reason);
+  }
+
+  accept() {
+    this.readyState = ScriptedSocket.OPEN;
+    this.dispatchEvent(new Event('open'));
+  }
+
+  /** The server cannot be reached: the socket never opens. */
+  refuse() {
+    this.dispatchEvent(new Event('error'));
+    this.#closed(1006, '');
+  }
+
+  say(message) {
+    this.dispatchEvent(new MessageEvent('message', { data: JSON.stringify(message) }));
+  }
+
+  /** The server closes the socket. */
+  hangUp(code) {
+    this.#closed(code, '');
+  }
+
+  #closed(code, reason) {
+    this.readyState = ScriptedSocket.CLOSED;
+    this.dispatchEvent(Object.assign(new Event('close'), { code, reason }));
+  }
+}
+
+describe('a call in a cluster', () => {
+  const ENTRY = 'ws://entry.test/ws';
+  let states;
+  let call;
+
+  /** Lets the client's pending promise steps run. */
+  const settle = () => new Promise((resolve) => { setImmediate(resolve); });
+  const latest = () => ScriptedSocket.opened.at(-1);
+  /** Accepts the latest socket and returns the `join` the client sent on it. */
+  const acceptLatest = async () => {
+    latest().accept();
+    await settle();
+    assert.equal(latest().sent.length, 1, 'one message on a new socket');
+    return latest().sent[0];
+  };
+
+  const start = (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    globalThis.WebSocket = ScriptedSocket;
+    ScriptedSocket.opened = [];
+    states = [];
+    call = new Call({ url: ENTRY, room: 'standup', name: 'Ada', media: {}, token: 'T' });
+    call.addEventListener('state', ({ detail }) => states.push(detail));
+    let refused = null;
+    call.join().catch((error) => { refused = error; });
+    return { refused: () => refused };
+  };
+
+  test('follows a redirect at once with the same join, and no more than three in a row', async (t) => {
+    start(t);
+    const join = await acceptLatest();
+    assert.deepEqual(join, { type: 'join', room: 'standup', name: 'Ada', token: 'T' });
+    const hops = ['ws://a.test:7001/ws', 'wss://b.test/node/2/ws', 'ws://c.test/ws'];
+    for (const hop of hops) {
+      latest().say({ type: 'redirect', url: hop });
+      assert.equal(latest().url, hop, 'the named node is opened at once, before any timer');
+      assert.deepEqual(await acceptLatest(), join, 'the same join');
+    }
+    assert.equal(states.filter(({ state }) => state === 'reconnecting').length, 0, 'redirects are not failures');
+    // One more is a failed attempt: back to the entry, after the backoff's first pause.
+    latest().say({ type: 'redirect', url: 'ws://d.test/ws' });
+    assert.equal(ScriptedSocket.opened.length, 1 + MAX_REDIRECTS);
+    assert.equal(states.at(-1).state, 'reconnecting');
+    assert.equal(states.at(-1).delay, 250);
+    t.mock.timers.tick(249);
+    assert.equal(ScriptedSocket.opened.length, 1 + MAX_REDIRECTS);
+    t.mock.timers.tick(1);
+    assert.equal(latest().url, ENTRY);
+    // The count starts again at the entry.
+    await acceptLatest();
+    latest().say({ type: 'redirect', url: hops[0] });
+    assert.equal(latest().url, hops[0]);
+    call.leave();
+  });
+
+  test('a redirect to anything but ws: or wss: is a failed attempt', async (t) => {
+    start(t);
+    await acceptLatest();
+    latest().say({ type: 'redirect', url: 'https://elsewhere.test/ws' });
+    assert.equal(ScriptedSocket.opened.length, 1);
+    assert.equal(states.at(-1).state, 'reconnecting');
+    assert.equal(redirectTarget('ws://a.test/ws', 0), 'ws://a.test/ws');
+    assert.equal(redirectTarget('wss://a.test/node/1/ws', MAX_REDIRECTS - 1), 'wss://a.test/node/1/ws');
+    assert.equal(redirectTarget('wss://a.test/ws', MAX_REDIRECTS), null);
+    assert.equal(redirectTarget('javascript:alert(1)', 0), null);
+    assert.equal(redirectTarget('not a url', 0), null);
+    assert.equal(redirectTarget(undefined, 0), null);
+    call.leave();
+  });
+
+  test('after a failure it rejoins through the entry; an unreachable redirect target within a second', async (t) => {
+    start(t);
+    // The entry is down a few times: the pauses grow.
+    for (const [index, delay] of [250, 1000, 2000, 4000].entries()) {
+      latest().refuse();
+      await settle();
+      assert.equal(states.at(-1).delay, delay);
+      t.mock.timers.tick(delay);
+      assert.equal(ScriptedSocket.opened.length, index + 2);
+      assert.equal(latest().url, ENTRY);
+    }
+    await acceptLatest();
+    latest().say({ type: 'redirect', url: 'ws://dead.test/ws' });
+    assert.equal(latest().url, 'ws://dead.test/ws');
+    // The named node just died: the entry again within a second, not after 8 s.
+    latest().refuse();
+    await settle();
+    assert.equal(states.at(-1).state, 'reconnecting');
+    assert.ok(states.at(-1).delay <= 1000, `a pause of ${states.at(-1).delay} ms`);
+    t.mock.timers.tick(states.at(-1).delay);
+    assert.equal(latest().url, ENTRY);
+    // A redirect target that drops the socket before `joined`: back to the entry too.
+    await acceptLatest();
+    latest().say({ type: 'redirect', url: 'ws://b.test/ws' });
+    await acceptLatest();
+    latest().hangUp(1006);
+    await settle();
+    t.mock.timers.tick(states.at(-1).delay);
+    assert.equal(latest().url, ENTRY);
+    call.leave();
+  });
+
+  test('`cluster_unavailable` is not the end: the call says so and tries again after a pause', async (t) => {
+    const joining = start(t);
+    await acceptLatest();
+    latest().say({ type: 'error', code: 'cluster_unavailable', message: 'the cluster directory is out of reach' });
+    await settle();
+    latest().hangUp(1013);
+    await settle();
+    assert.equal(joining.refused(), null, 'the join is still under way');
+    assert.deepEqual(
+      { state: states.at(-1).state, why: states.at(-1).why, delay: states.at(-1).delay },
+      { state: 'reconnecting', why: 'The server cannot place this room right now', delay: 250 },
+    );
+    t.mock.timers.tick(250);
+    assert.equal(latest().url, ENTRY);
+    assert.equal(ScriptedSocket.opened.length, 2);
+    call.leave();
+  });
+
+  test('a room that moved to another node is joined again through the entry', async (t) => {
+    start(t);
+    await acceptLatest();
+    latest().say({ type: 'redirect', url: 'ws://b.test/ws' });
+    await acceptLatest();
+    latest().say({ type: 'error', code: 'room_moved', message: 'the room now lives on another node' });
+    await settle();
+    latest().hangUp(4007);
+    await settle();
+    assert.deepEqual(
+      { state: states.at(-1).state, why: states.at(-1).why },
+      { state: 'reconnecting', why: 'This room moved to another server' },
+    );
+    t.mock.timers.tick(states.at(-1).delay);
+    assert.equal(latest().url, ENTRY, 'not the node that let the room go');
+    call.leave();
   });
 });

@@ -1,6 +1,7 @@
 // What the browser tests share: the real server binary, Debian's Chromium driven by
 // playwright-core, and helpers that look at a page the way a person would (tiles, names,
-// indicators) and measure what its media connection receives.
+// indicators) and measure what its media connection receives; for several nodes, a throwaway
+// Redis and Caddy as their front door.
 //
 // Every wait is a condition with a deadline; nothing sleeps for a fixed time.
 
@@ -94,9 +95,31 @@ export async function startServer(name, { extraArgs = [] } = {}) {
     });
   });
   const url = `http://${address}`;
+  const exited = new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
   return {
     url,
     log,
+    /** The process id, to signal the server the way an operator or a crash would. */
+    pid: child.pid,
+    /** Resolves with {code, signal} once the process has exited. */
+    exited,
+    /** Whether the process is still running. */
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
+    },
+    /** The node id the start line names (`node=<id>`), in a cluster; null otherwise. */
+    get nodeId() {
+      return /switchyard is serving[^\n]*\bnode=(\S+)/.exec(log.join(''))?.[1] ?? null;
+    },
+    /** The cluster as this node reads it from Redis (`GET /api/cluster`); throws unless 200. */
+    async cluster() {
+      const response = await fetch(`${url}/api/cluster`);
+      if (!response.ok) throw new Error(`GET /api/cluster: ${response.status} ${await response.text()}`);
+      return response.json();
+    },
     async metrics() {
       const response = await fetch(`${url}/metrics`);
       const values = {};
@@ -137,7 +160,6 @@ export async function startServer(name, { extraArgs = [] } = {}) {
     /** Sends SIGTERM, waits for the exit, saves the log; resolves with {code, signal}. */
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
         child.kill('SIGTERM');
         await exited;
       }
@@ -693,4 +715,207 @@ export async function eventually(what, probe, { timeout = 10_000, interval = 200
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
   throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+/** Debian's Redis server and its command-line client. */
+const REDIS_SERVER = process.env.REDIS_SERVER ?? '/usr/bin/redis-server';
+const REDIS_CLI = process.env.REDIS_CLI ?? '/usr/bin/redis-cli';
+/** The Caddy web server, the front door of a cluster. */
+const CADDY = process.env.CADDY ?? '/usr/bin/caddy';
+
+/** Whether something at 127.0.0.1:`port` answers a Redis PING within `timeout` ms. */
+function answersRedisPing(port, timeout) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const finish = (result) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(result);
+    };
+    const timer = setTimeout(() => finish(false), timeout);
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString();
+      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
+    });
+    socket.once('error', () => finish(false));
+  });
+}
+
+/**
+ * Starts a throwaway `redis-server` on a free loopback port, keeping nothing on disk, and waits
+ * until it answers. Resolves with {url, port, command, stop}; `command(...args)` runs one
+ * command with redis-cli and resolves with its raw output. The log is saved as
+ * `artifacts/<name>.redis.log` when it stops.
+ */
+export async function startRedis(name) {
+  if (!existsSync(REDIS_SERVER)) throw new Error(`no Redis server at ${REDIS_SERVER}: install Debian's redis-server`);
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'switchyard-redis-'));
+  const port = await freeTcpPort();
+  const child = spawn(REDIS_SERVER, [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', directory,
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output = [];
+  child.stdout.on('data', (chunk) => output.push(chunk.toString()));
+  child.stderr.on('data', (chunk) => output.push(chunk.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await mkdir(artifacts, { recursive: true });
+    await writeFile(path.join(artifacts, `${name}.redis.log`), output.join(''));
+    await rm(directory, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 10_000;
+  while (!(await answersRedisPing(port, 200))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`Redis did not start on port ${port}: see artifacts/${name}.redis.log`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the polling interval
+  }
+  const command = async (...args) => {
+    const { stdout } = await promisify(execFile)(REDIS_CLI, ['-h', '127.0.0.1', '-p', String(port), '--raw', ...args]);
+    return stdout.trim();
+  };
+  return { url: `redis://127.0.0.1:${port}`, port, command, stop };
+}
+
+/**
+ * Starts one node of a cluster on `redis` ({url}) as `nodeId`: startServer's server, with
+ * `--redis-url` and `--node-id`, the signaling URL clients reach it at (`signalingUrl`; by
+ * default the server's own) and `extraArgs`. Its log is `artifacts/<name>.server.log`.
+ */
+export async function startNode(name, { redis, nodeId, signalingUrl = null, extraArgs = [] }) {
+  const args = ['--redis-url', redis.url, '--node-id', nodeId];
+  if (signalingUrl) args.push('--signaling-url', signalingUrl);
+  const node = await startServer(name, { extraArgs: [...args, ...extraArgs] });
+  node.id = nodeId;
+  return node;
+}
+
+/** The Caddyfile of a cluster's front door; see startCluster. */
+export function frontDoorCaddyfile(port, nodes) {
+  const byNode = nodes.map(({ id, address }) => [
+    `\thandle_path /node/${id}/* {`,
+    `\t\treverse_proxy ${address}`,
+    '\t}',
+  ].join('\n'));
+  return [
+    '{',
+    '\tadmin off',
+    '\tauto_https off',
+    '}',
+    `http://127.0.0.1:${port} {`,
+    ...byNode,
+    '\thandle {',
+    `\t\treverse_proxy ${nodes.map(({ address }) => address).join(' ')} {`,
+    // The first node that answers takes the page and the entry sockets; a node that refuses
+    // a connection is left alone for a while and the next one tried.
+    '\t\t\tlb_policy first',
+    '\t\t\tlb_try_duration 5s',
+    '\t\t\tfail_duration 30s',
+    '\t\t}',
+    '\t}',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Runs Caddy on 127.0.0.1:`port` as the front door of `nodes` ([{id, address}], address being
+ * `127.0.0.1:PORT`): `/node/<id>/*` reaches that node (the prefix stripped), anything else the
+ * first live node. The Caddyfile is checked with `caddy validate` first. Resolves with
+ * {url, stop}; the log is saved as `artifacts/<name>.caddy.log` when it stops.
+ */
+export async function startCaddy(name, { port, nodes }) {
+  if (!existsSync(CADDY)) throw new Error(`no Caddy at ${CADDY}`);
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'switchyard-caddy-'));
+  const config = path.join(directory, 'Caddyfile');
+  await writeFile(config, frontDoorCaddyfile(port, nodes));
+  // Caddy keeps its state under XDG folders: a throwaway one, not the user's.
+  const env = { ...process.env, HOME: directory, XDG_DATA_HOME: directory, XDG_CONFIG_HOME: directory };
+  const output = [];
+  const save = async () => {
+    await mkdir(artifacts, { recursive: true });
+    await writeFile(path.join(artifacts, `${name}.caddy.log`), output.join(''));
+  };
+  try {
+    const { stdout, stderr } = await promisify(execFile)(CADDY, ['validate', '--config', config, '--adapter', 'caddyfile'], { env });
+    output.push(stdout, stderr);
+  } catch (error) {
+    output.push(error.stdout ?? '', error.stderr ?? '');
+    await save();
+    throw new Error(`caddy validate refused the Caddyfile: see artifacts/${name}.caddy.log`);
+  }
+  const child = spawn(CADDY, ['run', '--config', config, '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (chunk) => output.push(chunk.toString()));
+  child.stderr.on('data', (chunk) => output.push(chunk.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await save();
+    await rm(directory, { recursive: true, force: true });
+  };
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const answered = await fetch(`${url}/`).then((response) => response.ok, () => false);
+    if (answered) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`Caddy did not serve the page on port ${port}: see artifacts/${name}.caddy.log`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the polling interval
+  }
+  return { url, port, stop };
+}
+
+/**
+ * A cluster on loopback: one Redis, `size` nodes (`n1`, `n2`, ...) and, with `frontDoor`, Caddy
+ * in front of them, each node's signaling URL going through it (`/node/<id>/ws`). Resolves with
+ * {redis, nodes, caddy, url, node(id), stop}, each node with its `id`; `url` is where pages
+ * enter (Caddy, or the first node without a front door).
+ */
+export async function startCluster(name, { size, frontDoor = false, extraArgs = [] }) {
+  const redis = await startRedis(name);
+  const nodes = [];
+  let caddy = null;
+  const stop = async () => {
+    await caddy?.stop();
+    await Promise.all(nodes.map((node) => node.stop()));
+    await redis.stop();
+  };
+  try {
+    const caddyPort = frontDoor ? await freeTcpPort() : null;
+    for (let index = 1; index <= size; index += 1) {
+      const nodeId = `n${index}`;
+      const signalingUrl = frontDoor ? `ws://127.0.0.1:${caddyPort}/node/${nodeId}/ws` : null;
+      nodes.push(await startNode(`${name}-${nodeId}`, { redis, nodeId, signalingUrl, extraArgs }));
+    }
+    if (frontDoor) {
+      caddy = await startCaddy(name, {
+        port: caddyPort,
+        nodes: nodes.map((node) => ({ id: node.id, address: new URL(node.url).host })),
+      });
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const byId = new Map(nodes.map((node) => [node.id, node]));
+  return {
+    redis,
+    nodes,
+    caddy,
+    url: caddy?.url ?? nodes[0].url,
+    node: (id) => byId.get(id),
+    stop,
+  };
 }
