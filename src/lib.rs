@@ -110,6 +110,10 @@ pub enum StartError {
     Cluster(#[from] DirectoryError),
 }
 
+/// The connections the internal listener (`/metrics`, `/api/`) takes at once: Prometheus, a
+/// dashboard and a few operators, with room to spare.
+pub const INTERNAL_MAX_CONNECTIONS: usize = 64;
+
 /// How long a shutdown waits for Redis to hear that this node is draining.
 const CLUSTER_CALL_AT_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -219,19 +223,26 @@ impl Server {
                 },
             ),
             tls: tls.clone(),
-            admission: admission.clone(),
+            admission,
             timeouts,
             metrics: Arc::clone(&context.metrics),
         };
         // Plain HTTP: it is reached from the host or a private network, not by browsers. Its
-        // connections take descriptors like the public ones, so they count within the same
-        // caps.
+        // connections have a small cap of their own, so that a flood that fills the public
+        // listener's does not stop Prometheus and operators from looking.
+        let internal_admission = Admission::new(
+            Caps {
+                per_source: None,
+                total: INTERNAL_MAX_CONNECTIONS,
+            },
+            context.metrics.http.connections.clone(),
+        );
         let internal_addr = internal.as_ref().map(|(_, address)| *address);
         let internal = internal.map(|(listener, _)| HttpListener {
             listener,
             app: http::router(Arc::clone(&context), Surface::Internal),
             tls: None,
-            admission,
+            admission: internal_admission,
             timeouts,
             metrics: Arc::clone(&context.metrics),
         });

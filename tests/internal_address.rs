@@ -169,3 +169,45 @@ async fn without_an_internal_address_everything_is_served_on_the_one_listener() 
     }
     server.shutdown().await.expect("the server shuts down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_that_fills_the_public_listener_leaves_the_internal_one_open() {
+    let mut config = Config::loopback();
+    config.limits.connections_per_ip = None;
+    config.limits.max_connections = Some(8);
+    config.http.internal_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    let server = server_with(config).await;
+    let internal = server.internal_addr().expect("an internal listener");
+    let metrics = &server.context().metrics.http;
+
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        held.push(
+            TcpStream::connect(server.local_addr())
+                .await
+                .expect("a connection"),
+        );
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while metrics.open_connections() < 8 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the flood never filled the cap"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The public listener is full: the next connection is closed at once.
+    let mut beyond = TcpStream::connect(server.local_addr())
+        .await
+        .expect("a connection");
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(PATIENCE, beyond.read(&mut byte))
+        .await
+        .expect("closed, not left open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // Prometheus still gets in.
+    let (status, body) = get(internal, "/metrics").await.expect("/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("switchyard_http_connections"), "{body}");
+    drop(held);
+}
