@@ -371,7 +371,7 @@ fn warn_of_open_origins(config: &Config, listening: SocketAddr) {
             %listening,
             "any web page may open the signaling WebSocket: set http.allowed_origins \
              (--allowed-origin, SWITCHYARD_HTTP_ALLOWED_ORIGINS) to the origins your pages are \
-             served from; the server's own origin is always allowed then"
+             served from (the server's own name included: only its own address is allowed unlisted)"
         );
     }
 }

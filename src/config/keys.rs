@@ -134,9 +134,9 @@ pub static KEYS: &[Key] = &[
         flag: "allowed-origin",
         value_name: "ORIGIN",
         help: "Web origin (https://meet.example.com) whose pages may open the signaling \
-               WebSocket besides the server's own; repeat for several. When any is set, a \
-               browser page from another origin gets 403. Default: none, and every origin \
-               may.",
+               WebSocket, the server's own name included; repeat for several. When any is \
+               set, a browser page from another origin gets 403, but for the server's own \
+               address (an IP address or localhost). Default: none, and every origin may.",
         kind: Kind::List,
     },
     Key {

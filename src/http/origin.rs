@@ -1,11 +1,14 @@
 //! Which web pages may open the signaling WebSocket.
 //!
 //! Browsers let any page open a WebSocket to any server, and send the page's origin along. With
-//! `http.allowed_origins` set, `/ws` takes a browser's socket only from the server's own origin
-//! (the `Origin` names the host the request was sent to) or a listed one, so another site cannot
-//! drive a visitor's browser into a room. A request with no `Origin` is not a browser page's
-//! (the load test, a native client) and is let through: the check protects browsers, and a
-//! program can send any header it likes. With no list, every origin is accepted.
+//! `http.allowed_origins` set, `/ws` takes a browser's socket only from a listed origin, or from
+//! the server's own when it is reached by address (the `Origin` names the IP address or
+//! `localhost` the request was sent to), so another site cannot drive a visitor's browser into a
+//! room. A name the request was sent to proves nothing: a site can point its own name at this
+//! server's address (DNS rebinding), and its pages then send that name as both `Host` and
+//! `Origin`; so a name must be listed. A request with no `Origin` is not a browser page's (the
+//! load test, a native client) and is let through: the check protects browsers, and a program
+//! can send any header it likes. With no list, every origin is accepted.
 
 use std::fmt;
 use std::str::FromStr;
@@ -162,9 +165,10 @@ pub fn check(headers: &HeaderMap, allowed: &[WebOrigin]) -> Result<(), ForeignOr
     }
 }
 
-/// Whether `origin` names the host and port the request was sent to (its `Host` header). The
-/// scheme is not compared: behind a proxy that terminates TLS the server itself speaks plain
-/// HTTP to a page that was loaded over HTTPS.
+/// Whether `origin` names the address and port the request was sent to (its `Host` header): an
+/// IP address or `localhost`, which no other site can make its own, unlike a name. The scheme
+/// is not compared: behind a proxy that terminates TLS the server itself speaks plain HTTP to a
+/// page that was loaded over HTTPS.
 fn is_same_origin(origin: &WebOrigin, headers: &HeaderMap) -> bool {
     let Some((host, port)) = headers
         .get(header::HOST)
@@ -173,7 +177,19 @@ fn is_same_origin(origin: &WebOrigin, headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    host == origin.host && port.unwrap_or(origin.scheme.default_port()) == origin.port
+    is_address(&host)
+        && host == origin.host
+        && port.unwrap_or(origin.scheme.default_port()) == origin.port
+}
+
+/// Whether `host` (lower case, an IPv6 address in brackets) is an IP address or `localhost`.
+fn is_address(host: &str) -> bool {
+    host == "localhost"
+        || host.parse::<std::net::Ipv4Addr>().is_ok()
+        || host
+            .strip_prefix('[')
+            .and_then(|inner| inner.strip_suffix(']'))
+            .is_some_and(|inner| inner.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
 #[cfg(test)]
@@ -236,12 +252,32 @@ mod tests {
             check(&headers(None, host), &allowed).is_ok(),
             "not a browser"
         );
+        // Its own origin, reached by address.
+        for (own, host) in [
+            ("http://10.0.0.5:8080", "10.0.0.5:8080"),
+            ("http://localhost:8080", "localhost:8080"),
+            ("http://[::1]:8080", "[::1]:8080"),
+        ] {
+            assert!(check(&headers(Some(own), host), &allowed).is_ok(), "{own}");
+        }
+        // Reached by a name, which a site can point at this server (DNS rebinding): only a
+        // listed one passes.
         assert!(
             check(
                 &headers(Some("http://switchyard.internal:8080"), host),
                 &allowed
             )
-            .is_ok()
+            .is_err()
+        );
+        assert!(
+            check(
+                &headers(
+                    Some("http://rebound.evil.example:8080"),
+                    "rebound.evil.example:8080"
+                ),
+                &allowed
+            )
+            .is_err()
         );
         assert!(
             check(
