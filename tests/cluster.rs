@@ -33,6 +33,18 @@ async fn host_of(asked: &ServerProcess, room: &str) -> String {
         .unwrap_or_else(|| panic!("room {room} is placed nowhere"))
 }
 
+/// Of two nodes `node-a` and `node-b`, the one called `host`, the other, and the other's id.
+fn host_and_other<'a>(
+    nodes: &'a [ServerProcess; 2],
+    host: &str,
+) -> (&'a ServerProcess, &'a ServerProcess, &'static str) {
+    if host == "node-a" {
+        (&nodes[0], &nodes[1], "node-b")
+    } else {
+        (&nodes[1], &nodes[0], "node-a")
+    }
+}
+
 /// Waits until the participant has received more packets than `before`.
 async fn wait_for_more_packets(participant: &Participant, before: u64) {
     participant
@@ -155,11 +167,7 @@ async fn a_node_shutting_down_tells_its_clients_and_takes_no_new_room() {
     wait_for_nodes(nodes[0].address, 2).await;
     let participant = join_at(&nodes[0], "standup", "ada").await.expect("joins");
     let host = host_of(&nodes[0], "standup").await;
-    let (leaving, staying, staying_id) = if host == "node-a" {
-        (&nodes[0], &nodes[1], "node-b")
-    } else {
-        (&nodes[1], &nodes[0], "node-a")
-    };
+    let (leaving, staying, staying_id) = host_and_other(&nodes, &host);
 
     leaving.terminate();
     participant
@@ -354,11 +362,7 @@ async fn a_room_another_node_took_meanwhile_ends_here_and_its_members_are_told_t
     wait_for_nodes(nodes[0].address, 2).await;
     let ada = join_at(&nodes[0], "standup", "ada").await.expect("joins");
     let host = host_of(&nodes[0], "standup").await;
-    let (here, there, there_id) = if host == "node-a" {
-        (&nodes[0], &nodes[1], "node-b")
-    } else {
-        (&nodes[1], &nodes[0], "node-a")
-    };
+    let (here, there, there_id) = host_and_other(&nodes, &host);
     // What a node finds after it could not reach Redis for longer than its lease: a join
     // elsewhere placed its room on the other node.
     let mut connection = redis.connection().await.expect("redis");

@@ -744,6 +744,25 @@ function answersRedisPing(port, timeout) {
 }
 
 /**
+ * Spawns `command` with `args` (and `options`), gathering what it prints in `output` (an array
+ * of strings, given or new). Returns {child, output, end}, `end()` stopping
+ * the process with SIGTERM if it still runs and waiting until it has.
+ */
+function spawnLogged(command, args, options = {}, output = []) {
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.on('data', (chunk) => output.push(chunk.toString()));
+  child.stderr.on('data', (chunk) => output.push(chunk.toString()));
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const end = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  };
+  return { child, output, end };
+}
+
+/**
  * Starts a throwaway `redis-server` on a free loopback port, keeping nothing on disk, and waits
  * until it answers. Resolves with {url, port, command, stop}; `command(...args)` runs one
  * command with redis-cli and resolves with its raw output. The log is saved as
@@ -753,18 +772,11 @@ export async function startRedis(name) {
   if (!existsSync(REDIS_SERVER)) throw new Error(`no Redis server at ${REDIS_SERVER}: install Debian's redis-server`);
   const directory = await mkdtemp(path.join(os.tmpdir(), 'switchyard-redis-'));
   const port = await freeTcpPort();
-  const child = spawn(REDIS_SERVER, [
+  const { child, output, end } = spawnLogged(REDIS_SERVER, [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', directory,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = [];
-  child.stdout.on('data', (chunk) => output.push(chunk.toString()));
-  child.stderr.on('data', (chunk) => output.push(chunk.toString()));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  ]);
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await end();
     await mkdir(artifacts, { recursive: true });
     await writeFile(path.join(artifacts, `${name}.redis.log`), output.join(''));
     await rm(directory, { recursive: true, force: true });
@@ -851,15 +863,9 @@ export async function startCaddy(name, { port, nodes }) {
     await save();
     throw new Error(`caddy validate refused the Caddyfile: see artifacts/${name}.caddy.log`);
   }
-  const child = spawn(CADDY, ['run', '--config', config, '--adapter', 'caddyfile'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.on('data', (chunk) => output.push(chunk.toString()));
-  child.stderr.on('data', (chunk) => output.push(chunk.toString()));
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const { child, end } = spawnLogged(CADDY, ['run', '--config', config, '--adapter', 'caddyfile'], { env }, output);
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await end();
     await save();
     await rm(directory, { recursive: true, force: true });
   };

@@ -4,11 +4,6 @@ local node = ARGV[2]
 redis.call('DEL', prefix .. 'node:' .. node)
 redis.call('ZREM', prefix .. 'nodes', node)
 for i = 3, #ARGV do
-  local room = ARGV[i]
-  local key = prefix .. 'room:' .. room
-  if redis.call('GET', key) == node then
-    redis.call('DEL', key)
-    redis.call('ZREM', prefix .. 'rooms', room)
-  end
+  release(ARGV[i], node)
 end
 return 0

@@ -6,3 +6,12 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', prefix .. 'nodes', '-inf', '(' .. now)
 redis.call('ZREMRANGEBYSCORE', prefix .. 'rooms', '-inf', '(' .. now)
+
+-- Lets go of `room`'s placement if `node` holds it; another node's stays.
+local function release(room, node)
+  local key = prefix .. 'room:' .. room
+  if redis.call('GET', key) == node then
+    redis.call('DEL', key)
+    redis.call('ZREM', prefix .. 'rooms', room)
+  end
+end

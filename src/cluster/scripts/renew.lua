@@ -24,11 +24,6 @@ for i = 12, 11 + held do
   end
 end
 for i = 12 + held, #ARGV do
-  local room = ARGV[i]
-  local key = prefix .. 'room:' .. room
-  if redis.call('GET', key) == node then
-    redis.call('DEL', key)
-    redis.call('ZREM', prefix .. 'rooms', room)
-  end
+  release(ARGV[i], node)
 end
 return taken
