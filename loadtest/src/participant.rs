@@ -27,6 +27,9 @@ use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEs
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtp;
+use rtc::rtp::extension::HeaderExtension;
+use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
+use switchyard::media::audio_level::AUDIO_LEVEL_URI;
 use switchyard::media::vp8;
 use switchyard::rtc::Feedback;
 use switchyard::rtc::feedback::FEEDBACK_QUEUE;
@@ -1608,8 +1611,8 @@ async fn publish_simulcast(track: Outgoing, participant: String, shared: Arc<Sha
 
 /// The media engine of a synthetic participant: the server's, and the RTP stream id header
 /// extensions in the sending direction too, which a simulcast publisher stamps on its packets
-/// (the server negotiates them on what it receives only); with `transport_cc`, the
-/// transport-wide sequence number likewise.
+/// (the server negotiates them on what it receives only), and the audio level; with
+/// `transport_cc`, the transport-wide sequence number likewise.
 pub(crate) fn client_media_engine(
     transport_cc: bool,
 ) -> Result<rtc::peer_connection::configuration::media_engine::MediaEngine, rtc::shared::error::Error>
@@ -1625,6 +1628,9 @@ pub(crate) fn client_media_engine(
             rtc::sdp::extmap::SDES_REPAIR_RTP_STREAM_ID_URI,
             RtpCodecKind::Video,
         ),
+        // Every microphone's loudness, as browsers stamp it: what the server finds the active
+        // speaker by.
+        (AUDIO_LEVEL_URI, RtpCodecKind::Audio),
     ];
     if transport_cc {
         extensions.extend([
@@ -1664,7 +1670,12 @@ async fn publish(track: Outgoing, participant: String) {
                     index == 0,
                     synthetic::opus_packet(tag, index),
                 );
-                let _ = track.pipe.write_rtp(packet).await;
+                let (level, voice) = synthetic::speech_level(tag, index);
+                let loudness = HeaderExtension::AudioLevel(AudioLevelExtension { level, voice });
+                let _ = track
+                    .pipe
+                    .write_rtp_with_extensions(packet, &[loudness])
+                    .await;
                 sequence = sequence.wrapping_add(1);
                 timestamp = timestamp.wrapping_add(960);
                 index += 1;

@@ -200,6 +200,22 @@ pub fn vp8_frame(
     packets
 }
 
+/// The level a synthetic speaker's `index`-th 20 ms of audio carries (RFC 6464: −dBov, 0 the
+/// loudest, 127 silence) and whether it is voice: talk spurts and pauses of a few seconds, in
+/// a rhythm of its own for each track (`tag`), so that speakers overlap and take turns as in a
+/// conversation, and the server has a dominant speaker to find.
+pub fn speech_level(tag: u32, index: u64) -> (u8, bool) {
+    // A cycle of 3 to 8 s (150 to 400 packets), talking for its first two fifths.
+    let cycle = 150 + u64::from(tag % 251);
+    let position = (index + u64::from(tag >> 8)) % cycle;
+    if position < cycle * 2 / 5 {
+        // Speech between −25 and −34 dBov, varying as a voice does.
+        (25 + (position % 10) as u8, true)
+    } else {
+        (127, false)
+    }
+}
+
 /// One synthetic Opus packet of 20 ms (about 64 kbit/s of payload).
 pub fn opus_packet(tag: u32, index: u64) -> Bytes {
     payload(
@@ -217,6 +233,38 @@ pub fn opus_packet(tag: u32, index: u64) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_synthetic_speaker_talks_about_two_fifths_of_the_time_in_spurts() {
+        for tag in [0, 7, 0xdead_beef, u32::MAX] {
+            let levels: Vec<(u8, bool)> =
+                (0..2_000).map(|index| speech_level(tag, index)).collect();
+            let talking = levels.iter().filter(|(_, voice)| *voice).count();
+            assert!((600..=1_000).contains(&talking), "{tag}: {talking}");
+            // Spurts, not a flicker: the voice flag changes a few times in 40 s.
+            let changes = levels
+                .windows(2)
+                .filter(|pair| pair[0].1 != pair[1].1)
+                .count();
+            assert!((6..=30).contains(&changes), "{tag}: {changes}");
+            for (level, voice) in levels {
+                assert!(if voice {
+                    (25..35).contains(&level)
+                } else {
+                    level == 127
+                });
+            }
+        }
+        assert_ne!(
+            (0..400)
+                .map(|index| speech_level(1, index).1)
+                .collect::<Vec<_>>(),
+            (0..400)
+                .map(|index| speech_level(99_999, index).1)
+                .collect::<Vec<_>>(),
+            "each track has its own rhythm"
+        );
+    }
 
     #[test]
     fn probes_round_trip_and_catch_corruption() {

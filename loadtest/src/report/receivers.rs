@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
-use switchyard::signal::protocol::TrackKind;
+use switchyard::signal::protocol::{ServerMessage, TrackKind};
 
 use crate::participant::Observed;
 
@@ -42,6 +42,9 @@ pub struct ReceiverTotals {
     pub pauses: u64,
     /// Its videos paused when the window closed.
     pub paused_at_end: usize,
+    /// Times the server named a new active speaker to it (`speakers`), over the whole run.
+    #[serde(default)]
+    pub speaker_changes: u64,
 }
 
 impl ReceiverTotals {
@@ -77,6 +80,7 @@ impl ReceiverTotals {
             }
         }
         totals.bitrate_bps = totals.bytes as f64 * 8.0 / window_seconds.max(1e-9);
+        totals.speaker_changes = speaker_changes(&observed.messages);
         totals
     }
 
@@ -160,12 +164,49 @@ pub fn table(receivers: &[ReceiverTotals]) -> String {
     out
 }
 
+/// How many times `messages` name an active speaker other than the one before.
+fn speaker_changes(messages: &[ServerMessage]) -> u64 {
+    let mut active = None;
+    let mut changes = 0;
+    for message in messages {
+        if let ServerMessage::Speakers { active: now, .. } = message
+            && now.is_some()
+            && *now != active
+        {
+            changes += 1;
+            active.clone_from(now);
+        }
+    }
+    changes
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
     use crate::participant::{ReceivedTrack, WindowMark};
+
+    #[test]
+    fn speaker_changes_count_each_new_active_speaker_once() {
+        let speakers = |active: Option<&str>| ServerMessage::Speakers {
+            active: active.map(Into::into),
+            speaking: Vec::new(),
+        };
+        let messages = [
+            speakers(None),
+            speakers(Some("PA_1")),
+            speakers(Some("PA_1")),
+            ServerMessage::Shutdown {
+                reason: String::new(),
+            },
+            speakers(Some("PA_2")),
+            speakers(None),
+            speakers(Some("PA_1")),
+        ];
+        assert_eq!(speaker_changes(&messages), 3);
+        assert_eq!(speaker_changes(&[]), 0);
+    }
 
     #[test]
     fn totals_count_the_window_only_and_sum_the_layers_of_every_video() {
