@@ -33,6 +33,16 @@ async fn host_of(asked: &ServerProcess, room: &str) -> String {
         .unwrap_or_else(|| panic!("room {room} is placed nowhere"))
 }
 
+/// Two nodes, `node-a` and `node-b`, on `redis`, with `extra` arguments, once both are listed.
+async fn two_nodes(redis: &RedisProcess, extra: &[&str]) -> [ServerProcess; 2] {
+    let nodes = [
+        node(redis, "node-a", extra).await,
+        node(redis, "node-b", extra).await,
+    ];
+    wait_for_nodes(nodes[0].address, 2).await;
+    nodes
+}
+
 /// Of two nodes `node-a` and `node-b`, the one called `host`, the other, and the other's id.
 fn host_and_other<'a>(
     nodes: &'a [ServerProcess; 2],
@@ -160,11 +170,7 @@ async fn a_node_killed_leaves_no_entry_after_its_lease_and_its_room_is_placed_ag
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_shutting_down_tells_its_clients_and_takes_no_new_room() {
     let redis = RedisProcess::start().await;
-    let nodes = [
-        node(&redis, "node-a", &["--shutdown-grace", "5"]).await,
-        node(&redis, "node-b", &["--shutdown-grace", "5"]).await,
-    ];
-    wait_for_nodes(nodes[0].address, 2).await;
+    let nodes = two_nodes(&redis, &["--shutdown-grace", "5"]).await;
     let participant = join_at(&nodes[0], "standup", "ada").await.expect("joins");
     let host = host_of(&nodes[0], "standup").await;
     let (leaving, staying, staying_id) = host_and_other(&nodes, &host);
@@ -194,18 +200,10 @@ async fn a_node_shutting_down_tells_its_clients_and_takes_no_new_room() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_calls_go_on_new_rooms_are_refused_and_nodes_register_again() {
     let mut redis = RedisProcess::start().await;
-    let nodes = [
-        node(&redis, "node-a", &[]).await,
-        node(&redis, "node-b", &[]).await,
-    ];
-    wait_for_nodes(nodes[0].address, 2).await;
+    let nodes = two_nodes(&redis, &[]).await;
     let ada = join_at(&nodes[0], "standup", "ada").await.expect("joins");
     let host = host_of(&nodes[0], "standup").await;
-    let host = if host == "node-a" {
-        &nodes[0]
-    } else {
-        &nodes[1]
-    };
+    let (host, _, _) = host_and_other(&nodes, &host);
     let grace = join_at(host, "standup", "grace").await.expect("joins");
     wait_for_flowing_tracks(&ada, 2).await;
     wait_for_flowing_tracks(&grace, 2).await;
@@ -250,11 +248,7 @@ async fn tokens_are_checked_before_anything_is_placed_and_the_room_limit_spans_t
     const KEY: &str = "a cluster-wide token key of more than thirty-two bytes";
     let redis = RedisProcess::start().await;
     let args = ["--token-key", KEY, "--max-rooms", "2"];
-    let nodes = [
-        node(&redis, "node-a", &args).await,
-        node(&redis, "node-b", &args).await,
-    ];
-    wait_for_nodes(nodes[0].address, 2).await;
+    let nodes = two_nodes(&redis, &args).await;
     let token = |room: &str, identity: &str| {
         let claims = Claims::new(
             room,
@@ -355,11 +349,7 @@ async fn tokens_are_checked_before_anything_is_placed_and_the_room_limit_spans_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_another_node_took_meanwhile_ends_here_and_its_members_are_told_to_join_again() {
     let redis = RedisProcess::start().await;
-    let nodes = [
-        node(&redis, "node-a", &[]).await,
-        node(&redis, "node-b", &[]).await,
-    ];
-    wait_for_nodes(nodes[0].address, 2).await;
+    let nodes = two_nodes(&redis, &[]).await;
     let ada = join_at(&nodes[0], "standup", "ada").await.expect("joins");
     let host = host_of(&nodes[0], "standup").await;
     let (here, there, there_id) = host_and_other(&nodes, &host);

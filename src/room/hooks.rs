@@ -42,6 +42,22 @@ impl RoomHooks {
         self.emit(EventKind::RoomFinished, None, None);
     }
 
+    /// `participant` left, its `publications` unpublished on the way out.
+    pub fn left<'a>(
+        &mut self,
+        participant: ParticipantRef,
+        publications: impl IntoIterator<Item = &'a std::sync::Arc<Publication>>,
+    ) {
+        for publication in publications {
+            self.track(
+                EventKind::TrackUnpublished,
+                participant.clone(),
+                publication,
+            );
+        }
+        self.participant(EventKind::ParticipantLeft, participant);
+    }
+
     /// `participant` joined or left.
     pub fn participant(&mut self, kind: EventKind, participant: ParticipantRef) {
         self.emit(kind, Some(participant), None);

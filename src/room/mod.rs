@@ -462,18 +462,12 @@ impl Room {
             .for_each(|publication| publication.stop());
         // The webhooks hear every departure, as if each had left on its own.
         for member in &state.members {
-            let reference = member.reference();
-            for publication in publications
-                .iter()
-                .filter(|publication| publication.info().participant == member.info.id)
-            {
-                state
-                    .hooks
-                    .track(EventKind::TrackUnpublished, reference.clone(), publication);
-            }
-            state
-                .hooks
-                .participant(EventKind::ParticipantLeft, reference);
+            state.hooks.left(
+                member.reference(),
+                publications
+                    .iter()
+                    .filter(|publication| publication.info().participant == member.info.id),
+            );
         }
         for member in std::mem::take(&mut state.members) {
             let _ = member.events.send(farewell.clone());
@@ -524,15 +518,7 @@ fn remove_member(state: &mut RoomState, participant: &ParticipantId) -> Option<M
         .partition(|publication| publication.info().participant == *participant);
     state.publications = kept;
     gone.iter().for_each(|publication| publication.stop());
-    let reference = member.reference();
-    for publication in &gone {
-        state
-            .hooks
-            .track(EventKind::TrackUnpublished, reference.clone(), publication);
-    }
-    state
-        .hooks
-        .participant(EventKind::ParticipantLeft, reference);
+    state.hooks.left(member.reference(), &gone);
     if !gone.is_empty() {
         broadcast(state, participant, RoomEvent::Unpublished(gone));
     }
